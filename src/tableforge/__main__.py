@@ -1,0 +1,3 @@
+from tableforge.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""HTTP routes, the /ws endpoint and admin: parse, authorize, call a service, shape the reply."""

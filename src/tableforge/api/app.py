@@ -1,0 +1,87 @@
+"""The ASGI app: routes, error shape, metrics middleware, the static web client, and start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tableforge import __version__
+from tableforge.api import errors
+from tableforge.api.responses import JSON
+from tableforge.api.routes import auth, health, rooms, systems
+from tableforge.api.ws import router as ws_router
+from tableforge.config import Settings
+from tableforge.observability import metrics
+from tableforge.observability.logging import configure_logging, get_logger
+from tableforge.services import lifecycle
+from tableforge.services.runtime import build_runtime
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+log = get_logger(__name__)
+
+
+class MetricsMiddleware:
+    """Latency by route *template* (never the raw path: ids would make unbounded labels), and an
+    early 413 for request bodies over the upload limit, before anything reads them."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                response = errors.error_response(413, "too_large", f"the request body is over {self.max_body} bytes")
+                await response(scope, receive, send)
+                return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.HTTP_REQUEST_SECONDS.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - start)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.instance_id, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = build_runtime(settings)
+        app.state.runtime = rt
+        await lifecycle.start(rt)
+        log.info("started", mode="scale-out" if settings.scale_out else "embedded", database=rt.db.dialect)
+        try:
+            yield
+        finally:
+            await lifecycle.stop(rt)
+            log.info("stopped")
+
+    app = FastAPI(title="TableForge", version=__version__, default_response_class=JSON,
+                  lifespan=lifespan)
+    errors.install(app)
+    for router in (health.router, auth.router, systems.router, rooms.router, ws_router):
+        app.include_router(router)
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_bytes + 1024 * 1024)
+    return app

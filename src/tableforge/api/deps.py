@@ -1,0 +1,43 @@
+"""Request dependencies: the runtime, and the caller's identity from a bearer token or cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from tableforge.services import users
+from tableforge.services.runtime import Runtime
+
+SESSION_COOKIE = "tableforge_session"
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return,unused-ignore]
+
+
+def token_from(headers: Any, query: Any, cookies: Any) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+    return query.get("token") or cookies.get(SESSION_COOKIE)
+
+
+async def current_user(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
+    token = token_from(request.headers, {}, request.cookies)
+    user = await users.authenticate(rt, token)
+    request.state.token = token
+    return user
+
+
+async def optional_user(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any] | None:
+    token = token_from(request.headers, {}, request.cookies)
+    if not token:
+        return None
+    return await users.authenticate(rt, token)
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+UserDep = Annotated[dict[str, Any], Depends(current_user)]
+OptionalUserDep = Annotated[dict[str, Any] | None, Depends(optional_user)]

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+
+from tableforge.api.deps import RuntimeDep, UserDep
+from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
+from tableforge.api.responses import JSON
+from tableforge.domain.errors import NotFound, TooLarge, ValidationFailed
+from tableforge.services import assets, rooms, shapes, tokens
+
+router = APIRouter()
+
+
+@router.post("/api/rooms", status_code=201)
+async def create(body: RoomIn, user: UserDep, rt: RuntimeDep) -> JSON:
+    return JSON(await rooms.create(rt, user, body.name, body.game_system_id), status_code=201)
+
+
+@router.get("/api/rooms")
+async def mine(user: UserDep, rt: RuntimeDep) -> JSON:
+    items = await rooms.list_mine(rt, user)
+    return JSON({"rooms": items, "total": len(items)})
+
+
+@router.post("/api/rooms/join")
+async def join(body: JoinIn, user: UserDep, rt: RuntimeDep) -> JSON:
+    return JSON(await rooms.join_by_invite(rt, user, body.invite_code))
+
+
+@router.get("/api/rooms/{room_id}")
+async def snapshot(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
+    return JSON(await rooms.snapshot(rt, room_id, user))
+
+
+@router.delete("/api/rooms/{room_id}", status_code=204)
+async def close(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> Response:
+    await rooms.close(rt, room_id, user)
+    return Response(status_code=204)
+
+
+@router.get("/api/rooms/{room_id}/players")
+async def players(room_id: Uuid, user: UserDep, rt: RuntimeDep, online: bool | None = None) -> JSON:
+    items = await rooms.players(rt, room_id, user, online)
+    return JSON({"players": items, "total": len(items)})
+
+
+@router.post("/api/rooms/{room_id}/assets", status_code=201)
+async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
+                 file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None
+                 ) -> JSON:
+    limit = rt.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the file is over the {limit} byte limit", code="file_too_large")
+    asset = await assets.upload(rt, user, room_id, name, file.filename, data)
+    return JSON(asset, status_code=201)
+
+
+@router.get("/api/rooms/{room_id}/assets")
+async def list_assets(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
+    items = await assets.list_room(rt, user, room_id)
+    return JSON({"assets": items, "total": len(items)})
+
+
+@router.delete("/api/assets/{asset_id}", status_code=204)
+async def delete_asset(asset_id: Uuid, user: UserDep, rt: RuntimeDep) -> Response:
+    await assets.delete(rt, user, asset_id)
+    return Response(status_code=204)
+
+
+@router.get("/assets/{sha256}.{ext}")
+async def asset_file(sha256: str, ext: str, request: Request, rt: RuntimeDep) -> Response:
+    path = assets.find_file(rt, sha256, ext)
+    if path is None:
+        raise NotFound("no such asset file", code="asset_not_found")
+    etag = f'"{sha256}"'
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
+    inm = request.headers.get("if-none-match", "")
+    if etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=shapes.MEDIA_TYPES[ext], headers=headers)
+
+
+async def _role(rt: RuntimeDep, room_id: str, user: dict[str, str]) -> str:
+    async with rt.db.read() as conn:
+        return await rooms.require_member(conn, room_id, user)
+
+
+@router.post("/api/rooms/{room_id}/tokens", status_code=201)
+async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep) -> JSON:
+    await _role(rt, room_id, user)
+    token, version = await tokens.add(rt, user["id"], room_id, body.asset_id, body.x, body.y, body.rotation,
+                                      body.scale, body.z_index)
+    return JSON(token | {"room_version": version}, status_code=201)
+
+
+@router.patch("/api/rooms/{room_id}/tokens/{token_id}")
+async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: UserDep,
+                       rt: RuntimeDep) -> JSON:
+    role = await _role(rt, room_id, user)
+    values = body.model_dump(exclude_unset=True, exclude={"if_version"})
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        raise ValidationFailed("nothing to change: give x, y, rotation, scale or z_index", code="nothing_to_change")
+    token, version = await tokens.change(rt, user["id"], role, room_id, token_id, values, body.if_version)
+    return JSON(token | {"room_version": version})
+
+
+@router.delete("/api/rooms/{room_id}/tokens/{token_id}", status_code=200)
+async def remove_token(room_id: Uuid, token_id: Uuid, user: UserDep, rt: RuntimeDep,
+                       if_version: Annotated[int | None, Query(ge=0)] = None) -> JSON:
+    role = await _role(rt, room_id, user)
+    version = await tokens.remove(rt, user["id"], role, room_id, token_id, if_version)
+    return JSON({"version": version, "room_version": version})

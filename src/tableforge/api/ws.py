@@ -1,0 +1,183 @@
+"""`GET /ws`: one loop per socket. Decode once, check the rate limit, dispatch to a service,
+answer with an ack or an error frame. The socket stays open on bad input (PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from tableforge.api.deps import token_from
+from tableforge.domain import events as ev
+from tableforge.domain.errors import AppError, Forbidden
+from tableforge.observability import metrics
+from tableforge.observability.logging import get_logger
+from tableforge.realtime import protocol as p
+from tableforge.realtime.connection import Connection
+from tableforge.realtime.ratelimit import TokenBucket
+from tableforge.services import chat, play, tokens, users
+from tableforge.services.runtime import Runtime
+
+router = APIRouter()
+log = get_logger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+_ACK_EMPTY = '{"type":"ack","id":%s}'
+
+
+def _ack(msg_id: Any, **result: Any) -> str:
+    return p.encode({"type": "ack", "id": msg_id, **result})
+
+
+def _error(conn: Connection, code: str, message: str, msg_id: Any = None, details: Any = None) -> None:
+    metrics.WS_ERRORS.labels(code).inc()
+    frame: dict[str, Any] = {"type": "error", "id": msg_id, "code": code, "message": message}
+    if details is not None:
+        frame["details"] = details
+    conn.send(p.encode(frame))
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    rt: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        user = await users.authenticate(rt, token_from(websocket.headers, websocket.query_params,
+                                                       websocket.cookies))
+    except AppError as exc:
+        with contextlib.suppress(Exception):
+            await websocket.send_text(p.encode({"type": "error", "code": exc.code, "message": exc.message}))
+            await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
+        return
+
+    async def close_socket(code: int, reason: str) -> None:
+        if websocket.application_state != WebSocketState.DISCONNECTED:
+            await websocket.close(code, reason)
+
+    conn = Connection(secrets.token_hex(6), user["id"], user["username"], websocket.send_text, close_socket,
+                      rt.settings.ws_send_queue)
+    rt.hub.add_connection(conn)
+    conn.start()
+    bucket = TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst)
+    max_frame = rt.settings.ws_max_frame_bytes
+    try:
+        while not conn.closed:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            frame = message.get("text")
+            if frame is None:
+                frame = message.get("bytes") or b""
+            if len(frame) > max_frame:
+                metrics.WS_CLOSED.labels("too_big").inc()
+                conn.close(CLOSE_TOO_BIG, "frame too large")
+                break
+            if not bucket.take():
+                _error(conn, "rate_limited", "too many messages: slow down")
+                if bucket.flooding():
+                    metrics.WS_CLOSED.labels("flooding").inc()
+                    conn.close(CLOSE_POLICY, "rate limit exceeded")
+                    break
+                continue
+            await _handle(rt, conn, frame)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        log.exception("ws_loop_failed", user_id=conn.user_id)
+    finally:
+        with contextlib.suppress(Exception):
+            await play.disconnect(rt, conn)
+        await conn.stop()
+
+
+async def _handle(rt: Runtime, conn: Connection, frame: str | bytes) -> None:
+    started = time.perf_counter()
+    try:
+        msg = p.decode(frame)
+    except p.ProtocolError as exc:
+        metrics.WS_MESSAGES_IN.labels("invalid").inc()
+        _error(conn, exc.code, exc.message, exc.msg_id)
+        return
+    mtype = p.message_type(msg)
+    metrics.WS_MESSAGES_IN.labels(mtype).inc()
+    try:
+        await _dispatch(rt, conn, msg)
+    except AppError as exc:
+        _error(conn, exc.code, exc.message, msg.id, exc.details)
+    except Exception:
+        log.exception("ws_handler_failed", type=mtype)
+        _error(conn, "internal_error", "something went wrong on our side", msg.id)
+    metrics.WS_HANDLE_SECONDS.labels(mtype).observe(time.perf_counter() - started)
+
+
+def _role(conn: Connection, room_id: str) -> str:
+    role = conn.rooms.get(room_id)
+    if role is None:
+        raise Forbidden("join the room first", code="not_joined")
+    return role
+
+
+async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None:
+    reply = msg.id is not None
+    match msg:
+        case p.TokenMove(preview=True):
+            _role(conn, msg.room_id)
+            await tokens.preview(rt, conn.user_id, msg.room_id, ev.TOKEN_MOVING,
+                                 {"token_id": msg.token_id, "x": msg.x, "y": msg.y}, conn)
+        case p.TokenMove():
+            role = _role(conn, msg.room_id)
+            _, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id,
+                                             {"x": msg.x, "y": msg.y}, msg.if_version, conn, move_only=True)
+            if reply:
+                conn.send(_ack(msg.id, version=version))
+        case p.Pointer():
+            _role(conn, msg.room_id)
+            await tokens.preview(rt, conn.user_id, msg.room_id, ev.POINTER,
+                                 {"user_id": conn.user_id, "x": msg.x, "y": msg.y}, conn)
+        case p.Join():
+            await play.join(rt, conn, msg.room_id, msg.since, msg.id)
+        case p.Leave():
+            _role(conn, msg.room_id)
+            await play.leave(rt, conn, msg.room_id)
+            if reply:
+                conn.send(_ack(msg.id))
+        case p.TokenAdd():
+            _role(conn, msg.room_id)
+            token, version = await tokens.add(rt, conn.user_id, msg.room_id, msg.asset_id, msg.x, msg.y,
+                                              msg.rotation, msg.scale, msg.z_index, conn)
+            if reply:
+                conn.send(_ack(msg.id, token=token, version=version))
+        case p.TokenUpdate():
+            role = _role(conn, msg.room_id)
+            values = {k: getattr(msg, k) for k in ("x", "y", "rotation", "scale", "z_index")
+                      if getattr(msg, k) is not None}
+            if not values:
+                raise AppError("nothing to change: give x, y, rotation, scale or z_index",
+                               code="nothing_to_change", status=422)
+            token, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id, values,
+                                                 msg.if_version, conn)
+            if reply:
+                conn.send(_ack(msg.id, token=token, version=version))
+        case p.TokenRemove():
+            role = _role(conn, msg.room_id)
+            version = await tokens.remove(rt, conn.user_id, role, msg.room_id, msg.token_id, msg.if_version, conn)
+            if reply:
+                conn.send(_ack(msg.id, version=version))
+        case p.ChatSend():
+            _role(conn, msg.room_id)
+            message, version = await chat.send(rt, conn.user_id, conn.username, msg.room_id, msg.text, conn)
+            if reply:
+                conn.send(_ack(msg.id, message=message, version=version))
+        case p.DiceRoll():
+            _role(conn, msg.room_id)
+            roll, version = await chat.roll(rt, conn.user_id, conn.username, msg.room_id, msg.notation, conn)
+            if reply:
+                conn.send(_ack(msg.id, roll=roll, version=version))
+        case p.Ping():
+            conn.send(p.encode({"type": "pong", "id": msg.id, "ts": time.time() * 1000}))

@@ -1,0 +1,122 @@
+"""Settings from `TABLEFORGE_*` environment variables or a `.env` file (PROTOCOL.md, Configuration)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TABLEFORGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Backends: the mode is chosen once, from these two.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path("./tableforge-data")
+    instance_id: str = Field(default_factory=_default_instance_id)
+    auto_migrate: bool = True
+    seed_catalog: bool = True
+
+    # Database pool (PROTOCOL.md names; seconds).
+    db_pool_min: int = Field(5, ge=1, le=1000)
+    db_pool_max: int = Field(20, ge=1, le=1000)
+    db_idle_timeout: float = Field(30.0, gt=0)
+    db_connection_timeout: float = Field(10.0, gt=0)
+    db_statement_timeout: float = Field(30.0, gt=0)
+    db_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    db_slow_query_ms: float = Field(100.0, ge=0)
+
+    # Cache.
+    cache_max_size: int = Field(10000, ge=1)
+    cache_default_ttl: float = Field(300.0, gt=0)
+    cache_eviction: Literal["lru", "lfu", "ttl"] = "lru"
+    cache_compression: bool = True
+    cache_serialization: Literal["json", "msgpack"] = "msgpack"
+
+    # Auth.
+    session_ttl_hours: float = Field(24 * 30, gt=0)
+
+    # Uploads.
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(64_000_000, ge=1)
+
+    # WebSocket limits.
+    ws_max_frame_bytes: int = Field(64 * 1024, ge=1024)
+    ws_send_queue: int = Field(512, ge=8)
+    ws_rate_per_second: float = Field(60.0, gt=0)
+    ws_rate_burst: int = Field(120, ge=1)
+    ws_ping_interval: float = Field(20.0, gt=0)
+    ws_ping_timeout: float = Field(20.0, gt=0)
+    ws_history_size: int = Field(1000, ge=10)
+    ws_max_rooms_per_socket: int = Field(16, ge=1)
+
+    # Logging.
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("postgresql", "postgres://", "sqlite")):
+            raise ValueError("must start with postgresql:// or sqlite:///")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("TABLEFORGE_DB_POOL_MIN must not exceed TABLEFORGE_DB_POOL_MAX")
+        return self
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL: asyncpg for PostgreSQL, aiosqlite for SQLite."""
+        url = self.database_url
+        if url is None:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'tableforge.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+        elif url.startswith("sqlite://") and "+aiosqlite" not in url:
+            url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        return url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def scale_out(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.data_dir / "assets"
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Database: engine and pool, schema, migrations, queries, maintenance reports."""

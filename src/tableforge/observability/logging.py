@@ -1,0 +1,42 @@
+"""Structured logs (structlog): JSON lines carrying the instance id, or console lines for humans."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(instance_id: str, level: str = "INFO", json: bool = True) -> None:
+    processors: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_instance(instance_id),
+        structlog.processors.format_exc_info,
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Access logs are replaced by our metrics; they would dominate the log volume under load.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _add_instance(instance_id: str) -> structlog.types.Processor:
+    def processor(_logger: object, _name: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+        event["instance"] = instance_id
+        return event
+
+    return processor
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return,unused-ignore]

@@ -1,0 +1,34 @@
+"""Prometheus metrics. Labels hold only small fixed sets (route templates, message types), never ids."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "tableforge_http_request_seconds", "HTTP request latency by route template, method and status",
+    ["method", "route", "status"], buckets=_LATENCY_BUCKETS,
+)
+WS_CONNECTIONS = Gauge("tableforge_ws_connections", "Open WebSocket connections on this instance")
+WS_ROOMS = Gauge("tableforge_ws_rooms", "Rooms with at least one local socket on this instance")
+WS_MESSAGES_IN = Counter("tableforge_ws_messages_in_total", "Client messages received, by type", ["type"])
+WS_MESSAGES_OUT = Counter("tableforge_ws_messages_out_total", "Frames queued to sockets, by kind", ["kind"])
+WS_ERRORS = Counter("tableforge_ws_errors_total", "Error frames sent, by code", ["code"])
+WS_CLOSED = Counter("tableforge_ws_closed_total", "Sockets closed by the server, by reason", ["reason"])
+WS_DROPPED = Counter("tableforge_ws_dropped_total", "Frames dropped (ephemeral under load), by kind", ["kind"])
+WS_SEND_QUEUE = Histogram("tableforge_ws_send_queue_depth", "Send queue depth seen at enqueue",
+                          buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+WS_HANDLE_SECONDS = Histogram("tableforge_ws_handle_seconds", "Time to handle one client message, by type",
+                              ["type"], buckets=_LATENCY_BUCKETS)
+DELIVERY_SECONDS = Histogram(
+    "tableforge_delivery_seconds", "Event creation to local fan-out (enqueue on every socket)",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+REORDER_BUFFERED = Counter("tableforge_reorder_buffered_total", "Room events that arrived early and waited")
+REORDER_GAP_FILLS = Counter("tableforge_reorder_gap_fills_total", "Gaps filled from the stored history")
+REORDER_DROPPED = Counter("tableforge_reorder_dropped_total", "Events dropped by a full reorder buffer")
+DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write transaction duration",
+                                   buckets=_LATENCY_BUCKETS)
+DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],
+                             buckets=_LATENCY_BUCKETS)

@@ -1,0 +1,111 @@
+"""One local WebSocket: its identity, the rooms it joined, and a bounded send queue.
+
+The writer task drains the queue; a socket whose queue is full is a reader too slow to keep
+up and is closed (1013) rather than allowed to grow memory. Ephemeral frames (preview moves,
+pointers) are dropped first, once the queue is half full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from tableforge.observability import metrics
+
+CLOSE_SLOW_CONSUMER = 1013
+SendText = Callable[[str], Awaitable[None]]
+CloseSocket = Callable[[int, str], Awaitable[None]]
+
+
+class Connection:
+    __slots__ = ("_close_socket", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed", "conn_id",
+                 "max_queue", "rooms", "user_id", "username")
+
+    def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
+                 max_queue: int) -> None:
+        self.conn_id = conn_id
+        self.user_id = user_id
+        self.username = username
+        self.rooms: dict[str, str] = {}  # room_id -> role in that room
+        self.max_queue = max_queue
+        self.closed = False
+        self.close_code: int | None = None
+        self._send = send
+        self._close_socket = close
+        self._queue: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.conn_id}")
+
+    def send(self, text: str, *, ephemeral: bool = False) -> bool:
+        """Queue a frame without waiting. False if it was dropped (or the socket is closing)."""
+        if self.closed:
+            return False
+        depth = len(self._queue)
+        if depth >= self.max_queue:
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
+            metrics.WS_CLOSED.labels("slow_consumer").inc()
+            return False
+        if ephemeral and depth >= self.max_queue // 2:
+            metrics.WS_DROPPED.labels("ephemeral").inc()
+            return False
+        self._queue.append(text)
+        if not depth:
+            self._wake.set()
+        return True
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Stop sending and close the socket (from any task, without waiting)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self._queue.clear()
+        asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
+        with contextlib.suppress(Exception):
+            await self._close_socket(code, reason[:120])
+
+    async def drain(self, seconds: float) -> None:
+        """Give the writer a moment to flush what is queued (used before a clean close)."""
+        if not self._queue or self.closed:
+            return
+        self._idle.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        wake = self._wake
+        try:
+            while not self.closed:
+                while queue:
+                    await self._send(queue.popleft())
+                self._idle.set()
+                wake.clear()
+                await wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The peer went away mid-send: the reader loop sees the disconnect and cleans up.
+            self.closed = True

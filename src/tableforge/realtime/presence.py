@@ -1,0 +1,57 @@
+"""Who is online in which room: the first socket of a user in a room makes them online, the last
+one leaving makes them offline. Memory here; the Redis one spans instances and expires with them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import defaultdict
+
+
+class Presence(ABC):
+    @abstractmethod
+    async def add(self, room_id: str, user_id: str, conn_key: str) -> bool:
+        """Record a socket; True if it is the user's first in the room (they just came online)."""
+
+    @abstractmethod
+    async def remove(self, room_id: str, user_id: str, conn_key: str) -> bool:
+        """Forget a socket; True if it was the user's last in the room (they just went offline)."""
+
+    @abstractmethod
+    async def online(self, room_id: str) -> set[str]:
+        """User ids with at least one socket in the room."""
+
+    @abstractmethod
+    async def count(self, room_id: str) -> int:
+        """Sockets in the room."""
+
+
+class MemoryPresence(Presence):
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, set[str]]] = defaultdict(dict)
+
+    async def add(self, room_id: str, user_id: str, conn_key: str) -> bool:
+        users = self._rooms[room_id]
+        conns = users.setdefault(user_id, set())
+        first = not conns
+        conns.add(conn_key)
+        return first
+
+    async def remove(self, room_id: str, user_id: str, conn_key: str) -> bool:
+        users = self._rooms.get(room_id)
+        if users is None or user_id not in users:
+            return False
+        conns = users[user_id]
+        conns.discard(conn_key)
+        if conns:
+            return False
+        del users[user_id]
+        if not users:
+            del self._rooms[room_id]
+        return True
+
+    async def online(self, room_id: str) -> set[str]:
+        return set(self._rooms.get(room_id, {}))
+
+    async def count(self, room_id: str) -> int:
+        return sum(len(c) for c in self._rooms.get(room_id, {}).values())

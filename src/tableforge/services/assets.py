@@ -1,0 +1,136 @@
+"""Uploaded images: checked by content with Pillow, stored content-addressed under the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from PIL import Image, UnidentifiedImageError
+
+from tableforge.db.schema import board_tokens, game_assets
+from tableforge.domain import events as ev
+from tableforge.domain.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia, ValidationFailed
+from tableforge.domain.roles import GM
+from tableforge.services import events, rooms, shapes
+from tableforge.services.runtime import Runtime
+
+_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    kind: str
+    width: int
+    height: int
+    sha256: str
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
+    """What the bytes really are (never the file name or the client's content type)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = _FORMATS.get(img.format or "")
+            if kind is None:
+                raise UnsupportedMedia(f"{img.format or 'this'} images are not supported; use PNG, JPEG, WebP or GIF",
+                                       code="unsupported_image")
+            width, height = img.size
+            if width * height > max_pixels:
+                raise TooLarge(f"the image is {width}x{height}; at most {max_pixels} pixels", code="image_too_large")
+            img.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise UnsupportedMedia("the file is not a PNG, JPEG, WebP or GIF image", code="unsupported_image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValidationFailed(f"the image is damaged: {exc}", code="corrupt_image") from None
+    return ImageInfo(kind, width, height, hashlib.sha256(data).hexdigest())
+
+
+def file_path(rt: Runtime, sha256: str, kind: str) -> Path:
+    return rt.settings.assets_dir / sha256[:2] / f"{sha256}.{shapes.EXTENSIONS[kind]}"
+
+
+def _store_file(path: Path, data: bytes) -> None:
+    if path.exists():
+        return  # content-addressed: the same bytes are already there
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+async def upload(rt: Runtime, user: dict[str, Any], room_id: str, name: str | None, filename: str | None,
+                 data: bytes) -> dict[str, Any]:
+    if len(data) > rt.settings.max_upload_bytes:
+        raise TooLarge(f"the file is over the {rt.settings.max_upload_bytes} byte limit", code="file_too_large")
+    if not data:
+        raise ValidationFailed("the file is empty", code="empty_file")
+    async with rt.db.read() as conn:
+        await rooms.require_member(conn, room_id, user)
+    info = await asyncio.to_thread(inspect_image, data, rt.settings.max_image_pixels)
+    path = file_path(rt, info.sha256, info.kind)
+    await asyncio.to_thread(_store_file, path, data)
+    label = (name or filename or "image").strip()[:200] or "image"
+    row = {"id": shapes.new_id(), "room_id": room_id, "uploader_id": user["id"], "name": label,
+           "type": info.kind, "sha256": info.sha256, "file_path": str(path.relative_to(rt.settings.data_dir)),
+           "width": info.width, "height": info.height, "size": len(data), "created_at": shapes.now()}
+    async with rt.db.write() as conn:
+        version = await events.next_versions(conn, room_id)
+        await conn.execute(sa.insert(game_assets).values(**row))
+        asset = shapes.asset(row)
+        event = await events.store(conn, room_id, version, ev.ASSET_ADDED, user["id"], {"asset": asset},
+                                   rt.settings.ws_history_size)
+    await rt.hub.publish(room_id, version, event.ts, None, event.body)
+    return asset
+
+
+async def list_room(rt: Runtime, user: dict[str, Any], room_id: str) -> list[dict[str, Any]]:
+    async with rt.db.read() as conn:
+        await rooms.require_member(conn, room_id, user)
+        rows = (await conn.execute(sa.select(game_assets).where(game_assets.c.room_id == room_id)
+                                   .order_by(game_assets.c.created_at))).mappings().all()
+    return [shapes.asset(r) for r in rows]
+
+
+async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
+    """Removes the asset and every token showing it, one event each, in one transaction."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(sa.select(game_assets).where(game_assets.c.id == asset_id))).mappings().first()
+        if row is None:
+            raise NotFound("no such asset", code="asset_not_found")
+        room_id = str(row["room_id"])
+        role = await rooms.require_member(conn, room_id, user)
+    if role != GM and str(row["uploader_id"]) != user["id"]:
+        raise Forbidden("only the uploader or the GM may delete an asset", code="not_uploader")
+    published = []
+    async with rt.db.write() as conn:
+        token_ids = [str(t) for t in (await conn.execute(
+            sa.select(board_tokens.c.id).where(board_tokens.c.asset_id == asset_id)
+            .order_by(board_tokens.c.created_at))).scalars()]
+        version = await events.next_versions(conn, room_id, len(token_ids) + 1)
+        await conn.execute(sa.delete(board_tokens).where(board_tokens.c.asset_id == asset_id))
+        await conn.execute(sa.delete(game_assets).where(game_assets.c.id == asset_id))
+        for offset, token_id in enumerate(token_ids):
+            published.append(await events.store(conn, room_id, version + offset, ev.TOKEN_REMOVED, user["id"],
+                                                {"token_id": token_id}, rt.settings.ws_history_size))
+        published.append(await events.store(conn, room_id, version + len(token_ids), ev.ASSET_REMOVED, user["id"],
+                                            {"asset_id": asset_id}, rt.settings.ws_history_size))
+        still_used = (await conn.execute(sa.select(sa.func.count()).where(game_assets.c.sha256 == row["sha256"])))
+        keep_file = bool(still_used.scalar())
+    for event in published:
+        await rt.hub.publish(room_id, event.version, event.ts, None, event.body)
+    if not keep_file:
+        path = file_path(rt, row["sha256"], row["type"])
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+def find_file(rt: Runtime, sha256: str, ext: str) -> Path | None:
+    kind = {v: k for k, v in shapes.EXTENSIONS.items()}.get(ext)
+    if kind is None or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        return None
+    path = file_path(rt, sha256, kind)
+    return path if path.is_file() else None

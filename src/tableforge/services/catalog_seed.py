@@ -1,0 +1,170 @@
+"""The official systems a fresh server starts with: real templates (sheets, dice presets, token
+defaults) so a GM can open a room and play at once. Inserted once; never overwrites edits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tableforge.db.schema import game_systems
+from tableforge.services import shapes
+from tableforge.services.runtime import Runtime
+
+_ABILITIES = ["strength", "dexterity", "constitution", "intelligence", "wisdom", "charisma"]
+
+OFFICIAL_SYSTEMS: list[dict[str, Any]] = [
+    {
+        "name": "Dungeon Delve (d20 fantasy)",
+        "description": "Classic heroic fantasy: six abilities, armour class, hit points and a d20 for every test.",
+        "category": "fantasy", "complexity": "intermediate",
+        "template": {
+            "sheet": {
+                "fields": [
+                    {"key": "name", "label": "Name", "type": "text"},
+                    {"key": "class", "label": "Class", "type": "select",
+                     "options": ["Fighter", "Wizard", "Rogue", "Cleric", "Ranger", "Bard"]},
+                    {"key": "level", "label": "Level", "type": "number", "min": 1, "max": 20, "default": 1},
+                    *[{"key": a, "label": a.title(), "type": "number", "min": 1, "max": 30, "default": 10}
+                      for a in _ABILITIES],
+                    {"key": "armor_class", "label": "Armour class", "type": "number", "default": 10},
+                    {"key": "hit_points", "label": "Hit points", "type": "counter", "default": 10},
+                    {"key": "inventory", "label": "Inventory", "type": "textarea"},
+                ],
+                "derived": {"modifier": "floor((score - 10) / 2)", "proficiency": "2 + floor((level - 1) / 4)"},
+            },
+            "dice_presets": [
+                {"label": "Ability check", "notation": "1d20"},
+                {"label": "Advantage", "notation": "2d20kh1"},
+                {"label": "Disadvantage", "notation": "2d20kl1"},
+                {"label": "Roll stats", "notation": "4d6kh3"},
+                {"label": "Longsword", "notation": "1d8"},
+                {"label": "Fireball", "notation": "8d6"},
+            ],
+            "token_defaults": {"size": 1, "grid": {"type": "square", "cell_feet": 5}, "scale": 1.0,
+                               "show_hp_bar": True},
+        },
+    },
+    {
+        "name": "Neon Runners (d6 dice pool)",
+        "description": "Cyberpunk heists: roll a pool of d6, every 5 or 6 is a hit; more hits, better outcome.",
+        "category": "sci-fi", "complexity": "advanced",
+        "template": {
+            "sheet": {
+                "fields": [
+                    {"key": "handle", "label": "Street name", "type": "text"},
+                    *[{"key": k, "label": k.title(), "type": "number", "min": 1, "max": 6, "default": 2}
+                      for k in ("body", "agility", "reaction", "logic", "intuition", "charisma")],
+                    {"key": "edge", "label": "Edge", "type": "counter", "default": 2},
+                    {"key": "stun", "label": "Stun track", "type": "track", "boxes": 10},
+                    {"key": "physical", "label": "Physical track", "type": "track", "boxes": 10},
+                    {"key": "cyberware", "label": "Cyberware", "type": "textarea"},
+                ],
+                "rules": {"hit_on": [5, 6], "glitch": "more than half the dice show 1"},
+            },
+            "dice_presets": [
+                {"label": "Small pool", "notation": "6d6"},
+                {"label": "Average pool", "notation": "10d6"},
+                {"label": "Big pool", "notation": "14d6"},
+                {"label": "Initiative", "notation": "1d6+8"},
+            ],
+            "token_defaults": {"size": 1, "grid": {"type": "square", "cell_meters": 1}, "scale": 1.0,
+                               "show_hp_bar": False},
+        },
+    },
+    {
+        "name": "Dread Archives (percentile horror)",
+        "description": "Investigators against the unknown: roll d100 under a skill; sanity slips away.",
+        "category": "horror", "complexity": "beginner",
+        "template": {
+            "sheet": {
+                "fields": [
+                    {"key": "name", "label": "Investigator", "type": "text"},
+                    {"key": "occupation", "label": "Occupation", "type": "text"},
+                    *[{"key": k, "label": k.title(), "type": "number", "min": 1, "max": 99, "default": 50}
+                      for k in ("strength", "dexterity", "power", "education", "appearance")],
+                    {"key": "sanity", "label": "Sanity", "type": "counter", "default": 50},
+                    {"key": "luck", "label": "Luck", "type": "counter", "default": 50},
+                    {"key": "skills", "label": "Skills (percent)", "type": "table",
+                     "columns": ["skill", "value"],
+                     "default": [["Library use", 40], ["Spot hidden", 25], ["Occult", 5]]},
+                ],
+                "rules": {"success": "roll <= skill", "hard": "roll <= skill / 2", "extreme": "roll <= skill / 5"},
+            },
+            "dice_presets": [
+                {"label": "Skill roll", "notation": "1d100"},
+                {"label": "Sanity loss (minor)", "notation": "1d4"},
+                {"label": "Sanity loss (major)", "notation": "1d10"},
+                {"label": "Bonus die", "notation": "2d100kl1"},
+            ],
+            "token_defaults": {"size": 1, "grid": {"type": "none"}, "scale": 1.0, "show_hp_bar": False},
+        },
+    },
+    {
+        "name": "Moves & Misses (2d6 narrative)",
+        "description": "Fiction first: roll 2d6 plus a stat; 10+ you do it, 7-9 at a cost, 6- the GM makes a move.",
+        "category": "narrative", "complexity": "beginner",
+        "template": {
+            "sheet": {
+                "fields": [
+                    {"key": "name", "label": "Name", "type": "text"},
+                    {"key": "playbook", "label": "Playbook", "type": "text"},
+                    *[{"key": k, "label": k.title(), "type": "number", "min": -2, "max": 3, "default": 0}
+                      for k in ("cool", "hard", "hot", "sharp", "weird")],
+                    {"key": "harm", "label": "Harm", "type": "clock", "segments": 6},
+                    {"key": "experience", "label": "Experience", "type": "track", "boxes": 5},
+                ],
+                "outcomes": {"10+": "full success", "7-9": "success with a cost", "6-": "GM move"},
+            },
+            "dice_presets": [
+                {"label": "Move +0", "notation": "2d6"},
+                {"label": "Move +1", "notation": "2d6+1"},
+                {"label": "Move +2", "notation": "2d6+2"},
+                {"label": "Move -1", "notation": "2d6-1"},
+            ],
+            "token_defaults": {"size": 1, "grid": {"type": "none"}, "scale": 1.0, "show_hp_bar": False},
+        },
+    },
+    {
+        "name": "Starlane Skirmish (d10 tactics)",
+        "description": "Squad tactics in space: roll d10s against a target number, hex grid, cover and overwatch.",
+        "category": "sci-fi", "complexity": "intermediate",
+        "template": {
+            "sheet": {
+                "fields": [
+                    {"key": "unit", "label": "Unit", "type": "text"},
+                    {"key": "move", "label": "Move (hexes)", "type": "number", "default": 5},
+                    {"key": "aim", "label": "Aim target", "type": "number", "min": 2, "max": 10, "default": 6},
+                    {"key": "armor", "label": "Armour", "type": "number", "default": 1},
+                    {"key": "wounds", "label": "Wounds", "type": "counter", "default": 3},
+                ],
+                "rules": {"hit": "each d10 >= aim target", "cover": "+1 aim target"},
+            },
+            "dice_presets": [
+                {"label": "Burst fire", "notation": "3d10"},
+                {"label": "Sniper shot", "notation": "1d10+2"},
+                {"label": "Grenade", "notation": "2d10"},
+            ],
+            "token_defaults": {"size": 1, "grid": {"type": "hex", "cell_meters": 2}, "scale": 1.0,
+                               "show_hp_bar": True},
+        },
+    },
+]
+
+
+async def seed(rt: Runtime) -> int:
+    """Insert the official systems that are missing (by name); returns how many were added."""
+    async with rt.db.write() as conn:
+        if rt.db.is_postgres:  # N instances may start at once: one seeds, the others then see its rows
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270001)"))
+        existing = set((await conn.execute(
+            sa.select(game_systems.c.name).where(game_systems.c.is_official.is_(True)))).scalars())
+        now = shapes.now()
+        rows = [
+            {"id": shapes.new_id(), "owner_id": None, "is_public": True, "is_official": True, "download_count": 0,
+             "rating_avg": 0.0, "rating_count": 0, "created_at": now, "updated_at": now, **system}
+            for system in OFFICIAL_SYSTEMS if system["name"] not in existing
+        ]
+        if rows:
+            await conn.execute(sa.insert(game_systems), rows)
+    return len(rows)

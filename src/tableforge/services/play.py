@@ -1,0 +1,90 @@
+"""The socket side of a room: join (snapshot or missed events), leave, presence."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from tableforge.db.schema import game_rooms, room_players, users
+from tableforge.domain import events as ev
+from tableforge.domain.errors import Conflict, RateLimited
+from tableforge.domain.roles import GM
+from tableforge.realtime.connection import Connection
+from tableforge.services import events, rooms, shapes
+from tableforge.services.runtime import Runtime
+
+
+def _conn_key(rt: Runtime, conn: Connection) -> str:
+    return rt.hub.sender_tag(conn)
+
+
+async def _presence_event(rt: Runtime, conn: Connection, room_id: str, online: bool) -> None:
+    """player.joined / player.left, stored like any room event, with is_online kept in step."""
+    async with rt.db.write() as db:
+        version = await events.next_versions(db, room_id)
+        await db.execute(sa.update(room_players)
+                         .where(room_players.c.room_id == room_id, room_players.c.user_id == conn.user_id)
+                         .values(is_online=online))
+        user = (await db.execute(sa.select(users).where(users.c.id == conn.user_id))).mappings().one()
+        event = await events.store(db, room_id, version, ev.PLAYER_JOINED if online else ev.PLAYER_LEFT,
+                                   conn.user_id, {"user": shapes.public_user(user)}, rt.settings.ws_history_size)
+    await rt.hub.publish(room_id, version, event.ts, conn, event.body)
+
+
+async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, msg_id: Any) -> None:
+    """Attach the socket, announce the player, then queue the ack: missed events when `since` is
+    still covered by the history, else a snapshot. Events after it follow in order."""
+    if room_id in conn.rooms:
+        await leave(rt, conn, room_id, announce=False)
+    if len(conn.rooms) >= rt.settings.ws_max_rooms_per_socket:
+        raise RateLimited("this socket has joined too many rooms", code="too_many_rooms")
+    async with rt.db.read() as db:
+        role = await rooms.require_member(db, room_id, {"id": conn.user_id})
+        if not (await db.execute(sa.select(game_rooms.c.is_active).where(game_rooms.c.id == room_id))).scalar():
+            raise Conflict("the room is closed", code="room_closed")
+    await rt.hub.attach(conn, room_id, role)
+    try:
+        if await rt.presence.add(room_id, conn.user_id, _conn_key(rt, conn)):
+            await _presence_event(rt, conn, room_id, online=True)
+        ack = await _join_ack(rt, room_id, since, role, msg_id)
+    except BaseException:
+        await leave(rt, conn, room_id, announce=True)
+        raise
+    rt.hub.activate(conn, room_id, ack[1], ack[0])
+
+
+async def _join_ack(rt: Runtime, room_id: str, since: int | None, role: str, msg_id: Any) -> tuple[str, int]:
+    head = {"type": "ack", "id": msg_id, "room_id": room_id, "role": role}
+    async with rt.db.snapshot_read() as db:
+        if since is not None:
+            current = await events.current_version(db, room_id)
+            missed = await events.history(db, room_id, since, current) if since <= current else None
+            if missed is not None and len(missed) == current - since:
+                head["version"] = current
+                bodies = ",".join(body for _, body in missed)
+                return orjson.dumps(head).decode()[:-1] + f',"events":[{bodies}]}}', current
+        snapshot = await rooms.read_snapshot(db, room_id, is_gm=role == GM)
+    version = int(snapshot["room"]["version"])
+    return orjson.dumps(head | {"version": version, "snapshot": snapshot}).decode(), version
+
+
+async def leave(rt: Runtime, conn: Connection, room_id: str, *, announce: bool = True) -> None:
+    await rt.hub.detach(conn, room_id)
+    if await rt.presence.remove(room_id, conn.user_id, _conn_key(rt, conn)) and announce:
+        with contextlib.suppress(Conflict):  # the room was closed meanwhile: nobody to tell
+            await _presence_event(rt, conn, room_id, online=False)
+
+
+async def disconnect(rt: Runtime, conn: Connection) -> None:
+    for room_id in list(conn.rooms):
+        await leave(rt, conn, room_id)
+    await rt.hub.remove_connection(conn)
+
+
+async def reset_presence(rt: Runtime) -> None:
+    """Embedded start-up: no socket survived the last process, so nobody is online."""
+    async with rt.db.write() as db:
+        await db.execute(sa.update(room_players).where(room_players.c.is_online.is_(True)).values(is_online=False))

@@ -1,0 +1,152 @@
+"""Rooms: creation from a catalog system, invites, membership, the snapshot, closing."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_messages, room_players, users
+from tableforge.domain import events as ev
+from tableforge.domain import limits
+from tableforge.domain.errors import Forbidden, NotFound
+from tableforge.domain.roles import GM, PLAYER, require_gm
+from tableforge.services import shapes, systems
+from tableforge.services.runtime import Runtime
+
+_INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the table
+
+
+def _invite_code() -> str:
+    return "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(limits.INVITE_CODE_LENGTH))
+
+
+async def role_of(conn: AsyncConnection, room_id: str, user_id: str) -> str | None:
+    return (await conn.execute(
+        sa.select(room_players.c.role).where(room_players.c.room_id == room_id,
+                                             room_players.c.user_id == user_id)
+    )).scalar()
+
+
+async def require_member(conn: AsyncConnection, room_id: str, user: dict[str, Any]) -> str:
+    role = await role_of(conn, room_id, user["id"])
+    if role is None:
+        exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
+        if exists is None:
+            raise NotFound("no such room", code="room_not_found")
+        raise Forbidden("you are not a member of this room", code="not_member")
+    return str(role)
+
+
+async def create(rt: Runtime, user: dict[str, Any], name: str, game_system_id: str | None) -> dict[str, Any]:
+    now = shapes.now()
+    for _ in range(5):
+        values = {"id": shapes.new_id(), "name": name, "gm_id": user["id"], "game_system_id": game_system_id,
+                  "invite_code": _invite_code(), "is_active": True, "version": 0, "created_at": now}
+        try:
+            async with rt.db.write() as conn:
+                if game_system_id is not None:
+                    await systems.ensure_usable(conn, game_system_id, user)
+                await conn.execute(sa.insert(game_rooms).values(**values))
+                await conn.execute(sa.insert(room_players).values(
+                    room_id=values["id"], user_id=user["id"], role=GM, is_online=False, joined_at=now))
+        except IntegrityError:
+            continue  # an invite code collision (1 in 32^10): draw another
+        return shapes.room(values, is_gm=True) | {"role": GM}
+    raise RuntimeError("could not draw a unique invite code")
+
+
+async def list_mine(rt: Runtime, user: dict[str, Any]) -> list[dict[str, Any]]:
+    async with rt.db.read() as conn:
+        rows = (await conn.execute(
+            sa.select(game_rooms, room_players.c.role)
+            .join(room_players, room_players.c.room_id == game_rooms.c.id)
+            .where(room_players.c.user_id == user["id"])
+            .order_by(game_rooms.c.created_at.desc())
+        )).mappings().all()
+    return [shapes.room(r, is_gm=r["role"] == GM) | {"role": r["role"]} for r in rows]
+
+
+async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) -> dict[str, Any]:
+    async with rt.db.write() as conn:
+        row = (await conn.execute(
+            sa.select(game_rooms).where(game_rooms.c.invite_code == invite_code.strip().upper(),
+                                        game_rooms.c.is_active.is_(True))
+        )).mappings().first()
+        if row is None:
+            raise NotFound("no open room has that invite code", code="invite_not_found")
+        role = await role_of(conn, str(row["id"]), user["id"])
+        if role is None:
+            role = PLAYER
+            await conn.execute(sa.insert(room_players).values(
+                room_id=row["id"], user_id=user["id"], role=PLAYER, is_online=False, joined_at=shapes.now()))
+    return shapes.room(row, is_gm=role == GM) | {"role": role}
+
+
+async def snapshot(rt: Runtime, room_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    async with rt.db.snapshot_read() as conn:
+        role = await require_member(conn, room_id, user)
+        return await read_snapshot(conn, room_id, is_gm=role == GM)
+
+
+async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool) -> dict[str, Any]:
+    """Room, players, assets, tokens and recent chat, read inside `Database.snapshot_read()` so
+    that `version` matches the contents."""
+    room = (await conn.execute(sa.select(game_rooms).where(game_rooms.c.id == room_id))).mappings().first()
+    if room is None:
+        raise NotFound("no such room", code="room_not_found")
+    players = (await conn.execute(_players_query(room_id))).mappings().all()
+    assets = (await conn.execute(
+        sa.select(game_assets).where(game_assets.c.room_id == room_id).order_by(game_assets.c.created_at)
+    )).mappings().all()
+    tokens = (await conn.execute(
+        sa.select(board_tokens).where(board_tokens.c.room_id == room_id)
+        .order_by(board_tokens.c.z_index, board_tokens.c.created_at)
+    )).mappings().all()
+    messages = (await conn.execute(
+        sa.select(room_messages, users.c.username)
+        .join(users, users.c.id == room_messages.c.user_id, isouter=True)
+        .where(room_messages.c.room_id == room_id)
+        .order_by(room_messages.c.version.desc())
+        .limit(limits.CHAT_HISTORY_IN_SNAPSHOT)
+    )).mappings().all()
+    return {
+        "room": shapes.room(room, is_gm=is_gm),
+        "players": [shapes.player(p) for p in players],
+        "assets": [shapes.asset(a) for a in assets],
+        "tokens": [shapes.token(t) for t in tokens],
+        "messages": [shapes.message(m) for m in reversed(messages)],
+    }
+
+
+def _players_query(room_id: str, online: bool | None = None) -> sa.Select[Any]:
+    query = (
+        sa.select(room_players.c.user_id, room_players.c.role, room_players.c.is_online,
+                  room_players.c.joined_at, users.c.username, users.c.first_name, users.c.last_name,
+                  users.c.profile_image_url)
+        .join(users, users.c.id == room_players.c.user_id)
+        .where(room_players.c.room_id == room_id)
+        .order_by(room_players.c.joined_at)
+    )
+    if online is not None:
+        query = query.where(room_players.c.is_online.is_(online))
+    return query
+
+
+async def players(rt: Runtime, room_id: str, user: dict[str, Any], online: bool | None) -> list[dict[str, Any]]:
+    async with rt.db.read() as conn:
+        await require_member(conn, room_id, user)
+        rows = (await conn.execute(_players_query(room_id, online))).mappings().all()
+    return [shapes.player(r) for r in rows]
+
+
+async def close(rt: Runtime, room_id: str, user: dict[str, Any]) -> None:
+    async with rt.db.write() as conn:
+        require_gm(await require_member(conn, room_id, user))
+        await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == room_id).values(is_active=False))
+        await conn.execute(sa.update(room_players).where(room_players.c.room_id == room_id)
+                           .values(is_online=False))
+    await rt.hub.publish_control({"kind": ev.ROOM_CLOSED, "room_id": room_id})

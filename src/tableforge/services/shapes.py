@@ -1,0 +1,157 @@
+"""Rows to the JSON shapes of PROTOCOL.md. Plain dicts: encoded once with orjson, no model objects."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def now_ms() -> float:
+    return round(time.time() * 1000, 3)
+
+
+def iso(value: datetime | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def user(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "username": row["username"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "profile_image_url": row["profile_image_url"],
+        "is_admin": bool(row["is_admin"]),
+    }
+
+
+def public_user(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "username": row["username"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "profile_image_url": row["profile_image_url"],
+    }
+
+
+def system(row: RowMapping | dict[str, Any], *, with_template: bool) -> dict[str, Any]:
+    out = {
+        "id": str(row["id"]),
+        "owner_id": str(row["owner_id"]) if row["owner_id"] else None,
+        "name": row["name"],
+        "description": row["description"],
+        "category": row["category"],
+        "complexity": row["complexity"],
+        "is_public": bool(row["is_public"]),
+        "is_official": bool(row["is_official"]),
+        "download_count": row["download_count"],
+        "rating": round(float(row["rating_avg"]), 3),
+        "rating_count": row["rating_count"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+    if "usage_count" in row:
+        out["usage_count"] = int(row["usage_count"] or 0)
+    if with_template:
+        out["template"] = row["template"]
+    return out
+
+
+def room(row: RowMapping | dict[str, Any], *, is_gm: bool) -> dict[str, Any]:
+    out = {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "gm_id": str(row["gm_id"]),
+        "game_system_id": str(row["game_system_id"]) if row["game_system_id"] else None,
+        "is_active": bool(row["is_active"]),
+        "version": int(row["version"]),
+        "created_at": iso(row["created_at"]),
+    }
+    if is_gm:
+        out["invite_code"] = row["invite_code"]
+    return out
+
+
+def player(row: RowMapping) -> dict[str, Any]:
+    return {
+        "user": {
+            "id": str(row["user_id"]),
+            "username": row["username"],
+            "first_name": row["first_name"],
+            "last_name": row["last_name"],
+            "profile_image_url": row["profile_image_url"],
+        },
+        "role": row["role"],
+        "is_online": bool(row["is_online"]),
+        "joined_at": iso(row["joined_at"]),
+    }
+
+
+def asset(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "room_id": str(row["room_id"]),
+        "uploader_id": str(row["uploader_id"]) if row["uploader_id"] else None,
+        "name": row["name"],
+        "type": row["type"],
+        "url": asset_url(row["sha256"], row["type"]),
+        "width": row["width"],
+        "height": row["height"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+
+
+def asset_url(sha256: str, kind: str) -> str:
+    return f"/assets/{sha256}.{EXTENSIONS.get(kind, kind)}"
+
+
+def token(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "asset_id": str(row["asset_id"]),
+        "owner_id": str(row["owner_id"]) if row["owner_id"] else None,
+        "x": float(row["x"]),
+        "y": float(row["y"]),
+        "rotation": float(row["rotation"]),
+        "scale": float(row["scale"]),
+        "z_index": int(row["z_index"]),
+        "version": int(row["version"]),
+    }
+
+
+def message(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "user_id": str(row["user_id"]) if row["user_id"] else None,
+        "username": row["username"],
+        "kind": row["kind"],
+        "text": row["text"],
+        "roll": row["roll"],
+        "version": int(row["version"]),
+        "created_at": iso(row["created_at"]),
+    }

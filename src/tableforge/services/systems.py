@@ -1,0 +1,147 @@
+"""The game-system catalog: search, templates, ratings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tableforge.db.schema import game_rooms, game_systems, system_ratings
+from tableforge.domain.errors import Forbidden, NotFound
+from tableforge.services import shapes
+from tableforge.services.runtime import Runtime
+
+CATALOG_ORDER = (
+    game_systems.c.is_official.desc(),
+    game_systems.c.download_count.desc(),
+    game_systems.c.rating_avg.desc(),
+    game_systems.c.created_at.desc(),
+    game_systems.c.id,
+)
+
+_usage = (
+    sa.select(sa.func.count())
+    .where(game_rooms.c.game_system_id == game_systems.c.id, game_rooms.c.is_active.is_(True))
+    .scalar_subquery()
+    .label("usage_count")
+)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,
+                 page: int, limit: int) -> dict[str, Any]:
+    """One round trip: the page, its usage counts (for the page's rows only) and the total."""
+    where: list[sa.ColumnElement[bool]] = [game_systems.c.is_public.is_(True)]
+    if category:
+        where.append(game_systems.c.category == category)
+    if complexity:
+        where.append(game_systems.c.complexity == complexity)
+    if text:
+        pattern = _like(text)
+        where.append(sa.or_(game_systems.c.name.ilike(pattern, escape="\\"),
+                            game_systems.c.description.ilike(pattern, escape="\\")))
+    query = (
+        sa.select(*[c for c in game_systems.c if c.name != "template"], _usage,
+                  sa.func.count().over().label("total"))
+        .where(*where)
+        .order_by(*CATALOG_ORDER)
+        .limit(limit)
+        .offset((page - 1) * limit)
+    )
+    async with rt.db.read() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+        if rows:
+            total = int(rows[0]["total"])
+        else:
+            total = int((await conn.execute(sa.select(sa.func.count()).where(*where))).scalar() or 0)
+    return {"systems": [shapes.system(r, with_template=False) for r in rows], "total": total,
+            "page": page, "limit": limit}
+
+
+async def _load(rt: Runtime, system_id: str) -> sa.RowMapping | None:
+    async with rt.db.read() as conn:
+        return (
+            await conn.execute(sa.select(game_systems, _usage).where(game_systems.c.id == system_id))
+        ).mappings().first()
+
+
+async def get(rt: Runtime, system_id: str, user: dict[str, Any] | None) -> dict[str, Any]:
+    row = await _load(rt, system_id)
+    if row is None or not (row["is_public"] or (user and str(row["owner_id"]) == user["id"])):
+        raise NotFound("no such game system", code="system_not_found")
+    return shapes.system(row, with_template=True)
+
+
+async def create(rt: Runtime, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    now = shapes.now()
+    values = {"id": shapes.new_id(), "owner_id": user["id"], "is_official": False, "download_count": 0,
+              "rating_avg": 0.0, "rating_count": 0, "created_at": now, "updated_at": now, **data}
+    async with rt.db.write() as conn:
+        await conn.execute(sa.insert(game_systems).values(**values))
+    return await get(rt, values["id"], user)
+
+
+async def _owned(rt: Runtime, system_id: str, user: dict[str, Any]) -> sa.RowMapping:
+    row = await _load(rt, system_id)
+    if row is None or not (row["is_public"] or str(row["owner_id"]) == user["id"]):
+        raise NotFound("no such game system", code="system_not_found")
+    if str(row["owner_id"]) != user["id"]:
+        raise Forbidden("only the system's owner may change it", code="not_owner")
+    return row
+
+
+async def update(rt: Runtime, system_id: str, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    await _owned(rt, system_id, user)
+    if data:
+        async with rt.db.write() as conn:
+            await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
+                               .values(**data, updated_at=shapes.now()))
+    return await get(rt, system_id, user)
+
+
+async def delete(rt: Runtime, system_id: str, user: dict[str, Any]) -> None:
+    await _owned(rt, system_id, user)
+    async with rt.db.write() as conn:
+        await conn.execute(sa.delete(game_systems).where(game_systems.c.id == system_id))
+
+
+async def rate(rt: Runtime, system_id: str, user: dict[str, Any], rating: int) -> dict[str, Any]:
+    """One rating per user (a second one replaces the first); the average is recomputed in the same
+    transaction from the ratings table, so concurrent raters cannot skew it."""
+    row = await _load(rt, system_id)
+    if row is None or not (row["is_public"] or str(row["owner_id"]) == user["id"]):
+        raise NotFound("no such game system", code="system_not_found")
+    async with rt.db.write() as conn:
+        # Lock the system row first (PostgreSQL) so two raters recompute one after the other.
+        await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
+                           .values(rating_count=game_systems.c.rating_count))
+        updated = await conn.execute(
+            sa.update(system_ratings)
+            .where(system_ratings.c.system_id == system_id, system_ratings.c.user_id == user["id"])
+            .values(rating=rating, created_at=shapes.now())
+        )
+        if updated.rowcount == 0:
+            await conn.execute(sa.insert(system_ratings).values(
+                system_id=system_id, user_id=user["id"], rating=rating, created_at=shapes.now()))
+        avg, count = (await conn.execute(
+            sa.select(sa.func.avg(system_ratings.c.rating), sa.func.count())
+            .where(system_ratings.c.system_id == system_id)
+        )).one()
+        await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
+                           .values(rating_avg=float(avg or 0), rating_count=int(count)))
+    return {"system_id": system_id, "rating": rating, "average": round(float(avg or 0), 3),
+            "rating_count": int(count)}
+
+
+async def ensure_usable(conn: Any, system_id: str, user: dict[str, Any]) -> None:
+    """A room may use a public system or one of the caller's own; using it counts as a download."""
+    row = (await conn.execute(sa.select(game_systems.c.is_public, game_systems.c.owner_id)
+                              .where(game_systems.c.id == system_id))).first()
+    if row is None or not (row[0] or str(row[1]) == user["id"]):
+        raise NotFound("no such game system", code="system_not_found")
+    await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
+                       .values(download_count=game_systems.c.download_count + 1))
