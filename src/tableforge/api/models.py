@@ -13,7 +13,7 @@ Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=li
                                             max_length=limits.USERNAME_MAX, pattern=limits.USERNAME_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=limits.PASSWORD_MIN, max_length=limits.PASSWORD_MAX)]
 PersonName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=limits.NAME_MAX_CHARS)]
-Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{32,36}$")]
+Uuid = Annotated[str, StringConstraints(pattern=limits.UUID_PATTERN)]
 Coord = Annotated[float, Field(ge=-limits.COORD_MAX, le=limits.COORD_MAX, allow_inf_nan=False)]
 Rotation = Annotated[float, Field(ge=-limits.ROTATION_MAX, le=limits.ROTATION_MAX, allow_inf_nan=False)]
 Scale = Annotated[float, Field(ge=limits.SCALE_MIN, le=limits.SCALE_MAX, allow_inf_nan=False)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -48,7 +48,9 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except (PoolTimeout, OperationalError, DBAPIError, OSError) as exc:
+        except _OURS:
+            raise
+        except (PoolTimeout, DBAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
 
     @asynccontextmanager
@@ -67,7 +69,9 @@ class Database:
         try:
             async with self.writer.begin() as conn:
                 yield conn
-        except (PoolTimeout, OperationalError, DBAPIError, OSError) as exc:
+        except _OURS:
+            raise
+        except (PoolTimeout, DBAPIError, OSError) as exc:
             raise _unavailable(exc) from exc
         finally:
             metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
@@ -83,6 +87,10 @@ class Database:
         await self.engine.dispose()
         if self.writer is not self.engine:
             await self.writer.dispose()
+
+
+# Errors that say something about the statement, not the database's health: callers handle them.
+_OURS = (IntegrityError, DataError, ProgrammingError)
 
 
 def _unavailable(exc: BaseException) -> Unavailable:

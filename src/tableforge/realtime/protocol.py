@@ -19,7 +19,7 @@ Scale = Annotated[float, msgspec.Meta(ge=limits.SCALE_MIN, le=limits.SCALE_MAX)]
 ZIndex = Annotated[int, msgspec.Meta(ge=-limits.Z_INDEX_MAX, le=limits.Z_INDEX_MAX)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
 MsgId = Annotated[str, msgspec.Meta(max_length=64)] | int
-RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+RoomId = Annotated[str, msgspec.Meta(pattern=limits.UUID_PATTERN)]
 
 
 class _Msg(msgspec.Struct, tag_field="type", kw_only=True):

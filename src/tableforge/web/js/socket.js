@@ -1,0 +1,395 @@
+// The room's WebSocket: requests with acks, room events applied in version order, resync on a
+// gap, and reconnection with backoff + jitter. One RoomSocket per open room.
+//
+// Ordering: `version` is the last room version applied. A stored event (or the ack of our own
+// change, turned into the same event) with version v is applied only when v == version + 1;
+// later ones wait in `held`; older ones are duplicates and are dropped. A gap that does not fill
+// within GAP_WAIT_MS makes us rejoin with `since=version` (events or a snapshot come back).
+
+const GAP_WAIT_MS = 1200;
+const REQUEST_TIMEOUT_MS = 15000;
+const PING_EVERY_MS = 20000;
+const PONG_WAIT_MS = 10000;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+
+export class RoomSocket {
+  /**
+   * handlers: onSnapshot(snapshot, {role, version}), onEvent(event), onEphemeral(event),
+   * onStatus(status, detail), onNotice(event) (room.closed, system.broadcast), onError(err),
+   * onAuthFailed(), onJoinFailed(err)
+   */
+  constructor({ roomId, token, handlers, url }) {
+    this.roomId = roomId;
+    this.token = token;
+    this.handlers = handlers;
+    this.url = url || RoomSocket.defaultUrl();
+    this.ws = null;
+    this.version = null; // last applied room version; null until the first snapshot
+    this.held = new Map(); // version -> event waiting for the ones before it
+    this.pending = new Map(); // request id -> {resolve, reject, timer, asEvent}
+    this.nextId = 1;
+    this.joined = false;
+    this.joining = false;
+    this.attempt = 0;
+    this.stopped = false;
+    this.gapTimer = null;
+    this.reconnectTimer = null;
+    this.pingTimer = null;
+    this.pongTimer = null;
+    this.role = null;
+    this.stats = { resyncs: 0, snapshots: 0, reconnects: 0 };
+    this._onOnline = () => this._reconnectNow();
+    window.addEventListener("online", this._onOnline);
+  }
+
+  static defaultUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws`;
+  }
+
+  // -- lifecycle ------------------------------------------------------------------------------
+  connect() {
+    if (this.stopped) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this._status(this.attempt ? "reconnecting" : "connecting");
+    let ws;
+    try {
+      ws = new WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
+    } catch (err) {
+      this._scheduleReconnect(1006);
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      if (this.ws !== ws) return;
+      this._join();
+      this._startPing();
+    });
+    ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this._onFrame(frame);
+    });
+    ws.addEventListener("close", (event) => {
+      if (this.ws !== ws) return;
+      this._onClose(event.code, event.reason);
+    });
+    ws.addEventListener("error", () => {
+      // a close event always follows; nothing to do here
+    });
+  }
+
+  /** Leave the room and stop for good (going back to the lobby, logging out). */
+  close() {
+    this.stopped = true;
+    window.removeEventListener("online", this._onOnline);
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.gapTimer);
+    this._stopPing();
+    const ws = this.ws;
+    this.ws = null;
+    this._failPending("disconnected", "left the room");
+    if (ws) {
+      try {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "leave", room_id: this.roomId }));
+        ws.close(1000, "bye");
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Drop the connection as if the network failed (used by tests and the "reconnect" button). */
+  dropForTest() {
+    if (this.ws) this.ws.close(4000, "client test drop");
+  }
+
+  get connected() {
+    return !!this.ws && this.ws.readyState === WebSocket.OPEN && this.joined;
+  }
+
+  // -- sending ----------------------------------------------------------------------------------
+  /**
+   * Send a message that expects an ack. `asEvent(ack)` turns the ack of our own change into the
+   * room event the others receive, so it is applied in version order like theirs.
+   */
+  request(type, payload = {}, { asEvent } = {}) {
+    return new Promise((resolve, reject) => {
+      if (!this.connected) {
+        const err = new Error("not connected");
+        err.code = "disconnected";
+        err.message = "you are offline; reconnecting";
+        reject(err);
+        return;
+      }
+      const id = this.nextId++;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        const err = new Error("timeout");
+        err.code = "timeout";
+        reject(err);
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer, asEvent, type });
+      this._sendRaw({ type, id, room_id: this.roomId, ...payload });
+    });
+  }
+
+  /** Fire and forget (preview moves, pointers): sent only while joined, may be dropped. */
+  send(type, payload = {}) {
+    if (!this.connected) return false;
+    return this._sendRaw({ type, room_id: this.roomId, ...payload });
+  }
+
+  _sendRaw(message) {
+    try {
+      this.ws.send(JSON.stringify(message));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // -- joining and resync -----------------------------------------------------------------------
+  _join() {
+    const message = { type: "join", room_id: this.roomId, id: `join-${this.nextId++}` };
+    if (this.version !== null) message.since = this.version;
+    this.joining = true;
+    this.joinId = message.id;
+    this._sendRaw(message);
+  }
+
+  /** Ask for what we missed (a gap that did not fill by itself). */
+  resync() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.joining) return;
+    this.stats.resyncs += 1;
+    this._join();
+  }
+
+  _onJoinAck(frame) {
+    this.joining = false;
+    this.role = frame.role || this.role;
+    if (frame.snapshot) {
+      this.stats.snapshots += 1;
+      this.version = frame.version ?? frame.snapshot.room?.version ?? 0;
+      for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
+      this.handlers.onSnapshot(frame.snapshot, { role: frame.role, version: this.version });
+    } else if (Array.isArray(frame.events)) {
+      for (const event of frame.events) this._ingest(event, { fromHistory: true });
+      if (typeof frame.version === "number" && (this.version === null || this.version < frame.version)) {
+        // The history did not bring us up to date: ask for a snapshot instead.
+        this.version = null;
+        this._join();
+        return;
+      }
+    }
+    const wasJoined = this.joined;
+    this.joined = true;
+    this.attempt = 0;
+    this._drain();
+    this._status("online", { rejoined: wasJoined || this.stats.reconnects > 0 });
+  }
+
+  _ingest(event, { fromHistory = false } = {}) {
+    const v = event.version;
+    if (typeof v !== "number") {
+      this.handlers.onEphemeral(event);
+      return;
+    }
+    if (this.version === null) {
+      // no snapshot yet: keep it, the snapshot decides what is new
+      this.held.set(v, event);
+      return;
+    }
+    if (v <= this.version) return; // a duplicate (already applied)
+    if (v === this.version + 1) {
+      this._apply(event);
+      if (!fromHistory) this._drain();
+      return;
+    }
+    if (!this.held.has(v)) this.held.set(v, event);
+    if (!fromHistory) this._armGapTimer();
+  }
+
+  _apply(event) {
+    this.version = event.version;
+    try {
+      this.handlers.onEvent(event);
+    } catch (err) {
+      console.error("applying event failed", event, err);
+    }
+  }
+
+  _drain() {
+    if (this.version === null) return;
+    while (this.held.has(this.version + 1)) {
+      const event = this.held.get(this.version + 1);
+      this.held.delete(this.version + 1);
+      this._apply(event);
+    }
+    for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
+    if (this.held.size) this._armGapTimer();
+    else {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = null;
+    }
+  }
+
+  _armGapTimer() {
+    if (this.gapTimer) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = null;
+      if (this.held.size && this.version !== null && !this.held.has(this.version + 1)) this.resync();
+      else this._drain();
+    }, GAP_WAIT_MS);
+  }
+
+  // -- frames -------------------------------------------------------------------------------------
+  _onFrame(frame) {
+    switch (frame.type) {
+      case "ack":
+        if (frame.id !== undefined && frame.id === this.joinId) {
+          this._onJoinAck(frame);
+          return;
+        }
+        this._onAck(frame);
+        return;
+      case "error":
+        this._onErrorFrame(frame);
+        return;
+      case "pong":
+        clearTimeout(this.pongTimer);
+        this.pongTimer = null;
+        return;
+      case "room.closed":
+      case "system.broadcast":
+        this.handlers.onNotice(frame);
+        return;
+      default:
+        if (frame.room_id && frame.room_id !== this.roomId) return;
+        this._ingest(frame);
+    }
+  }
+
+  _onAck(frame) {
+    const entry = this.pending.get(frame.id);
+    if (!entry) return;
+    this.pending.delete(frame.id);
+    clearTimeout(entry.timer);
+    if (entry.asEvent && typeof frame.version === "number") {
+      const event = entry.asEvent(frame);
+      if (event) this._ingest({ room_id: this.roomId, version: frame.version, ...event });
+    }
+    entry.resolve(frame);
+  }
+
+  _onErrorFrame(frame) {
+    const err = new Error(frame.message || frame.code);
+    err.code = frame.code;
+    err.details = frame.details;
+    if (frame.id !== undefined && frame.id !== null && frame.id === this.joinId) {
+      this.joining = false;
+      if (["invalid_token", "unauthorized"].includes(frame.code)) {
+        this.handlers.onAuthFailed(err);
+        return;
+      }
+      this.stopped = true;
+      this.handlers.onJoinFailed(err);
+      return;
+    }
+    const entry = frame.id !== undefined && frame.id !== null ? this.pending.get(frame.id) : null;
+    if (entry) {
+      this.pending.delete(frame.id);
+      clearTimeout(entry.timer);
+      entry.reject(err);
+      return;
+    }
+    if (["invalid_token", "unauthorized"].includes(frame.code)) return; // the 4401 close follows
+    this.handlers.onError(err);
+  }
+
+  // -- dropped connections --------------------------------------------------------------------------
+  _onClose(code, reason) {
+    this.ws = null;
+    this.joined = false;
+    this.joining = false;
+    this._stopPing();
+    this._failPending("disconnected", "the connection dropped");
+    if (this.stopped) return;
+    if (code === 4401) {
+      this.stopped = true;
+      this._status("offline", { code, reason });
+      this.handlers.onAuthFailed({ code: "invalid_token", message: reason });
+      return;
+    }
+    this._scheduleReconnect(code, reason);
+  }
+
+  /** Stop using a socket at once (a dead link may take long to report its close). */
+  _abandon(ws, code, reason) {
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closing
+    }
+    if (this.ws === ws) this._onClose(code, reason);
+  }
+
+  _scheduleReconnect(code, reason) {
+    this.stats.reconnects += 1;
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    // full jitter, with a floor so a restarting server is not hammered
+    let delay = 250 + Math.random() * ceiling;
+    if (code === 1008) delay += 2000; // we were flooding: wait longer
+    this.attempt = Math.min(this.attempt + 1, 10);
+    this._status("reconnecting", { code, reason, delay });
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  _reconnectNow() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.reconnectTimer);
+    this.connect();
+  }
+
+  _failPending(code, message) {
+    for (const entry of this.pending.values()) {
+      clearTimeout(entry.timer);
+      const err = new Error(message);
+      err.code = code;
+      entry.reject(err);
+    }
+    this.pending.clear();
+  }
+
+  _startPing() {
+    this._stopPing();
+    this.pingTimer = setInterval(() => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+      this._sendRaw({ type: "ping", id: `ping-${this.nextId++}` });
+      clearTimeout(this.pongTimer);
+      const ws = this.ws;
+      this.pongTimer = setTimeout(() => {
+        if (this.ws === ws) this._abandon(ws, 4000, "no answer to ping"); // a dead link: reconnect
+      }, PONG_WAIT_MS);
+    }, PING_EVERY_MS);
+  }
+
+  _stopPing() {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pongTimer);
+    this.pingTimer = null;
+    this.pongTimer = null;
+  }
+
+  _status(status, detail = {}) {
+    this.handlers.onStatus(status, detail);
+  }
+}

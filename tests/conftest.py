@@ -1,0 +1,70 @@
+"""Shared fixtures: real services, real server processes on loopback ports, and small clients.
+
+Every API test runs twice, on SQLite (embedded mode) and on PostgreSQL. With CI=true a missing
+PostgreSQL or Redis fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.support.client import Api
+from tests.support.services import PG_ADMIN_URL, REDIS_URL, require_postgres, require_redis, temp_database
+from tests.support.server import ServerProcess
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    require_postgres()
+    with temp_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require_redis()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One embedded-mode server per backend for the whole session."""
+    env = {
+        "TABLEFORGE_DATA_DIR": str(tmp_path_factory.mktemp(f"data-{request.param}")),
+        "TABLEFORGE_MAX_UPLOAD_BYTES": str(1024 * 1024),
+        "TABLEFORGE_WS_RATE_PER_SECOND": "200",
+        "TABLEFORGE_WS_RATE_BURST": "400",
+    }
+    if request.param == "postgres":
+        env["TABLEFORGE_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    proc = ServerProcess(free_port(), env, name=request.param)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def api(server: ServerProcess) -> AsyncIterator[Api]:
+    async with Api(server.base_url) as client:
+        yield client
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+__all__ = ["PG_ADMIN_URL", "free_port", "os"]

@@ -1,0 +1,61 @@
+"""Real PostgreSQL and Redis for tests: present, or a failure under CI, or a skip on a laptop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+import pytest
+import redis
+
+PG_ADMIN_URL = os.environ.get("TABLEFORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TABLEFORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _missing(what: str, exc: BaseException) -> None:
+    message = f"{what} is not reachable ({exc}); start it (see README) to run these tests"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_postgres() -> None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        _missing("PostgreSQL", exc)
+
+
+def require_redis() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+    except Exception as exc:
+        _missing("Redis", exc)
+
+
+@contextmanager
+def temp_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    name = f"tableforge_test_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
