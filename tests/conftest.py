@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.client import Api
-from tests.support.services import PG_ADMIN_URL, REDIS_URL, require_postgres, require_redis, temp_database
 from tests.support.server import ServerProcess
+from tests.support.services import PG_ADMIN_URL, REDIS_URL, require_postgres, require_redis, temp_database
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -123,9 +123,9 @@ class Ws:
     async def send_raw(self, data: str | bytes) -> None:
         await self.sock.send(data)
 
-    async def next_event(self, etype: str | None = None, timeout: float = 10) -> dict[str, Any]:
+    async def next_event(self, etype: str | None = None, seconds: float = 10) -> dict[str, Any]:
         """The next event (of `etype`, skipping others)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             while True:
                 msg = await self.events.get()
                 if etype is None or msg.get("type") == etype:
@@ -138,9 +138,9 @@ class Ws:
             out.append(self.events.get_nowait())
         return out
 
-    async def closed_with(self, timeout: float = 10) -> int | None:
+    async def closed_with(self, seconds: float = 10) -> int | None:
         try:
-            await asyncio.wait_for(self.sock.wait_closed(), timeout)
+            await asyncio.wait_for(self.sock.wait_closed(), seconds)
         except TimeoutError:
             return None
         return self.sock.close_code
