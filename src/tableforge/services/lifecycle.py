@@ -17,6 +17,7 @@ CLOSE_SERVICE_RESTART = 1012
 
 async def start(rt: Runtime) -> None:
     rt.started_at = time.time()
+    await rt.cache.start()
     if rt.settings.auto_migrate:
         await migrate.upgrade(rt.db)
     if rt.settings.seed_catalog:

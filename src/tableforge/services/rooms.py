@@ -55,6 +55,8 @@ async def create(rt: Runtime, user: dict[str, Any], name: str, game_system_id: s
                     room_id=values["id"], user_id=user["id"], role=GM, is_online=False, joined_at=now))
         except IntegrityError:
             continue  # an invite code collision (1 in 32^10): draw another
+        if game_system_id is not None:
+            await systems.changed(rt, game_system_id)  # its download and usage counts moved
         return shapes.room(values, is_gm=True) | {"role": GM}
     raise RuntimeError("could not draw a unique invite code")
 
@@ -149,4 +151,8 @@ async def close(rt: Runtime, room_id: str, user: dict[str, Any]) -> None:
         await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == room_id).values(is_active=False))
         await conn.execute(sa.update(room_players).where(room_players.c.room_id == room_id)
                            .values(is_online=False))
+        system_id = (await conn.execute(sa.select(game_rooms.c.game_system_id)
+                                        .where(game_rooms.c.id == room_id))).scalar()
+    if system_id is not None:
+        await systems.changed(rt, str(system_id))  # one room fewer uses it
     await rt.hub.publish_control({"kind": ev.ROOM_CLOSED, "room_id": room_id})

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tableforge.cache import Cache, build_cache
 from tableforge.config import Settings
 from tableforge.db.engine import Database
 from tableforge.realtime.broker import Broker, MemoryBroker
@@ -26,6 +27,7 @@ class Runtime:
     broker: Broker
     hub: Hub
     presence: Presence
+    cache: Cache
     started_at: float = 0.0
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -41,6 +43,7 @@ class Runtime:
                 await task
         await self.hub.close()
         await self.broker.close()
+        await self.cache.close()
         await self.db.dispose()
 
 
@@ -58,7 +61,5 @@ def build_runtime(settings: Settings) -> Runtime:
             return await events.history(conn, room_id, after, upto)
 
     hub = Hub(broker, settings.instance_id, version_loader=load_version, history_loader=load_history)
-    return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence)
+    return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=build_cache(settings))
 
-
-Loader = Callable[[], Awaitable[Any]]

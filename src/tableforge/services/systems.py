@@ -32,8 +32,32 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+CATALOG_TAG = "catalog"
+
+
+def system_key(system_id: str) -> str:
+    return f"system:{system_id}"
+
+
+async def changed(rt: Runtime, system_id: str) -> None:
+    """After a committed change to a system: drop it, and every catalog page, on every instance."""
+    await rt.cache.delete(system_key(system_id))
+    await rt.cache.bump_generation(CATALOG_TAG)
+
+
 async def search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,
                  page: int, limit: int) -> dict[str, Any]:
+    """Catalog pages are cached for 3 minutes under the catalog generation, which every change
+    to a system (or to its usage) bumps, so a read after a write is never stale."""
+    generation = await rt.cache.generation(CATALOG_TAG)
+    key = f"catalog:{generation}:{category or ''}:{complexity or ''}:{page}:{limit}:{text or ''}"
+    return await rt.cache.get_or_load(
+        key, lambda: _search(rt, category=category, complexity=complexity, text=text, page=page, limit=limit),
+        kind="query")
+
+
+async def _search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,
+                  page: int, limit: int) -> dict[str, Any]:
     """One round trip: the page, its usage counts (for the page's rows only) and the total."""
     where: list[sa.ColumnElement[bool]] = [game_systems.c.is_public.is_(True)]
     if category:
@@ -62,18 +86,24 @@ async def search(rt: Runtime, *, category: str | None, complexity: str | None, t
             "page": page, "limit": limit}
 
 
-async def _load(rt: Runtime, system_id: str) -> sa.RowMapping | None:
-    async with rt.db.read() as conn:
-        return (
-            await conn.execute(sa.select(game_systems, _usage).where(game_systems.c.id == system_id))
-        ).mappings().first()
+async def _load(rt: Runtime, system_id: str) -> dict[str, Any] | None:
+    """The system with its template, through the cache (2 h; dropped on every change)."""
+
+    async def load() -> dict[str, Any] | None:
+        async with rt.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(game_systems, _usage).where(game_systems.c.id == system_id))
+            ).mappings().first()
+        return shapes.system(row, with_template=True) if row else None
+
+    return await rt.cache.get_or_load(system_key(system_id), load, kind="system")
 
 
 async def get(rt: Runtime, system_id: str, user: dict[str, Any] | None) -> dict[str, Any]:
-    row = await _load(rt, system_id)
-    if row is None or not (row["is_public"] or (user and str(row["owner_id"]) == user["id"])):
+    system = await _load(rt, system_id)
+    if system is None or not (system["is_public"] or (user and system["owner_id"] == user["id"])):
         raise NotFound("no such game system", code="system_not_found")
-    return shapes.system(row, with_template=True)
+    return system
 
 
 async def create(rt: Runtime, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -82,16 +112,15 @@ async def create(rt: Runtime, user: dict[str, Any], data: dict[str, Any]) -> dic
               "rating_avg": 0.0, "rating_count": 0, "created_at": now, "updated_at": now, **data}
     async with rt.db.write() as conn:
         await conn.execute(sa.insert(game_systems).values(**values))
+    await changed(rt, values["id"])
     return await get(rt, values["id"], user)
 
 
-async def _owned(rt: Runtime, system_id: str, user: dict[str, Any]) -> sa.RowMapping:
-    row = await _load(rt, system_id)
-    if row is None or not (row["is_public"] or str(row["owner_id"]) == user["id"]):
-        raise NotFound("no such game system", code="system_not_found")
-    if str(row["owner_id"]) != user["id"]:
+async def _owned(rt: Runtime, system_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    system = await get(rt, system_id, user)
+    if system["owner_id"] != user["id"]:
         raise Forbidden("only the system's owner may change it", code="not_owner")
-    return row
+    return system
 
 
 async def update(rt: Runtime, system_id: str, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +129,7 @@ async def update(rt: Runtime, system_id: str, user: dict[str, Any], data: dict[s
         async with rt.db.write() as conn:
             await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
                                .values(**data, updated_at=shapes.now()))
+        await changed(rt, system_id)
     return await get(rt, system_id, user)
 
 
@@ -107,14 +137,13 @@ async def delete(rt: Runtime, system_id: str, user: dict[str, Any]) -> None:
     await _owned(rt, system_id, user)
     async with rt.db.write() as conn:
         await conn.execute(sa.delete(game_systems).where(game_systems.c.id == system_id))
+    await changed(rt, system_id)
 
 
 async def rate(rt: Runtime, system_id: str, user: dict[str, Any], rating: int) -> dict[str, Any]:
     """One rating per user (a second one replaces the first); the average is recomputed in the same
     transaction from the ratings table, so concurrent raters cannot skew it."""
-    row = await _load(rt, system_id)
-    if row is None or not (row["is_public"] or str(row["owner_id"]) == user["id"]):
-        raise NotFound("no such game system", code="system_not_found")
+    await get(rt, system_id, user)
     async with rt.db.write() as conn:
         # Lock the system row first (PostgreSQL) so two raters recompute one after the other.
         await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
@@ -133,6 +162,7 @@ async def rate(rt: Runtime, system_id: str, user: dict[str, Any], rating: int) -
         )).one()
         await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
                            .values(rating_avg=float(avg or 0), rating_count=int(count)))
+    await changed(rt, system_id)
     return {"system_id": system_id, "rating": rating, "average": round(float(avg or 0), 3),
             "rating_count": int(count)}
 

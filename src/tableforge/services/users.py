@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from datetime import timedelta
+import time
+from datetime import UTC, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,18 +80,30 @@ async def authenticate(rt: Runtime, token: str | None) -> dict[str, Any]:
     if not token or len(token) > 256:
         raise Unauthorized("a valid token is required", code="unauthorized")
     digest = hash_token(token)
-    async with rt.db.read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(users)
-                .join(sessions, sessions.c.user_id == users.c.id)
-                .where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None),
-                       sessions.c.expires_at > shapes.now())
-            )
-        ).mappings().first()
-    if row is None:
+
+    async def load() -> dict[str, Any] | None:
+        async with rt.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(users, sessions.c.expires_at)
+                    .join(sessions, sessions.c.user_id == users.c.id)
+                    .where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None))
+                )
+            ).mappings().first()
+        if row is None:
+            return None
+        expires = row["expires_at"] if row["expires_at"].tzinfo else row["expires_at"].replace(tzinfo=UTC)
+        return {"user": shapes.user(row), "expires": expires.timestamp()}
+
+    # Every request and socket authenticates: cached per token hash; logout deletes it everywhere.
+    entry = await rt.cache.get_or_load(session_key(digest), load, kind="session")
+    if entry is None or entry["expires"] <= time.time():
         raise Unauthorized("the token is invalid, expired or revoked", code="invalid_token")
-    return shapes.user(row)
+    return dict(entry["user"])
+
+
+def session_key(digest: str) -> str:
+    return f"session:{digest}"
 
 
 async def logout(rt: Runtime, token: str) -> None:
@@ -99,6 +112,7 @@ async def logout(rt: Runtime, token: str) -> None:
             sa.update(sessions).where(sessions.c.token_hash == hash_token(token), sessions.c.revoked_at.is_(None))
             .values(revoked_at=shapes.now())
         )
+    await rt.cache.delete(session_key(hash_token(token)))
 
 
 async def get_user(rt: Runtime, user_id: str) -> dict[str, Any] | None:
