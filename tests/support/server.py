@@ -30,7 +30,7 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "TABLEFORGE_LOG_JSON": "true", "TABLEFORGE_LOG_LEVEL": "WARNING", **self.env}
+        env = {**os.environ, "TABLEFORGE_LOG_JSON": "true", "TABLEFORGE_LOG_LEVEL": "INFO", **self.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
