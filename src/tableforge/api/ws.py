@@ -3,6 +3,7 @@ answer with an ack or an error frame. The socket stays open on bad input (PROTOC
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
@@ -62,6 +63,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
     conn = Connection(secrets.token_hex(6), user["id"], user["username"], websocket.send_text, close_socket,
                       rt.settings.ws_send_queue)
+    conn.owner = asyncio.current_task()
     rt.hub.add_connection(conn)
     conn.start()
     bucket = TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst)
@@ -88,6 +90,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             await _handle(rt, conn, frame)
     except WebSocketDisconnect:
         pass
+    except asyncio.CancelledError:
+        if not conn.closed:
+            raise  # the server is stopping; otherwise the socket was closed by us (e.g. too slow)
     except Exception:
         log.exception("ws_loop_failed", user_id=conn.user_id)
     finally:

@@ -21,7 +21,7 @@ CloseSocket = Callable[[int, str], Awaitable[None]]
 
 class Connection:
     __slots__ = ("_close_socket", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed", "conn_id",
-                 "max_queue", "rooms", "user_id", "username")
+                 "max_queue", "owner", "rooms", "user_id", "username")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
@@ -38,6 +38,9 @@ class Connection:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        # The task reading this socket: cancelled on close, because a stalled peer would never
+        # answer the closing handshake and its reader would wait forever.
+        self.owner: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.conn_id}")
@@ -75,8 +78,11 @@ class Connection:
     async def _close(self, code: int, reason: str) -> None:
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
+        if self.owner is not None and not self.owner.done():
+            self.owner.cancel()
         with contextlib.suppress(Exception):
-            await self._close_socket(code, reason[:120])
+            async with asyncio.timeout(2):
+                await self._close_socket(code, reason[:120])
 
     async def drain(self, seconds: float) -> None:
         """Give the writer a moment to flush what is queued (used before a clean close)."""

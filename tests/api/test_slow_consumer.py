@@ -1,0 +1,71 @@
+"""A reader too slow to keep up is closed (1013); the server's memory does not grow for it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.support.client import Api
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def small_queue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {"TABLEFORGE_DATA_DIR": str(tmp_path_factory.mktemp("slow")), "TABLEFORGE_WS_SEND_QUEUE": "16",
+           "TABLEFORGE_WS_RATE_PER_SECOND": "2000", "TABLEFORGE_WS_RATE_BURST": "2000"}
+    srv = ServerProcess(free_port(), env, name="small-queue")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _stalled_socket(port: int, token: str, room_id: str) -> socket.socket:
+    """A WebSocket client that joins a room and then never reads (tiny receive window)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert b" 101 " in head
+    payload = json.dumps({"type": "join", "room_id": room_id, "id": 1}).encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock
+
+
+async def test_slow_reader_is_closed_and_others_keep_playing(small_queue_server: ServerProcess, tmp_path: Path) -> None:
+    async with Api(small_queue_server.base_url) as api:
+        gm, slow = await api.register("gm"), await api.register("slow")
+        room = await api.room(gm, slow)
+        a = await api.ws(gm)
+        await a.request("join", room_id=room["id"])
+        stalled = _stalled_socket(small_queue_server.port, slow.token, room["id"])
+        await a.next_event("player.joined")
+        text = "x" * 1900
+        closed = None
+        for i in range(3000):
+            # Acked one by one: the server's own pace, so the stalled socket's queue fills for real.
+            await a.request("chat.send", room_id=room["id"], text=f"{i} {text}")
+            left = [e for e in await a.no_event(0.0) if e.get("type") == "player.left"]
+            if left:
+                closed = left[0]
+                break
+        assert closed is not None and closed["user"]["id"] == slow.id, "the stalled reader was dropped"
+        pong = await a.request("ping")
+        assert pong["type"] == "pong", "the room plays on"
+        metrics = (await api.http.get("/metrics")).text
+        assert 'tableforge_ws_closed_total{reason="slow_consumer"} 1.0' in metrics
+        stalled.close()
+        await a.close()
