@@ -422,11 +422,18 @@ export class Board {
       } else if (e.key === "+" || e.key === "=") this.zoomAt(1.2);
       else if (e.key === "-") this.zoomAt(1 / 1.2);
     });
+    let last = null;
     new ResizeObserver(() => {
-      if (!this.fitted && vp.getBoundingClientRect().width && this.state.room) {
+      const rect = vp.getBoundingClientRect();
+      if (!rect.width) return;
+      if (!this.fitted && this.state.room) {
         this.fitted = true;
         this.fit();
+      } else if (last) {
+        // keep what was in the middle in the middle (phone rotation, side panel changes)
+        this.panBy((rect.width - last.width) / 2, (rect.height - last.height) / 2);
       }
+      last = { width: rect.width, height: rect.height };
     }).observe(vp);
   }
 

@@ -321,7 +321,10 @@ export class RoomSocket {
     this.joining = false;
     this._stopPing();
     this._failPending("disconnected", "the connection dropped");
-    if (this.stopped) return;
+    if (this.stopped) {
+      this._status("offline", { code, reason });
+      return;
+    }
     if (code === 4401) {
       this.stopped = true;
       this._status("offline", { code, reason });

@@ -46,6 +46,7 @@ const WORDS = {
   invalid_credentials: "Wrong username or password.",
   invalid_token: "Your session has expired. Please log in again.",
   unauthorized: "Please log in.",
+  bad_dice: "That is not dice notation the table understands (try 1d20+5, 2d20kh1 or 4d6kh3).",
   rate_limited: "Slow down: too many actions at once.",
   too_many_rooms: "This connection has joined too many rooms.",
   network: "The server could not be reached. Check your connection and try again.",
@@ -55,12 +56,19 @@ const WORDS = {
   unavailable: "The server is busy or starting up; try again in a moment.",
 };
 
+export function formatBytes(n) {
+  if (n >= 1024 * 1024) return `${Math.round((n / (1024 * 1024)) * 10) / 10} MB`;
+  if (n >= 1024) return `${Math.round(n / 1024)} KB`;
+  return `${n} bytes`;
+}
+
 /** A sentence for an error object `{code, message}` (or an Error carrying them). */
 export function describeError(err) {
   if (!err) return "Something went wrong.";
   const code = err.code || "";
   const words = WORDS[code];
-  const detail = err.message && err.message !== words ? err.message : "";
+  let detail = err.message && err.message !== words ? String(err.message) : "";
+  detail = detail.replace(/(\d{4,})[ -]byte(s?)/g, (_, n) => formatBytes(Number(n)));
   if (words && detail && !["invalid_credentials", "username_taken", "conflict"].includes(code)) {
     return `${words} (${detail})`;
   }
