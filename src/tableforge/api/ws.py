@@ -137,10 +137,10 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
                                  {"token_id": msg.token_id, "x": msg.x, "y": msg.y}, conn)
         case p.TokenMove():
             role = _role(conn, msg.room_id)
-            _, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id,
-                                             {"x": msg.x, "y": msg.y}, msg.if_version, conn, move_only=True)
+            token, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id,
+                                                 {"x": msg.x, "y": msg.y}, msg.if_version, conn, move_only=True)
             if reply:
-                conn.send(_ack(msg.id, version=version))
+                conn.send(_ack(msg.id, version=version, token_version=token["version"]))
         case p.Pointer():
             _role(conn, msg.room_id)
             await tokens.preview(rt, conn.user_id, msg.room_id, ev.POINTER,
