@@ -115,3 +115,15 @@ async def test_http_token_routes(api: Api) -> None:
     assert [t["id"] for t in snap["tokens"]] == [mine.json()["id"]]
     assert snap["tokens"][0]["x"] == 0
     assert snap["room"]["version"] == 6  # asset.added, token.added, 2 updates, token.added, token.removed
+
+
+async def test_same_image_uploaded_at_once(api: Api) -> None:
+    import asyncio
+
+    gm = await api.register("gm")
+    room = await api.room(gm)
+    data = png_bytes(20, 20, "green")
+    results = await asyncio.gather(*(api.upload(gm, room["id"], data) for _ in range(8)))
+    assert [r.status_code for r in results] == [201] * 8
+    assert len({r.json()["sha256"] for r in results}) == 1 and len({r.json()["id"] for r in results}) == 8
+    assert (await api.http.get(results[0].json()["url"])).content == data

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ def _store_file(path: Path, data: bytes) -> None:
     if path.exists():
         return  # content-addressed: the same bytes are already there
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    # Unique per write: two uploads of the same bytes at once must not share a temp file.
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{secrets.token_hex(6)}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
