@@ -1,0 +1,645 @@
+"""Scale-out broker: Redis pub/sub with one channel per room, and a control plane.
+
+Channels (all under one prefix, default `tableforge:`):
+    {prefix}room:{room_id}          room events, subscribed while this instance has sockets there
+    {prefix}control                 control messages for every instance
+    {prefix}instance:{instance_id}  commands for one instance, and this instance's liveness probe
+and a capped stream per room, {prefix}stream:{room_id}, that mirrors what was published.
+
+Why it is built this way:
+- Versions come from the database (see hub.py), so this broker only carries bytes; the hub orders.
+- One subscriber connection, read by one task that never awaits anything but the socket: each
+  message goes to the hub's sync handlers, which only enqueue. (Un)subscribe commands are sent
+  under a FIFO lock, so they reach Redis in call order, and `subscribe` returns once Redis has
+  confirmed it: the hub reads the room's version after that and relies on seeing every later event.
+- The subscriber is ours, not redis-py's `PubSub`: that one reconnects and resubscribes silently,
+  and a silent reconnect is exactly when messages were lost. Here a lost connection ends the
+  session; the supervisor reconnects with capped exponential backoff and jitter, resubscribes
+  everything and calls `on_reset` so the hub fills gaps from the database.
+- A subscription can die without an error (a proxy, a half-open TCP connection), so a probe
+  publishes on our own instance channel every few seconds and expects to read it back.
+- Publishing goes through one bounded outbox and one writer task on a dedicated pool: whatever
+  queued while a round trip was in flight leaves as one pipeline, so a busy instance pays one
+  round trip per batch, not per event, and Redis sees this instance's publishes in call order.
+  A stored event is XADDed to its room's stream and PUBLISHed in one Lua call.
+- Redis down must not stop players who share an instance: when Redis cannot take a message (or
+  our subscription is down, so it would not come back to us), it is delivered to this instance's
+  handlers directly. The hub drops duplicates by version, and other instances get the stored
+  events from the database when their subscription resets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from prometheus_client import Counter, Gauge, Histogram
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from tableforge.observability.logging import get_logger
+from tableforge.realtime.broker import Broker
+
+log = get_logger(__name__)
+
+DEFAULT_PREFIX: Final = "tableforge:"
+PROBE_MARK: Final = b"\x00tableforge-probe:"
+SUBSCRIBE_CHUNK: Final = 500
+
+PUBLISHES = Counter("tableforge_broker_publishes_total", "Messages handed to Redis, by kind", ["kind"])
+RECEIVED = Counter("tableforge_broker_received_total", "Pub/sub messages read from Redis, by kind", ["kind"])
+RECONNECTS = Counter("tableforge_broker_reconnects_total", "Pub/sub subscriber connections lost and re-established")
+PUBSUB_LAG = Histogram(
+    "tableforge_broker_pubsub_lag_seconds", "Room message: envelope timestamp to read from pub/sub",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
+DROPPED = Counter(
+    "tableforge_broker_dropped_total",
+    "Messages not published: outbox_full (ephemeral under load), redis_down (not sent while Redis was unreachable)"
+    ", redis_error (Redis refused it), handler_error (a local handler raised)",
+    ["reason"],
+)
+LOCAL_FALLBACKS = Counter(
+    "tableforge_broker_local_fallbacks_total",
+    "Messages delivered to this instance directly because they could not come back through Redis",
+)
+PROBE_FAILURES = Counter("tableforge_broker_probe_failures_total", "Liveness probes not read back in time")
+HEALTHY = Gauge("tableforge_broker_healthy", "1 while subscribed and the liveness probe answers",
+                multiprocess_mode="livemin")
+OUTBOX = Gauge("tableforge_broker_outbox", "Messages waiting to be published", multiprocess_mode="livesum")
+
+# KEYS[1] stream; ARGV[1] channel, ARGV[2] envelope, ARGV[3] stream max length, ARGV[4] version,
+# ARGV[5] stream ttl (s). The stream holds exactly what was published, in publish order.
+_PUBLISH_STORED: Final = """
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'v', ARGV[4], 'e', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+"""
+
+
+@dataclass(slots=True, eq=False)
+class _Outgoing:
+    """One message in the outbox. `room_id`/`control` say where a local fallback goes."""
+
+    channel: bytes
+    data: bytes
+    stream: bytes | None = None  # stored room event: XADD + PUBLISH
+    version: int = 0
+    room_id: str | None = None
+    control: bool = False  # loop back to our control handler when Redis cannot take it
+    local_done: bool = False  # already delivered locally
+    future: asyncio.Future[None] | None = None
+    kind: str = "ephemeral"
+
+
+_Pending = tuple[bytes, bytes, "asyncio.Future[None] | None"]
+
+
+class _Desync(Exception):
+    """A (un)subscribe reply did not match the command we sent: start a fresh connection."""
+
+
+def _client_name(instance_id: str) -> str:
+    """CLIENT SETNAME refuses spaces and control characters; an odd instance id must not stop us connecting."""
+    return "".join(ch if "!" <= ch <= "~" else "_" for ch in instance_id)[:100]
+
+
+def _version_of(data: bytes) -> int:
+    """The envelope's version (0 for ephemeral, and for anything that is not an envelope)."""
+    end = data.find(b"|", 0, 24)
+    if end <= 0:
+        return 0
+    try:
+        return int(data[:end])
+    except ValueError:
+        return 0
+
+
+def _ts_of(data: bytes) -> float | None:
+    first = data.find(b"|", 0, 24)
+    second = data.find(b"|", first + 1, first + 32) if first >= 0 else -1
+    if second < 0:
+        return None
+    try:
+        return float(data[first + 1 : second])
+    except ValueError:
+        return None
+
+
+class RedisBroker(Broker):
+    """The `Broker` for scale-out mode. Never raises on Redis trouble: it degrades to local delivery."""
+
+    def __init__(
+        self,
+        url: str,
+        instance_id: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        stream_maxlen: int = 1000,
+        stream_ttl: int = 86_400,
+        outbox_limit: int = 10_000,
+        batch_max: int = 512,
+        pool_size: int = 4,
+        socket_timeout: float = 2.0,
+        connect_timeout: float = 2.0,
+        confirm_timeout: float = 3.0,
+        probe_interval: float = 5.0,
+        probe_timeout: float = 3.0,
+        min_backoff: float = 0.05,
+        max_backoff: float = 5.0,
+        start_wait: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.instance_id = instance_id
+        self.prefix = prefix
+        self._room_prefix = f"{prefix}room:".encode()
+        self._stream_prefix = f"{prefix}stream:".encode()
+        self._control_channel = f"{prefix}control".encode()
+        self._instance_prefix = f"{prefix}instance:".encode()
+        self._instance_channel = self._instance_prefix + instance_id.encode()
+        self._stream_maxlen = stream_maxlen
+        self._stream_ttl = stream_ttl
+        self._outbox_limit = outbox_limit
+        self._batch_max = batch_max
+        self._confirm_timeout = confirm_timeout
+        self._connect_timeout = connect_timeout
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._start_wait = start_wait
+        no_retry = Retry(NoBackoff(), 0)
+        name = _client_name(instance_id)
+        # The subscriber: created one connection at a time, read with no timeout (the probe
+        # catches a dead one). The pool object only builds connections from the URL. RESP2,
+        # because under RESP3 pub/sub replies are push frames that redis-py hands to its own
+        # push handler instead of returning them to our reader.
+        self._sub_factory = ConnectionPool.from_url(
+            url, protocol=2, socket_connect_timeout=connect_timeout, socket_timeout=None, retry=no_retry,
+            health_check_interval=0, client_name=f"tableforge-sub:{name}",
+        )
+        self._pub = Redis(connection_pool=BlockingConnectionPool.from_url(
+            url, max_connections=pool_size, timeout=connect_timeout, socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout, retry=no_retry, health_check_interval=0,
+            client_name=f"tableforge-pub:{name}",
+        ))
+        self._script_sha: str | None = None
+        self._rooms: set[str] = set()  # what we want to be subscribed to, whatever the connection
+        self._conn: AbstractConnection | None = None
+        self._cmd_lock = asyncio.Lock()
+        self._pending: deque[_Pending] = deque()
+        self._ready_marker: asyncio.Future[None] | None = None
+        self._subscribed = False
+        self._probe_ok = True
+        self._pub_down = False
+        self._kick: asyncio.Event | None = None
+        self._probe_waiter: tuple[bytes, asyncio.Future[None]] | None = None
+        self._outbox: deque[_Outgoing] = deque()
+        self._outbox_wake = asyncio.Event()
+        self._outbox_space = asyncio.Event()
+        self._outbox_space.set()
+        self._outbox_idle = asyncio.Event()
+        self._outbox_idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._first_session = asyncio.Event()
+        self.reconnects = 0
+        self.resets = 0
+        HEALTHY.set(0)
+
+    # -- names ---------------------------------------------------------------------------------
+    def room_channel(self, room_id: str) -> bytes:
+        return self._room_prefix + room_id.encode()
+
+    def stream_key(self, room_id: str) -> bytes:
+        return self._stream_prefix + room_id.encode()
+
+    def instance_channel(self, instance_id: str) -> bytes:
+        return self._instance_prefix + instance_id.encode()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the subscriber, writer and probe; wait briefly for the first subscription.
+
+        Redis being down at start-up is not fatal: the instance serves its own players and
+        joins the others when Redis answers (`healthy` says which).
+        """
+        if self._tasks:
+            return
+        self._closing = False
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._supervise(), name=f"broker-sub-{self.instance_id}"),
+            loop.create_task(self._write_loop(), name=f"broker-pub-{self.instance_id}"),
+            loop.create_task(self._probe_loop(), name=f"broker-probe-{self.instance_id}"),
+        ]
+        if self._start_wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._start_wait):
+                    await self._first_session.wait()
+        if not self._subscribed:
+            log.warning("broker.start_degraded", instance_id=self.instance_id)
+
+    async def close(self) -> None:
+        """Flush what is queued (briefly), then stop every task and close both connections."""
+        if self._outbox and not self._pub_down:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._outbox_idle.wait()
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for item in self._outbox:
+            if item.future is not None and not item.future.done():
+                item.future.set_result(None)
+        self._outbox.clear()
+        self._rooms.clear()
+        self._set_subscribed(False)
+        with contextlib.suppress(Exception):
+            await self._pub.aclose()
+        with contextlib.suppress(Exception):
+            await self._sub_factory.disconnect()
+
+    @property
+    def healthy(self) -> bool:
+        return self._subscribed and self._probe_ok and not self._pub_down
+
+    def stats(self) -> dict[str, Any]:
+        """For /ready and the admin stats: the state of both connections."""
+        return {
+            "subscribed": self._subscribed,
+            "probe_ok": self._probe_ok,
+            "publisher_down": self._pub_down,
+            "rooms": len(self._rooms),
+            "outbox": len(self._outbox),
+            "reconnects": self.reconnects,
+        }
+
+    # -- subscriptions -------------------------------------------------------------------------
+    async def subscribe(self, room_id: str) -> None:
+        """Subscribe to the room; returns once Redis confirmed it (or at once while disconnected,
+        in which case the next session subscribes and `on_reset` fills the gap)."""
+        self._rooms.add(room_id)
+        await self._command(b"SUBSCRIBE", self.room_channel(room_id))
+
+    async def unsubscribe(self, room_id: str) -> None:
+        self._rooms.discard(room_id)
+        await self._command(b"UNSUBSCRIBE", self.room_channel(room_id))
+
+    async def _command(self, command: bytes, channel: bytes) -> None:
+        # The lock is taken before any other await, so commands queue in call order.
+        async with self._cmd_lock:
+            conn = self._conn
+            if conn is None or not conn.is_connected:
+                return
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending.append((command.lower(), channel, waiter))
+            try:
+                # Bounded: a Redis that stopped reading must not hold the lock (and every join) forever.
+                async with asyncio.timeout(self._confirm_timeout):
+                    await conn.send_packed_command(conn.pack_command(command, channel), check_health=False)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._restart_session(f"send failed: {exc!r}")
+                return
+        try:
+            async with asyncio.timeout(self._confirm_timeout):
+                await waiter
+        except TimeoutError:
+            self._restart_session(f"{command.decode()} not confirmed in time")
+
+    def _restart_session(self, reason: str) -> None:
+        kick = self._kick
+        if kick is not None and not kick.is_set():
+            log.warning("broker.restart_subscriber", reason=reason, instance_id=self.instance_id)
+            kick.set()
+
+    # -- publishing ------------------------------------------------------------------------------
+    async def publish(self, room_id: str, data: bytes) -> None:
+        """Queue a room envelope. Stored events (version > 0) are never dropped: when the outbox
+        is full this waits for room. Ephemeral ones are dropped instead (PROTOCOL.md allows it)."""
+        version = _version_of(data)
+        item = _Outgoing(self.room_channel(room_id), data, room_id=room_id, version=version)
+        if version > 0:
+            item.stream = self.stream_key(room_id)
+            item.kind = "stored"
+            await self._enqueue_and_wait(item)
+        elif len(self._outbox) >= self._outbox_limit:
+            DROPPED.labels("outbox_full").inc()
+        else:
+            self._enqueue(item)
+
+    async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
+        channel = self._control_channel if instance_id is None else self.instance_channel(instance_id)
+        item = _Outgoing(channel, data, control=instance_id is None or instance_id == self.instance_id,
+                         kind="control")
+        await self._enqueue_and_wait(item)
+
+    async def recent(self, room_id: str, count: int = 100) -> list[tuple[int, bytes]]:
+        """The newest `count` envelopes of the room's stream, oldest first (inspection, recovery)."""
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = await self._pub.xrevrange(  # type: ignore[assignment]
+            self.stream_key(room_id), count=max(1, min(count, 10_000)))
+        return [(int(fields[b"v"]), fields[b"e"]) for _, fields in reversed(rows)]
+
+    async def _enqueue_and_wait(self, item: _Outgoing) -> None:
+        while len(self._outbox) >= self._outbox_limit and not self._closing:
+            self._outbox_space.clear()
+            await self._outbox_space.wait()
+        item.future = asyncio.get_running_loop().create_future()
+        self._enqueue(item)
+        # Shielded: a caller that is cancelled still gets its message out.
+        await asyncio.shield(item.future)
+
+    def _enqueue(self, item: _Outgoing) -> None:
+        if self._closing or not self._tasks:
+            # Not running: nothing would send it, so at least this instance sees it.
+            self._fallback([item])
+            if item.future is not None and not item.future.done():
+                item.future.set_result(None)
+            return
+        self._outbox.append(item)
+        self._outbox_idle.clear()
+        self._outbox_wake.set()
+
+    async def _write_loop(self) -> None:
+        outbox = self._outbox
+        while True:
+            if not outbox:
+                self._outbox_idle.set()
+                OUTBOX.set(0)
+                self._outbox_wake.clear()
+                await self._outbox_wake.wait()
+                continue
+            batch = [outbox.popleft() for _ in range(min(len(outbox), self._batch_max))]
+            OUTBOX.set(len(outbox))
+            if len(outbox) < self._outbox_limit:
+                self._outbox_space.set()
+            try:
+                if not self._subscribed:
+                    # It would not come back to us through Redis: deliver our share right away.
+                    self._fallback(batch)
+                if self._pub_down:
+                    # Redis failed us a moment ago: no round trips (and no stalls) until the
+                    # subscriber reconnects and proves it is back; its reset fills the others.
+                    self._fallback(batch)
+                    DROPPED.labels("redis_down").inc(len(batch))
+                else:
+                    await self._send(batch)
+            except asyncio.CancelledError:
+                self._resolve(batch)
+                raise
+            except Exception:
+                log.exception("broker.write_failed")
+                self._fallback(batch)
+            self._resolve(batch)
+
+    async def _send(self, batch: list[_Outgoing]) -> None:
+        """Publish `batch` in one pipeline; retry once on a fresh connection and once after
+        reloading a script Redis forgot, then fall back."""
+        todo = batch
+        for attempt in range(3):
+            try:
+                if todo and any(item.stream is not None for item in todo) and self._script_sha is None:
+                    self._script_sha = await self._pub.script_load(_PUBLISH_STORED)
+                results = await self._pipeline(todo)
+            except (RedisError, OSError) as exc:
+                if attempt == 0 and self._subscribed:
+                    continue  # maybe one stale pooled connection: try a fresh one
+                log.warning("broker.publish_failed", error=repr(exc), messages=len(todo))
+                self._pub_down = True  # until a new subscriber session proves Redis is back
+                self._update_health()
+                self._fallback(todo)
+                self._restart_session("publish failed")
+                return
+            retry: list[_Outgoing] = []
+            for item, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    retry.append(item)
+                elif isinstance(result, Exception):
+                    log.warning("broker.publish_refused", error=repr(result))
+                    DROPPED.labels("redis_error").inc()
+                    self._fallback([item])
+                else:
+                    PUBLISHES.labels(item.kind).inc()
+            if not retry:
+                return
+            self._script_sha = None  # Redis forgot the script (restart, SCRIPT FLUSH): load it again
+            todo = retry
+        self._fallback(todo)
+
+    async def _pipeline(self, batch: Sequence[_Outgoing]) -> list[Any]:
+        async with self._pub.pipeline(transaction=False) as pipe:
+            for item in batch:
+                if item.stream is not None:
+                    pipe.evalsha(self._script_sha or "", 1, item.stream, item.channel, item.data,
+                                 self._stream_maxlen, item.version, self._stream_ttl)
+                else:
+                    pipe.publish(item.channel, item.data)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            return results
+
+    def _fallback(self, batch: Sequence[_Outgoing]) -> None:
+        """Deliver to this instance what was meant for it, at most once per message."""
+        for item in batch:
+            if item.local_done:
+                continue
+            item.local_done = True
+            try:
+                if item.room_id is not None:
+                    if item.room_id in self._rooms:
+                        LOCAL_FALLBACKS.inc()
+                        self._on_room(item.room_id, item.data)
+                elif item.control:
+                    LOCAL_FALLBACKS.inc()
+                    self._on_control(item.data)
+            except Exception:
+                DROPPED.labels("handler_error").inc()
+                log.exception("broker.local_handler_failed")
+
+    @staticmethod
+    def _resolve(batch: Sequence[_Outgoing]) -> None:
+        for item in batch:
+            if item.future is not None and not item.future.done():
+                item.future.set_result(None)
+
+    # -- the subscriber --------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        """One session at a time; a lost one is replaced after a jittered, growing pause."""
+        failures = 0
+        while True:
+            kick = self._kick = asyncio.Event()
+            session = asyncio.ensure_future(self._session())
+            kicked = asyncio.ensure_future(kick.wait())
+            try:
+                await asyncio.wait({session, kicked}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (session, kicked):
+                    task.cancel()
+                await asyncio.gather(session, kicked, return_exceptions=True)
+            if session.done() and not session.cancelled() and session.exception() is not None:
+                exc = session.exception()
+                (log.debug if failures else log.warning)("broker.subscriber_lost", error=repr(exc),
+                                                         instance_id=self.instance_id)
+            if self._subscribed:
+                failures = 0  # it had worked: retry at once, then back off if it keeps failing
+            self._set_subscribed(False)
+            delay = min(self._max_backoff, self._min_backoff * (2**failures))
+            failures = min(failures + 1, 30)
+            await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
+
+    async def _session(self) -> None:
+        conn = self._sub_factory.make_connection()
+        try:
+            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # The handshake reads with the connection's timeout, which is none: bound it here.
+            async with asyncio.timeout(self._connect_timeout + self._confirm_timeout):
+                await conn.connect()
+                async with self._cmd_lock:
+                    self._pending.clear()
+                    channels = [self._control_channel, self._instance_channel,
+                                *(self.room_channel(r) for r in sorted(self._rooms))]
+                    for start in range(0, len(channels), SUBSCRIBE_CHUNK):
+                        chunk = channels[start : start + SUBSCRIBE_CHUNK]
+                        self._pending.extend((b"subscribe", channel, None) for channel in chunk)
+                        if start + SUBSCRIBE_CHUNK >= len(channels):
+                            self._pending[-1] = (b"subscribe", chunk[-1], ready)
+                        await conn.send_packed_command(conn.pack_command(b"SUBSCRIBE", *chunk), check_health=False)
+                    self._ready_marker = ready
+                    self._conn = conn
+            await self._read_loop(conn)
+        finally:
+            self._conn = None
+            self._ready_marker = None
+            for _, _, waiter in self._pending:
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)  # the next session resubscribes from self._rooms
+            self._pending.clear()
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
+
+    async def _read_loop(self, conn: AbstractConnection) -> None:
+        room_prefix = self._room_prefix
+        skip = len(room_prefix)
+        while True:
+            reply = await conn.read_response(timeout=math.inf)
+            if not isinstance(reply, list) or len(reply) < 3:
+                continue
+            kind = reply[0]
+            if kind == b"message":
+                channel: bytes = reply[1]
+                data: bytes = reply[2]
+                if channel.startswith(room_prefix):
+                    self._on_room_message(channel[skip:].decode(), data)
+                else:
+                    self._on_control_message(channel, data)
+            elif kind in (b"subscribe", b"unsubscribe"):
+                self._confirm(kind, reply[1])
+
+    def _confirm(self, kind: bytes, channel: bytes) -> None:
+        if not self._pending:
+            raise _Desync(f"unexpected {kind!r} reply")
+        want_kind, want_channel, waiter = self._pending.popleft()
+        if want_kind != kind or want_channel != channel:
+            raise _Desync(f"expected {want_kind!r} {want_channel!r}, got {kind!r} {channel!r}")
+        if waiter is None:
+            return
+        if waiter is self._ready_marker:
+            self._became_ready()
+        if not waiter.done():
+            waiter.set_result(None)
+
+    def _became_ready(self) -> None:
+        """Everything is subscribed: whatever was published while we were away is in the database."""
+        self._pub_down = False
+        self._probe_ok = True
+        self._set_subscribed(True)
+        if self._first_session.is_set():
+            self.reconnects += 1
+            RECONNECTS.inc()
+        self._first_session.set()
+        self.resets += 1
+        try:
+            self._on_reset()
+        except Exception:
+            log.exception("broker.reset_handler_failed")
+        log.info("broker.subscribed", instance_id=self.instance_id, rooms=len(self._rooms))
+
+    def _on_room_message(self, room_id: str, data: bytes) -> None:
+        RECEIVED.labels("room").inc()
+        ts = _ts_of(data)
+        if ts is not None:
+            PUBSUB_LAG.observe(max(0.0, time.time() - ts / 1000))
+        if room_id not in self._rooms:
+            return  # unsubscribed a moment ago
+        try:
+            self._on_room(room_id, data)
+        except Exception:
+            DROPPED.labels("handler_error").inc()
+            log.exception("broker.room_handler_failed")
+
+    def _on_control_message(self, channel: bytes, data: bytes) -> None:
+        if channel == self._instance_channel and data.startswith(PROBE_MARK):
+            RECEIVED.labels("probe").inc()
+            probe = self._probe_waiter
+            if probe is not None and probe[0] == data and not probe[1].done():
+                probe[1].set_result(None)
+            return
+        RECEIVED.labels("control").inc()
+        try:
+            self._on_control(data)
+        except Exception:
+            DROPPED.labels("handler_error").inc()
+            log.exception("broker.control_handler_failed")
+
+    # -- liveness --------------------------------------------------------------------------------
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            if not self._subscribed:
+                continue
+            if await self.probe():
+                continue
+            PROBE_FAILURES.inc()
+            self._probe_ok = False
+            self._update_health()
+            self._restart_session("liveness probe not answered")
+
+    async def probe(self) -> bool:
+        """Publish a nonce on our own channel and wait to read it back through the subscriber."""
+        payload = PROBE_MARK + secrets.token_hex(8).encode()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._probe_waiter = (payload, waiter)
+        item = _Outgoing(self._instance_channel, payload, kind="probe")
+        try:
+            async with asyncio.timeout(self._probe_timeout):
+                # Ahead of any backlog: we test the subscription, not the queue.
+                self._outbox.appendleft(item)
+                self._outbox_idle.clear()
+                self._outbox_wake.set()
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._probe_waiter = None
+        self._probe_ok = True
+        self._update_health()
+        return True
+
+    def _set_subscribed(self, value: bool) -> None:
+        self._subscribed = value
+        self._update_health()
+
+    def _update_health(self) -> None:
+        HEALTHY.set(1 if self.healthy else 0)

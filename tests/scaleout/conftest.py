@@ -1,0 +1,110 @@
+"""Fixtures for the scale-out unit tests: the real local Redis, a unique prefix per test.
+
+Pub/sub channels are global to the Redis server (not per database), so brokers get the test's
+prefix too: tests running in parallel, or other people's servers on the same Redis, never
+hear each other. Cleanup deletes only this test's keys (SCAN + UNLINK), never a database.
+With CI=true a missing Redis fails (the root `redis_url` fixture); otherwise these skip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from tableforge.realtime.redis_broker import RedisBroker
+from tableforge.realtime.redis_presence import RedisPresence
+from tableforge.realtime.registry import InstanceRegistry
+
+from .support import Inbox
+
+MakeBroker = Callable[..., Awaitable[tuple[RedisBroker, Inbox]]]
+MakeRegistry = Callable[..., Awaitable[InstanceRegistry]]
+MakePresence = Callable[..., RedisPresence]
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client: the tests' own view of Redis (and the hand that kills connections)."""
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(raw: redis.asyncio.Redis) -> AsyncIterator[str]:
+    value = f"tableforge:test-{uuid.uuid4().hex[:12]}:"
+    yield value
+    batch: list[bytes] = []
+    async for key in raw.scan_iter(match=value + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            await raw.unlink(*batch)
+            batch.clear()
+    if batch:
+        await raw.unlink(*batch)
+
+
+@pytest.fixture
+def instance_ids() -> Callable[[str], str]:
+    suffix = uuid.uuid4().hex[:6]
+    return lambda name: f"{name}-{suffix}"
+
+
+@pytest.fixture
+async def make_broker(redis_url: str, prefix: str) -> AsyncIterator[MakeBroker]:
+    """Started brokers sharing this test's prefix, each with a recording inbox ("an instance")."""
+    brokers: list[RedisBroker] = []
+
+    async def make(instance_id: str, url: str | None = None, **options: Any) -> tuple[RedisBroker, Inbox]:
+        options.setdefault("prefix", prefix)
+        options.setdefault("probe_interval", 0.5)
+        options.setdefault("probe_timeout", 1.0)
+        options.setdefault("max_backoff", 0.5)
+        broker = RedisBroker(url or redis_url, instance_id, **options)
+        inbox = Inbox()
+        inbox.attach(broker)
+        brokers.append(broker)
+        await broker.start()
+        return broker, inbox
+
+    yield make
+    for broker in brokers:
+        await broker.close()
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """The client registries and presences use, as the app would create it."""
+    value = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    yield value
+    await value.aclose()
+
+
+@pytest.fixture
+async def make_registry(client: redis.asyncio.Redis, prefix: str) -> AsyncIterator[MakeRegistry]:
+    registries: list[InstanceRegistry] = []
+
+    async def make(instance_id: str, **options: Any) -> InstanceRegistry:
+        options.setdefault("prefix", prefix)
+        registry = InstanceRegistry(client, instance_id, **options)
+        registries.append(registry)
+        await registry.start()
+        return registry
+
+    yield make
+    for registry in registries:
+        await registry.close()
+
+
+@pytest.fixture
+def make_presence(client: redis.asyncio.Redis, prefix: str) -> MakePresence:
+    def make(instance_id: str, **options: Any) -> RedisPresence:
+        options.setdefault("prefix", prefix)
+        options.setdefault("min_redis_uptime", 0.0)
+        return RedisPresence(client, instance_id, **options)
+
+    return make

@@ -1,0 +1,216 @@
+"""RedisBroker between two instances (two broker objects) over the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlparse
+
+import pytest
+import redis.asyncio
+
+from tableforge.realtime.envelope import unpack
+
+from .conftest import MakeBroker
+from .support import FreezableProxy, event, wait_until
+
+
+async def test_an_event_reaches_every_subscribed_instance_the_origin_included(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"))
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await a.subscribe("room-1")
+    await b.subscribe("room-1")
+
+    for version in range(1, 6):
+        await a.publish("room-1", event(version, f"v{version}", sender="a/c1"))
+    await b.publish("room-1", event(0, "preview"))
+
+    for inbox in (inbox_a, inbox_b):
+        await wait_until(lambda inbox=inbox: len(inbox.rooms) == 6, what="six messages")  # type: ignore[misc]
+        assert inbox.bodies("room-1") == ["v1", "v2", "v3", "v4", "v5", "preview"]
+        assert unpack(inbox.rooms[0][1]).sender == "a/c1"
+
+
+async def test_an_instance_hears_only_the_rooms_it_is_subscribed_to(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    a, _ = await make_broker(instance_ids("a"))
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await a.subscribe("room-1")
+    await b.subscribe("room-2")
+    await b.subscribe("room-3")
+    await b.unsubscribe("room-3")
+
+    await a.publish("room-1", event(1, "not for b"))
+    await a.publish("room-3", event(1, "b left this room"))
+    # Redis delivers to one subscriber in publish order: once the marker is in, anything for
+    # room-1 or room-3 would be in too.
+    await a.publish("room-2", event(1, "marker"))
+
+    await wait_until(lambda: inbox_b.has("marker"), what="the marker")
+    assert inbox_b.rooms == [("room-2", event(1, "marker"))]
+
+
+async def test_subscribe_and_unsubscribe_apply_in_call_order(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"))
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await b.subscribe("marker")
+    await b.subscribe("stays")
+    await b.subscribe("goes")
+
+    # Issued together, without awaiting in between, like a quick leave and rejoin in the hub.
+    await asyncio.gather(b.unsubscribe("stays"), b.subscribe("stays"),
+                         b.subscribe("goes"), b.unsubscribe("goes"))
+
+    await a.publish("stays", event(1, "kept"))
+    await a.publish("goes", event(1, "dropped"))
+    await a.publish("marker", event(1, "marker"))
+    await wait_until(lambda: inbox_b.has("marker"), what="the marker")
+    assert inbox_b.bodies() == ["kept", "marker"]
+    assert inbox_a.rooms == []
+
+
+async def test_control_messages_reach_every_instance_or_just_one(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"))
+    b, inbox_b = await make_broker(instance_ids("b"))
+
+    await a.publish_control(b"to everyone")
+    await a.publish_control(b"to b only", b.instance_id)
+    await b.publish_control(b"to a only", a.instance_id)
+    await b.publish_control(b"done")
+
+    await wait_until(lambda: inbox_a.has_control("done") and inbox_b.has_control("done"), what="the last message")
+    assert inbox_a.controls == [b"to everyone", b"to a only", b"done"]
+    assert inbox_b.controls == [b"to everyone", b"to b only", b"done"]
+
+
+async def test_stored_events_are_mirrored_in_a_capped_stream(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis, prefix: str
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"), stream_maxlen=10)
+    await a.subscribe("room-1")
+    for version in range(1, 201):
+        await a.publish("room-1", event(version, f"v{version}"))
+    await a.publish("room-1", event(0, "ephemeral: not stored"))
+    await wait_until(lambda: len(inbox_a.rooms) == 201, what="every message")
+
+    recent = await a.recent("room-1", count=5)
+    assert recent == [(v, event(v, f"v{v}")) for v in range(196, 201)]
+    length = await raw.xlen(f"{prefix}stream:room-1")
+    assert 10 <= length < 200  # MAXLEN ~ trims whole nodes: capped, not exact
+    assert await raw.ttl(f"{prefix}stream:room-1") > 0
+
+
+async def test_a_script_redis_forgot_is_loaded_again(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis, prefix: str
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"))
+    await a.subscribe("room-1")
+    await a.publish("room-1", event(1, "v1"))
+    # As after a Redis restart or SCRIPT FLUSH (not run here: the Redis is shared): the sha is unknown.
+    a._script_sha = "0" * 40
+    await a.publish("room-1", event(2, "v2"))
+    await wait_until(lambda: inbox_a.bodies() == ["v1", "v2"], what="both events")
+    assert [v for v, _ in await a.recent("room-1")] == [1, 2]
+    assert a._script_sha != "0" * 40
+
+
+async def test_many_concurrent_publishers_lose_nothing(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"), outbox_limit=50, batch_max=16)
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await a.subscribe("room-1")
+    await b.subscribe("room-1")
+
+    # More stored events than the outbox holds: publishers wait for room, none is dropped.
+    await asyncio.gather(*(a.publish("room-1", event(v, f"v{v}")) for v in range(1, 501)))
+
+    await wait_until(lambda: len(inbox_b.rooms) == 500, what="500 events on b")
+    assert sorted(unpack(data).version for _, data in inbox_b.rooms) == list(range(1, 501))
+    await wait_until(lambda: len(inbox_a.rooms) == 500, what="500 events on a")
+
+
+async def _subscriber_client_id(raw: redis.asyncio.Redis, instance_id: str) -> int:
+    for client in await raw.client_list(_type="pubsub"):
+        if client.get("name") == f"tableforge-sub:{instance_id}":
+            return int(client["id"])
+    raise AssertionError(f"no subscriber connection named for {instance_id}")
+
+
+async def test_a_killed_subscriber_reconnects_resubscribes_and_resets(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis
+) -> None:
+    a, inbox_a = await make_broker(instance_ids("a"))
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await b.subscribe("room-1")
+    await a.subscribe("room-1")
+    resets_before = inbox_b.resets
+    old_id = await _subscriber_client_id(raw, b.instance_id)
+
+    # CLIENT KILL TYPE pubsub, narrowed to b's subscriber so nobody else on this Redis is hit.
+    killed = await raw.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", old_id)
+    assert killed == 1
+
+    await wait_until(lambda: inbox_b.resets > resets_before and b.healthy, what="b to resubscribe")
+    assert b.reconnects == 1
+    assert await _subscriber_client_id(raw, b.instance_id) != old_id
+
+    await a.publish("room-1", event(7, "after the kill"))
+    await a.publish_control(b"control after the kill")
+    await wait_until(lambda: inbox_b.has("after the kill") and inbox_b.has_control("control after the kill"),
+                     what="messages on b after reconnecting")
+    assert inbox_a.resets == 1  # only its first subscription
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[FreezableProxy]:
+    target = urlparse(redis_url)
+    value = FreezableProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await value.start()
+    yield value
+    await value.stop()
+
+
+async def test_the_liveness_probe_replaces_a_silently_dead_subscription(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], proxy: FreezableProxy, redis_url: str
+) -> None:
+    a, _ = await make_broker(instance_ids("a"))
+    path = urlparse(redis_url).path or "/0"
+    b, inbox_b = await make_broker(instance_ids("b"), url=f"redis://127.0.0.1:{proxy.port}{path}",
+                                   socket_timeout=0.5, probe_interval=0.3, probe_timeout=0.5)
+    await b.subscribe("room-1")
+    resets_before = inbox_b.resets
+
+    assert proxy.freeze() >= 1  # b's connections stay open but nothing passes any more
+    await a.publish("room-1", event(1, "lost in the frozen connection"))
+
+    await wait_until(lambda: inbox_b.resets > resets_before, within=15, what="the probe to restart b")
+    await wait_until(lambda: b.healthy, what="b healthy again")
+    await a.publish("room-1", event(2, "through the new connection"))
+    await wait_until(lambda: inbox_b.has("through the new connection"), what="b to hear again")
+    assert not inbox_b.has("lost in the frozen connection")  # the hub refills it from the database
+
+
+async def test_without_redis_the_instance_still_serves_its_own_sockets(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    # Nothing listens on port 1: Redis is down from the start.
+    a, inbox_a = await make_broker(instance_ids("a"), url="redis://127.0.0.1:1/0", start_wait=0.2,
+                                   connect_timeout=0.2)
+    assert not a.healthy
+    await a.subscribe("room-1")  # returns: the subscription is applied when Redis is back
+    await a.publish("room-1", event(1, "local move"))
+    await a.publish("room-1", event(0, "local preview"))
+    await a.publish("room-2", event(1, "no local sockets there"))
+    await a.publish_control(b"broadcast")
+    await a.publish_control(b"for someone else", "another-instance")
+    assert inbox_a.bodies() == ["local move", "local preview"]
+    assert inbox_a.controls == [b"broadcast"]
+    assert a.stats()["subscribed"] is False
