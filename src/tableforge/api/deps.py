@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from tableforge.domain.errors import Forbidden
 from tableforge.services import users
 from tableforge.services.runtime import Runtime
 
@@ -38,6 +39,13 @@ async def optional_user(request: Request, rt: Annotated[Runtime, Depends(get_run
     return await users.authenticate(rt, token)
 
 
+async def admin_user(user: Annotated[dict[str, Any], Depends(current_user)]) -> dict[str, Any]:
+    if not user["is_admin"]:
+        raise Forbidden("administrators only", code="not_admin")
+    return user
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 UserDep = Annotated[dict[str, Any], Depends(current_user)]
 OptionalUserDep = Annotated[dict[str, Any] | None, Depends(optional_user)]
+AdminDep = Annotated[dict[str, Any], Depends(admin_user)]
