@@ -1,8 +1,15 @@
 """The database engine(s) and the two ways to use them: `read()` and `write()`.
 
-PostgreSQL: one asyncpg pool, sized by the PROTOCOL.md settings, with a per-connection
-statement timeout. SQLite (embedded mode): WAL mode, a reader pool and a single writer
-connection, so that writes queue inside the process instead of failing with SQLITE_BUSY.
+PostgreSQL: one asyncpg pool, sized by the PROTOCOL.md settings (how they map onto SQLAlchemy's
+pool, and how to size it against workers: `tableforge.db.pool`), with a per-connection statement
+timeout and a pre-ping, so that after a PostgreSQL restart the pool heals by itself: requests
+caught mid-flight fail with 503 `db_unavailable`, the next ones get fresh connections.
+SQLite (embedded mode): WAL mode, a reader pool and a single writer connection, so that writes
+queue inside the process instead of failing with SQLITE_BUSY.
+
+Timing: every statement's duration is checked against `TABLEFORGE_DB_SLOW_QUERY_MS` (a structlog
+warning with the statement, truncated); `Database.timed("name")` records a named query or group
+of queries in `tableforge_db_query_seconds{query=name}` (names only: never SQL as a label).
 """
 
 from __future__ import annotations
@@ -13,14 +20,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tableforge.config import Settings
+from tableforge.db import pool as pool_metrics
 from tableforge.domain.errors import Unavailable
 from tableforge.observability import metrics
+
+log = structlog.get_logger("tableforge.db")
 
 
 class Database:
@@ -33,20 +44,52 @@ class Database:
         if self.is_postgres:
             self.engine = _postgres_engine(settings)
             self.writer = self.engine
+            self.pools = {"main": pool_metrics.PoolState("main", settings.db_idle_timeout)}
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(self.url, pool_size=4)
             self.writer = _sqlite_engine(self.url, pool_size=1)
+            # A file connection does not go stale, so SQLite keeps its connections (no idle timeout).
+            self.pools = {"sqlite-read": pool_metrics.PoolState("sqlite-read", None),
+                          "sqlite-write": pool_metrics.PoolState("sqlite-write", None)}
+        self._engines = {name: eng for name, eng in zip(self.pools, (self.engine, self.writer), strict=False)}
+        for name, state in self.pools.items():
+            pool_metrics.instrument(self._engines[name], state)
+        _log_slow_statements(self.engine, settings.db_slow_query_ms)
+        if self.writer is not self.engine:
+            _log_slow_statements(self.writer, settings.db_slow_query_ms)
 
     @property
     def dialect(self) -> str:
         return "postgresql" if self.is_postgres else "sqlite"
 
     @asynccontextmanager
+    async def _checkout(self, engine: AsyncEngine, *, begin: bool) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection, with the wait for it measured (and counted while it lasts)."""
+        state = self.pools["main"] if self.is_postgres else self.pools[
+            "sqlite-write" if engine is self.writer else "sqlite-read"]
+        conn = engine.connect()
+        started = state.begin_wait()
+        try:
+            await conn.start()
+        except BaseException as exc:
+            state.end_wait(started, timed_out=isinstance(exc, PoolTimeout))
+            raise
+        state.end_wait(started)
+        try:
+            if begin:
+                async with conn.begin():
+                    yield conn
+            else:
+                yield conn
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (autocommit-style: one implicit transaction, rolled back)."""
         try:
-            async with self.engine.connect() as conn:
+            async with self._checkout(self.engine, begin=False) as conn:
                 yield conn
         except _OURS:
             raise
@@ -67,7 +110,7 @@ class Database:
         """A transaction: committed on success, rolled back on any error; its duration is a metric."""
         start = time.perf_counter()
         try:
-            async with self.writer.begin() as conn:
+            async with self._checkout(self.writer, begin=True) as conn:
                 yield conn
         except _OURS:
             raise
@@ -82,6 +125,27 @@ class Database:
         async with self.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
         return time.perf_counter() - start
+
+    @asynccontextmanager
+    async def timed(self, name: str) -> AsyncIterator[None]:
+        """Time a named query (or a group of them, e.g. "snapshot") into the query histogram, and
+        log it as slow above the threshold. `name` must come from a small fixed set."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.DB_QUERY_SECONDS.labels(name).observe(elapsed)
+            if elapsed * 1000 >= self.settings.db_slow_query_ms:
+                log.warning("slow_query", query=name, ms=round(elapsed * 1000, 2),
+                            threshold_ms=self.settings.db_slow_query_ms)
+
+    def pool_stats(self) -> list[dict[str, Any]]:
+        """Each pool's configuration and live state (GET /api/admin/db/pool)."""
+        pg_bounds = [(self.settings.db_pool_min, self.settings.db_pool_max)]
+        bounds = pg_bounds if self.is_postgres else [(4, 4), (1, 1)]
+        return [pool_metrics.stats(self._engines[name], state, pool_min=lo, pool_max=hi)
+                for (name, state), (lo, hi) in zip(self.pools.items(), bounds, strict=True)]
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -115,13 +179,46 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         connect_args["ssl"] = settings.db_ssl_mode
     return create_async_engine(
         settings.sqlalchemy_url,
-        pool_size=settings.db_pool_max,
-        max_overflow=0,
+        # MIN kept open, up to MAX under load (see tableforge.db.pool for the mapping and sizing).
+        pool_size=settings.db_pool_min,
+        max_overflow=settings.db_pool_max - settings.db_pool_min,
         pool_timeout=settings.db_connection_timeout,
         pool_recycle=1800,
+        # LIFO: the same few connections stay warm under light load, and the idle timeout can
+        # retire the rest. Pre-ping: one cheap round trip at checkout that turns a connection
+        # killed by a server restart into a fresh one instead of a failed request.
         pool_use_lifo=True,
+        pool_pre_ping=True,
         connect_args=connect_args,
     )
+
+
+_SLOW_SQL_CHARS = 500
+
+
+def _log_slow_statements(engine: AsyncEngine, threshold_ms: float) -> None:
+    """A structlog warning for any statement slower than the threshold, whoever ran it: the named
+    timers see only the queries someone named, this sees everything (including reports)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        conn.info.setdefault("tf_query_start", []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        starts = conn.info.get("tf_query_start")
+        if not starts:
+            return
+        elapsed_ms = (time.perf_counter() - starts.pop()) * 1000
+        if elapsed_ms >= threshold_ms:
+            log.warning("slow_statement", ms=round(elapsed_ms, 2), threshold_ms=threshold_ms,
+                        statement=" ".join(statement.split())[:_SLOW_SQL_CHARS])
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _error(context: Any) -> None:
+        conn = context.connection
+        if conn is not None and conn.info.get("tf_query_start"):
+            conn.info["tf_query_start"].pop()
 
 
 def _sqlite_engine(url: str, *, pool_size: int) -> AsyncEngine:
