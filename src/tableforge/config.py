@@ -27,8 +27,15 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Path("./tableforge-data")
     instance_id: str = Field(default_factory=_default_instance_id)
+    # Several deployments (or test clusters) on one Redis: keys and channels go under
+    # `tableforge:<namespace>:` instead of `tableforge:`. Pub/sub channels ignore database numbers.
+    redis_namespace: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,40}$")
     auto_migrate: bool = True
     seed_catalog: bool = True
+
+    # Scale-out: instance heartbeat and expiry (an instance that dies disappears within the expiry).
+    instance_heartbeat_seconds: float = Field(10.0, gt=0)
+    instance_ttl_seconds: float = Field(30.0, gt=0)
 
     # Database pool (PROTOCOL.md names; seconds).
     db_pool_min: int = Field(5, ge=1, le=1000)
@@ -45,6 +52,14 @@ class Settings(BaseSettings):
     cache_eviction: Literal["lru", "lfu", "ttl"] = "lru"
     cache_compression: bool = True
     cache_serialization: Literal["json", "msgpack"] = "msgpack"
+    # HTTP edge (Varnish/CDN) purge hook: unset = no purges. Comma-separated URLs for several nodes.
+    cdn_purge_url: str | None = None
+    cdn_purge_method: Literal["PURGE", "BAN"] = "PURGE"
+    cdn_purge_header: str = Field("xkey", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    cdn_purge_timeout: float = Field(2.0, gt=0)
+    cdn_purge_queue: int = Field(1000, ge=1)
+    cdn_purge_wait: float = Field(1.0, ge=0)
+    cdn_purge_repeat: float = Field(2.0, ge=0)
 
     # Auth.
     session_ttl_hours: float = Field(24 * 30, gt=0)
@@ -89,6 +104,8 @@ class Settings(BaseSettings):
     def _check_pool(self) -> Settings:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("TABLEFORGE_DB_POOL_MIN must not exceed TABLEFORGE_DB_POOL_MAX")
+        if self.instance_ttl_seconds <= self.instance_heartbeat_seconds:
+            raise ValueError("TABLEFORGE_INSTANCE_TTL_SECONDS must exceed TABLEFORGE_INSTANCE_HEARTBEAT_SECONDS")
         return self
 
     @cached_property
@@ -104,6 +121,10 @@ class Settings(BaseSettings):
         elif url.startswith("sqlite://") and "+aiosqlite" not in url:
             url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
         return url
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"tableforge:{self.redis_namespace}:" if self.redis_namespace else "tableforge:"
 
     @property
     def is_postgres(self) -> bool:

@@ -19,7 +19,7 @@ class ServerProcess:
         self.name = name
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(env.get("TABLEFORGE_DATA_DIR", "/tmp")) / f"server-{port}.log"
+        self.log_path = Path(env.get("TABLEFORGE_DATA_DIR", "/tmp")) / "logs" / f"server-{port}.log"
 
     @property
     def base_url(self) -> str:
@@ -30,6 +30,11 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout: float = 30.0) -> None:
+        self.start_async()
+        self.wait_healthy(timeout)
+
+    def start_async(self) -> None:
+        """Launch the process without waiting for it (see `wait_healthy`)."""
         env = {**os.environ, "TABLEFORGE_LOG_JSON": "true", "TABLEFORGE_LOG_LEVEL": "INFO", **self.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
@@ -37,6 +42,9 @@ class ServerProcess:
             [sys.executable, "-m", "tableforge", "serve", "--port", str(self.port), *self.args],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

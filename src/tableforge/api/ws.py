@@ -65,6 +65,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                       rt.settings.ws_send_queue)
     conn.owner = asyncio.current_task()
     rt.hub.add_connection(conn)
+    await rt.presence.user_connected(conn.user_id)
     conn.start()
     bucket = TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst)
     max_frame = rt.settings.ws_max_frame_bytes
@@ -137,10 +138,10 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
                                  {"token_id": msg.token_id, "x": msg.x, "y": msg.y}, conn)
         case p.TokenMove():
             role = _role(conn, msg.room_id)
-            token, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id,
-                                                 {"x": msg.x, "y": msg.y}, msg.if_version, conn, move_only=True)
+            version, token_version = await tokens.move(rt, conn.user_id, role, msg.room_id, msg.token_id,
+                                                       msg.x, msg.y, msg.if_version, conn)
             if reply:
-                conn.send(_ack(msg.id, version=version, token_version=token["version"]))
+                conn.send(_ack(msg.id, version=version, token_version=token_version))
         case p.Pointer():
             _role(conn, msg.room_id)
             await tokens.preview(rt, conn.user_id, msg.room_id, ev.POINTER,

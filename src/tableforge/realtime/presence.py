@@ -25,10 +25,29 @@ class Presence(ABC):
     async def count(self, room_id: str) -> int:
         """Sockets in the room."""
 
+    @abstractmethod
+    async def user_connected(self, user_id: str) -> None:
+        """A socket of the user opened on this instance (for send-to-user)."""
+
+    @abstractmethod
+    async def user_disconnected(self, user_id: str) -> None: ...
+
+    @abstractmethod
+    async def user_instances(self, user_id: str) -> set[str]:
+        """Instances holding a socket of the user: send there, not to every instance."""
+
+    async def close(self) -> list[tuple[str, str]]:
+        """Clean shutdown; returns (room_id, user_id) pairs that went offline with it."""
+        return []
+
 
 class MemoryPresence(Presence):
-    def __init__(self) -> None:
+    """One process: the only instance is this one."""
+
+    def __init__(self, instance_id: str = "local") -> None:
+        self.instance_id = instance_id
         self._rooms: dict[str, dict[str, set[str]]] = defaultdict(dict)
+        self._users: dict[str, int] = {}
 
     async def add(self, room_id: str, user_id: str, conn_key: str) -> bool:
         users = self._rooms[room_id]
@@ -55,3 +74,16 @@ class MemoryPresence(Presence):
 
     async def count(self, room_id: str) -> int:
         return sum(len(c) for c in self._rooms.get(room_id, {}).values())
+
+    async def user_connected(self, user_id: str) -> None:
+        self._users[user_id] = self._users.get(user_id, 0) + 1
+
+    async def user_disconnected(self, user_id: str) -> None:
+        left = self._users.get(user_id, 0) - 1
+        if left > 0:
+            self._users[user_id] = left
+        else:
+            self._users.pop(user_id, None)
+
+    async def user_instances(self, user_id: str) -> set[str]:
+        return {self.instance_id} if user_id in self._users else set()

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from tableforge.db import migrate
 from tableforge.domain import events as ev
 from tableforge.realtime import protocol
-from tableforge.services import catalog_seed, play
+from tableforge.realtime.redis_presence import RedisPresence
+from tableforge.services import admin, catalog_seed, play
 from tableforge.services.runtime import Runtime
 
 CLOSE_SERVICE_RESTART = 1012
+CLOSE_GOING_AWAY = 1001
 
 
 async def start(rt: Runtime) -> None:
@@ -26,12 +29,18 @@ async def start(rt: Runtime) -> None:
         await play.reset_presence(rt)
     _register_control_handlers(rt)
     await rt.broker.start()
+    if rt.registry is not None:
+        if isinstance(rt.presence, RedisPresence):
+            # Users whose instance died are announced (player.left) by whichever instance prunes them.
+            rt.presence.set_offline_handler(lambda gone: play.announce_offline(rt, gone))
+            rt.registry.add_hook(rt.presence.maintain)
+        await rt.registry.start()
 
 
 def _register_control_handlers(rt: Runtime) -> None:
     hub = rt.hub
 
-    def room_closed(message: dict[str, object]) -> None:
+    def room_closed(message: dict[str, Any]) -> None:
         room_id = str(message.get("room_id"))
         room = hub.rooms.get(room_id)
         if room is None:
@@ -41,12 +50,36 @@ def _register_control_handlers(rt: Runtime) -> None:
             conn.send(text)
             rt.spawn(play.leave(rt, conn, room_id, announce=False))
 
-    def broadcast(message: dict[str, object]) -> None:
+    def broadcast(message: dict[str, Any]) -> None:
         hub.broadcast(protocol.encode({"type": ev.SYSTEM_BROADCAST, "message": message.get("message"),
                                        "ts": time.time() * 1000}))
 
+    def user_send(message: dict[str, Any]) -> None:
+        text = protocol.encode(message.get("frame"))
+        user_id = message.get("user_id")
+        hub.broadcast(text, [c for c in hub.connections.values() if c.user_id == user_id])
+
+    def close_connections(_message: dict[str, Any]) -> None:
+        for conn in list(hub.connections.values()):
+            conn.close(CLOSE_GOING_AWAY, "closed by an administrator")
+
+    async def stats_request(message: dict[str, Any]) -> None:
+        reply = {"kind": "instance.stats.reply", "request_id": message.get("request_id"),
+                 "stats": admin.this_instance(rt)}
+        await hub.publish_control(reply, str(message.get("reply_to")))
+
+    def stats_reply(message: dict[str, Any]) -> None:
+        waiter = rt.stats_waiters.get(str(message.get("request_id")))
+        stats = message.get("stats")
+        if waiter is not None and isinstance(stats, dict) and not waiter.full():
+            waiter.put_nowait(stats)
+
     hub.on_control(ev.ROOM_CLOSED, room_closed)
     hub.on_control(ev.SYSTEM_BROADCAST, broadcast)
+    hub.on_control("user.send", user_send)
+    hub.on_control("instance.close_connections", close_connections)
+    hub.on_control("instance.stats.request", stats_request)
+    hub.on_control("instance.stats.reply", stats_reply)
 
 
 async def stop(rt: Runtime) -> None:
@@ -56,4 +89,7 @@ async def stop(rt: Runtime) -> None:
         conn.close(CLOSE_SERVICE_RESTART, "server restarting")
     for conn in conns:
         await play.disconnect(rt, conn)
+    await play.announce_offline(rt, await rt.presence.close())
+    if rt.registry is not None:
+        await rt.registry.close()
     await rt.close()

@@ -10,28 +10,43 @@ import sqlalchemy as sa
 
 from tableforge.db.schema import game_rooms, room_players, users
 from tableforge.domain import events as ev
-from tableforge.domain.errors import Conflict, RateLimited
+from tableforge.domain.errors import Conflict, NotFound, RateLimited
 from tableforge.domain.roles import GM
+from tableforge.observability.logging import get_logger
 from tableforge.realtime.connection import Connection
 from tableforge.services import events, rooms, shapes
 from tableforge.services.runtime import Runtime
+
+log = get_logger(__name__)
 
 
 def _conn_key(rt: Runtime, conn: Connection) -> str:
     return rt.hub.sender_tag(conn)
 
 
-async def _presence_event(rt: Runtime, conn: Connection, room_id: str, online: bool) -> None:
+async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool,
+                          sender: Connection | None) -> None:
     """player.joined / player.left, stored like any room event, with is_online kept in step."""
     async with rt.db.write() as db:
         version = await events.next_versions(db, room_id)
         await db.execute(sa.update(room_players)
-                         .where(room_players.c.room_id == room_id, room_players.c.user_id == conn.user_id)
+                         .where(room_players.c.room_id == room_id, room_players.c.user_id == user_id)
                          .values(is_online=online))
-        user = (await db.execute(sa.select(users).where(users.c.id == conn.user_id))).mappings().one()
+        user = (await db.execute(sa.select(users).where(users.c.id == user_id))).mappings().one()
         event = await events.store(db, room_id, version, ev.PLAYER_JOINED if online else ev.PLAYER_LEFT,
-                                   conn.user_id, {"user": shapes.public_user(user)}, rt.settings.ws_history_size)
-    await rt.hub.publish(room_id, version, event.ts, conn, event.body)
+                                   user_id, {"user": shapes.public_user(user)}, rt.settings.ws_history_size)
+    await rt.hub.publish(room_id, version, event.ts, sender, event.body)
+
+
+async def announce_offline(rt: Runtime, gone: list[tuple[str, str]]) -> None:
+    """Players whose sockets vanished with their instance (killed, or our own clean stop)."""
+    for room_id, user_id in gone:
+        try:
+            await _presence_event(rt, user_id, room_id, online=False, sender=None)
+        except (Conflict, NotFound):
+            pass  # the room was closed or deleted meanwhile
+        except Exception:
+            log.exception("presence.announce_failed", room_id=room_id)
 
 
 async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, msg_id: Any) -> None:
@@ -48,7 +63,7 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
     await rt.hub.attach(conn, room_id, role)
     try:
         if await rt.presence.add(room_id, conn.user_id, _conn_key(rt, conn)):
-            await _presence_event(rt, conn, room_id, online=True)
+            await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn)
         ack = await _join_ack(rt, room_id, since, role, msg_id)
     except BaseException:
         await leave(rt, conn, room_id, announce=True)
@@ -75,13 +90,16 @@ async def leave(rt: Runtime, conn: Connection, room_id: str, *, announce: bool =
     await rt.hub.detach(conn, room_id)
     if await rt.presence.remove(room_id, conn.user_id, _conn_key(rt, conn)) and announce:
         with contextlib.suppress(Conflict):  # the room was closed meanwhile: nobody to tell
-            await _presence_event(rt, conn, room_id, online=False)
+            await _presence_event(rt, conn.user_id, room_id, online=False, sender=conn)
 
 
 async def disconnect(rt: Runtime, conn: Connection) -> None:
+    registered = rt.hub.connections.get(conn.conn_id) is conn
     for room_id in list(conn.rooms):
         await leave(rt, conn, room_id)
-    await rt.hub.remove_connection(conn)
+    if registered:  # once per socket, though both the socket loop and shutdown may call this
+        await rt.hub.remove_connection(conn)
+        await rt.presence.user_disconnected(conn.user_id)
 
 
 async def reset_presence(rt: Runtime) -> None:
