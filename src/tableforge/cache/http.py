@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+from starlette.responses import Response
 
 CACHE_PRIVATE: Final = "private, no-cache"
 CACHE_PUBLIC_CATALOG: Final = "public, max-age=0, s-maxage=60, stale-while-revalidate=300"
@@ -18,6 +22,7 @@ CACHE_IMMUTABLE: Final = "public, max-age=31536000, immutable"
 CACHE_NO_STORE: Final = "no-store"
 
 SURROGATE_KEY_HEADER: Final = "Surrogate-Key"
+XKEY_HEADER: Final = "xkey"
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE ; etagc may include commas (RFC 9110 §8.8.3),
 # so the list is tokenized by tags, not split on commas.
@@ -113,3 +118,40 @@ def surrogate_keys(*keys: str) -> str:
             raise ValueError(f"invalid surrogate key {key!r}")
         seen.setdefault(key, None)
     return " ".join(seen)
+
+
+def conditional_json(
+    content: Any,
+    *,
+    if_none_match: str | None,
+    cache_control: str,
+    etag: str | None = None,
+    keys: Sequence[str] = (),
+    status_code: int = 200,
+) -> Response:
+    """A JSON response with validators and caching headers, or a bodiless 304 when the request's
+    If-None-Match already names it. Without `etag` the ETag is a hash of the exact bytes sent.
+
+    `keys` become both `Surrogate-Key` (Fastly and most CDNs) and `xkey` (Varnish vmod_xkey),
+    so one purge of a key drops every response tagged with it.
+    """
+    body = orjson.dumps(content)
+    tag = etag or etag_for(body)
+    headers = {"ETag": tag, "Cache-Control": cache_control}
+    if keys:
+        value = surrogate_keys(*keys)
+        headers[SURROGATE_KEY_HEADER] = value
+        headers[XKEY_HEADER] = value
+    if status_code == 200 and not_modified(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")
+
+
+def not_modified_response(etag: str, cache_control: str, keys: Sequence[str] = ()) -> Response:
+    """The 304 for a representation identified by `etag` without building its body."""
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if keys:
+        value = surrogate_keys(*keys)
+        headers[SURROGATE_KEY_HEADER] = value
+        headers[XKEY_HEADER] = value
+    return Response(status_code=304, headers=headers)

@@ -78,3 +78,8 @@ LOCAL_FLUSHES = Counter(
     "tableforge_cache_local_flushes_total",
     "Tier-1 flushes because the invalidation subscription dropped or was re-established.",
 )
+EDGE_PURGES = Counter(
+    "tableforge_cache_edge_purges_total",
+    "Purge requests to the HTTP edge (Varnish/CDN): outcome=ok|failed; dropped counts keys lost to a full queue.",
+    ["outcome"],
+)

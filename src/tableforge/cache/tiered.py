@@ -48,6 +48,7 @@ from .flight import SingleFlight, StaleGuard, Watch
 from .generations import Generations
 from .invalidation import Invalidation, InvalidationListener, PendingInvalidations, key_messages
 from .memory import Clock, Eviction, MemoryTier
+from .purge import EdgePurger, build_purger
 from .redis_tier import DEFAULT_PREFIX, RedisTier
 from .stats import CacheStats, KindStats
 
@@ -110,7 +111,10 @@ class Cache:
         redis_options: Mapping[str, Any] | None = None,
         clock: Clock = time.time,
         rand: Callable[[], float] = random.random,
+        edge: EdgePurger | None = None,
     ) -> None:
+        # Tier 3: purges for a Varnish/CDN in front of the app (None: no edge configured).
+        self.edge = edge
         self.instance_id = instance_id or f"cache-{secrets.token_hex(4)}"
         self._clock = clock
         self._rand = rand
@@ -169,6 +173,8 @@ class Cache:
         log.info("cache.started", instance=self.instance_id, redis=up, subscribed=self._listener.subscribed)
 
     async def close(self) -> None:
+        if self.edge is not None:
+            await self.edge.close()
         if self._listener is not None:
             await self._listener.close()
         await self._refreshing.cancel_all()
@@ -522,6 +528,12 @@ class Cache:
         """Move a family of keys to a new generation, on every instance."""
         await self._generations.bump(tag)
 
+    async def purge_edge(self, *keys: str) -> None:
+        """Purge surrogate keys from the HTTP edge (Varnish/CDN), if one is configured. Waits a
+        bounded time for the edge's answer (see purge.EdgePurger); never raises."""
+        if self.edge is not None and keys:
+            await self.edge.purge(*keys)
+
     def _deaf(self) -> bool:
         """True while invalidations from other instances may be missed."""
         return self._listener is not None and not self._listener.subscribed
@@ -610,6 +622,7 @@ class Cache:
             "in_flight": len(self._flights),
             "refreshing": len(self._refreshing),
             "stale_discards": self._stale_discards,
+            "edge": self.edge.stats() if self.edge is not None else {"enabled": False},
             "lock_waits": dict(self._lock_waits),
             "invalidations": {
                 "sent": self._sent,
@@ -649,6 +662,7 @@ def build_cache(settings: Settings, **overrides: Any) -> Cache:
         "serialization": settings.cache_serialization,
         "compression": settings.cache_compression,
         "kind_ttls": KIND_TTLS,
+        "edge": build_purger(settings),
     }
     options.update(overrides)
     return Cache(**options)

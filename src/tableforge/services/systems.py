@@ -39,10 +39,17 @@ def system_key(system_id: str) -> str:
     return f"system:{system_id}"
 
 
+def edge_key(system_id: str) -> str:
+    """The surrogate key (Surrogate-Key/xkey) of the system's public response at the HTTP edge."""
+    return f"system-{system_id}"
+
+
 async def changed(rt: Runtime, system_id: str) -> None:
-    """After a committed change to a system: drop it, and every catalog page, on every instance."""
+    """After a committed change to a system: drop it, and every catalog page, on every instance,
+    then at the HTTP edge (a bounded wait for the purge; it never fails the write)."""
     await rt.cache.delete(system_key(system_id))
     await rt.cache.bump_generation(CATALOG_TAG)
+    await rt.cache.purge_edge(CATALOG_TAG, edge_key(system_id))
 
 
 async def search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from tableforge.api.deps import OptionalUserDep, RuntimeDep, UserDep
 from tableforge.api.models import Complexity, RatingIn, SystemIn, SystemPatch, Uuid
 from tableforge.api.responses import JSON
+from tableforge.cache.http import CACHE_PRIVATE, CACHE_PUBLIC_CATALOG, conditional_json
 from tableforge.services import systems
 
 router = APIRouter()
@@ -14,15 +15,19 @@ router = APIRouter()
 
 @router.get("/api/systems")
 async def search(
+    request: Request,
     rt: RuntimeDep,
     category: Annotated[str | None, Query(max_length=50)] = None,
     complexity: Complexity | None = None,
     search: Annotated[str | None, Query(max_length=100)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> JSON:
-    return JSON(await systems.search(rt, category=category, complexity=complexity, text=search,
-                                               page=page, limit=limit))
+) -> Response:
+    """Public: shared caches may keep a page for `s-maxage`; every change to a system purges
+    the `catalog` surrogate key (systems.changed), so the edge serves it fresh after a write."""
+    body = await systems.search(rt, category=category, complexity=complexity, text=search, page=page, limit=limit)
+    return conditional_json(body, if_none_match=request.headers.get("if-none-match"),
+                            cache_control=CACHE_PUBLIC_CATALOG, keys=(systems.CATALOG_TAG,))
 
 
 @router.post("/api/systems", status_code=201)
@@ -31,8 +36,13 @@ async def create(body: SystemIn, user: UserDep, rt: RuntimeDep) -> JSON:
 
 
 @router.get("/api/systems/{system_id}")
-async def get(system_id: Uuid, user: OptionalUserDep, rt: RuntimeDep) -> JSON:
-    return JSON(await systems.get(rt, system_id, user))
+async def get(system_id: Uuid, request: Request, user: OptionalUserDep, rt: RuntimeDep) -> Response:
+    """A public system is public data (purged by `system-<id>`); a private one is its owner's."""
+    system = await systems.get(rt, system_id, user)
+    public = bool(system["is_public"])
+    return conditional_json(system, if_none_match=request.headers.get("if-none-match"),
+                            cache_control=CACHE_PUBLIC_CATALOG if public else CACHE_PRIVATE,
+                            keys=(systems.edge_key(system_id),) if public else ())
 
 
 @router.patch("/api/systems/{system_id}")
