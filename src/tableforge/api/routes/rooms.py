@@ -8,8 +8,9 @@ from fastapi.responses import FileResponse
 from tableforge.api.deps import RuntimeDep, UserDep
 from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
+from tableforge.cache.http import CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
 from tableforge.domain.errors import NotFound, TooLarge, ValidationFailed
-from tableforge.services import assets, rooms, shapes, tokens
+from tableforge.services import assets, room_version, rooms, shapes, tokens
 
 router = APIRouter()
 
@@ -31,8 +32,17 @@ async def join(body: JoinIn, user: UserDep, rt: RuntimeDep) -> JSON:
 
 
 @router.get("/api/rooms/{room_id}")
-async def snapshot(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
-    return JSON(await rooms.snapshot(rt, room_id, user))
+async def snapshot(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep) -> Response:
+    """Member data: `private, no-cache` (always revalidated). A matching If-None-Match is
+    answered 304 from one small query, without building the snapshot (see room_version)."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match:
+        state = await room_version.room_state(rt, room_id, user["id"])
+        if state is not None and not_modified(if_none_match, state.etag):
+            return not_modified_response(state.etag, CACHE_PRIVATE)
+    body = await rooms.snapshot(rt, room_id, user)
+    return conditional_json(body, if_none_match=None, cache_control=CACHE_PRIVATE,
+                            etag=room_version.state_of(body).etag)
 
 
 @router.delete("/api/rooms/{room_id}", status_code=204)
