@@ -23,6 +23,46 @@ from tableforge.services.runtime import Runtime
 
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
 
+# Asset metadata is cached for an hour (kind "asset"): rows never change after the upload, and the
+# two writes that matter — upload and delete — are here and invalidate after they commit.
+
+
+def asset_key(asset_id: str) -> str:
+    return f"asset:{asset_id}"
+
+
+def room_assets_key(room_id: str) -> str:
+    """The ids of a room's assets, in upload order."""
+    return f"room-assets:{room_id}"
+
+
+async def metadata_many(rt: Runtime, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Assets by id (the public shape, with `room_id` and `uploader_id`): one MGET for what tier 1
+    lacks, one query for the misses, one pipelined write. Unknown ids are left out."""
+
+    async def load(keys: list[str]) -> dict[str, dict[str, Any]]:
+        ids = [key.split(":", 1)[1] for key in keys]
+        async with rt.db.read() as conn:
+            rows = (await conn.execute(sa.select(game_assets).where(game_assets.c.id.in_(ids)))).mappings().all()
+        return {asset_key(str(r["id"])): shapes.asset(r) for r in rows}
+
+    found = await rt.cache.get_many_or_load([asset_key(i) for i in asset_ids], load, kind="asset")
+    return {key.split(":", 1)[1]: value for key, value in found.items()}
+
+
+async def metadata(rt: Runtime, asset_id: str) -> dict[str, Any] | None:
+    return (await metadata_many(rt, [asset_id])).get(asset_id)
+
+
+async def _room_asset_ids(rt: Runtime, room_id: str) -> list[str]:
+    async def load() -> list[str]:
+        async with rt.db.read() as conn:
+            return [str(i) for i in (await conn.execute(
+                sa.select(game_assets.c.id).where(game_assets.c.room_id == room_id)
+                .order_by(game_assets.c.created_at, game_assets.c.id))).scalars()]
+
+    return await rt.cache.get_or_load(room_assets_key(room_id), load, kind="asset")
+
 
 @dataclass(frozen=True, slots=True)
 class ImageInfo:
@@ -86,16 +126,19 @@ async def upload(rt: Runtime, user: dict[str, Any], room_id: str, name: str | No
         asset = shapes.asset(row)
         event = await events.store(conn, room_id, version, ev.ASSET_ADDED, user["id"], {"asset": asset},
                                    rt.settings.ws_history_size)
+    await rt.cache.delete(room_assets_key(room_id), asset_key(row["id"]))
     await rt.hub.publish(room_id, version, event.ts, None, event.body)
     return asset
 
 
 async def list_room(rt: Runtime, user: dict[str, Any], room_id: str) -> list[dict[str, Any]]:
+    """The membership check reads the database (joins are not cached); the list and the rows come
+    from the cache: the id list per room, then the metadata in one batch."""
     async with rt.db.read() as conn:
         await rooms.require_member(conn, room_id, user)
-        rows = (await conn.execute(sa.select(game_assets).where(game_assets.c.room_id == room_id)
-                                   .order_by(game_assets.c.created_at))).mappings().all()
-    return [shapes.asset(r) for r in rows]
+    ids = await _room_asset_ids(rt, room_id)
+    found = await metadata_many(rt, ids)
+    return [found[i] for i in ids if i in found]
 
 
 async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
@@ -123,6 +166,7 @@ async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
                                             {"asset_id": asset_id}, rt.settings.ws_history_size))
         still_used = (await conn.execute(sa.select(sa.func.count()).where(game_assets.c.sha256 == row["sha256"])))
         keep_file = bool(still_used.scalar())
+    await rt.cache.delete(room_assets_key(room_id), asset_key(asset_id))
     for event in published:
         await rt.hub.publish(room_id, event.version, event.ts, None, event.body)
     if not keep_file:
