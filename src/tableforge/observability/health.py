@@ -1,5 +1,6 @@
 """Readiness: each dependency's state. `down` (503) when the database is unreachable; `degraded`
-(still 200) when only Redis is, because players on one instance can still play."""
+(still 200) when only Redis is, because players on one instance can still play (the cache then
+falls back to the database: `checks.cache`)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,15 @@ async def readiness(rt: Runtime) -> dict[str, Any]:
     checks["broker"] = {"status": "ok" if broker_ok else "down", "backend": type(rt.broker).__name__}
     if not broker_ok and status == "ok":
         status = "degraded"
+    cache = rt.cache.stats()
+    redis = cache.get("redis") or {}
+    checks["cache"] = {
+        "status": "ok" if cache["healthy"] else "degraded",
+        "mode": cache["mode"],
+        "redis": redis.get("state", "disabled") if cache["mode"] == "redis" else "disabled",
+        "subscribed": redis.get("subscribed") if cache["mode"] == "redis" else None,
+        "pending_invalidations": redis.get("pending_invalidations", 0),
+    }
+    if not cache["healthy"] and status == "ok":
+        status = "degraded"  # served from the database; the cache recovers by itself
     return {"status": status, "instance_id": rt.settings.instance_id, "checks": checks}
