@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,6 +55,8 @@ class Database:
         self._engines = {name: eng for name, eng in zip(self.pools, (self.engine, self.writer), strict=False)}
         for name, state in self.pools.items():
             pool_metrics.instrument(self._engines[name], state)
+        global _slow_query_ms
+        _slow_query_ms = settings.db_slow_query_ms
         _log_slow_statements(self.engine, settings.db_slow_query_ms)
         if self.writer is not self.engine:
             _log_slow_statements(self.writer, settings.db_slow_query_ms)
@@ -126,19 +128,9 @@ class Database:
             await conn.execute(sa.text("SELECT 1"))
         return time.perf_counter() - start
 
-    @asynccontextmanager
-    async def timed(self, name: str) -> AsyncIterator[None]:
-        """Time a named query (or a group of them, e.g. "snapshot") into the query histogram, and
-        log it as slow above the threshold. `name` must come from a small fixed set."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - start
-            metrics.DB_QUERY_SECONDS.labels(name).observe(elapsed)
-            if elapsed * 1000 >= self.settings.db_slow_query_ms:
-                log.warning("slow_query", query=name, ms=round(elapsed * 1000, 2),
-                            threshold_ms=self.settings.db_slow_query_ms)
+    def timed(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Time a named query (or a group of them, e.g. "snapshot"): see the module-level `timed`."""
+        return timed(name)
 
     def pool_stats(self) -> list[dict[str, Any]]:
         """Each pool's configuration and live state (GET /api/admin/db/pool)."""
@@ -151,6 +143,25 @@ class Database:
         await self.engine.dispose()
         if self.writer is not self.engine:
             await self.writer.dispose()
+
+
+# The slow-query threshold of the process's settings (one Settings per process; set by Database()).
+_slow_query_ms: float = 100.0
+
+
+@asynccontextmanager
+async def timed(name: str) -> AsyncIterator[None]:
+    """Time a named query (or a group of them) into `tableforge_db_query_seconds{query=name}` and log
+    it as slow above TABLEFORGE_DB_SLOW_QUERY_MS. A module-level helper, so that query functions that
+    only get a connection can use it. `name` must come from a small fixed set (it is a label)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - start
+        metrics.DB_QUERY_SECONDS.labels(name).observe(elapsed)
+        if elapsed * 1000 >= _slow_query_ms:
+            log.warning("slow_query", query=name, ms=round(elapsed * 1000, 2), threshold_ms=_slow_query_ms)
 
 
 # Errors that say something about the statement, not the database's health: callers handle them.

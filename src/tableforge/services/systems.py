@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tableforge.db.engine import timed
 from tableforge.db.schema import game_rooms, game_systems, system_ratings
 from tableforge.domain.errors import Forbidden, NotFound
 from tableforge.services import shapes
@@ -65,7 +66,13 @@ async def search(rt: Runtime, *, category: str | None, complexity: str | None, t
 
 async def _search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,
                   page: int, limit: int) -> dict[str, Any]:
-    """One round trip: the page, its usage counts (for the page's rows only) and the total."""
+    """One statement: the total, the page, and the page's usage counts.
+
+    The page comes from the catalog index in catalog order and stops at `limit` (no window
+    function, which would sort every match); `total` is a plain count of the same filter; usage
+    is one GROUP BY over the active rooms of the page's systems only (a partial index), joined
+    back, instead of a correlated count per row. The total sits in the outer FROM, so a page past
+    the end still returns one row carrying it."""
     where: list[sa.ColumnElement[bool]] = [game_systems.c.is_public.is_(True)]
     if category:
         where.append(game_systems.c.category == category)
@@ -75,22 +82,30 @@ async def _search(rt: Runtime, *, category: str | None, complexity: str | None, 
         pattern = _like(text)
         where.append(sa.or_(game_systems.c.name.ilike(pattern, escape="\\"),
                             game_systems.c.description.ilike(pattern, escape="\\")))
-    query = (
-        sa.select(*[c for c in game_systems.c if c.name != "template"], _usage,
-                  sa.func.count().over().label("total"))
-        .where(*where)
-        .order_by(*CATALOG_ORDER)
-        .limit(limit)
-        .offset((page - 1) * limit)
+    page_rows = (
+        sa.select(*[c for c in game_systems.c if c.name != "template"])
+        .where(*where).order_by(*CATALOG_ORDER).limit(limit).offset((page - 1) * limit)
+        .cte("page")
     )
-    async with rt.db.read() as conn:
+    usage = (
+        sa.select(game_rooms.c.game_system_id, sa.func.count().label("n"))
+        .where(game_rooms.c.is_active.is_(True), game_rooms.c.game_system_id.in_(sa.select(page_rows.c.id)))
+        .group_by(game_rooms.c.game_system_id)
+        .subquery("usage")
+    )
+    total = sa.select(sa.func.count().label("total")).select_from(game_systems).where(*where).subquery("total")
+    query = (
+        sa.select(total.c.total, *[c for c in page_rows.c],
+                  sa.func.coalesce(usage.c.n, 0).label("usage_count"))
+        .select_from(total.outerjoin(page_rows, sa.true()).outerjoin(usage, usage.c.game_system_id == page_rows.c.id))
+        .order_by(page_rows.c.is_official.desc(), page_rows.c.download_count.desc(), page_rows.c.rating_avg.desc(),
+                  page_rows.c.created_at.desc(), page_rows.c.id)
+    )
+    async with rt.db.read() as conn, timed("catalog_search"):
         rows = (await conn.execute(query)).mappings().all()
-        if rows:
-            total = int(rows[0]["total"])
-        else:
-            total = int((await conn.execute(sa.select(sa.func.count()).where(*where))).scalar() or 0)
-    return {"systems": [shapes.system(r, with_template=False) for r in rows], "total": total,
-            "page": page, "limit": limit}
+    total_count = int(rows[0]["total"]) if rows else 0
+    return {"systems": [shapes.system(r, with_template=False) for r in rows if r["id"] is not None],
+            "total": total_count, "page": page, "limit": limit}
 
 
 async def _load(rt: Runtime, system_id: str) -> dict[str, Any] | None:
