@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import tempfile
 from typing import Annotated
 
 import typer
@@ -47,6 +49,12 @@ def serve(
     if workers > 1 and not settings.is_postgres:
         console.print("[red]--workers > 1 needs PostgreSQL[/red] (TABLEFORGE_DATABASE_URL=postgresql://…).")
         raise typer.Exit(2)
+    if workers > 1:
+        # Each worker is an instance of its own (own sockets, own registry entry): give explicit ids a
+        # per-process suffix, and let the workers share one Prometheus multiprocess directory.
+        os.environ["TABLEFORGE_INSTANCE_ID_PER_PROCESS"] = "true"
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tableforge-metrics-")
     console.print(f"TableForge on http://{host}:{port}  ({'scale-out' if settings.scale_out else 'embedded'} mode, "
                   f"{'PostgreSQL' if settings.is_postgres else 'SQLite at ' + str(settings.data_dir)})")
     uvicorn.run(

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     instance_id: str = Field(default_factory=_default_instance_id)
     # Several deployments (or test clusters) on one Redis: keys and channels go under
     # `tableforge:<namespace>:` instead of `tableforge:`. Pub/sub channels ignore database numbers.
+    instance_id_per_process: bool = False  # set by `serve --workers N`: suffix the id with the pid
     redis_namespace: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,40}$")
     auto_migrate: bool = True
     seed_catalog: bool = True
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:
+        if self.instance_id_per_process and not self.instance_id.endswith(f"-{os.getpid()}"):
+            self.instance_id = f"{self.instance_id}-{os.getpid()}"
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("TABLEFORGE_DB_POOL_MIN must not exceed TABLEFORGE_DB_POOL_MAX")
         if self.instance_ttl_seconds <= self.instance_heartbeat_seconds:

@@ -10,8 +10,10 @@ HTTP_REQUEST_SECONDS = Histogram(
     "tableforge_http_request_seconds", "HTTP request latency by route template, method and status",
     ["method", "route", "status"], buckets=_LATENCY_BUCKETS,
 )
-WS_CONNECTIONS = Gauge("tableforge_ws_connections", "Open WebSocket connections on this instance")
-WS_ROOMS = Gauge("tableforge_ws_rooms", "Rooms with at least one local socket on this instance")
+WS_CONNECTIONS = Gauge("tableforge_ws_connections", "Open WebSocket connections on this instance",
+                       multiprocess_mode="livesum")
+WS_ROOMS = Gauge("tableforge_ws_rooms", "Rooms with at least one local socket on this instance",
+                 multiprocess_mode="livesum")
 WS_MESSAGES_IN = Counter("tableforge_ws_messages_in_total", "Client messages received, by type", ["type"])
 WS_MESSAGES_OUT = Counter("tableforge_ws_messages_out_total", "Frames queued to sockets, by kind", ["kind"])
 WS_ERRORS = Counter("tableforge_ws_errors_total", "Error frames sent, by code", ["code"])

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from tableforge.api.deps import RuntimeDep
 from tableforge.api.responses import JSON
@@ -23,4 +25,10 @@ async def ready(rt: RuntimeDep) -> JSON:
 
 @router.get("/metrics")
 async def metrics() -> Response:
+    """With several workers (PROMETHEUS_MULTIPROC_DIR set by `serve --workers`), one scrape reads
+    every worker's values: counters and histograms summed, live gauges summed over live workers."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
