@@ -34,3 +34,8 @@ DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write t
                                    buckets=_LATENCY_BUCKETS)
 DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],
                              buckets=_LATENCY_BUCKETS)
+LIVE_INSTANCES = Gauge("tableforge_live_instances", "Instances in the registry, as this one last saw it",
+                       multiprocess_mode="max")
+PRESENCE_CHANGES = Counter("tableforge_presence_changes_total",
+                           "Players coming online or going offline in a room, by how", ["change"])
+BROADCASTS = Counter("tableforge_broadcasts_total", "system.broadcast frames sent to local sockets")

@@ -9,6 +9,7 @@ from typing import Any
 
 from tableforge.db import migrate
 from tableforge.domain import events as ev
+from tableforge.observability import metrics
 from tableforge.realtime import protocol
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.services import admin, catalog_seed, play
@@ -34,6 +35,12 @@ async def start(rt: Runtime) -> None:
             # Users whose instance died are announced (player.left) by whichever instance prunes them.
             rt.presence.set_offline_handler(lambda gone: play.announce_offline(rt, gone))
             rt.registry.add_hook(rt.presence.maintain)
+        registry = rt.registry
+
+        async def count_instances(_revived: bool) -> None:
+            metrics.LIVE_INSTANCES.set(len(await registry.live_instances()))
+
+        rt.registry.add_hook(count_instances)
         await rt.registry.start()
 
 
@@ -51,6 +58,7 @@ def _register_control_handlers(rt: Runtime) -> None:
             rt.spawn(play.leave(rt, conn, room_id, announce=False))
 
     def broadcast(message: dict[str, Any]) -> None:
+        metrics.BROADCASTS.inc()
         hub.broadcast(protocol.encode({"type": ev.SYSTEM_BROADCAST, "message": message.get("message"),
                                        "ts": time.time() * 1000}))
 

@@ -12,6 +12,7 @@ from tableforge.db.schema import game_rooms, room_players, users
 from tableforge.domain import events as ev
 from tableforge.domain.errors import Conflict, NotFound, RateLimited
 from tableforge.domain.roles import GM
+from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime.connection import Connection
 from tableforge.services import events, rooms, shapes
@@ -41,6 +42,7 @@ async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool,
 async def announce_offline(rt: Runtime, gone: list[tuple[str, str]]) -> None:
     """Players whose sockets vanished with their instance (killed, or our own clean stop)."""
     for room_id, user_id in gone:
+        metrics.PRESENCE_CHANGES.labels("expired").inc()
         try:
             await _presence_event(rt, user_id, room_id, online=False, sender=None)
         except (Conflict, NotFound):
@@ -63,6 +65,7 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
     await rt.hub.attach(conn, room_id, role)
     try:
         if await rt.presence.add(room_id, conn.user_id, _conn_key(rt, conn)):
+            metrics.PRESENCE_CHANGES.labels("joined").inc()
             await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn)
         ack = await _join_ack(rt, room_id, since, role, msg_id)
     except BaseException:
@@ -89,6 +92,7 @@ async def _join_ack(rt: Runtime, room_id: str, since: int | None, role: str, msg
 async def leave(rt: Runtime, conn: Connection, room_id: str, *, announce: bool = True) -> None:
     await rt.hub.detach(conn, room_id)
     if await rt.presence.remove(room_id, conn.user_id, _conn_key(rt, conn)) and announce:
+        metrics.PRESENCE_CHANGES.labels("left").inc()
         with contextlib.suppress(Conflict):  # the room was closed meanwhile: nobody to tell
             await _presence_event(rt, conn.user_id, room_id, online=False, sender=conn)
 
