@@ -12,12 +12,14 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from tableforge.cli_db import db_app
 from tableforge.config import Settings
 
 app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop server.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 
