@@ -30,6 +30,7 @@ if not os.path.exists(CHROMIUM) and os.environ.get("CI") != "true":
 from PIL import Image, ImageDraw  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
+from tests.support.cluster import Cluster  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -43,16 +44,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+@pytest.fixture(scope="module", params=["embedded", "two-instances"])
+def instances(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[list[ServerProcess]]:
     """The servers the two pages use: the GM's page talks to the first, the player's to the last,
-    and the last is the one restarted. One embedded-mode server for now; a 2-instance scale-out
-    cluster fixture can be returned here instead, with no other change to the test."""
-    env = {"TABLEFORGE_DATA_DIR": str(tmp_path_factory.mktemp("web-data"))}
-    proc = ServerProcess(_free_port(), env, name="web")
-    proc.start()
-    yield [proc]
-    proc.stop()
+    and the last is the one restarted. Once one embedded-mode server; once a 2-instance scale-out
+    cluster (PostgreSQL + Redis), each player on a different instance."""
+    data = tmp_path_factory.mktemp(f"web-{request.param}")
+    if request.param == "embedded":
+        proc = ServerProcess(_free_port(), {"TABLEFORGE_DATA_DIR": str(data)}, name="web")
+        proc.start()
+        yield [proc]
+        proc.stop()
+        return
+    cluster = Cluster(2, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"), data).start()
+    yield cluster.servers
+    cluster.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,6 +17,13 @@ import redis
 PG_ADMIN_URL = os.environ.get("TABLEFORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TABLEFORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run in a thread of its own: callers may already be inside an event loop
+    (pytest-asyncio, or Playwright's sync API)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 def _missing(what: str, exc: BaseException) -> None:
@@ -30,7 +39,7 @@ def require_postgres() -> None:
         await conn.close()
 
     try:
-        asyncio.run(probe())
+        _run(probe())
     except Exception as exc:
         _missing("PostgreSQL", exc)
 
@@ -54,8 +63,8 @@ def temp_database() -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    _run(run(f'CREATE DATABASE "{name}"'))
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
