@@ -66,14 +66,25 @@ async def search(rt: Runtime, *, category: str | None, complexity: str | None, t
 
 async def _search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,
                   page: int, limit: int) -> dict[str, Any]:
+    query = catalog_query(category=category, complexity=complexity, text=text, page=page, limit=limit)
+    async with rt.db.read() as conn, timed("catalog_search"):
+        rows = (await conn.execute(query)).mappings().all()
+    total_count = int(rows[0]["total"]) if rows else 0
+    return {"systems": [shapes.system(r, with_template=False) for r in rows if r["id"] is not None],
+            "total": total_count, "page": page, "limit": limit}
+
+
+def catalog_query(*, category: str | None, complexity: str | None, text: str | None,
+                  page: int, limit: int) -> sa.Select[Any]:
     """One statement: the total, the page, and the page's usage counts.
 
     The page comes from the catalog index in catalog order and stops at `limit` (no window
     function, which would sort every match); `total` is a plain count of the same filter; usage
     is one GROUP BY over the active rooms of the page's systems only (a partial index), joined
     back, instead of a correlated count per row. The total sits in the outer FROM, so a page past
-    the end still returns one row carrying it."""
-    where: list[sa.ColumnElement[bool]] = [game_systems.c.is_public.is_(True)]
+    the end still returns one row carrying it. Booleans are compared with `= true`, not `IS TRUE`:
+    PostgreSQL can use an index (and the partial index's `WHERE is_active`) only for the former."""
+    where: list[sa.ColumnElement[bool]] = [game_systems.c.is_public == sa.true()]
     if category:
         where.append(game_systems.c.category == category)
     if complexity:
@@ -89,23 +100,18 @@ async def _search(rt: Runtime, *, category: str | None, complexity: str | None, 
     )
     usage = (
         sa.select(game_rooms.c.game_system_id, sa.func.count().label("n"))
-        .where(game_rooms.c.is_active.is_(True), game_rooms.c.game_system_id.in_(sa.select(page_rows.c.id)))
+        .where(game_rooms.c.is_active == sa.true(), game_rooms.c.game_system_id.in_(sa.select(page_rows.c.id)))
         .group_by(game_rooms.c.game_system_id)
         .subquery("usage")
     )
     total = sa.select(sa.func.count().label("total")).select_from(game_systems).where(*where).subquery("total")
-    query = (
+    return (
         sa.select(total.c.total, *[c for c in page_rows.c],
                   sa.func.coalesce(usage.c.n, 0).label("usage_count"))
         .select_from(total.outerjoin(page_rows, sa.true()).outerjoin(usage, usage.c.game_system_id == page_rows.c.id))
         .order_by(page_rows.c.is_official.desc(), page_rows.c.download_count.desc(), page_rows.c.rating_avg.desc(),
                   page_rows.c.created_at.desc(), page_rows.c.id)
     )
-    async with rt.db.read() as conn, timed("catalog_search"):
-        rows = (await conn.execute(query)).mappings().all()
-    total_count = int(rows[0]["total"]) if rows else 0
-    return {"systems": [shapes.system(r, with_template=False) for r in rows if r["id"] is not None],
-            "total": total_count, "page": page, "limit": limit}
 
 
 async def _load(rt: Runtime, system_id: str) -> dict[str, Any] | None:
