@@ -21,7 +21,9 @@ async def test_catalog_page_etag_304_and_new_etag_after_a_write(api: Api) -> Non
     assert first.status_code == 200
     etag = first.headers["etag"]
     assert first.headers["cache-control"] == PUBLIC
-    assert first.headers["surrogate-key"] == "catalog" == first.headers["xkey"]
+    assert first.headers["surrogate-key"] == "catalog catalog-search" == first.headers["xkey"]
+    unfiltered = await api.http.get("/api/systems", params={"complexity": "beginner"})
+    assert unfiltered.headers["xkey"] == "catalog catalog-all-beginner"
     again = await api.http.get("/api/systems", params={"search": marker}, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     assert again.headers["etag"] == etag and again.headers["cache-control"] == PUBLIC
@@ -115,3 +117,33 @@ async def test_room_asset_list_is_right_after_each_upload_and_delete(api: Api) -
     assert [a["id"] for a in listed] == [made[0]["id"], made[2]["id"]]
     outsider = await api.register("out")
     assert (await api.http.get(path, headers=outsider.headers)).status_code == 403
+
+
+async def test_filtered_catalog_pages_follow_moves_between_categories(api: Api) -> None:
+    """Pages are invalidated per filter combination: moving a system invalidates where it was and is."""
+    old, new = f"c{uuid.uuid4().hex[:8]}", f"c{uuid.uuid4().hex[:8]}"
+    owner = await api.register("mover")
+    made = (await api.http.post("/api/systems", headers=owner.headers,
+                                json=_system("Mover") | {"category": old})).json()
+
+    async def names(**params: str) -> list[str]:
+        return [s["id"] for s in (await api.http.get("/api/systems", params=params)).json()["systems"]]
+
+    for _ in range(2):  # cached
+        assert await names(category=old) == [made["id"]] and await names(category=new) == []
+        assert made["id"] in await names(category=old, complexity="beginner")
+    r = await api.http.patch(f"/api/systems/{made['id']}", headers=owner.headers,
+                             json={"category": new, "complexity": "advanced"})
+    assert r.status_code == 200
+    assert await names(category=old) == [] and await names(category=new) == [made["id"]]
+    assert await names(category=old, complexity="beginner") == []
+    assert await names(category=new, complexity="advanced") == [made["id"]]
+    assert await names(category=new, complexity="beginner") == []
+    other = (await api.http.post("/api/systems", headers=owner.headers,
+                                 json=_system("Second") | {"category": new, "complexity": "advanced"})).json()
+    assert await names(category=new) == [other["id"], made["id"]]  # newest first at equal ratings
+    assert (await api.http.post(f"/api/systems/{made['id']}/rating", headers=owner.headers,
+                                json={"rating": 5})).status_code == 200
+    assert await names(category=new) == [made["id"], other["id"]]  # the rating reorders the page
+    assert (await api.http.delete(f"/api/systems/{made['id']}", headers=owner.headers)).status_code == 204
+    assert await names(category=new, complexity="advanced") == [other["id"]]

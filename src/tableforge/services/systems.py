@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 
 from tableforge.db.engine import timed
 from tableforge.db.schema import game_rooms, game_systems, system_ratings
@@ -33,7 +35,11 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-CATALOG_TAG = "catalog"
+CATALOG_TAG = "catalog"  # every catalog page: bumped when what changed is not known
+SEARCH_TAG = "catalog-search"  # pages with a text search: any change may add or remove a match
+_BUCKETS = 64  # categories are free text: hashed to a bounded set of tags
+
+log = structlog.get_logger("tableforge.systems")
 
 
 def system_key(system_id: str) -> str:
@@ -45,20 +51,56 @@ def edge_key(system_id: str) -> str:
     return f"system-{system_id}"
 
 
-async def changed(rt: Runtime, system_id: str) -> None:
-    """After a committed change to a system: drop it, and every catalog page, on every instance,
-    then at the HTTP edge (a bounded wait for the purge; it never fails the write)."""
+def _bucket(category: str) -> str:
+    return str(zlib.crc32(category.encode()) % _BUCKETS)
+
+
+def page_tag(category: str | None, complexity: str | None, text: str | None) -> str:
+    """The generation tag (and surrogate key) of a catalog page: a page filtered by category and
+    complexity holds only systems of that category and complexity, so a change to a system
+    invalidates the four filter combinations it appears under, not the whole catalog."""
+    if text:
+        return SEARCH_TAG
+    return f"catalog-{_bucket(category) if category else 'all'}-{complexity or 'all'}"
+
+
+def _affected(category: str, complexity: str) -> set[str]:
+    return {page_tag(c, x, None) for c in (None, category) for x in (None, complexity)}
+
+
+async def changed(rt: Runtime, system_id: str, *, before: tuple[str, str] | None = None) -> None:
+    """After a committed change to a system: drop it, and the catalog pages it was or is on, on
+    every instance, then at the HTTP edge (a bounded wait for the purge; never fails the write).
+
+    `before` is the (category, complexity) the system had before the change, when the change may
+    have moved it; the current ones are read here. If they cannot be read, every page goes.
+    """
     await rt.cache.delete(system_key(system_id))
-    await rt.cache.bump_generation(CATALOG_TAG)
-    await rt.cache.purge_edge(CATALOG_TAG, edge_key(system_id))
+    tags = {SEARCH_TAG}
+    try:
+        async with rt.db.read() as conn:
+            row = (await conn.execute(sa.select(game_systems.c.category, game_systems.c.complexity)
+                                      .where(game_systems.c.id == system_id))).first()
+    except Exception:
+        log.warning("systems.changed_read_failed", system_id=system_id, exc_info=True)
+        tags = {CATALOG_TAG}
+    else:
+        for values in (before, tuple(row) if row else None):
+            if values is not None:
+                tags |= _affected(str(values[0]), str(values[1]))
+    for tag in sorted(tags):
+        await rt.cache.bump_generation(tag)
+    await rt.cache.purge_edge(*sorted(tags), edge_key(system_id))
 
 
 async def search(rt: Runtime, *, category: str | None, complexity: str | None, text: str | None,
                  page: int, limit: int) -> dict[str, Any]:
-    """Catalog pages are cached for 3 minutes under the catalog generation, which every change
-    to a system (or to its usage) bumps, so a read after a write is never stale."""
-    generation = await rt.cache.generation(CATALOG_TAG)
-    key = f"catalog:{generation}:{category or ''}:{complexity or ''}:{page}:{limit}:{text or ''}"
+    """Catalog pages are cached for 3 minutes under two generations: the whole catalog's and the
+    page's own filter combination (`page_tag`). Every change to a system (or to its usage) bumps
+    the combinations it is on, so a read after a write is never stale."""
+    everything = await rt.cache.generation(CATALOG_TAG)
+    mine = await rt.cache.generation(page_tag(category, complexity, text))
+    key = f"catalog:{everything}.{mine}:{category or ''}:{complexity or ''}:{page}:{limit}:{text or ''}"
     return await rt.cache.get_or_load(
         key, lambda: _search(rt, category=category, complexity=complexity, text=text, page=page, limit=limit),
         kind="query")
@@ -151,21 +193,31 @@ async def _owned(rt: Runtime, system_id: str, user: dict[str, Any]) -> dict[str,
     return system
 
 
+async def _filters_for_update(conn: Any, system_id: str) -> tuple[str, str] | None:
+    """(category, complexity) as committed, read in the writing transaction (row locked on
+    PostgreSQL), so the pages the system leaves are known even under concurrent edits."""
+    row = (await conn.execute(sa.select(game_systems.c.category, game_systems.c.complexity)
+                              .where(game_systems.c.id == system_id).with_for_update())).first()
+    return (str(row[0]), str(row[1])) if row else None
+
+
 async def update(rt: Runtime, system_id: str, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     await _owned(rt, system_id, user)
     if data:
         async with rt.db.write() as conn:
+            before = await _filters_for_update(conn, system_id)
             await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
                                .values(**data, updated_at=shapes.now()))
-        await changed(rt, system_id)
+        await changed(rt, system_id, before=before)
     return await get(rt, system_id, user)
 
 
 async def delete(rt: Runtime, system_id: str, user: dict[str, Any]) -> None:
     await _owned(rt, system_id, user)
     async with rt.db.write() as conn:
+        before = await _filters_for_update(conn, system_id)
         await conn.execute(sa.delete(game_systems).where(game_systems.c.id == system_id))
-    await changed(rt, system_id)
+    await changed(rt, system_id, before=before)
 
 
 async def rate(rt: Runtime, system_id: str, user: dict[str, Any], rating: int) -> dict[str, Any]:

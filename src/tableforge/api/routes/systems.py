@@ -23,11 +23,13 @@ async def search(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
-    """Public: shared caches may keep a page for `s-maxage`; every change to a system purges
-    the `catalog` surrogate key (systems.changed), so the edge serves it fresh after a write."""
+    """Public: shared caches may keep a page for `s-maxage`. Pages carry the surrogate keys
+    `catalog` (all pages) and their filter combination's tag; every change to a system purges the
+    tags of the pages it was or is on (systems.changed), so the edge serves them fresh after a write."""
     body = await systems.search(rt, category=category, complexity=complexity, text=search, page=page, limit=limit)
     return conditional_json(body, if_none_match=request.headers.get("if-none-match"),
-                            cache_control=CACHE_PUBLIC_CATALOG, keys=(systems.CATALOG_TAG,))
+                            cache_control=CACHE_PUBLIC_CATALOG,
+                            keys=(systems.CATALOG_TAG, systems.page_tag(category, complexity, search)))
 
 
 @router.post("/api/systems", status_code=201)
