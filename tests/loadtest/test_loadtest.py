@@ -1,0 +1,145 @@
+"""`tableforge loadtest` against a real 2-instance cluster, `tableforge cluster` start/stop, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tableforge.cli import app
+from tableforge.loadtest.hist import parse_prometheus, series_quantile
+from tableforge.loadtest.report import TARGETS
+from tests.support.cluster import Cluster
+
+
+def test_short_run_on_two_instances_loses_nothing(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    cluster = Cluster(2, pg_url, redis_url, tmp_path / "data").start()
+    out = tmp_path / "run.json"
+    report = tmp_path / "run.html"
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "tableforge", "loadtest",
+             *(a for s in cluster.servers for a in ("--url", s.base_url)),
+             "--users", "12", "--rooms", "3", "--duration", "8", "--ramp-up", "2", "--think-time", "1",
+             "--seed", "3", "--json", str(out), "--report", str(report)],
+            capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        cluster.stop()
+    assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
+    res = json.loads(out.read_text())
+    assert res["integrity"]["lost"] == 0
+    assert res["integrity"]["duplicates"] == 0
+    assert res["integrity"]["versions_checked"] > 0
+    assert {t["key"] for t in res["targets"]} == {key for _, key, *_ in TARGETS}
+    for t in res["targets"]:
+        assert t["measured"] is not None, t
+        assert t["pass"] in (True, False)
+    assert res["actions"].get("drag", 0) > 0 and res["delivery"]["token.moving"]["n"] > 0
+    assert len(res["server"]["instances"]) == 2 and all(i["pid"] for i in res["server"]["instances"])
+    assert res["client"]["cpu_pct_max"] >= 0
+    assert report.read_text().count("data:image/png;base64,") >= 2
+    assert "targets" in r.stdout
+
+
+def _consecutive_free_ports(n: int) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base + n > 65000:
+            continue
+        ok = True
+        for port in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return base
+    raise RuntimeError("no free consecutive ports")
+
+
+def test_cluster_starts_and_stops_on_sigterm(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    base = _consecutive_free_ports(2)
+    env = {**os.environ, "TABLEFORGE_DATABASE_URL": pg_url, "TABLEFORGE_REDIS_URL": redis_url,
+           "TABLEFORGE_REDIS_NAMESPACE": f"c{uuid.uuid4().hex[:8]}", "TABLEFORGE_DATA_DIR": str(tmp_path),
+           "TABLEFORGE_INSTANCE_HEARTBEAT_SECONDS": "1", "TABLEFORGE_INSTANCE_TTL_SECONDS": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "tableforge", "cluster", "--instances", "2", "--base-port",
+                             str(base)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    urls = [f"http://127.0.0.1:{base + i}" for i in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        up: set[str] = set()
+        while len(up) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+            for u in urls:
+                try:
+                    if httpx.get(f"{u}/health", timeout=1).status_code == 200:
+                        up.add(u)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+        assert len(up) == 2
+        # each instance serves its own metrics
+        text = httpx.get(f"{urls[1]}/metrics", timeout=5).text
+        assert "tableforge_ws_connections" in parse_prometheus(text)["value"]
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=40)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output[-3000:]
+    assert "stopped" in output
+    for u in urls:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{u}/health", timeout=1)
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["loadtest", "--url", "http://127.0.0.1:1", "--users", "2", "--rooms", "1", "--duration", "2"], "unreachable"),
+    (["loadtest", "--url", "not-a-url", "--users", "2", "--rooms", "1"], "not an http(s) URL"),
+    (["loadtest", "--url", "http://127.0.0.1:1", "--users", "2", "--rooms", "5"], "cannot exceed"),
+    (["loadtest", "--url", "http://127.0.0.1:1", "--users", "0"], "--users"),
+    (["loadtest", "--users", "2"], "--url"),
+])
+def test_bad_arguments_get_a_clear_message(args: list[str], message: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_cluster_needs_postgres_and_redis(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["cluster", "--instances", "2"],
+                      env={"TABLEFORGE_DATABASE_URL": "", "TABLEFORGE_REDIS_URL": "",
+                           "TABLEFORGE_DATA_DIR": str(tmp_path)})
+    assert r.exit_code == 2, r.output
+    assert "PostgreSQL" in r.output
+
+
+def test_quantiles_from_bucket_deltas() -> None:
+    before = parse_prometheus('x_bucket{le="0.01"} 5\nx_bucket{le="0.1"} 5\nx_bucket{le="+Inf"} 5\nx_count 5\n'
+                              'x_sum 0.01\n')
+    after = parse_prometheus('x_bucket{le="0.01"} 5\nx_bucket{le="0.1"} 105\nx_bucket{le="+Inf"} 105\nx_count 105\n'
+                             'x_sum 5.01\n')
+    from tableforge.loadtest.hist import hist_delta
+
+    delta = hist_delta(before["hist"]["x"], after["hist"]["x"])
+    assert delta["count"] == 100
+    p95 = series_quantile(delta, 0.95)
+    assert p95 is not None and abs(p95 - 95.5) < 0.01  # 10 ms + 95 % of the 10..100 ms bucket
