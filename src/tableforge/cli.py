@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from tableforge.cli_db import db_app
+from tableforge.cli_load import cluster, loadtest
 from tableforge.config import Settings
 
 app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop server.", no_args_is_help=True,
@@ -20,6 +21,8 @@ app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop ser
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
+app.command("loadtest")(loadtest)
+app.command("cluster")(cluster)
 console = Console(stderr=True)
 
 
