@@ -36,7 +36,8 @@ GENERATE = [
        FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM game_rooms) r
        CROSS JOIN generate_series(0, 4) k
        JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM users) u ON u.n = (r.rn * 5 + k) % 2000""",
-    """INSERT INTO game_assets (id, room_id, uploader_id, name, type, sha256, file_path, width, height, size, created_at)
+    """INSERT INTO game_assets (id, room_id, uploader_id, name, type, sha256, file_path, width, height, size,
+                               created_at)
        SELECT gen_random_uuid(), r.id, r.gm_id, 'asset ' || g, 'png', md5(r.id::text || g) || md5(g::text), 'x', 64,
               64, 1000, now() + g * interval '1 second' FROM game_rooms r, generate_series(1, 10) g""",
     """INSERT INTO board_tokens (id, room_id, asset_id, owner_id, x, y, z_index, created_at)
@@ -93,7 +94,7 @@ async def test_snapshot_reads_every_part_through_its_index(pg_db: Database, load
     plan = await _plan(pg_db, rooms._snapshot_statement(loaded["room_id"]))
     assert {"pk_game_rooms", "pk_room_players", "ix_game_assets_room_created", "ix_board_tokens_room_order",
             "ix_room_messages_room_version"} <= _indexes(plan)
-    # Only `users` may be scanned (joined by primary key or hashed, the planner's call) – never a room's lists.
+    # Only `users` may be scanned (joined by primary key or hashed, the planner's call), never a room's lists.
     assert _seq_scanned(plan) <= {"users"}
 
 

@@ -30,7 +30,9 @@ async def test_pool_exhausted_after_connection_timeout(own_pg_url: str, tmp_path
 
     holders = [asyncio.create_task(hold()) for _ in range(2)]
     try:
-        while sum(p["in_use"] for p in db.pool_stats()) < 2:
+        for _ in range(500):  # until both hold a connection
+            if sum(p["in_use"] for p in db.pool_stats()) >= 2:
+                break
             await asyncio.sleep(0.01)
         with pytest.raises(Unavailable) as err:
             async with db.read() as conn:
@@ -89,7 +91,8 @@ async def test_recovers_after_postgres_outage(own_pg_url: str, tmp_path: Path) -
     await asyncio.sleep(0.3)
     if os.environ.get("TABLEFORGE_TEST_PG_RESTART") == "1":
         version = sorted(os.listdir("/etc/postgresql"))[-1]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
+        await asyncio.to_thread(subprocess.run, ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main",
+                                                 "restart"], check=True)
     else:
         assert await _terminate_backends(own_pg_url.rsplit("/", 1)[1]) >= 1
     with pytest.raises(Unavailable) as err:
