@@ -27,6 +27,7 @@ import asyncpg
 import sqlalchemy as sa
 
 from tableforge.config import Settings
+from tableforge.db import reports
 from tableforge.db.engine import Database
 from tableforge.db.migrate import upgrade
 from tableforge.db.schema import board_tokens, room_events
@@ -162,6 +163,13 @@ async def main() -> None:
         elapsed = time.perf_counter() - t0
         print(f"token update throughput, 20 connections: {done / elapsed:,.0f} commits/s ({done} in {elapsed:.1f} s)")
         print("pool:", db.pool_stats()[0])
+        # Server-side execution time (pg_stat_statements), which the shared machine's load inflates less.
+        report = await reports.slow_queries(db, limit=100)
+        if report["available"]:
+            print(f"{'server-side (pg_stat_statements)':40s} {'calls':>7s} {'mean ms':>8s} {'max ms':>8s}")
+            for q in sorted(report["queries"], key=lambda q: -int(q["calls"]))[:8]:
+                print(f"{q['query'][:40]:40s} {q['calls']:7d} {q['mean_exec_time_ms']:8.3f} "
+                      f"{q['max_exec_time_ms']:8.2f}")
     finally:
         await db.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
