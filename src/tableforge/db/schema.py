@@ -80,6 +80,9 @@ game_rooms = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", TS, nullable=False),
+    # migration 0002: usage counts of the catalog read only active rooms.
+    sa.Index("ix_game_rooms_active_system", "game_system_id", postgresql_where=sa.text("is_active"),
+             sqlite_where=sa.text("is_active")),
 )
 
 room_players = sa.Table(
@@ -104,6 +107,7 @@ game_assets = sa.Table(
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_game_assets_room_created", "room_id", "created_at"),  # migration 0002
 )
 
 board_tokens = sa.Table(
@@ -120,6 +124,7 @@ board_tokens = sa.Table(
     sa.Column("z_index", sa.Integer, nullable=False, server_default="0"),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_board_tokens_room_order", "room_id", "z_index", "created_at"),  # migration 0002
 )
 
 room_messages = sa.Table(
