@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -45,6 +45,13 @@ class FakeEdge:
         self.server.close()
 
 
+async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def edge() -> AsyncIterator[FakeEdge]:
     async with FakeEdge() as fake:
@@ -52,10 +59,10 @@ async def edge() -> AsyncIterator[FakeEdge]:
 
 
 async def test_concurrent_purges_are_batched_into_one_request(edge: FakeEdge) -> None:
-    edge.delay = 0.05
-    purger = EdgePurger([edge.url], wait=2.0)
+    edge.delay = 0.2
+    purger = EdgePurger([edge.url], wait=5.0)
     first = asyncio.ensure_future(purger.purge("catalog"))
-    await asyncio.sleep(0.01)  # the first request is in flight; the next three share one batch
+    await until(lambda: len(edge.requests) == 1)  # the first request is in flight; the next three share one batch
     rest = await asyncio.gather(purger.purge("system-1"), purger.purge("catalog", "system-2"),
                                 purger.purge("system-1"))
     assert await first and all(rest)
@@ -89,7 +96,7 @@ async def test_a_slow_edge_never_holds_the_caller_longer_than_wait(edge: FakeEdg
     assert await purger.purge("catalog") is False
     assert time.perf_counter() - started < 0.5
     purger.purge_nowait("system-1")  # no wait at all
-    await asyncio.sleep(1.5)
+    await until(lambda: len(edge.requests) == 2 and purger.stats()["requests_ok"] == 2)
     assert [k for _, k in edge.requests] == ["catalog", "system-1"]  # still delivered, in the background
     await purger.close()
 
@@ -98,11 +105,12 @@ async def test_the_queue_is_bounded(edge: FakeEdge) -> None:
     edge.delay = 0.3
     purger = EdgePurger([edge.url], max_pending=2, wait=0)
     purger.purge_nowait("a")
-    await asyncio.sleep(0.05)  # "a" is in flight; the queue holds at most two more keys
+    await until(lambda: len(edge.requests) == 1)  # "a" is in flight; the queue holds at most two more keys
     purger.purge_nowait("b", "c", "d", "e")
     purger.purge_nowait("b")  # already queued: not a drop
     assert purger.stats()["keys_dropped"] == 2
-    await asyncio.sleep(0.8)
+    await until(lambda: len(edge.requests) == 2)
+    await asyncio.sleep(0.1)
     assert [k for _, k in edge.requests] == ["a", "b c"]
     await purger.close()
 

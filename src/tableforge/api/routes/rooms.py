@@ -41,7 +41,7 @@ async def snapshot(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDe
         if state is not None and not_modified(if_none_match, state.etag):
             return not_modified_response(state.etag, CACHE_PRIVATE)
     body = await rooms.snapshot(rt, room_id, user)
-    return conditional_json(body, if_none_match=None, cache_control=CACHE_PRIVATE,
+    return conditional_json(body, if_none_match=if_none_match, cache_control=CACHE_PRIVATE,
                             etag=room_version.state_of(body).etag)
 
 
