@@ -67,7 +67,8 @@ SELECT rv, tv FROM tok"""
 
 _MOVE_SQL = {(o, v): _move_sql(o, v) for o in (False, True) for v in (False, True)}
 
-# chat.message / dice.rolled: the message row and the event, the version appears twice in the body.
+# chat.message / dice.rolled: the message row and its event. The body is `pieces` joined with the
+# room version (it may appear more than once: the event's and the message's).
 _LOG_SQL = """
 WITH room AS (
     UPDATE game_rooms SET version = version + 1 WHERE id = $1 AND is_active RETURNING version
@@ -77,7 +78,7 @@ WITH room AS (
     RETURNING version
 ), ev AS (
     INSERT INTO room_events (room_id, version, body)
-    SELECT $1, msg.version, $8::text || msg.version || $9::text || msg.version || $10::text FROM msg
+    SELECT $1, msg.version, array_to_string($8::text[], msg.version::text) FROM msg
 )
 SELECT version FROM msg"""
 
@@ -95,17 +96,36 @@ class Lanes:
     checked out once and reused, so a move is one round trip. At most `size` lanes (a part of the
     pool, never more connections than TABLEFORGE_DB_POOL_MAX); a lane idle for more than a second
     is pinged before use, so after a PostgreSQL restart a stale lane is replaced, not failed on.
-    Lanes go back to the pool when the database is disposed (shutdown).
+    A lane idle for `LINGER_S` goes back to the pool (a quiet instance falls back to the pool's
+    MIN connections), and all of them when the database is disposed (shutdown).
     """
 
     IDLE_PING_S = 1.0
+    LINGER_S = 3.0
 
     def __init__(self, db: Database, size: int) -> None:
         self.db = db
         self.size = size
         self.count = 0
         self._idle: asyncio.LifoQueue[tuple[AsyncConnection, float] | None] = asyncio.LifoQueue()
-        self._closed = False
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now, keep, stale = time.monotonic(), [], []
+            while not self._idle.empty():  # no await in between: nobody else sees the queue meanwhile
+                item = self._idle.get_nowait()
+                if item is not None and now - item[1] > self.LINGER_S:
+                    stale.append(item[0])
+                elif item is not None:
+                    keep.append(item)
+            for item in reversed(keep):
+                self._idle.put_nowait(item)
+            for conn in stale:
+                self.count -= 1
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     async def _open(self) -> AsyncConnection:
         self.count += 1
@@ -118,6 +138,8 @@ class Lanes:
         return conn
 
     async def acquire(self) -> AsyncConnection:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap(), name="hotpath-lanes-reaper")
         while True:
             if self._idle.empty() and self.count < self.size:
                 return await self._open()
@@ -151,6 +173,8 @@ class Lanes:
         self._idle.put_nowait(None)
 
     async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         while not self._idle.empty():
             item = self._idle.get_nowait()
             if item is not None:
@@ -165,7 +189,7 @@ _lanes: dict[int, Lanes] = {}
 def _lanes_for(db: Database) -> Lanes:
     lanes = _lanes.get(id(db))
     if lanes is None:
-        lanes = _lanes[id(db)] = Lanes(db, max(1, min(8, db.settings.db_pool_max // 2)))
+        lanes = _lanes[id(db)] = Lanes(db, max(1, min(6, db.settings.db_pool_max // 3)))
         dispose = db.dispose
 
         async def dispose_with_lanes() -> None:
@@ -232,10 +256,9 @@ async def move(db: Database, room_id: str, token_id: str, x: float, y: float, ow
 
 
 async def log_message(db: Database, room_id: str, message_id: str, user_id: str, kind: str, text: str,
-                      roll_json: str | None, created_at: Any, pieces: tuple[str, str, str],
-                      history_size: int) -> int | None:
+                      roll_json: str | None, created_at: Any, pieces: list[str], history_size: int) -> int | None:
     """Insert a chat/dice message and its event; returns the room version, or None if the room is
-    closed or missing. The stored body is `pieces[0] + v + pieces[1] + v + pieces[2]`."""
-    row = await _fetchrow(db, _LOG_SQL, (room_id, message_id, user_id, kind, text, roll_json, created_at,
-                                         *pieces), room_id, 0, history_size)
+    closed or missing. The stored body is `str(version).join(pieces)`."""
+    row = await _fetchrow(db, _LOG_SQL, (room_id, message_id, user_id, kind, text, roll_json, created_at, pieces),
+                          room_id, 0, history_size)
     return None if row is None else int(row[0])
