@@ -37,7 +37,7 @@ def _ack(msg_id: Any, **result: Any) -> str:
 
 
 def _error(conn: Connection, code: str, message: str, msg_id: Any = None, details: Any = None) -> None:
-    metrics.WS_ERRORS.labels(code).inc()
+    metrics.WS_ERRORS_BY_CODE[code].inc()
     frame: dict[str, Any] = {"type": "error", "id": msg_id, "code": code, "message": message}
     if details is not None:
         frame["details"] = details
@@ -78,13 +78,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             if frame is None:
                 frame = message.get("bytes") or b""
             if len(frame) > max_frame:
-                metrics.WS_CLOSED.labels("too_big").inc()
+                metrics.WS_CLOSED_BY_REASON["too_big"].inc()
                 conn.close(CLOSE_TOO_BIG, "frame too large")
                 break
             if not bucket.take():
                 _error(conn, "rate_limited", "too many messages: slow down")
                 if bucket.flooding():
-                    metrics.WS_CLOSED.labels("flooding").inc()
+                    metrics.WS_CLOSED_BY_REASON["flooding"].inc()
                     conn.close(CLOSE_POLICY, "rate limit exceeded")
                     break
                 continue
@@ -107,11 +107,11 @@ async def _handle(rt: Runtime, conn: Connection, frame: str | bytes) -> None:
     try:
         msg = p.decode(frame)
     except p.ProtocolError as exc:
-        metrics.WS_MESSAGES_IN.labels("invalid").inc()
+        metrics.WS_IN_BY_TYPE["invalid"].inc()
         _error(conn, exc.code, exc.message, exc.msg_id)
         return
     mtype = p.message_type(msg)
-    metrics.WS_MESSAGES_IN.labels(mtype).inc()
+    metrics.WS_IN_BY_TYPE[mtype].inc()
     try:
         await _dispatch(rt, conn, msg)
     except AppError as exc:
@@ -119,7 +119,7 @@ async def _handle(rt: Runtime, conn: Connection, frame: str | bytes) -> None:
     except Exception:
         log.exception("ws_handler_failed", type=mtype)
         _error(conn, "internal_error", "something went wrong on our side", msg.id)
-    metrics.WS_HANDLE_SECONDS.labels(mtype).observe(time.perf_counter() - started)
+    metrics.WS_HANDLE_BY_TYPE[mtype].observe(time.perf_counter() - started)
 
 
 def _role(conn: Connection, room_id: str) -> str:

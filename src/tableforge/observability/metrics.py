@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -39,3 +41,24 @@ LIVE_INSTANCES = Gauge("tableforge_live_instances", "Instances in the registry, 
 PRESENCE_CHANGES = Counter("tableforge_presence_changes_total",
                            "Players coming online or going offline in a room, by how", ["change"])
 BROADCASTS = Counter("tableforge_broadcasts_total", "system.broadcast frames sent to local sockets")
+
+
+class Children(dict[str, Any]):
+    """`metric.labels(value)` looked up once per label value, then kept: `labels()` builds a key and
+    takes a lock on every call, too much for the per-message paths. Only for small fixed label sets."""
+
+    def __init__(self, metric: Any) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, value: str) -> Any:
+        child = self[value] = self.metric.labels(value)
+        return child
+
+
+WS_IN_BY_TYPE = Children(WS_MESSAGES_IN)
+WS_OUT_BY_KIND = Children(WS_MESSAGES_OUT)
+WS_ERRORS_BY_CODE = Children(WS_ERRORS)
+WS_CLOSED_BY_REASON = Children(WS_CLOSED)
+WS_DROPPED_BY_KIND = Children(WS_DROPPED)
+WS_HANDLE_BY_TYPE = Children(WS_HANDLE_SECONDS)

@@ -52,10 +52,10 @@ class Connection:
         depth = len(self._queue)
         if depth >= self.max_queue:
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
-            metrics.WS_CLOSED.labels("slow_consumer").inc()
+            metrics.WS_CLOSED_BY_REASON["slow_consumer"].inc()
             return False
         if ephemeral and depth >= self.max_queue // 2:
-            metrics.WS_DROPPED.labels("ephemeral").inc()
+            metrics.WS_DROPPED_BY_KIND["ephemeral"].inc()
             return False
         self._queue.append(text)
         if not depth:

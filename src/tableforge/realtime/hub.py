@@ -235,7 +235,7 @@ class Hub:
                 conn.send(text)
                 sent += 1
         if sent:
-            metrics.WS_MESSAGES_OUT.labels("event").inc(sent)
+            metrics.WS_OUT_BY_KIND["event"].inc(sent)
         metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - env.ts_ms / 1000))
 
     def _fan_out_ephemeral(self, room: LocalRoom, env: Envelope) -> None:
@@ -247,7 +247,7 @@ class Hub:
             if cursor != PENDING and conn.conn_id != own_conn and conn.send(text, ephemeral=True):
                 sent += 1
         if sent:
-            metrics.WS_MESSAGES_OUT.labels("ephemeral").inc(sent)
+            metrics.WS_OUT_BY_KIND["ephemeral"].inc(sent)
 
     async def _fill_gap(self, room: LocalRoom, *, wait: float, until_latest: bool = False) -> None:
         await asyncio.sleep(wait)
