@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     db_connection_timeout: float = Field(10.0, gt=0)
     db_statement_timeout: float = Field(30.0, gt=0)
     db_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    db_pool_pre_ping: bool = False
     db_slow_query_ms: float = Field(100.0, ge=0)
 
     # Cache.

@@ -15,7 +15,7 @@ of queries in `tableforge_db_query_seconds{query=name}` (names only: never SQL a
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -40,6 +40,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = settings.sqlalchemy_url
+        self._dispose_hooks: list[Callable[[], Awaitable[None]]] = []
         self.is_postgres = self.url.startswith("postgresql")
         if self.is_postgres:
             self.engine = _postgres_engine(settings)
@@ -139,7 +140,14 @@ class Database:
         return [pool_metrics.stats(self._engines[name], state, pool_min=lo, pool_max=hi)
                 for (name, state), (lo, hi) in zip(self.pools.items(), bounds, strict=True)]
 
+    def on_dispose(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` before the engines are disposed (e.g. give kept connections back)."""
+        self._dispose_hooks.append(hook)
+
     async def dispose(self) -> None:
+        for hook in self._dispose_hooks:
+            await hook()
+        self._dispose_hooks.clear()
         await self.engine.dispose()
         if self.writer is not self.engine:
             await self.writer.dispose()
@@ -196,10 +204,12 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_connection_timeout,
         pool_recycle=1800,
         # LIFO: the same few connections stay warm under light load, and the idle timeout can
-        # retire the rest. Pre-ping: one cheap round trip at checkout that turns a connection
-        # killed by a server restart into a fresh one instead of a failed request.
+        # retire the rest. No pre-ping by default: on asyncpg it costs three round trips per
+        # checkout (BEGIN; ping; ROLLBACK). After a server restart the first statement on a dead
+        # connection fails (503 db_unavailable) and SQLAlchemy then invalidates the whole pool, so
+        # the pool still heals by itself; TABLEFORGE_DB_POOL_PRE_PING=true trades speed for that.
         pool_use_lifo=True,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args=connect_args,
     )
 

@@ -190,15 +190,12 @@ def _lanes_for(db: Database) -> Lanes:
     lanes = _lanes.get(id(db))
     if lanes is None:
         lanes = _lanes[id(db)] = Lanes(db, max(1, min(6, db.settings.db_pool_max // 3)))
-        dispose = db.dispose
 
-        async def dispose_with_lanes() -> None:
+        async def give_back() -> None:
             _lanes.pop(id(db), None)
             await lanes.close()
-            await dispose()
 
-        # Runtime.close() disposes the database; the lanes must be back in the pool first.
-        setattr(db, "dispose", dispose_with_lanes)  # noqa: B010
+        db.on_dispose(give_back)  # the lanes go back to the pool before the engine is disposed
     return lanes
 
 
