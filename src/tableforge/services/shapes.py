@@ -33,19 +33,14 @@ def iso(value: datetime | str | None) -> str | None:
 
 
 def user(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "username": row["username"],
-        "first_name": row["first_name"],
-        "last_name": row["last_name"],
-        "profile_image_url": row["profile_image_url"],
-        "is_admin": bool(row["is_admin"]),
-    }
+    """The caller's own account (GET /api/users/me)."""
+    return public_user(row) | {"is_admin": bool(row["is_admin"])}
 
 
-def public_user(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
+def public_user(row: RowMapping | dict[str, Any], id_column: str = "id") -> dict[str, Any]:
+    """What other players see of a user."""
     return {
-        "id": str(row["id"]),
+        "id": str(row[id_column]),
         "username": row["username"],
         "first_name": row["first_name"],
         "last_name": row["last_name"],
@@ -93,13 +88,7 @@ def room(row: RowMapping | dict[str, Any], *, is_gm: bool) -> dict[str, Any]:
 
 def player(row: RowMapping) -> dict[str, Any]:
     return {
-        "user": {
-            "id": str(row["user_id"]),
-            "username": row["username"],
-            "first_name": row["first_name"],
-            "last_name": row["last_name"],
-            "profile_image_url": row["profile_image_url"],
-        },
+        "user": public_user(row, "user_id"),
         "role": row["role"],
         "is_online": bool(row["is_online"]),
         "joined_at": iso(row["joined_at"]),
