@@ -69,6 +69,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn.start()
     bucket = TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst)
     max_frame = rt.settings.ws_max_frame_bytes
+    last_limit_error = -1.0
     try:
         while not conn.closed:
             message = await websocket.receive()
@@ -82,10 +83,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 conn.close(CLOSE_TOO_BIG, "frame too large")
                 break
             if not bucket.take():
-                _error(conn, "rate_limited", "too many messages: slow down")
+                now = time.monotonic()
+                if now - last_limit_error >= 1.0:  # one explanation a second, not one per frame
+                    last_limit_error = now
+                    _error(conn, "rate_limited", "too many messages: slow down")
                 if bucket.flooding():
                     metrics.WS_CLOSED_BY_REASON["flooding"].inc()
-                    conn.close(CLOSE_POLICY, "rate limit exceeded")
+                    if now != last_limit_error:
+                        _error(conn, "rate_limited", "too many messages: closing the connection")
+                    conn.close(CLOSE_POLICY, "rate limit exceeded", flush=True)
                     break
                 continue
             await _handle(rt, conn, frame)

@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable
 from tableforge.observability import metrics
 
 CLOSE_SLOW_CONSUMER = 1013
+FLUSH_SECONDS = 1.0
 SendText = Callable[[str], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
 
 
 class Connection:
-    __slots__ = ("_close_socket", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed", "conn_id",
-                 "max_queue", "owner", "rooms", "user_id", "username")
+    __slots__ = ("_close_socket", "_flush", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed",
+                 "conn_id", "max_queue", "owner", "rooms", "user_id", "username")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
@@ -32,6 +33,7 @@ class Connection:
         self.max_queue = max_queue
         self.closed = False
         self.close_code: int | None = None
+        self._flush = False  # closing politely: frames already queued still go out (bounded)
         self._send = send
         self._close_socket = close
         self._queue: deque[str] = deque()
@@ -66,16 +68,28 @@ class Connection:
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Stop sending and close the socket (from any task, without waiting)."""
+    def close(self, code: int, reason: str = "", *, flush: bool = False) -> None:
+        """Stop accepting frames and close the socket (from any task, without waiting). With
+        `flush`, what is already queued (e.g. the error that explains the close) is sent first,
+        for at most FLUSH_SECONDS; a slow consumer is closed without it."""
         if self.closed:
             return
         self.closed = True
         self.close_code = code
-        self._queue.clear()
+        self._flush = flush
+        if not flush:
+            self._queue.clear()
         asyncio.get_running_loop().create_task(self._close(code, reason))
 
+    async def _flushed(self) -> None:
+        writer = self._writer
+        if self._flush and self._queue and writer is not None and writer is not asyncio.current_task():
+            self._wake.set()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(writer), FLUSH_SECONDS)
+
     async def _close(self, code: int, reason: str) -> None:
+        await self._flushed()
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
         if self.owner is not None and not self.owner.done():
@@ -95,6 +109,7 @@ class Connection:
 
     async def stop(self) -> None:
         self.closed = True
+        await self._flushed()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -104,7 +119,7 @@ class Connection:
         queue = self._queue
         wake = self._wake
         try:
-            while not self.closed:
+            while not self.closed or (self._flush and queue):
                 while queue:
                     await self._send(queue.popleft())
                 self._idle.set()

@@ -36,6 +36,7 @@ async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool,
         user = (await db.execute(sa.select(users).where(users.c.id == user_id))).mappings().one()
         event = await events.store(db, room_id, version, ev.PLAYER_JOINED if online else ev.PLAYER_LEFT,
                                    user_id, {"user": shapes.public_user(user)}, rt.settings.ws_history_size)
+    await rooms.players_changed(rt, room_id)
     await rt.hub.publish(room_id, version, event.ts, sender, event.body)
 
 

@@ -90,6 +90,7 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
             role = PLAYER
             await conn.execute(sa.insert(room_players).values(
                 room_id=row["id"], user_id=user["id"], role=PLAYER, is_online=False, joined_at=shapes.now()))
+    await players_changed(rt, str(row["id"]))
     return shapes.room(row, is_gm=role == GM) | {"role": role}
 
 
@@ -206,11 +207,30 @@ def _players_query(room_id: str, online: bool | None = None) -> sa.Select[Any]:
     return query
 
 
+def players_key(room_id: str) -> str:
+    return f"players:{room_id}"
+
+
+async def players_changed(rt: Runtime, room_id: str) -> None:
+    """After a committed change to a room's players (a member joined, came online, left, or the
+    room closed): drop the cached list on every instance."""
+    await rt.cache.delete(players_key(room_id))
+
+
 async def players(rt: Runtime, room_id: str, user: dict[str, Any], online: bool | None) -> list[dict[str, Any]]:
-    async with rt.db.read() as conn:
-        await require_member(conn, room_id, user)
-        rows = (await conn.execute(_players_query(room_id, online))).mappings().all()
-    return [shapes.player(r) for r in rows]
+    """The room's players (cached; every change to them drops the entry). The cached list is also
+    the membership check: only a caller missing from it costs a query, to say why."""
+
+    async def load() -> list[dict[str, Any]]:
+        async with rt.db.read() as conn:
+            return [shapes.player(r) for r in (await conn.execute(_players_query(room_id))).mappings().all()]
+
+    everyone: list[dict[str, Any]] = await rt.cache.get_or_load(players_key(room_id), load, kind="room")
+    if not any(p["user"]["id"] == user["id"] for p in everyone):
+        async with rt.db.read() as conn:
+            await require_member(conn, room_id, user)  # raises not_member / room_not_found
+        everyone = await load()  # a member the cached list predates (cannot outlive the delete)
+    return [p for p in everyone if online is None or p["is_online"] is online]
 
 
 async def close(rt: Runtime, room_id: str, user: dict[str, Any]) -> None:
@@ -223,4 +243,5 @@ async def close(rt: Runtime, room_id: str, user: dict[str, Any]) -> None:
                                         .where(game_rooms.c.id == room_id))).scalar()
     if system_id is not None:
         await systems.changed(rt, str(system_id))  # one room fewer uses it
+    await players_changed(rt, room_id)
     await rt.hub.publish_control({"kind": ev.ROOM_CLOSED, "room_id": room_id})
