@@ -183,6 +183,24 @@ async def create_database(tag: str) -> tuple[str, str]:
     return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
+async def drop_redis_namespace(namespace: str) -> None:
+    """Delete the run's keys (cache entries, streams, presence) by SCAN; never touches other namespaces."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        batch = []
+        async for key in redis.scan_iter(match=f"tableforge:{namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                await redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await redis.unlink(*batch)
+    finally:
+        await redis.aclose()
+
+
 def log_problems(instances: list[Instance]) -> list[str]:
     out = []
     slow = 0
@@ -902,6 +920,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         if db_name is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bw.drop_database(db_name), 30)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(drop_redis_namespace(f"bso{tag}"), 30)
         shutil.rmtree(work, ignore_errors=True)
 
 
