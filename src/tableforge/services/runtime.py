@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from tableforge.cache import Cache, build_cache
 from tableforge.config import Settings
@@ -66,7 +66,10 @@ def build_runtime(settings: Settings) -> Runtime:
     if settings.redis_url is not None:
         prefix = settings.redis_prefix
         broker = RedisBroker(settings.redis_url, settings.instance_id, prefix=prefix)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        # Blocking pool: a burst (1,000 sockets closing at shutdown) waits for a connection
+        # instead of failing with MaxConnectionsError.
+        redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0))
         presence = RedisPresence(redis, settings.instance_id, user_ttl=settings.instance_ttl_seconds,
                                  prefix=prefix)
     else:
