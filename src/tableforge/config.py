@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(64_000_000, ge=1)
 
+    # uvicorn's WebSocket protocol implementation. websockets-sansio measured at half the server CPU
+    # per delivered frame and half the memory per socket of the legacy "websockets" one
+    # (docs/benchmarks.md, "WebSocket implementation").
+    ws_implementation: Literal["websockets-sansio", "websockets", "wsproto"] = "websockets-sansio"
+
     # WebSocket limits.
     ws_max_frame_bytes: int = Field(64 * 1024, ge=1024)
     ws_send_queue: int = Field(512, ge=8)
