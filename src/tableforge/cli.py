@@ -64,8 +64,9 @@ def serve(
                   f"{'PostgreSQL' if settings.is_postgres else 'SQLite at ' + str(settings.data_dir)})")
     uvicorn.run(
         "tableforge.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        ws=settings.ws_implementation, ws_max_size=settings.ws_max_frame_bytes, ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout, log_level=settings.log_level.lower(), access_log=False,
+        ws=settings.ws_implementation, ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval, ws_ping_timeout=settings.ws_ping_timeout,
+        log_level=settings.log_level.lower(), access_log=False,
         timeout_graceful_shutdown=10, lifespan="on",
     )
 
