@@ -12,7 +12,7 @@ import redis.asyncio
 from tableforge.realtime.envelope import unpack
 
 from .conftest import MakeBroker
-from .support import FreezableProxy, event, wait_until
+from .support import TcpProxy, event, wait_until
 
 
 async def test_an_event_reaches_every_subscribed_instance_the_origin_included(
@@ -170,16 +170,16 @@ async def test_a_killed_subscriber_reconnects_resubscribes_and_resets(
 
 
 @pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[FreezableProxy]:
+async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
     target = urlparse(redis_url)
-    value = FreezableProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    value = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
     await value.start()
     yield value
     await value.stop()
 
 
 async def test_the_liveness_probe_replaces_a_silently_dead_subscription(
-    make_broker: MakeBroker, instance_ids: Callable[[str], str], proxy: FreezableProxy, redis_url: str
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], proxy: TcpProxy, redis_url: str
 ) -> None:
     a, _ = await make_broker(instance_ids("a"))
     path = urlparse(redis_url).path or "/0"

@@ -1,1 +1,1 @@
-"""Metrics, logging and health."""
+"""Metrics and structured logging."""

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from tableforge.api.deps import RuntimeDep
 from tableforge.api.responses import JSON
-from tableforge.observability.health import readiness
+from tableforge.services.health import readiness
 
 router = APIRouter()
 

@@ -5,12 +5,10 @@ falls back to the database: `checks.cache`)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tableforge.domain.errors import Unavailable
-
-if TYPE_CHECKING:
-    from tableforge.services.runtime import Runtime
+from tableforge.services.runtime import Runtime
 
 
 async def readiness(rt: Runtime) -> dict[str, Any]:
