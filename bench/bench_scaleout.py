@@ -56,6 +56,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
@@ -171,18 +172,6 @@ async def start_socketio(k: int, channel: str, log_dir: Path) -> list[Instance]:
     return instances
 
 
-async def create_database(tag: str) -> tuple[str, str]:
-    import asyncpg
-
-    name = f"tableforge_bso_{tag}"  # dropped in amain's finally (bw.drop_database)
-    conn = await asyncpg.connect(bw.PG_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
 async def drop_redis_namespace(namespace: str) -> None:
     """Delete the run's keys (cache entries, streams, presence) by SCAN; never touches other namespaces."""
     from redis.asyncio import Redis
@@ -219,35 +208,18 @@ def log_problems(instances: list[Instance]) -> list[str]:
 # ---------------------------------------------------------------- metrics
 
 async def scrape(inst: Instance) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
-    hists: dict[str, dict[str, Any]] = {}
-    counters: dict[str, float] = {}
     try:
         async with httpx.AsyncClient() as http:
             text = (await http.get(inst.base + "/metrics", timeout=10)).text
     except httpx.HTTPError:
-        return hists, counters
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith("tableforge_"):
-            continue
-        name_labels, _, value = line.rpartition(" ")
-        name, _, labels = name_labels.partition("{")
-        parts = {k: v.strip('"') for k, v in (p.split("=", 1) for p in labels.rstrip("}").split(",") if "=" in p)}
-        if name.startswith(COUNTERS):
-            label = ",".join(f"{k}={v}" for k, v in sorted(parts.items()))
-            counters[name + (f"{{{label}}}" if label else "")] = float(value)
-            continue
-        base = name.rsplit("_", 1)[0] if name.endswith(("_bucket", "_sum", "_count")) else name
-        if base not in HISTOGRAMS:
-            continue
-        key = base + (f"{{type={parts['type']}}}" if "type" in parts else "")
-        entry = hists.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
-        if name.endswith("_bucket"):
-            entry["buckets"][parts["le"]] = float(value)
-        elif name.endswith("_sum"):
-            entry["sum"] = float(value)
-        elif name.endswith("_count"):
-            entry["count"] = float(value)
-    return hists, counters
+        return {}, {}
+    counters: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith(COUNTERS):
+                label = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                counters[sample.name + (f"{{{label}}}" if label else "")] = sample.value
+    return bw.parse_histograms(text, HISTOGRAMS), counters
 
 
 async def scrape_all(instances: list[Instance]) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
@@ -871,7 +843,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     try:
         players = [Player(i, i % args.rooms, (i // args.rooms) % k) for i in range(args.players)]
         if "tableforge" in args.servers:
-            db_name, database_url = await create_database(tag)
+            db_name, database_url = await bw.create_database(f"tableforge_bso_{tag}")
             tf_inst = await start_tableforge(k, database_url, f"bso{tag}", work, args.db_pool_max)
             instances += tf_inst
             tf = TableForgeDriver(players, tf_inst, args.rooms)

@@ -44,6 +44,7 @@ import httpx
 import orjson
 import psutil
 from hdrh.histogram import HdrHistogram
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
@@ -153,10 +154,11 @@ def stop_server(server: Server) -> None:
             server.proc.wait(timeout=5)
 
 
-async def create_database() -> tuple[str, str]:
+async def create_database(name: str | None = None) -> tuple[str, str]:
+    """A fresh database for one run (dropped by `drop_database`); returns its name and URL."""
     import asyncpg
 
-    name = f"tableforge_bench_{uuid.uuid4().hex[:10]}"
+    name = name or f"tableforge_bench_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -175,31 +177,35 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
-async def scrape_metrics(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    """{metric{labels}: {"buckets": {le: count}, "sum": s, "count": n}} for the two histograms we report."""
+REPORTED_HISTOGRAMS = ("tableforge_ws_handle_seconds", "tableforge_db_transaction_seconds")
+
+
+def parse_histograms(text: str, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """{metric{type=…}: {"buckets": {le: count}, "sum": s, "count": n}} for the named histograms,
+    read with prometheus_client's own parser of the exposition format."""
     out: dict[str, dict[str, Any]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in names:
+            continue
+        for sample in family.samples:
+            key = family.name + (f"{{type={sample.labels['type']}}}" if "type" in sample.labels else "")
+            entry = out.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
+            if sample.name.endswith("_bucket"):
+                le = sample.labels["le"]
+                entry["buckets"][le] = entry["buckets"].get(le, 0.0) + sample.value
+            elif sample.name.endswith("_sum"):
+                entry["sum"] += sample.value
+            elif sample.name.endswith("_count"):
+                entry["count"] += sample.value
+    return out
+
+
+async def scrape_metrics(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
     try:
         text = (await http.get("/metrics", timeout=10)).text
     except httpx.HTTPError:
-        return out
-    for line in text.splitlines():
-        if not line.startswith(("tableforge_ws_handle_seconds", "tableforge_db_transaction_seconds")):
-            continue
-        name_labels, _, value = line.rpartition(" ")
-        name, _, labels = name_labels.partition("{")
-        labels = labels.rstrip("}")
-        parts = dict(p.split("=", 1) for p in labels.split(",") if "=" in p)
-        parts = {k: v.strip('"') for k, v in parts.items()}
-        base = name.rsplit("_", 1)[0] if name.endswith(("_bucket", "_sum", "_count")) else name
-        key = base + (f"{{type={parts['type']}}}" if "type" in parts else "")
-        entry = out.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
-        if name.endswith("_bucket"):
-            entry["buckets"][parts["le"]] = float(value)
-        elif name.endswith("_sum"):
-            entry["sum"] = float(value)
-        elif name.endswith("_count"):
-            entry["count"] = float(value)
-    return out
+        return {}
+    return parse_histograms(text, REPORTED_HISTOGRAMS)
 
 
 def metrics_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float]]:
