@@ -8,8 +8,6 @@ unreachable, or that goes away and comes back, never fails a request.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from tests.conftest import free_port
 from tests.support.client import Api, png_bytes
 from tests.support.cluster import Cluster
+from tests.support.private_redis import PrivateRedis
 from tests.support.server import ServerProcess
-from tests.support.services import IN_CI
 
 
 @pytest.fixture(scope="module")
@@ -151,51 +148,11 @@ async def test_unreachable_redis_never_fails_a_request(tmp_path: Path) -> None:
         server.stop()
 
 
-class PrivateRedis:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            finally:
-                client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def keys(self) -> list[bytes]:
-        client = redis.Redis(port=self.port)
-        try:
-            return list(client.scan_iter(match="tableforge:*", count=1000))
-        finally:
-            client.close()
-
-
 async def test_the_cache_comes_back_when_redis_does(tmp_path: Path) -> None:
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    store = PrivateRedis(free_port(), tmp_path)
+    store = PrivateRedis(tmp_path)
     store.start()
     server = ServerProcess(free_port(), {"TABLEFORGE_DATA_DIR": str(tmp_path / "data"),
-                                         "TABLEFORGE_REDIS_URL": f"redis://127.0.0.1:{store.port}/0"}, name="flaky")
+                                         "TABLEFORGE_REDIS_URL": store.url}, name="flaky")
     try:
         server.start()
         async with Api(server.base_url) as api:

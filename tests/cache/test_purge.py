@@ -92,9 +92,8 @@ async def test_failures_are_counted_never_raised(edge: FakeEdge) -> None:
 async def test_a_slow_edge_never_holds_the_caller_longer_than_wait(edge: FakeEdge) -> None:
     edge.delay = 1.0
     purger = EdgePurger([edge.url], wait=0.1, timeout=5.0)
-    started = time.perf_counter()
     assert await purger.purge("catalog") is False
-    assert time.perf_counter() - started < 0.5
+    assert purger.stats()["requests_ok"] == 0, "returned while the slow edge had not answered yet"
     purger.purge_nowait("system-1")  # no wait at all
     await until(lambda: len(edge.requests) == 2 and purger.stats()["requests_ok"] == 2)
     assert [k for _, k in edge.requests] == ["catalog", "system-1"]  # still delivered, in the background

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,15 +169,12 @@ async def test_kill9_instance_disappears_and_its_players_resync_elsewhere(victim
 
         doomed.kill()
         await g.request("token.move", room_id=room["id"], token_id=token["id"], x=50, y=60)
-        started = time.monotonic()
-        left = await g.next_event("player.left", seconds=30)
+        left = await g.next_event("player.left", seconds=30)  # the registry expiry is 3 s here
         assert left["user"]["id"] == pl.id
-        gone_after = time.monotonic() - started
         instances = (await api.http.get("/api/admin/instances", headers=admin.headers)).json()["instances"]
         assert victim_cluster.instance_id(1) not in {i["instance_id"] for i in instances}
         members = (await api.http.get(f"/api/admin/rooms/{room['id']}/members", headers=admin.headers)).json()
         assert members["online_users"] == [gm.id]
-        assert gone_after < 30
 
         back = await Ws.connect(live.ws_url, pl.token)
         resync = await back.request("join", room_id=room["id"], since=last)
