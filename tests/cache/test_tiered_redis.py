@@ -317,3 +317,24 @@ async def test_garbage_on_the_channel_is_ignored(make_cache: MakeCache, raw: red
     await received(b, 1)
     assert await b.get_or_load("k", db.loader("k")) == "new"
     assert b.healthy
+
+
+def _lookups(result: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("tableforge_cache_lookup_seconds_count", {"result": result}) or 0.0
+
+
+async def test_lookup_latency_histogram_counts_each_tier(make_cache: MakeCache) -> None:
+    """An operator's view: every lookup lands in tableforge_cache_lookup_seconds under the tier that
+    answered it (or miss), single and batched lookups alike."""
+    a, b = await make_cache(), await make_cache()
+    db = Db(k={"hp": 1}, m={"hp": 2})
+    before = {r: _lookups(r) for r in ("memory", "redis", "miss")}
+    await a.get_or_load("k", db.loader("k"))  # miss everywhere, loaded
+    await a.get_or_load("k", db.loader("k"))  # memory
+    await b.get_or_load("k", db.loader("k"))  # redis
+    await b.get_many_or_load(["k", "m"], db.many)  # one batched lookup: m is loaded, so a miss
+    await b.get_many_or_load(["k", "m"], db.many)  # both in b's memory now
+    delta = {r: _lookups(r) - before[r] for r in before}
+    assert delta == {"memory": 2, "redis": 1, "miss": 2}

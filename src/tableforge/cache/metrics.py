@@ -42,6 +42,18 @@ LOAD_SECONDS = Histogram(
     ["kind"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+LOOKUP_SECONDS = Histogram(
+    "tableforge_cache_lookup_seconds",
+    "Time the cache tiers take to answer a lookup, loader excluded: result=memory or redis (the tier "
+    "that hit), or miss (the time spent learning that no tier holds the key).",
+    ["result"],
+    buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+             0.1, 0.25, 1.0),
+)
+# Bound once: the memory-hit path is a few microseconds, and a labels() lookup would double it.
+LOOKUP_MEMORY = LOOKUP_SECONDS.labels(result="memory")
+LOOKUP_REDIS = LOOKUP_SECONDS.labels(result="redis")
+LOOKUP_MISS = LOOKUP_SECONDS.labels(result="miss")
 LOAD_ERRORS = Counter("tableforge_cache_load_errors_total", "Loaders that raised.", ["kind"])
 EARLY_REFRESHES = Counter(
     "tableforge_cache_early_refreshes_total", "Background refreshes of hot keys before expiry.", ["kind"]

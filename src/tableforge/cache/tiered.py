@@ -216,10 +216,12 @@ class Cache:
         (early refresh), so it must acquire its own resources (a fresh session/connection),
         not borrow the calling request's.
         """
+        started = time.perf_counter()
         now = self._clock()
         counters = self._stats.kind(kind)
         entry = self._memory.get(key, now)
         if entry is not None:
+            metrics.LOOKUP_MEMORY.observe(time.perf_counter() - started)
             counters.memory_hit(entry.missing)
             if should_refresh_early(entry, now, beta=self._beta, min_delta=self._min_delta, rand=self._rand):
                 self._refresh_early(key, entry, loader, ttl, kind, counters)
@@ -227,7 +229,7 @@ class Cache:
         counters.memory_miss()
         task = self._flights.get(key)
         if task is None:
-            task = self._flights.start(key, self._fill(key, loader, ttl, kind, counters))
+            task = self._flights.start(key, self._fill(key, loader, ttl, kind, counters, started))
         else:
             counters.coalesce()
         return cast(T, await asyncio.shield(task))
@@ -244,6 +246,7 @@ class Cache:
         one pipelined write. Keys the loader does not return are cached as missing and left out
         of the result.
         """
+        started = time.perf_counter()
         counters = self._stats.kind(kind)
         wanted = list(dict.fromkeys(keys))
         now = self._clock()
@@ -260,7 +263,9 @@ class Cache:
                 found[key] = entry.value
         counters.memory_hits_many(len(wanted) - len(misses), negatives)
         counters.memory_miss(len(misses))
-        if misses:
+        if not misses:
+            metrics.LOOKUP_MEMORY.observe(time.perf_counter() - started)
+        else:
             with self._guard.watch(misses) as watch:
                 if self._redis is not None and self._redis.healthy:
                     entries = await self._redis.mget(misses)
@@ -274,25 +279,32 @@ class Cache:
                     self._store_local_many(entries.items(), watch, self._clock())
                     misses = [key for key in misses if key not in entries]
                     counters.redis_miss(len(misses))
+                lookup = metrics.LOOKUP_MISS if misses else metrics.LOOKUP_REDIS
+                lookup.observe(time.perf_counter() - started)
                 if misses:
                     found.update(await self._load_many(misses, loader, ttl, kind, counters, watch))
         return {key: found[key] for key in wanted if key in found}
 
     async def _fill(
-        self, key: str, loader: Callable[[], Awaitable[Any]], ttl: float | None, kind: str, counters: KindStats
+        self, key: str, loader: Callable[[], Awaitable[Any]], ttl: float | None, kind: str, counters: KindStats,
+        started: float,
     ) -> Any:
-        """The single-flight body: tier 2, then the lock, then the loader."""
+        """The single-flight body: tier 2, then the lock, then the loader. `started`: when the
+        lookup began (perf_counter), for the lookup-latency histogram."""
         with self._guard.watch((key,)) as watch:
             redis = self._redis
             if redis is None or not redis.healthy:
+                metrics.LOOKUP_MISS.observe(time.perf_counter() - started)
                 return await self._load(key, loader, ttl, kind, counters, watch, None)
             entry = await redis.get(key)
             if entry is not None:
                 # Redis enforces the TTL; the envelope's expiry only informs tier 1 and early
                 # refresh, which later tier-1 hits decide on.
+                metrics.LOOKUP_REDIS.observe(time.perf_counter() - started)
                 counters.redis_hit(entry.missing)
                 self._store_local(key, entry, watch, self._clock())
                 return entry.value
+            metrics.LOOKUP_MISS.observe(time.perf_counter() - started)
             counters.redis_miss()
             token = await redis.acquire_lock(key, self._lock_ttl)
             if token is None and redis.healthy:

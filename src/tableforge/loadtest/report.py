@@ -42,6 +42,9 @@ def merge(hists: list[Hist]) -> Hist:
     return out
 
 
+LOOKUP_METRIC = "tableforge_cache_lookup_seconds"
+
+
 def _cache_metrics(probes: list[ServerProbe]) -> dict[str, Any]:
     mem_hits = sum(p.counter("tableforge_cache_hits_total", {"tier": "memory"}) for p in probes)
     mem_miss = sum(p.counter("tableforge_cache_misses_total", {"tier": "memory"}) for p in probes)
@@ -50,23 +53,16 @@ def _cache_metrics(probes: list[ServerProbe]) -> dict[str, Any]:
     lookups = mem_hits + mem_miss
     loads = redis_miss if (redis_hits + redis_miss) > 0 else mem_miss
     rate = 100 * (1 - loads / lookups) if lookups > 0 else None
-    # a lookup-latency histogram, if the server exposes one (tableforge_cache_*_seconds other than loads)
-    names = sorted({n for p in probes for n in p.after.get("hist", {})
-                    if n.startswith("tableforge_cache_") and n.endswith("_seconds")
-                    and n != "tableforge_cache_load_seconds"})
-    lookup = None
-    for name in names:
-        series = merged(probes, name)
-        if series["count"] > 0:
-            lookup = {"metric": name, **series_summary(series)}
-            break
+    # the server's lookup-latency histogram (loader excluded); servers without it fall back to HTTP timings
+    series = merged(probes, LOOKUP_METRIC)
+    lookup = {"metric": LOOKUP_METRIC, **series_summary(series)} if series["count"] > 0 else None
     load = series_summary(merged(probes, "tableforge_cache_load_seconds"))
     return {"lookups": lookups, "memory_hits": mem_hits, "redis_hits": redis_hits, "loads": loads,
             "hit_rate_pct": None if rate is None else round(rate, 2), "lookup_latency": lookup, "load_ms": load}
 
 
 def _cached_reads(probes: list[ServerProbe]) -> Series:
-    """Server-side latency of the catalog reads, which the cache serves (no lookup histogram exists)."""
+    """Server-side latency of the catalog reads, which the cache serves (for servers without a lookup histogram)."""
     out: Series = {"buckets": {}, "sum": 0.0, "count": 0.0}
     for p in probes:
         routes = {k.partition("route=")[2].partition(",")[0]
