@@ -126,7 +126,7 @@ async def main() -> None:
 
         async def catalog(category: str | None) -> None:
             async with db.read() as conn:
-                await conn.execute(systems.catalog_query(category=category, complexity=None, text=None,
+                await conn.execute(*systems.catalog_query(category=category, complexity=None, text=None,
                                                          page=random.randint(1, 5), limit=20))
 
         async def events_since() -> None:

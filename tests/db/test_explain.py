@@ -123,7 +123,8 @@ async def test_room_events_since_use_the_primary_key(pg_db: Database, loaded: di
 @pytest.mark.parametrize("category", [None, "fantasy"])
 async def test_catalog_search_pages_through_an_index(pg_db: Database, loaded: dict[str, Any],
                                                      category: str | None) -> None:
-    plan = await _plan(pg_db, systems.catalog_query(category=category, complexity=None, text=None, page=2, limit=20))
+    query, params = systems.catalog_query(category=category, complexity=None, text=None, page=2, limit=20)
+    plan = await _plan(pg_db, query.params(params))
     if category is None:  # the unfiltered page is read in catalog order from its index, up to the limit
         assert "ix_game_systems_catalog" in _indexes(plan)
     # (a category is ~1/4 of 500 systems: a scan and a top-N sort is the planner's right call there)
@@ -138,7 +139,7 @@ async def test_catalog_search_pages_through_an_index(pg_db: Database, loaded: di
 
 async def test_catalog_query_results_match_the_old_counts(pg_db: Database, loaded: dict[str, Any]) -> None:
     async with pg_db.read() as conn:
-        rows = (await conn.execute(systems.catalog_query(category="fantasy", complexity=None, text=None,
+        rows = (await conn.execute(*systems.catalog_query(category="fantasy", complexity=None, text=None,
                                                          page=1, limit=10))).mappings().all()
         expected_total = (await conn.execute(sa.text(
             "SELECT count(*) FROM game_systems WHERE is_public AND category = 'fantasy'"))).scalar()
@@ -146,7 +147,7 @@ async def test_catalog_query_results_match_the_old_counts(pg_db: Database, loade
             usage = (await conn.execute(sa.text(
                 "SELECT count(*) FROM game_rooms WHERE is_active AND game_system_id = :s"), {"s": row["id"]})).scalar()
             assert row["usage_count"] == usage
-        past_end = (await conn.execute(systems.catalog_query(category="fantasy", complexity=None, text=None,
+        past_end = (await conn.execute(*systems.catalog_query(category="fantasy", complexity=None, text=None,
                                                              page=99, limit=10))).mappings().all()
     assert len(rows) == 10 and rows[0]["total"] == expected_total
     assert len(past_end) == 1 and past_end[0]["id"] is None and past_end[0]["total"] == expected_total
