@@ -117,7 +117,7 @@ async def main() -> None:
         print(f"{'query':28s} {'p50':>7s} {'p95':>7s} {'p99':>7s}  ms")
 
         async def snapshot() -> None:
-            async with db.snapshot_read() as conn:
+            async with db.read() as conn:
                 await rooms.read_snapshot(conn, random.choice(room_ids), is_gm=False)
 
         async def players() -> None:

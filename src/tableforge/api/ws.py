@@ -20,7 +20,7 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, play, tokens, users
+from tableforge.services import chat, play, shapes, tokens, users
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -64,6 +64,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn = Connection(secrets.token_hex(6), user["id"], user["username"], websocket.send_text, close_socket,
                       rt.settings.ws_send_queue)
     conn.owner = asyncio.current_task()
+    conn.profile = shapes.public_user(user)
     rt.hub.add_connection(conn)
     await rt.presence.user_connected(conn.user_id)
     conn.start()

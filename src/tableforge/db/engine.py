@@ -53,6 +53,9 @@ class Database:
             # A file connection does not go stale, so SQLite keeps its connections (no idle timeout).
             self.pools = {"sqlite-read": pool_metrics.PoolState("sqlite-read", None),
                           "sqlite-write": pool_metrics.PoolState("sqlite-write", None)}
+        # Same pool; connections checked out through it run in autocommit (see `read`).
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres \
+            else self.engine
         self._engines = {name: eng for name, eng in zip(self.pools, (self.engine, self.writer), strict=False)}
         for name, state in self.pools.items():
             pool_metrics.instrument(self._engines[name], state)
@@ -90,9 +93,12 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (autocommit-style: one implicit transaction, rolled back)."""
+        """A connection for reads. PostgreSQL: autocommit, so a read is its statements' round trips
+        only (no BEGIN and ROLLBACK around them); each statement sees its own snapshot, as in READ
+        COMMITTED, so reads that must agree are one statement. SQLite: one read transaction (a WAL
+        snapshot for all its statements), rolled back."""
         try:
-            async with self._checkout(self.engine, begin=False) as conn:
+            async with self._checkout(self._reader, begin=False) as conn:
                 yield conn
         except _OURS:
             raise
@@ -100,13 +106,19 @@ class Database:
             raise _unavailable(exc) from exc
 
     @asynccontextmanager
-    async def snapshot_read(self) -> AsyncIterator[AsyncConnection]:
-        """Several reads that see one consistent state (REPEATABLE READ on PostgreSQL; on SQLite a
-        WAL read transaction already does), so a room snapshot's `version` matches its contents."""
-        async with self.read() as conn:
-            if self.is_postgres:
-                await conn.execution_options(isolation_level="REPEATABLE READ")
-            yield conn
+    async def read_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Several reads in one transaction, rolled back at the end: they see one snapshot
+        (REPEATABLE READ on PostgreSQL; SQLite's read transaction already does), and SET LOCAL and
+        savepoints work. For reports; the request paths read with one statement instead."""
+        try:
+            async with self._checkout(self.engine, begin=False) as conn:
+                if self.is_postgres:
+                    await conn.execution_options(isolation_level="REPEATABLE READ")
+                yield conn
+        except _OURS:
+            raise
+        except (PoolTimeout, DBAPIError, OSError) as exc:
+            raise _unavailable(exc) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -82,6 +82,25 @@ WITH room AS (
 )
 SELECT version FROM msg"""
 
+# player.joined / player.left: is_online kept in step with the stored event. The same guard-then-lock
+# pattern as the move: a player removed meanwhile leaves `pl` empty, the NULL body aborts it all.
+_PRESENCE_SQL = """
+WITH room AS (
+    UPDATE game_rooms SET version = version + 1
+    WHERE id = $1 AND is_active AND EXISTS (SELECT 1 FROM room_players WHERE room_id = $1 AND user_id = $2)
+    RETURNING version
+), pl AS (
+    UPDATE room_players p SET is_online = $3
+    FROM room
+    WHERE p.room_id = $1 AND p.user_id = $2
+    RETURNING room.version AS rv
+), ev AS (
+    INSERT INTO room_events (room_id, version, body)
+    SELECT $1, room.version, array_to_string($4::text[], pl.rv::text)
+    FROM room LEFT JOIN pl ON true
+)
+SELECT rv FROM pl"""
+
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = $1 AND version <= $2"
 
 # Errors that mean the connection itself is unusable: it is invalidated, never reused.
@@ -258,4 +277,13 @@ async def log_message(db: Database, room_id: str, message_id: str, user_id: str,
     closed or missing. The stored body is `str(version).join(pieces)`."""
     row = await _fetchrow(db, _LOG_SQL, (room_id, message_id, user_id, kind, text, roll_json, created_at, pieces),
                           room_id, 0, history_size)
+    return None if row is None else int(row[0])
+
+
+async def presence(db: Database, room_id: str, user_id: str, online: bool, pieces: list[str],
+                   history_size: int) -> int | None:
+    """Set the player's is_online and store its player.joined/left event; returns the room version,
+    or None if the room is closed or missing or the user is no longer a member. The stored body is
+    `str(version).join(pieces)`."""
+    row = await _fetchrow(db, _PRESENCE_SQL, (room_id, user_id, online, pieces), room_id, 0, history_size)
     return None if row is None else int(row[0])

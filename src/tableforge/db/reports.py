@@ -269,14 +269,12 @@ async def rank_candidates(db: Database, seq_tables: set[str], top: int = 50) -> 
                     "ranked": []}
         if not have[0]:
             try:
-                await conn.rollback()  # end the read's implicit transaction before switching to autocommit
-                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await auto.execute(sa.text("CREATE EXTENSION IF NOT EXISTS hypopg"))
+                await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS hypopg"))  # autocommit
             except DBAPIError as exc:
                 return {"available": False, "reason": f"could not create the hypopg extension: {exc.orig}",
                         "enable": "CREATE EXTENSION hypopg (as a superuser)", "ranked": []}
     statements = (await slow_queries(db, limit=top))["queries"]
-    async with db.read() as conn:
+    async with db.read_transaction() as conn:
         await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
         await conn.exec_driver_sql("SELECT hypopg_reset()")
         baseline: list[tuple[dict[str, Any], float]] = []

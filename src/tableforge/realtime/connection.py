@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tableforge.observability import metrics
 
@@ -22,13 +23,15 @@ CloseSocket = Callable[[int, str], Awaitable[None]]
 
 class Connection:
     __slots__ = ("_close_socket", "_flush", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed",
-                 "conn_id", "max_queue", "owner", "rooms", "user_id", "username")
+                 "conn_id", "max_queue", "owner", "profile", "rooms", "user_id", "username")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
         self.conn_id = conn_id
         self.user_id = user_id
         self.username = username
+        # What other players see of this user (set by the endpoint), for presence events.
+        self.profile: dict[str, Any] = {}
         self.rooms: dict[str, str] = {}  # room_id -> role in that room
         self.max_queue = max_queue
         self.closed = False

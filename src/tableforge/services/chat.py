@@ -40,25 +40,17 @@ async def _log(rt: Runtime, user_id: str, username: str, room_id: str, kind: str
     return (message if roll is None else payload[key]), version
 
 
-# `"version":` followed by this cannot occur inside an encoded JSON string (its quote would be escaped).
-_MARK = -7_000_000_000_000_001
-_MARK_KEY = b'"version":%d' % _MARK
-
-
 async def _log_one_statement(rt: Runtime, user_id: str, username: str, room_id: str, kind: str, text: str,
                              roll: dict[str, Any] | None, etype: str, key: str,
                              sender: Connection | None) -> tuple[dict[str, Any], int] | None:
     message_id, created_at = shapes.new_id(), shapes.now()
     row = {"id": message_id, "room_id": room_id, "user_id": user_id, "kind": kind, "text": text,
-           "roll": roll, "version": _MARK, "created_at": created_at}
+           "roll": roll, "version": events.VERSION_MARK, "created_at": created_at}
     message = shapes.message(row | {"username": username})
     payload = {key: message} if roll is None else {key: roll | {"message_id": message_id,
                                                                 "user_id": user_id, "username": username}}
     ts = shapes.now_ms()
-    template = orjson.dumps({"type": etype, "room_id": room_id, "version": _MARK, "ts": ts, "by": user_id, **payload})
-    # Split around each `"version":MARK`, keeping the key: the pieces are joined with the version.
-    split = [p.decode() for p in template.split(_MARK_KEY)]
-    pieces = [p + '"version":' for p in split[:-1]] + [split[-1]]
+    pieces = events.body_pieces(etype, room_id, ts, user_id, payload)
     version = await hotpath.log_message(rt.db, room_id, message_id, user_id, kind, text,
                                         None if roll is None else orjson.dumps(roll).decode(), created_at,
                                         pieces, rt.settings.ws_history_size)

@@ -61,6 +61,22 @@ async def store(conn: AsyncConnection, room_id: str, version: int, etype: str, b
     return Event(room_id, version, ts, body)
 
 
+# For bodies assembled in SQL (`db/hotpath.py`), where the room version is only known inside the
+# statement: the caller writes VERSION_MARK wherever the version goes. `"version":` followed by this
+# number cannot occur inside an encoded JSON string (its quote would be escaped).
+VERSION_MARK = -7_000_000_000_000_001
+_MARK_KEY = b'"version":%d' % VERSION_MARK
+
+
+def body_pieces(etype: str, room_id: str, ts: float, by: str | None, payload: dict[str, Any]) -> list[str]:
+    """The event body split around each `"version":VERSION_MARK` (key kept): joined with the
+    version, the pieces give the body (`str(version).join(pieces)`, or SQL's array_to_string)."""
+    template = orjson.dumps({"type": etype, "room_id": room_id, "version": VERSION_MARK, "ts": ts, "by": by,
+                             **payload})
+    split = [p.decode() for p in template.split(_MARK_KEY)]
+    return [p + '"version":' for p in split[:-1]] + [split[-1]]
+
+
 async def history(conn: AsyncConnection, room_id: str, after: int, upto: int) -> list[tuple[int, str]]:
     rows = await conn.execute(
         sa.select(room_events.c.version, room_events.c.body)
@@ -68,6 +84,25 @@ async def history(conn: AsyncConnection, room_id: str, after: int, upto: int) ->
         .order_by(room_events.c.version)
     )
     return [(int(v), b) for v, b in rows]
+
+
+# The room's version and the stored events after `since`, in one statement: consistent without a
+# transaction, since one statement reads one snapshot.
+_SINCE = (
+    sa.select(game_rooms.c.version.label("current"), room_events.c.version, room_events.c.body)
+    .select_from(game_rooms.outerjoin(room_events, sa.and_(room_events.c.room_id == game_rooms.c.id,
+                                                           room_events.c.version > sa.bindparam("since"),
+                                                           room_events.c.version <= game_rooms.c.version)))
+    .where(game_rooms.c.id == sa.bindparam("room_id"))
+    .order_by(room_events.c.version)
+)
+
+
+async def since(conn: AsyncConnection, room_id: str, after: int) -> tuple[int, list[tuple[int, str]]]:
+    """(current version, the stored events newer than `after` in version order) of the room."""
+    rows = (await conn.execute(_SINCE, {"room_id": room_id, "since": after})).all()
+    current = int(rows[0][0]) if rows else 0
+    return current, [(int(v), b) for _, v, b in rows if v is not None]
 
 
 async def current_version(conn: AsyncConnection, room_id: str) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tableforge.db.schema import game_rooms, room_players, users
+from tableforge.db import hotpath
+from tableforge.db.schema import room_players, users
 from tableforge.domain import events as ev
 from tableforge.domain.errors import Conflict, NotFound, RateLimited
 from tableforge.domain.roles import GM
@@ -25,17 +26,30 @@ def _conn_key(rt: Runtime, conn: Connection) -> str:
     return rt.hub.sender_tag(conn)
 
 
-async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool,
-                          sender: Connection | None) -> None:
-    """player.joined / player.left, stored like any room event, with is_online kept in step."""
+async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool, sender: Connection | None,
+                          profile: dict[str, Any] | None = None) -> None:
+    """player.joined / player.left, stored like any room event, with is_online kept in step.
+
+    On PostgreSQL, with the user's profile at hand (a socket's own join or leave), one statement;
+    else (SQLite, a player whose instance died, a race the statement refused) the transaction,
+    which also says why it cannot."""
+    etype = ev.PLAYER_JOINED if online else ev.PLAYER_LEFT
+    if rt.db.is_postgres and profile:
+        ts = shapes.now_ms()
+        pieces = events.body_pieces(etype, room_id, ts, user_id, {"user": profile})
+        version = await hotpath.presence(rt.db, room_id, user_id, online, pieces, rt.settings.ws_history_size)
+        if version is not None:
+            await rooms.players_changed(rt, room_id)
+            await rt.hub.publish(room_id, version, ts, sender, str(version).join(pieces).encode())
+            return
     async with rt.db.write() as db:
         version = await events.next_versions(db, room_id)
         await db.execute(sa.update(room_players)
                          .where(room_players.c.room_id == room_id, room_players.c.user_id == user_id)
                          .values(is_online=online))
         user = (await db.execute(sa.select(users).where(users.c.id == user_id))).mappings().one()
-        event = await events.store(db, room_id, version, ev.PLAYER_JOINED if online else ev.PLAYER_LEFT,
-                                   user_id, {"user": shapes.public_user(user)}, rt.settings.ws_history_size)
+        event = await events.store(db, room_id, version, etype, user_id, {"user": shapes.public_user(user)},
+                                   rt.settings.ws_history_size)
     await rooms.players_changed(rt, room_id)
     await rt.hub.publish(room_id, version, event.ts, sender, event.body)
 
@@ -60,14 +74,12 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
     if len(conn.rooms) >= rt.settings.ws_max_rooms_per_socket:
         raise RateLimited("this socket has joined too many rooms", code="too_many_rooms")
     async with rt.db.read() as db:
-        role = await rooms.require_member(db, room_id, {"id": conn.user_id})
-        if not (await db.execute(sa.select(game_rooms.c.is_active).where(game_rooms.c.id == room_id))).scalar():
-            raise Conflict("the room is closed", code="room_closed")
+        role = await rooms.require_open_member(db, room_id, conn.user_id)
     await rt.hub.attach(conn, room_id, role)
     try:
         if await rt.presence.add(room_id, conn.user_id, _conn_key(rt, conn)):
             metrics.PRESENCE_CHANGES.labels("joined").inc()
-            await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn)
+            await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn, profile=conn.profile)
         ack = await _join_ack(rt, room_id, since, role, msg_id)
     except BaseException:
         await leave(rt, conn, room_id, announce=True)
@@ -77,11 +89,10 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
 
 async def _join_ack(rt: Runtime, room_id: str, since: int | None, role: str, msg_id: Any) -> tuple[str, int]:
     head = {"type": "ack", "id": msg_id, "room_id": room_id, "role": role}
-    async with rt.db.snapshot_read() as db:
+    async with rt.db.read() as db:
         if since is not None:
-            current = await events.current_version(db, room_id)
-            missed = await events.history(db, room_id, since, current) if since <= current else None
-            if missed is not None and len(missed) == current - since:
+            current, missed = await events.since(db, room_id, since)
+            if since <= current and len(missed) == current - since:
                 head["version"] = current
                 bodies = ",".join(body for _, body in missed)
                 return orjson.dumps(head).decode()[:-1] + f',"events":[{bodies}]}}', current
@@ -95,7 +106,7 @@ async def leave(rt: Runtime, conn: Connection, room_id: str, *, announce: bool =
     if await rt.presence.remove(room_id, conn.user_id, _conn_key(rt, conn)) and announce:
         metrics.PRESENCE_CHANGES.labels("left").inc()
         with contextlib.suppress(Conflict):  # the room was closed meanwhile: nobody to tell
-            await _presence_event(rt, conn.user_id, room_id, online=False, sender=conn)
+            await _presence_event(rt, conn.user_id, room_id, online=False, sender=conn, profile=conn.profile)
 
 
 async def disconnect(rt: Runtime, conn: Connection) -> None:

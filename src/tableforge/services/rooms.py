@@ -17,7 +17,7 @@ from tableforge.db.engine import timed
 from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_messages, room_players, users
 from tableforge.domain import events as ev
 from tableforge.domain import limits
-from tableforge.domain.errors import Forbidden, NotFound
+from tableforge.domain.errors import Conflict, Forbidden, NotFound
 from tableforge.domain.roles import GM, PLAYER, require_gm
 from tableforge.services import shapes, systems
 from tableforge.services.runtime import Runtime
@@ -44,6 +44,27 @@ async def require_member(conn: AsyncConnection, room_id: str, user: dict[str, An
             raise NotFound("no such room", code="room_not_found")
         raise Forbidden("you are not a member of this room", code="not_member")
     return str(role)
+
+
+# Role and is_active in one statement; the LEFT JOIN tells a non-member whether the room exists.
+_MEMBERSHIP = (
+    sa.select(room_players.c.role, game_rooms.c.is_active)
+    .select_from(game_rooms.outerjoin(room_players, sa.and_(room_players.c.room_id == game_rooms.c.id,
+                                                            room_players.c.user_id == sa.bindparam("user_id"))))
+    .where(game_rooms.c.id == sa.bindparam("room_id"))
+)
+
+
+async def require_open_member(conn: AsyncConnection, room_id: str, user_id: str) -> str:
+    """The caller's role in an open room (one statement), else the error that says why not."""
+    row = (await conn.execute(_MEMBERSHIP, {"room_id": room_id, "user_id": user_id})).first()
+    if row is None:
+        raise NotFound("no such room", code="room_not_found")
+    if row[0] is None:
+        raise Forbidden("you are not a member of this room", code="not_member")
+    if not row[1]:
+        raise Conflict("the room is closed", code="room_closed")
+    return str(row[0])
 
 
 async def create(rt: Runtime, user: dict[str, Any], name: str, game_system_id: str | None) -> dict[str, Any]:
@@ -95,20 +116,19 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
 
 
 async def snapshot(rt: Runtime, room_id: str, user: dict[str, Any]) -> dict[str, Any]:
-    async with rt.db.snapshot_read() as conn:
+    async with rt.db.read() as conn:
         role = await require_member(conn, room_id, user)
         return await read_snapshot(conn, room_id, is_gm=role == GM)
 
 
 async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool) -> dict[str, Any]:
-    """Room, players, assets, tokens and recent chat, read inside `Database.snapshot_read()` so
-    that `version` matches the contents.
+    """Room, players, assets, tokens and recent chat, with a `version` that matches the contents.
 
-    On PostgreSQL this is one statement (one round trip, one MVCC snapshot): each list is
-    aggregated with `json_agg` in its own subquery, never by joining the lists to each other
-    (a join of assets and tokens would multiply rows, assets x tokens). SQLite runs the parts as
-    separate queries inside its read transaction, which is just as consistent and costs no
-    network round trips."""
+    On PostgreSQL this is one statement (one round trip, one MVCC snapshot, so no transaction is
+    needed): each list is aggregated with `json_agg` in its own subquery, never by joining the lists
+    to each other (a join of assets and tokens would multiply rows, assets x tokens). SQLite runs the
+    parts as separate queries inside `Database.read()`'s read transaction, which is just as
+    consistent and costs no network round trips."""
     async with timed("snapshot"):
         if conn.dialect.name == "postgresql":
             return await _read_snapshot_pg(conn, room_id, is_gm=is_gm)
