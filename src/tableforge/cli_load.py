@@ -80,8 +80,13 @@ def loadtest(
     """Simulated players against one or more servers; latency, integrity and the plan's targets."""
     urls = []
     for u in url:
-        parts = urlsplit(u.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(u.strip())
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # ValueError when not a number in 0-65535
+        except ValueError:
+            valid = False
+        if not valid:
             raise _fail(f"--url {u!r} is not an http(s) URL like http://127.0.0.1:8000")
         urls.append(u.strip().rstrip("/"))
     if rooms > users:

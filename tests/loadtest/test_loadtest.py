@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -13,13 +15,17 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 from typer.testing import CliRunner
 
 from tableforge.cli import app
+from tableforge.loadtest import scenario
 from tableforge.loadtest.hist import parse_prometheus, series_quantile
 from tableforge.loadtest.report import TARGETS
+from tableforge.loadtest.scenario import LoadConfig, LoadTest, new_session
 from tests.support.cluster import Cluster
 
 
@@ -114,6 +120,8 @@ runner = CliRunner()
 @pytest.mark.parametrize(("args", "message"), [
     (["loadtest", "--url", "http://127.0.0.1:1", "--users", "2", "--rooms", "1", "--duration", "2"], "unreachable"),
     (["loadtest", "--url", "not-a-url", "--users", "2", "--rooms", "1"], "not an http(s) URL"),
+    (["loadtest", "--url", "http://[::1", "--users", "2", "--rooms", "1"], "not an http(s) URL"),
+    (["loadtest", "--url", "http://127.0.0.1:99999", "--users", "2", "--rooms", "1"], "not an http(s) URL"),
     (["loadtest", "--url", "http://127.0.0.1:1", "--users", "2", "--rooms", "5"], "cannot exceed"),
     (["loadtest", "--url", "http://127.0.0.1:1", "--users", "0"], "--users"),
     (["loadtest", "--users", "2"], "--url"),
@@ -123,6 +131,64 @@ def test_bad_arguments_get_a_clear_message(args: list[str], message: str) -> Non
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert "Traceback" not in r.output
+
+
+async def test_http_reads_whole_answers_rebuilds_uploads_and_counts_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    uploads: list[tuple[str, str, bytes]] = []
+
+    async def upload(request: web.Request) -> web.Response:
+        part = (await request.post())["file"]
+        assert isinstance(part, web.FileField)
+        uploads.append((part.filename, part.content_type, part.file.read()))
+        return web.Response(status=503) if len(uploads) == 1 else web.json_response({"id": "a1"}, status=201)
+
+    async def asset(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") == '"abc"':
+            return web.Response(status=304, headers={"ETag": '"abc"'})
+        return web.Response(body=b"png-bytes", headers={"ETag": '"abc"'})
+
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    server = web.Application()
+    server.router.add_post("/up", upload)
+    server.router.add_get("/asset", asset)
+    server.router.add_get("/slow", slow)
+    web_runner = web.AppRunner(server)
+    await web_runner.setup()
+    site = web.TCPSite(web_runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{web_runner.addresses[0][1]}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    lt = LoadTest(LoadConfig(urls=[base], users=1, rooms=1, duration=1, ramp_up=0))
+    try:
+        async with new_session(1) as http:
+            # multipart upload: a 503 is retried in setup with a fresh form carrying the same file
+            r = await lt.http(http, "POST", f"{base}/up", "/up", setup=True,
+                              files={"file": ("map.png", b"\x89PNG-data", "image/png")})
+            assert r is not None and r.status == 201 and r.json() == {"id": "a1"}
+            assert uploads == [("map.png", "image/png", b"\x89PNG-data")] * 2
+            assert lt.errors == {"http_503:POST /up": 1}
+            assert lt.setup_hist["POST /up"].count == 2
+
+            r = await lt.http(http, "GET", f"{base}/asset", "/asset")
+            assert r is not None and r.status == 200 and r.body == b"png-bytes"
+            assert r.headers.get("etag") == '"abc"'  # case-insensitive, like the loadtest reads it
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                r.status = 500  # type: ignore[misc]
+            r = await lt.http(http, "GET", f"{base}/asset", "/asset", headers={"If-None-Match": '"abc"'})
+            assert r is not None and r.status == 304 and r.body == b""
+
+            assert await lt.http(http, "GET", f"http://127.0.0.1:{closed_port}/x", "/x") is None
+            assert lt.errors["http:ClientConnectorError"] == 1
+            monkeypatch.setattr(scenario, "PLAY_TIMEOUT", aiohttp.ClientTimeout(total=0.2))
+            assert await lt.http(http, "GET", f"{base}/slow", "/slow") is None
+            assert lt.errors["http:TimeoutError"] == 1, lt.errors
+    finally:
+        await web_runner.cleanup()
 
 
 def test_cluster_needs_postgres_and_redis(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+import orjson
 import psutil
 
 from tableforge.loadtest.hist import Series, add_series, counter_delta, hist_delta, median, parse_prometheus
@@ -59,29 +60,33 @@ class ServerProbe:
     def local(self) -> bool:
         return _is_local(urlsplit(self.url).hostname or "")
 
-    async def check(self, http: httpx.AsyncClient) -> None:
+    async def check(self, http: aiohttp.ClientSession) -> None:
         try:
-            r = await http.get(f"{self.url}/health", timeout=5)
-        except httpx.HTTPError as exc:
+            async with http.get(f"{self.url}/health", timeout=aiohttp.ClientTimeout(total=5)) as r:
+                status = r.status
+                await r.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unreachable(f"{self.url} is unreachable ({type(exc).__name__}: {exc or 'no answer'})") from None
-        if r.status_code != 200:
-            raise Unreachable(f"{self.url}/health answered {r.status_code}; is this a TableForge server?")
+        if status != 200:
+            raise Unreachable(f"{self.url}/health answered {status}; is this a TableForge server?")
 
-    async def scrape(self, http: httpx.AsyncClient) -> dict[str, Any]:
+    async def scrape(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         try:
-            r = await http.get(f"{self.url}/metrics", timeout=10)
-            return parse_prometheus(r.text) if r.status_code == 200 else {"hist": {}, "value": {}}
-        except httpx.HTTPError:
+            async with http.get(f"{self.url}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                status, body = r.status, await r.read()
+        except (aiohttp.ClientError, TimeoutError):
             return {"hist": {}, "value": {}}
+        return parse_prometheus(body.decode("utf-8", "replace")) if status == 200 else {"hist": {}, "value": {}}
 
-    async def admin_stats(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
+    async def admin_stats(self, http: aiohttp.ClientSession) -> dict[str, Any] | None:
         if not self.admin_token:
             return None
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            r = await http.get(f"{self.url}/api/admin/stats", timeout=5,
-                               headers={"Authorization": f"Bearer {self.admin_token}"})
-            if r.status_code == 200:
-                body: dict[str, Any] = r.json()
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with http.get(f"{self.url}/api/admin/stats", timeout=aiohttp.ClientTimeout(total=5),
+                                headers={"Authorization": f"Bearer {self.admin_token}"}) as r:
+                status, raw = r.status, await r.read()
+            if status == 200:
+                body: dict[str, Any] = orjson.loads(raw)
                 return body
         return None
 

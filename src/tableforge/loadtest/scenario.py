@@ -23,18 +23,18 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from tableforge.loadtest.hist import Hist, Timeline
 from tableforge.loadtest.probes import ClientMeter, ServerProbe
 
-HTTP_CONCURRENCY = 32
+HTTP_CONCURRENCY = 32  # pooled keep-alive connections per server URL
 SETUP_CONCURRENCY = 16
 PASSWORD = "loadtest-pass-123"
 SEARCH_WORDS = ("dragon", "space", "horror", "fantasy", "dice", "quest", "d20", "mystery", "", "")
@@ -63,6 +63,42 @@ class LoadConfig:
 
 class SetupError(Exception):
     """The run could not be set up (registration, rooms, uploads)."""
+
+
+SETUP_TIMEOUT = aiohttp.ClientTimeout(total=60)
+PLAY_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    """One answered request, read in full: what `LoadTest.http` hands back instead of the live
+    aiohttp response (which is released as soon as its body is read)."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (aiohttp's read-only CIMultiDictProxy)
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def new_session(n_urls: int) -> aiohttp.ClientSession:
+    """One keep-alive pool for the whole run: `HTTP_CONCURRENCY` connections per server URL.
+    No cookie jar: players are told apart by their bearer tokens, and a shared jar would mix them."""
+    connector = aiohttp.TCPConnector(limit=HTTP_CONCURRENCY * n_urls, limit_per_host=HTTP_CONCURRENCY)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                 json_serialize=lambda obj: orjson.dumps(obj).decode())
+
+
+def _form(files: Mapping[str, tuple[str, bytes, str]]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, (filename, content, content_type) in files.items():
+        form.add_field(name, content, filename=filename, content_type=content_type)
+    return form
 
 
 def tiny_png(seed: int, size: int = 24) -> bytes:
@@ -172,32 +208,40 @@ class LoadTest:
         self.tl_ack.record(time.perf_counter(), ms)
 
     # ------------------------------------------------------------ HTTP
-    async def http(self, http: httpx.AsyncClient, method: str, url: str, route: str, p: Player | None = None,
-                   setup: bool = False, ok: tuple[int, ...] = (200, 201, 204, 304), **kw: Any) -> httpx.Response | None:
+    async def http(self, http: aiohttp.ClientSession, method: str, url: str, route: str, p: Player | None = None,
+                   setup: bool = False, ok: tuple[int, ...] = (200, 201, 204, 304), **kw: Any) -> HttpResult | None:
+        """One request (three tries in setup), timed from just before sending to the end of the body.
+        `files={"field": (filename, bytes, content type)}` sends a multipart form; the rest of `kw` goes
+        to aiohttp (`json=`, `data=`, `params=`)."""
         headers = dict(kw.pop("headers", {}) or {})
+        files: Mapping[str, tuple[str, bytes, str]] | None = kw.pop("files", None)
         if p is not None and p.token:
             headers["Authorization"] = f"Bearer {p.token}"
         attempts = 3 if setup else 1
+        timeout = SETUP_TIMEOUT if setup else PLAY_TIMEOUT
         for attempt in range(attempts):
+            if files is not None:
+                kw["data"] = _form(files)  # a FormData is spent once sent: a fresh one per attempt
             t = time.perf_counter()
             try:
-                r = await http.request(method, url, headers=headers, timeout=60 if setup else 30, **kw)
-            except httpx.HTTPError as exc:
+                async with http.request(method, url, headers=headers, timeout=timeout, **kw) as resp:
+                    r = HttpResult(resp.status, resp.headers, await resp.read())
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 self.error(f"http:{type(exc).__name__}")
                 if attempt + 1 < attempts:
                     await asyncio.sleep(0.3)
                     continue
                 return None
             self._record_http(f"{method} {route}", (time.perf_counter() - t) * 1000, setup)
-            if r.status_code in ok:
+            if r.status in ok:
                 return r
-            self.error(f"http_{r.status_code}:{method} {route}")
-            if r.status_code < 500 or attempt + 1 == attempts:
+            self.error(f"http_{r.status}:{method} {route}")
+            if r.status < 500 or attempt + 1 == attempts:
                 return r
             await asyncio.sleep(0.3)
         return None
 
-    async def setup(self, http: httpx.AsyncClient) -> None:
+    async def setup(self, http: aiohttp.ClientSession) -> None:
         sem = asyncio.Semaphore(SETUP_CONCURRENCY * len(self.cfg.urls))
         t = time.perf_counter()
 
@@ -205,8 +249,8 @@ class LoadTest:
             url = (p.url if p else self.cfg.urls[0]) + path
             async with sem:
                 r = await self.http(http, method, url, route, p, setup=True, **kw)
-            if r is None or r.status_code >= 300:
-                detail = f"{r.status_code} {r.text[:200]}" if r is not None else "no answer"
+            if r is None or r.status >= 300:
+                detail = f"{r.status} {r.text[:200]}" if r is not None else "no answer"
                 raise SetupError(f"{method} {route} on {url.split('/api')[0]}: {detail}")
             return r.json()
 
@@ -363,7 +407,7 @@ class LoadTest:
         p.ws = None
 
     # ------------------------------------------------------------ the mix
-    async def act(self, p: Player, http: httpx.AsyncClient, action: str) -> None:
+    async def act(self, p: Player, http: aiohttp.ClientSession, action: str) -> None:
         room = p.room
         if action == "drag":
             if not p.token_id:
@@ -411,7 +455,7 @@ class LoadTest:
             headers = {"If-None-Match": p.etag} if p.etag and p.rng.random() < 0.5 else {}
             url = room.asset_url if room.asset_url.startswith("http") else p.url + room.asset_url
             r = await self.http(http, "GET", url, "/assets/{sha}", None, headers=headers)
-            if r is not None and r.status_code == 200:
+            if r is not None and r.status == 200:
                 p.etag = r.headers.get("etag", "")
         elif action == "reconnect":
             await self.disconnect(p)
@@ -421,7 +465,7 @@ class LoadTest:
                 return
         self.count(action)
 
-    async def player_life(self, p: Player, http: httpx.AsyncClient, start_at: float, stop_at: float) -> None:
+    async def player_life(self, p: Player, http: aiohttp.ClientSession, start_at: float, stop_at: float) -> None:
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         if time.perf_counter() >= stop_at or not await self.connect(p):
             return
@@ -466,9 +510,7 @@ class LoadTest:
 
     # ------------------------------------------------------------ the run
     async def run(self) -> dict[str, Any]:
-        limits = httpx.Limits(max_connections=HTTP_CONCURRENCY * len(self.cfg.urls),
-                              max_keepalive_connections=HTTP_CONCURRENCY * len(self.cfg.urls))
-        async with httpx.AsyncClient(limits=limits) as http:
+        async with new_session(len(self.cfg.urls)) as http:
             for probe in self.probes:
                 await probe.check(http)
             await asyncio.wait_for(self.setup(http), self.cfg.setup_timeout)
@@ -501,7 +543,7 @@ class LoadTest:
             for room in self.rooms:
                 gm = gm_of[room.index]
                 r = await self.http(http, "GET", f"{gm.url}/api/rooms/{room.id}", "/api/rooms/{id}", gm, setup=True)
-                if r is not None and r.status_code == 200:
+                if r is not None and r.status == 200:
                     room.final_version = int(r.json()["room"]["version"])
             await asyncio.sleep(0.5)
             await asyncio.gather(*(self.disconnect(p) for p in self.players))
