@@ -179,7 +179,7 @@ async def timed(name: str) -> AsyncIterator[None]:
         yield
     finally:
         elapsed = time.perf_counter() - start
-        metrics.DB_QUERY_SECONDS.labels(name).observe(elapsed)
+        metrics.DB_QUERY_BY_NAME[name].observe(elapsed)
         if elapsed * 1000 >= _slow_query_ms:
             log.warning("slow_query", query=name, ms=round(elapsed * 1000, 2), threshold_ms=_slow_query_ms)
 

@@ -65,46 +65,53 @@ class PoolState:
     timeouts: int = 0
     connects: int = 0
     invalidated: int = 0
-    _label: dict[str, str] = field(default_factory=dict)
+    _waiting: Any = field(init=False, repr=False)
+    _timeouts: Any = field(init=False, repr=False)
+    _wait_seconds: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._label = {"pool": self.name}
+        # Bound once: these run on every checkout, and labels() costs more than the update.
+        self._waiting = POOL_WAITING.labels(self.name)
+        self._timeouts = POOL_TIMEOUTS.labels(self.name)
+        self._wait_seconds = POOL_WAIT_SECONDS.labels(self.name)
 
     def begin_wait(self) -> float:
         self.waiting += 1
-        POOL_WAITING.labels(**self._label).inc()
+        self._waiting.inc()
         return time.perf_counter()
 
     def end_wait(self, started: float, *, timed_out: bool = False) -> None:
         waited = time.perf_counter() - started
         self.waiting -= 1
-        POOL_WAITING.labels(**self._label).dec()
+        self._waiting.dec()
         if timed_out:
             self.timeouts += 1
-            POOL_TIMEOUTS.labels(**self._label).inc()
+            self._timeouts.inc()
             return
         self.wait_count += 1
         self.wait_total += waited
         self.wait_max = max(self.wait_max, waited)
-        POOL_WAIT_SECONDS.labels(**self._label).observe(waited)
+        self._wait_seconds.observe(waited)
 
 
 def instrument(engine: AsyncEngine, state: PoolState) -> None:
     """Keep the gauges current from pool events, and enforce the idle timeout at checkout."""
     pool = engine.sync_engine.pool
-    label = {"pool": state.name}
+    size, idle, in_use, overflow = (g.labels(state.name) for g in (POOL_SIZE, POOL_IDLE, POOL_IN_USE, POOL_OVERFLOW))
+    connects, invalidated = POOL_CONNECTS.labels(state.name), POOL_INVALIDATED.labels(state.name)
 
     def refresh() -> None:
         if isinstance(pool, QueuePool):
-            POOL_SIZE.labels(**label).set(pool.checkedin() + pool.checkedout())
-            POOL_IDLE.labels(**label).set(pool.checkedin())
-            POOL_IN_USE.labels(**label).set(pool.checkedout())
-            POOL_OVERFLOW.labels(**label).set(max(pool.overflow(), 0))
+            checked_in, checked_out = pool.checkedin(), pool.checkedout()
+            size.set(checked_in + checked_out)
+            idle.set(checked_in)
+            in_use.set(checked_out)
+            overflow.set(max(pool.overflow(), 0))
 
     @event.listens_for(pool, "connect")
     def _connect(_dbapi: Any, _record: Any) -> None:
         state.connects += 1
-        POOL_CONNECTS.labels(**label).inc()
+        connects.inc()
 
     @event.listens_for(pool, "checkout")
     def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
@@ -124,7 +131,7 @@ def instrument(engine: AsyncEngine, state: PoolState) -> None:
     @event.listens_for(pool, "invalidate")
     def _invalidate(_dbapi: Any, _record: Any, _exc: Any) -> None:
         state.invalidated += 1
-        POOL_INVALIDATED.labels(**label).inc()
+        invalidated.inc()
 
     @event.listens_for(pool, "close")
     def _close(_dbapi: Any, _record: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import time
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -62,3 +64,28 @@ WS_ERRORS_BY_CODE = Children(WS_ERRORS)
 WS_CLOSED_BY_REASON = Children(WS_CLOSED)
 WS_DROPPED_BY_KIND = Children(WS_DROPPED)
 WS_HANDLE_BY_TYPE = Children(WS_HANDLE_SECONDS)
+DB_QUERY_BY_NAME = Children(DB_QUERY_SECONDS)
+
+GC_PAUSE_SECONDS = Histogram(
+    "tableforge_gc_pause_seconds",
+    "Collections of the older generations (1, 2): the event loop stands still for each",
+    ["generation"], buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+_gc_started = 0.0
+_GC_PAUSE_BY_GENERATION = Children(GC_PAUSE_SECONDS)
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    global _gc_started
+    if info["generation"] == 0:
+        return  # frequent and short: not worth a clock read each
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    else:
+        _GC_PAUSE_BY_GENERATION[str(info["generation"])].observe(time.perf_counter() - _gc_started)
+
+
+def track_gc_pauses() -> None:
+    """Time every generation-1 and -2 collection into GC_PAUSE_SECONDS (once per process)."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)

@@ -49,6 +49,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from tableforge.observability.logging import get_logger
+from tableforge.observability.metrics import Children
 from tableforge.realtime.broker import Broker
 
 log = get_logger(__name__)
@@ -75,6 +76,8 @@ LOCAL_FALLBACKS = Counter(
     "Messages delivered to this instance directly because they could not come back through Redis",
 )
 PROBE_FAILURES = Counter("tableforge_broker_probe_failures_total", "Liveness probes not read back in time")
+PUBLISHED = Children(PUBLISHES)  # these count every message: children bound once
+RECEIVED_BY_KIND = Children(RECEIVED)
 HEALTHY = Gauge("tableforge_broker_healthy", "1 while subscribed and the liveness probe answers",
                 multiprocess_mode="livemin")
 OUTBOX = Gauge("tableforge_broker_outbox", "Messages waiting to be published", multiprocess_mode="livesum")
@@ -432,7 +435,7 @@ class RedisBroker(Broker):
                     DROPPED.labels("redis_error").inc()
                     self._fallback([item])
                 else:
-                    PUBLISHES.labels(item.kind).inc()
+                    PUBLISHED[item.kind].inc()
             if not retry:
                 return
             self._script_sha = None  # Redis forgot the script (restart, SCRIPT FLUSH): load it again
@@ -577,7 +580,7 @@ class RedisBroker(Broker):
         log.info("broker.subscribed", instance_id=self.instance_id, rooms=len(self._rooms))
 
     def _on_room_message(self, room_id: str, data: bytes) -> None:
-        RECEIVED.labels("room").inc()
+        RECEIVED_BY_KIND["room"].inc()
         ts = _ts_of(data)
         if ts is not None:
             PUBSUB_LAG.observe(max(0.0, time.time() - ts / 1000))
@@ -591,12 +594,12 @@ class RedisBroker(Broker):
 
     def _on_control_message(self, channel: bytes, data: bytes) -> None:
         if channel == self._instance_channel and data.startswith(PROBE_MARK):
-            RECEIVED.labels("probe").inc()
+            RECEIVED_BY_KIND["probe"].inc()
             probe = self._probe_waiter
             if probe is not None and probe[0] == data and not probe[1].done():
                 probe[1].set_result(None)
             return
-        RECEIVED.labels("control").inc()
+        RECEIVED_BY_KIND["control"].inc()
         try:
             self._on_control(data)
         except Exception:

@@ -4,6 +4,7 @@ every socket (1012: reconnect elsewhere) and let pending work finish."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ CLOSE_GOING_AWAY = 1001
 
 async def start(rt: Runtime) -> None:
     rt.started_at = time.time()
+    metrics.track_gc_pauses()
     await rt.cache.start()
     if rt.settings.auto_migrate:
         await migrate.upgrade(rt.db)
@@ -42,6 +44,11 @@ async def start(rt: Runtime) -> None:
 
         rt.registry.add_hook(count_instances)
         await rt.registry.start()
+    # What start-up built (modules, the app, pools, seeded caches) lives as long as the process:
+    # out of the collector's generations, it is not re-scanned by every full collection, which
+    # otherwise stops the event loop for longer the bigger the process is.
+    gc.collect()
+    gc.freeze()
 
 
 def _register_control_handlers(rt: Runtime) -> None:
