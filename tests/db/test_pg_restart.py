@@ -36,6 +36,7 @@ DB_CODES = frozenset({"db_unavailable", "db_pool_exhausted", "db_timeout"})
 BOUND = 10.0  # every request and every ack: a reply within this, or it counts as a hang
 DOWN_FOR = 1.0  # how long PostgreSQL stays down while the load goes on
 RECOVERY_BOUND = 15.0  # every loop succeeds again within this after PostgreSQL is back
+STEADY_FOR = 0.5  # load with PostgreSQL up, before the first outage and after each one
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ async def _repeat(stop: asyncio.Event, step: Callable[[int], Awaitable[None]], p
 
 
 def _server_errors(server: ServerProcess) -> list[str]:
-    """The server's error log lines, each as its event and the last line of its exception."""
+    """The server's error log lines, each as its event and the exception it raised."""
     out = []
     for line in server.log_path.read_text(errors="replace").splitlines():
         try:
@@ -130,8 +131,9 @@ def _server_errors(server: ServerProcess) -> list[str]:
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
-            last = (entry.get("exception") or "").strip().splitlines()[-2:]
-            out.append(f"{entry.get('timestamp')} {entry.get('event')} {entry.get('type', '')} {' '.join(last)}")
+            raised = [ln for ln in (entry.get("exception") or "").splitlines()
+                      if ln and not ln[0].isspace() and not ln.startswith(("Traceback", "(Background"))]
+            out.append(f"{entry.get('timestamp')} {entry.get('event')} {entry.get('type', '')} {raised[-1:]}")
     return out
 
 
@@ -225,12 +227,16 @@ async def test_postgres_restart_under_load(private_pg: PrivatePostgres, tmp_path
             def all_succeeded_since(mark: float) -> bool:
                 return all(loop.last_ok_sent > mark for loop in loops.values())
 
+            def wrong_replies() -> list[str]:
+                return [f"{loop.name}: {w}" for loop in loops.values() for w in loop.wrong]
+
             def seen() -> str:
                 return "; ".join(f"{loop.name}: {loop.ok} ok, {dict(loop.unavailable)}, {len(loop.wrong)} wrong"
                                  for loop in loops.values())
 
             try:
                 await wait_until(lambda: all_succeeded_since(float("-inf")), BOUND, "every loop to succeed once")
+                await asyncio.sleep(STEADY_FOR)  # writes acked before the first outage
                 for mode in ("fast", "immediate"):
                     before = sum(sum(loop.unavailable.values()) for loop in loops.values())
                     await asyncio.to_thread(private_pg.stop, mode)
@@ -240,16 +246,19 @@ async def test_postgres_restart_under_load(private_pg: PrivatePostgres, tmp_path
                     assert sum(sum(loop.unavailable.values()) for loop in loops.values()) > before, (
                         f"the {mode} outage went unnoticed: {seen()}")
                     # The pool heals by itself: the same process serves every kind of request again.
-                    await wait_until(functools.partial(all_succeeded_since, back), RECOVERY_BOUND,
-                                     f"every loop to succeed after the {mode} restart ({seen()})")
-                await asyncio.sleep(0.3)
+                    try:
+                        await wait_until(functools.partial(all_succeeded_since, back), RECOVERY_BOUND,
+                                         f"every loop to succeed after the {mode} restart")
+                    except AssertionError as exc:
+                        raise AssertionError(f"{exc}: {seen()}; other replies: {wrong_replies()[:10]}") from None
+                    await asyncio.sleep(STEADY_FOR)  # and after it
             finally:
                 stop.set()
                 async with asyncio.timeout(BOUND + 5):
                     await asyncio.gather(*running)
 
             assert server.proc is not None and server.proc.poll() is None and server.proc.pid == pid, \
-                "the app was not restarted"
+                "the app must keep running (same process) through the outages"
 
             # Back to normal: plain requests succeed, and readiness says so.
             ready = await api.http.get("/ready", timeout=BOUND)
@@ -295,15 +304,19 @@ async def test_postgres_restart_under_load(private_pg: PrivatePostgres, tmp_path
 
             # Last, so that everything above is checked whatever happens here: no reply was anything
             # but a success or a database 503 (no 500 / internal_error, no hang, no closed socket).
-            # KNOWN SERVER BUG (seen while writing this test, 3 runs in 5): a token.move or chat.send that
-            # opens a new hot-path lane while PostgreSQL is shutting down or starting up gets
-            # `{"type":"error","code":"internal_error"}` instead of `db_unavailable`; the server logs
-            # `ws_handler_failed` with `sqlalchemy.exc.DBAPIError: (...asyncpg.Error) the database system
-            # is shutting down` / `... is starting up` (SQLSTATE 57P03), raised by `engine.connect()` in
-            # `hotpath.Lanes._open` via `_fetchrow`, which maps raw asyncpg errors and OSError to 503
-            # `db_unavailable` but not SQLAlchemy's DBAPIError that wraps a refused connect. A request has
-            # to land in that short window, so only some runs fail; the fix belongs in src/, not here.
-            wrong = [f"{loop.name}: {w}" for loop in loops.values() for w in loop.wrong]
+            # KNOWN SERVER BUG (seen while writing this test, in 35 runs of 41): the WebSocket hot path
+            # (token.move, chat.send: `db/hotpath.py`) answers `{"type":"error","code":"internal_error"}`
+            # instead of `db_unavailable` around a restart; the server logs `ws_handler_failed` with
+            # - `sqlalchemy.exc.DBAPIError: (...asyncpg.Error) the database system is shutting down` /
+            #   `is starting up` / `is not yet accepting connections` (SQLSTATE 57P03), raised by
+            #   `engine.connect()` in `Lanes._open` (a new lane while PostgreSQL stops or starts), and
+            # - `asyncpg.exceptions._base.InternalClientError: cannot switch to state 12; another
+            #   operation (2) is in progress`, raised by `raw.fetchrow` in `_fetchrow` on a lane whose
+            #   backend the shutdown had just terminated;
+            # `_fetchrow` maps raw asyncpg connection errors and OSError to 503 `db_unavailable`, but
+            # neither of these. A request has to land in a short window, so only some runs fail. The
+            # fix belongs in src/ (the HTTP paths, through `Database.read/write`, never did this).
+            wrong = wrong_replies()
             assert not wrong, (f"{len(wrong)} replies were neither a success nor a database 503: {wrong[:10]}\n"
                                f"{seen()}\nserver errors:\n" + "\n".join(_server_errors(server)))
     finally:

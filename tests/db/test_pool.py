@@ -93,8 +93,8 @@ async def _warm(db: Database, connections: int) -> None:
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_recovers_after_postgres_outage(private_pg: PrivatePostgres, mode: str, tmp_path: Path) -> None:
     """PostgreSQL restarts for real (a private cluster: `fast` = clean shutdown, `immediate` = a crash
-    and crash recovery). A request caught mid-query fails with 503 db_unavailable, so do requests
-    while it is down; once it is back the next requests succeed without any help."""
+    and crash recovery). A request caught mid-query fails with 503 db_unavailable, and so does one
+    made while it is down (at once, no hang); once it is back the next requests succeed without help."""
     db = Database(pg_settings(private_pg.url, tmp_path, db_pool_min=3, db_pool_max=5, db_connection_timeout=5))
     await upgrade(db)
     await _warm(db, 3)
