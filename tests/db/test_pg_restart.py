@@ -304,18 +304,8 @@ async def test_postgres_restart_under_load(private_pg: PrivatePostgres, tmp_path
 
             # Last, so that everything above is checked whatever happens here: no reply was anything
             # but a success or a database 503 (no 500 / internal_error, no hang, no closed socket).
-            # KNOWN SERVER BUG (seen while writing this test, in 35 runs of 41): the WebSocket hot path
-            # (token.move, chat.send: `db/hotpath.py`) answers `{"type":"error","code":"internal_error"}`
-            # instead of `db_unavailable` around a restart; the server logs `ws_handler_failed` with
-            # - `sqlalchemy.exc.DBAPIError: (...asyncpg.Error) the database system is shutting down` /
-            #   `is starting up` / `is not yet accepting connections` (SQLSTATE 57P03), raised by
-            #   `engine.connect()` in `Lanes._open` (a new lane while PostgreSQL stops or starts), and
-            # - `asyncpg.exceptions._base.InternalClientError: cannot switch to state 12; another
-            #   operation (2) is in progress`, raised by `raw.fetchrow` in `_fetchrow` on a lane whose
-            #   backend the shutdown had just terminated;
-            # `_fetchrow` maps raw asyncpg connection errors and OSError to 503 `db_unavailable`, but
-            # neither of these. A request has to land in a short window, so only some runs fail. The
-            # fix belongs in src/ (the HTTP paths, through `Database.read/write`, never did this).
+            # (The WebSocket hot path once answered internal_error here: a lane opened while
+            # PostgreSQL stopped, or a lane whose backend the shutdown killed mid-statement.)
             wrong = wrong_replies()
             assert not wrong, (f"{len(wrong)} replies were neither a success nor a database 503: {wrong[:10]}\n"
                                f"{seen()}\nserver errors:\n" + "\n".join(_server_errors(server)))

@@ -103,7 +103,7 @@ class Database:
         except _OURS:
             raise
         except (PoolTimeout, DBAPIError, OSError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def read_transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -118,7 +118,7 @@ class Database:
         except _OURS:
             raise
         except (PoolTimeout, DBAPIError, OSError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -130,7 +130,7 @@ class Database:
         except _OURS:
             raise
         except (PoolTimeout, DBAPIError, OSError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         finally:
             metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
 
@@ -188,7 +188,8 @@ async def timed(name: str) -> AsyncIterator[None]:
 _OURS = (IntegrityError, DataError, ProgrammingError)
 
 
-def _unavailable(exc: BaseException) -> Unavailable:
+def unavailable(exc: BaseException) -> Unavailable:
+    """The 503 a caller sees for a database failure: timeout, pool exhausted, or unavailable."""
     text = str(exc).lower()
     if "statement timeout" in text or "canceling statement" in text:
         return Unavailable("the database query took too long and was cancelled", code="db_timeout")

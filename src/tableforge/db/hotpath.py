@@ -28,10 +28,11 @@ import time
 from typing import Any
 
 import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db.engine import Database
+from tableforge.db.engine import Database, unavailable
 from tableforge.domain.errors import Unavailable
 from tableforge.observability import metrics
 
@@ -103,8 +104,11 @@ SELECT rv FROM pl"""
 
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = $1 AND version <= $2"
 
-# Errors that mean the connection itself is unusable: it is invalidated, never reused.
-_BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+# Errors that mean the connection itself is unusable: it is invalidated, never reused. Around a
+# PostgreSQL restart asyncpg also reports a killed session as an InternalClientError ("cannot switch
+# to state …"), and opening a lane fails with SQLAlchemy's DBAPIError ("the database system is
+# shutting down"): both are the database being unavailable, not a bug of ours.
+_BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 
 class Lanes:
@@ -245,8 +249,8 @@ async def _fetchrow(db: Database, sql: str, args: tuple[Any, ...], room_id: str,
         lanes.release(conn)
     except Unavailable:
         raise
-    except PoolTimeout as exc:
-        raise Unavailable("no database connection became free in time", code="db_pool_exhausted") from exc
+    except (PoolTimeout, DBAPIError) as exc:
+        raise unavailable(exc) from exc
     except (*_BROKEN, asyncpg.PostgresError) as exc:
         raise Unavailable("the database is unavailable", code="db_unavailable") from exc
     finally:
