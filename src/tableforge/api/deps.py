@@ -13,7 +13,8 @@ from tableforge.services.runtime import Runtime
 SESSION_COOKIE = "tableforge_session"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, two thread hops per request.
     return request.app.state.runtime  # type: ignore[no-any-return,unused-ignore]
 
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import event
@@ -224,6 +225,7 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         pool_use_lifo=True,
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args=connect_args,
+        json_deserializer=orjson.loads,  # the snapshot is JSON built in SQL: orjson reads it ~5x faster
     )
 
 
@@ -257,7 +259,7 @@ def _log_slow_statements(engine: AsyncEngine, threshold_ms: float) -> None:
 
 def _sqlite_engine(url: str, *, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=30,
-                                 connect_args={"timeout": 30})
+                                 connect_args={"timeout": 30}, json_deserializer=orjson.loads)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -161,6 +161,18 @@ class Lanes:
         return conn
 
     async def acquire(self) -> AsyncConnection:
+        """A lane; the wait for it counts as a pool wait (tableforge_db_pool_wait_seconds, timeouts)."""
+        state = self.db.pools["main"]
+        started = state.begin_wait()
+        try:
+            conn = await self._acquire()
+        except BaseException as exc:
+            state.end_wait(started, timed_out=isinstance(exc, PoolTimeout))
+            raise
+        state.end_wait(started)
+        return conn
+
+    async def _acquire(self) -> AsyncConnection:
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap(), name="hotpath-lanes-reaper")
         while True:
