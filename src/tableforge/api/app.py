@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +18,7 @@ from tableforge.api import errors
 from tableforge.api.responses import JSON
 from tableforge.api.routes import admin, admin_cache, admin_db, auth, health, rooms, systems
 from tableforge.api.ws import router as ws_router
+from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
 from tableforge.observability import metrics
 from tableforge.observability.logging import configure_logging, get_logger
@@ -63,6 +64,21 @@ class MetricsMiddleware:
                 time.perf_counter() - start)
 
 
+class TableForgeApp(FastAPI):
+    """FastAPI, with `/ws` handed straight to its endpoint. A socket lives for hours: through the
+    middleware and routing stack it would keep ~20 suspended coroutines (and their frames, exit
+    stacks and send wrappers) alive per socket, which the garbage collector re-scans on every full
+    collection, and every frame it sends would pass through each wrapper. The socket endpoint needs
+    none of them (it answers errors in-band and closes with codes)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope["app"] = self
+            await websocket_endpoint(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.instance_id, settings.log_level, settings.log_json)
@@ -81,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 multiprocess.mark_process_dead(os.getpid())  # its live gauges stop counting
             log.info("stopped")
 
-    app = FastAPI(title="TableForge", version=__version__, default_response_class=JSON,
+    app = TableForgeApp(title="TableForge", version=__version__, default_response_class=JSON,
                   lifespan=lifespan)
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_cache.router,

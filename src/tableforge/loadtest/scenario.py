@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import struct
 import time
@@ -519,6 +520,12 @@ class LoadTest:
                 stats = await probe.admin_stats(http)
                 if stats:
                     probe.stats = stats
+            # Everything set up so far (players, sockets, histograms) lives until the end: out of the
+            # collector's generations, full collections stop re-scanning it. Measured: without this,
+            # the generator's own gen-2 pauses showed up as 40-60 ms delivery spikes every few seconds
+            # while the server's event loop lag stayed under 2 ms.
+            gc.collect()
+            gc.freeze()
             stop = asyncio.Event()
             sampler = asyncio.create_task(self.sample(stop))
             pruner = asyncio.create_task(self.prune_sent(stop))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from typing import Any
@@ -89,3 +90,19 @@ def track_gc_pauses() -> None:
     """Time every generation-1 and -2 collection into GC_PAUSE_SECONDS (once per process)."""
     if _on_gc not in gc.callbacks:
         gc.callbacks.append(_on_gc)
+
+
+LOOP_LAG_SECONDS = Histogram(
+    "tableforge_event_loop_lag_seconds",
+    "How late a 100 ms timer fires: the time every ready callback waited for the event loop",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+async def monitor_loop_lag(interval: float = 0.1) -> None:
+    """Run forever (as a background task): observe LOOP_LAG_SECONDS ten times a second."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        LOOP_LAG_SECONDS.observe(max(0.0, loop.time() - due))

@@ -23,6 +23,7 @@ CLOSE_GOING_AWAY = 1001
 async def start(rt: Runtime) -> None:
     rt.started_at = time.time()
     metrics.track_gc_pauses()
+    rt.spawn(metrics.monitor_loop_lag())
     await rt.cache.start()
     if rt.settings.auto_migrate:
         await migrate.upgrade(rt.db)
