@@ -102,6 +102,22 @@ WITH room AS (
 )
 SELECT rv FROM pl"""
 
+# token.added: the asset must be one of the room's (checked before the room is bumped; an asset
+# deleted meanwhile fails the foreign key and aborts it all).
+_ADD_TOKEN_SQL = """
+WITH room AS (
+    UPDATE game_rooms SET version = version + 1
+    WHERE id = $1 AND is_active AND EXISTS (SELECT 1 FROM game_assets WHERE id = $2 AND room_id = $1)
+    RETURNING version
+), tok AS (
+    INSERT INTO board_tokens (id, room_id, asset_id, owner_id, x, y, rotation, scale, z_index, version, created_at)
+    SELECT $3, $1, $2, $4, $5, $6, $7, $8, $9, 1, $10 FROM room
+), ev AS (
+    INSERT INTO room_events (room_id, version, body)
+    SELECT $1, room.version, array_to_string($11::text[], room.version::text) FROM room
+)
+SELECT version FROM room"""
+
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = $1 AND version <= $2"
 
 # Errors that mean the connection itself is unusable: it is invalidated, never reused. Around a
@@ -302,4 +318,15 @@ async def presence(db: Database, room_id: str, user_id: str, online: bool, piece
     or None if the room is closed or missing or the user is no longer a member. The stored body is
     `str(version).join(pieces)`."""
     row = await _fetchrow(db, _PRESENCE_SQL, (room_id, user_id, online, pieces), room_id, 0, history_size)
+    return None if row is None else int(row[0])
+
+
+async def add_token(db: Database, room_id: str, asset_id: str, token: dict[str, Any], created_at: Any,
+                    pieces: list[str], history_size: int) -> int | None:
+    """Place a token (`token`: id, owner_id, x, y, rotation, scale, z_index) and store its event;
+    returns the room version, or None if the room is closed or missing or the asset is not the
+    room's. The stored body is `str(version).join(pieces)`."""
+    args = (room_id, asset_id, token["id"], token["owner_id"], token["x"], token["y"], token["rotation"],
+            token["scale"], token["z_index"], created_at, pieces)
+    row = await _fetchrow(db, _ADD_TOKEN_SQL, args, room_id, 0, history_size)
     return None if row is None else int(row[0])

@@ -4,9 +4,10 @@ Each change is one write transaction: take the room version (locks the room row)
 token with its permission and `if_version` checks in the WHERE clause, store the event. The
 ack and the event follow the commit, so an acked change is durable before anyone sees it.
 
-`token.move` on PostgreSQL does all of that in one autocommit statement (`db/hotpath.py`): one
-round trip instead of five. When that statement changes nothing (a closed room, someone else's
-token, a stale `if_version`, a lost race) the transactional path runs instead and says why.
+`token.move` and `token.add` on PostgreSQL do all of that in one autocommit statement
+(`db/hotpath.py`): one round trip instead of five or six. When that statement changes nothing (a
+closed room, someone else's token, a stale `if_version`, a lost race, an asset not in the room)
+the transactional path runs instead and says why.
 Moves are not coalesced: each one is durable before its ack.
 """
 
@@ -34,15 +35,23 @@ _TOKEN_COLUMNS = (board_tokens.c.id, board_tokens.c.asset_id, board_tokens.c.own
 
 async def add(rt: Runtime, user_id: str, room_id: str, asset_id: str, x: float, y: float, rotation: float,
               scale: float, z_index: int, sender: Connection | None = None) -> tuple[dict[str, Any], int]:
+    token = {"id": shapes.new_id(), "asset_id": asset_id, "owner_id": user_id, "x": x, "y": y,
+             "rotation": rotation, "scale": scale, "z_index": z_index, "version": 1}
+    out = shapes.token(token)
+    if rt.db.is_postgres:
+        ts = shapes.now_ms()
+        pieces = events.body_pieces(ev.TOKEN_ADDED, room_id, ts, user_id, {"token": out})
+        version = await hotpath.add_token(rt.db, room_id, asset_id, token, shapes.now(), pieces,
+                                          rt.settings.ws_history_size)
+        if version is not None:
+            await rt.hub.publish(room_id, version, ts, sender, str(version).join(pieces).encode())
+            return out, version
     async with rt.db.write() as conn:
         version = await events.next_versions(conn, room_id)
         asset_room = (await conn.execute(sa.select(game_assets.c.room_id).where(game_assets.c.id == asset_id))).scalar()
         if asset_room is None or str(asset_room) != room_id:
             raise NotFound("no such asset in this room", code="asset_not_found")
-        token = {"id": shapes.new_id(), "asset_id": asset_id, "owner_id": user_id, "x": x, "y": y,
-                 "rotation": rotation, "scale": scale, "z_index": z_index, "version": 1}
         await conn.execute(sa.insert(board_tokens).values(room_id=room_id, created_at=shapes.now(), **token))
-        out = shapes.token(token)
         event = await events.store(conn, room_id, version, ev.TOKEN_ADDED, user_id, {"token": out},
                                    rt.settings.ws_history_size)
     await rt.hub.publish(room_id, version, event.ts, sender, event.body)
