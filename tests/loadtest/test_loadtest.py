@@ -54,6 +54,8 @@ def test_short_run_on_two_instances_loses_nothing(pg_url: str, redis_url: str, t
     cache_p95 = next(t for t in res["targets"] if t["key"] == "cache_p95_ms")
     assert cache_p95["source"].startswith("tableforge_cache_lookup_seconds"), cache_p95
     assert res["actions"].get("drag", 0) > 0 and res["delivery"]["token.moving"]["n"] > 0
+    # the targets read the steady phase; what happened while players arrived is reported apart
+    assert res["steady_seconds"] >= 8 and res["ramp_up"]["ack"]["n"] > 0
     assert len(res["server"]["instances"]) == 2 and all(i["pid"] for i in res["server"]["instances"])
     assert res["client"]["cpu_pct_max"] >= 0
     assert report.read_text().count("data:image/png;base64,") >= 2

@@ -136,13 +136,15 @@ def build_result(lt: LoadTest) -> dict[str, Any]:
         "config": {"urls": cfg.urls, "users": cfg.users, "rooms": cfg.rooms, "duration": cfg.duration,
                    "ramp_up": cfg.ramp_up, "seed": cfg.seed, "think_time": cfg.think_time},
         "setup_seconds": round(lt.setup_seconds, 2), "play_seconds": round(lt.play_seconds, 2),
+        "steady_seconds": round(lt.steady_seconds, 2),
         "actions": dict(sorted(lt.actions.items())), "actions_per_s": round(sum(lt.actions.values()) / elapsed, 1),
         "http": {route: h.summary() for route, h in sorted(lt.http_hist.items())}, "http_all": http_all.summary(),
         "setup_http": {route: h.summary() for route, h in sorted(lt.setup_hist.items())},
         "ack": {kind: h.summary() for kind, h in sorted(lt.ack_hist.items())},
         "delivery": {kind: h.summary() for kind, h in sorted(lt.delivery_hist.items())},
         "delivery_all": delivery_all.summary(), "delivery_from_server_ts": lt.delivery_ts.summary(),
-        "deliveries_per_s": round(delivery_all.count / elapsed, 1),
+        "ramp_up": {kind: h.summary() for kind, h in sorted(lt.ramp_hist.items())},
+        "deliveries_per_s": round(delivery_all.count / max(lt.steady_seconds, 1e-9), 1),
         "integrity": integrity, "reconnects": lt.reconnects, "resyncs_by_snapshot": lt.resyncs_by_snapshot,
         "unanswered": lt.unanswered, "errors": dict(sorted(lt.errors.items())), "errors_total": errors_total,
         "server": {"database_ms": series_summary(db),
@@ -168,7 +170,7 @@ def _fmt(v: float | None, unit: str = "") -> str:
 def print_report(res: dict[str, Any], console: Console) -> None:
     c = res["config"]
     lat = Table(title=f"loadtest: {c['users']} users / {c['rooms']} rooms / {len(c['urls'])} instance(s) / "
-                      f"{c['duration']:g} s (+{c['ramp_up']:g} s ramp-up)")
+                      f"{c['duration']:g} s steady phase (after {c['ramp_up']:g} s of ramp-up, shown apart)")
     for col in ("latency (ms)", "n", "p50", "p95", "p99", "max"):
         lat.add_column(col, justify="left" if col.startswith("latency") else "right")
 
@@ -182,6 +184,8 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     for kind, s in res["delivery"].items():
         row(f"delivery {kind}", s)
     row("delivery, all kinds", res["delivery_all"])
+    for kind, s in res.get("ramp_up", {}).items():
+        row(f"ramp-up: {kind}, all", s)
     console.print(lat)
 
     info = Table(show_header=False, title="integrity, server, client")

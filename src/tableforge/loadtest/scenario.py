@@ -164,10 +164,12 @@ class LoadTest:
         self.probes = [ServerProbe(u, cfg.admin_token) for u in cfg.urls]
         self.client = ClientMeter()
         self.phase = "starting"
-        self.measuring = False
+        self.measuring = False  # play (ramp-up and steady phase): integrity and timelines
+        self.steady = False  # the steady phase, after the ramp-up: the histograms the targets read
         self.t0 = time.perf_counter()
         self.http_hist: dict[str, Hist] = {}
         self.setup_hist: dict[str, Hist] = {}
+        self.ramp_hist: dict[str, Hist] = {}  # http / ack / delivery while players were still arriving
         self.ack_hist: dict[str, Hist] = {}
         self.delivery_hist: dict[str, Hist] = {}
         self.delivery_ts = Hist()
@@ -184,6 +186,8 @@ class LoadTest:
         self.setup_seconds = 0.0
         self.play_started = 0.0
         self.play_seconds = 0.0
+        self.steady_started = 0.0
+        self.steady_seconds = 0.0
 
     # ------------------------------------------------------------ bookkeeping
     def error(self, code: str) -> None:
@@ -199,14 +203,16 @@ class LoadTest:
         if setup or not self.measuring:
             self.setup_hist.setdefault(route, Hist()).record(ms)
             return
-        self.http_hist.setdefault(route, Hist()).record(ms)
         self.tl_http.record(time.perf_counter(), ms)
+        hist = self.http_hist.setdefault(route, Hist()) if self.steady else self.ramp_hist.setdefault("http", Hist())
+        hist.record(ms)
 
     def _record_ack(self, kind: str, ms: float) -> None:
         if not self.measuring:
             return
-        self.ack_hist.setdefault(kind, Hist()).record(ms)
         self.tl_ack.record(time.perf_counter(), ms)
+        hist = self.ack_hist.setdefault(kind, Hist()) if self.steady else self.ramp_hist.setdefault("ack", Hist())
+        hist.record(ms)
 
     # ------------------------------------------------------------ HTTP
     async def http(self, http: aiohttp.ClientSession, method: str, url: str, route: str, p: Player | None = None,
@@ -334,8 +340,11 @@ class LoadTest:
         if sent is None:
             return
         ms = (now - sent) * 1000
-        self.delivery_hist.setdefault(str(mtype), Hist()).record(ms)
         self.tl_delivery.record(now, ms)
+        if not self.steady:
+            self.ramp_hist.setdefault("delivery", Hist()).record(ms)
+            return
+        self.delivery_hist.setdefault(str(mtype), Hist()).record(ms)
         if isinstance(msg.get("ts"), int | float):
             self.delivery_ts.record(max(0.0, wall_ms - float(msg["ts"])))
 
@@ -372,8 +381,7 @@ class LoadTest:
         except Exception as exc:
             self.error(f"ws_connect:{type(exc).__name__}")
             return False
-        if self.measuring:
-            self.ack_hist.setdefault("connect", Hist()).record((time.perf_counter() - t) * 1000)
+        self._record_ack("connect", (time.perf_counter() - t) * 1000)
         p.ws, p.closing = ws, False
         p.reader = asyncio.create_task(self.read_loop(p, ws))
         msg: dict[str, Any] = {"type": "join", "room_id": p.room.id}
@@ -505,9 +513,30 @@ class LoadTest:
                 await asyncio.wait_for(stop.wait(), max(0.0, expected - time.perf_counter()))
             lag = max(0.0, time.perf_counter() - expected) * 1000
             expected = time.perf_counter() + 1.0
+            if not self.steady:
+                continue
             self.client.sample(lag)
             for probe in self.probes:
                 probe.sample()
+
+    async def _scrape(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        """/metrics of every server (and the admin stats, kept), scraped at the same moment."""
+        scraped = []
+        for probe in self.probes:
+            scraped.append(await probe.scrape(http))
+            stats = await probe.admin_stats(http)
+            if stats:
+                probe.stats = stats
+        return scraped
+
+    async def _begin_steady(self, http: aiohttp.ClientSession, at: float) -> None:
+        """At the end of the ramp-up: the servers' counters as they are now (the steady phase's
+        baseline), then switch the client's histograms over."""
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        for probe, scraped in zip(self.probes, await self._scrape(http), strict=True):
+            probe.before = scraped
+        self.steady = True
+        self.steady_started = time.perf_counter()
 
     # ------------------------------------------------------------ the run
     async def run(self) -> dict[str, Any]:
@@ -515,11 +544,6 @@ class LoadTest:
             for probe in self.probes:
                 await probe.check(http)
             await asyncio.wait_for(self.setup(http), self.cfg.setup_timeout)
-            for probe in self.probes:
-                probe.before = await probe.scrape(http)
-                stats = await probe.admin_stats(http)
-                if stats:
-                    probe.stats = stats
             # Everything set up so far (players, sockets, histograms) lives until the end: out of the
             # collector's generations, full collections stop re-scanning it. Measured: without this,
             # the generator's own gen-2 pauses showed up as 40-60 ms delivery spikes every few seconds
@@ -532,6 +556,7 @@ class LoadTest:
             self.measuring = True
             self.on_phase("playing")
             t0 = self.play_started = time.perf_counter()
+            steady = asyncio.create_task(self._begin_steady(http, t0 + self.cfg.ramp_up))
             stop_at = t0 + self.cfg.ramp_up + self.cfg.duration
             n = len(self.players)
             lives = [self.player_life(p, http, t0 + self.cfg.ramp_up * i / n, stop_at)
@@ -540,9 +565,13 @@ class LoadTest:
             self.play_seconds = time.perf_counter() - t0
             self.on_phase("draining")
             await asyncio.sleep(1.5)  # let the last fan-out arrive
-            self.measuring = False
+            await steady
+            self.measuring = self.steady = False
+            self.steady_seconds = time.perf_counter() - self.steady_started
             stop.set()
             await asyncio.gather(sampler, pruner)
+            for probe, scraped in zip(self.probes, await self._scrape(http), strict=True):
+                probe.after = scraped
             # the rooms' versions once play has gone quiet, before the sockets close (their
             # `player.left` events come after, and nobody is left to see them)
             self.on_phase("checking versions")
@@ -554,11 +583,6 @@ class LoadTest:
                     room.final_version = int(r.json()["room"]["version"])
             await asyncio.sleep(0.5)
             await asyncio.gather(*(self.disconnect(p) for p in self.players))
-            for probe in self.probes:
-                probe.after = await probe.scrape(http)
-                stats = await probe.admin_stats(http)
-                if stats:
-                    probe.stats = stats
             self._attach_pids_from_stats()
         return self.result()
 
