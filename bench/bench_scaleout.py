@@ -109,6 +109,11 @@ class Instance:
             return []
 
 
+def total_rss_mb(instances: list[Instance]) -> float:
+    """RSS of the instances' processes now, summed (MB)."""
+    return sum(pr.memory_info().rss for inst in instances for pr in inst.processes()) / 2 ** 20
+
+
 def launch(name: str, argv: list[str], env: dict[str, str], port: int, log_dir: Path) -> Instance:
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
@@ -778,6 +783,9 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "lost_versions": sum(r["lost_versions"] or 0 for r in rs) if server == "tableforge" else None,
                 "cpu_total": med(rs, "server_cpu_pct_total"),
                 "rss_per_instance_max": max(x["max"] for r in rs for x in r["instances_rss_mb"]),
+                # what the connected players add: RSS during the phase minus RSS before any joined
+                "rss_growth_per_1000": bw.median([(r["server_rss_mb_total"] - r["idle_rss_mb_total"]) * 1000
+                                                  / r["players"] for r in rs]),
                 "client_cpu": med(rs, "client_cpu_pct.median"),
                 "ack_p95": med(rs, "ack_ms.p95"),
                 "preview_delivered_pct": (med(rs, "preview_delivered_pct") if mode == "preview" else None),
@@ -789,7 +797,7 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def print_summary(rows: list[dict[str, Any]]) -> None:
     table = Table(title="scale-out: tableforge vs python-socketio (medians over repeats; ratio = ours / socketio)")
     for col in ("K", "load", "server", "moved p50/p95/p99 ms", "preview p50/p95/p99 ms", "deliv/s",
-                "lost/dup", "CPU % (sum K)", "RSS MB/inst max", "client CPU %"):
+                "lost/dup", "CPU % (sum K)", "RSS MB/inst max", "RSS MB added /1000 players", "client CPU %"):
         table.add_column(col, justify="left" if col in ("load", "server") else "right")
     for row in rows:
         tf, sio = row.get("tableforge"), row.get("socketio")
@@ -804,7 +812,8 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
             table.add_row(str(row["instances"]), row["mode"], name,
                           "/".join(f"{s[f'moved_{q}']:.1f}" for q in ("p50", "p95", "p99")), prev,
                           f"{s['deliveries_per_s']:.0f}", lost, f"{s['cpu_total']:.0f}",
-                          f"{s['rss_per_instance_max']:.0f}", f"{s['client_cpu']:.0f}")
+                          f"{s['rss_per_instance_max']:.0f}", f"{s['rss_growth_per_1000']:.0f}",
+                          f"{s['client_cpu']:.0f}")
         if tf and sio:
             def ratio(a: float, b: float) -> str:
                 return f"{a / b:.2f}" if b else "-"
@@ -814,7 +823,7 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
                           "-" if row["mode"] != "preview" else
                           "/".join(ratio(tf[f"moving_{q}"], sio[f"moving_{q}"]) for q in ("p50", "p95", "p99")),
                           ratio(tf["deliveries_per_s"], sio["deliveries_per_s"]), "",
-                          ratio(tf["cpu_total"], sio["cpu_total"]), "", "")
+                          ratio(tf["cpu_total"], sio["cpu_total"]), "", "", "")
     console.print(table)
 
 
@@ -838,6 +847,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     instances: list[Instance] = []
     drivers: list[Driver] = []
     results: list[dict[str, Any]] = []
+    idle_rss: dict[str, float] = {}
     tag = uuid.uuid4().hex[:8]
     k = args.instances
     try:
@@ -845,12 +855,14 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         if "tableforge" in args.servers:
             db_name, database_url = await bw.create_database(f"tableforge_bso_{tag}")
             tf_inst = await start_tableforge(k, database_url, f"bso{tag}", work, args.db_pool_max)
+            idle_rss["tableforge"] = total_rss_mb(tf_inst)  # started, no player yet
             instances += tf_inst
             tf = TableForgeDriver(players, tf_inst, args.rooms)
             drivers.append(tf)
             await tf.setup()
         if "socketio" in args.servers:
             sio_inst = await start_socketio(k, f"sio-bench-{tag}", work)
+            idle_rss["socketio"] = total_rss_mb(sio_inst)
             instances += sio_inst
             sio_players = [Player(p.index, p.room, p.inst) for p in players]
             sio = SocketIODriver(sio_players, sio_inst, args.rooms, tag)
@@ -864,6 +876,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 for driver in drivers if rep % 2 == 0 else drivers[::-1]:
                     res = await run_phase(driver, mode, args)
                     res["repeat"] = rep
+                    res["idle_rss_mb_total"] = round(idle_rss[res["server"]], 1)
+                    res["players"] = args.players
                     res["quiesce_s"], res["quiesce_timed_out"] = await quiesce(instances)
                     results.append(res)
         for driver in drivers:
