@@ -4,6 +4,8 @@ every socket (1012: reconnect elsewhere) and let pending work finish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import gc
 import time
 from typing import Any
@@ -20,8 +22,21 @@ CLOSE_SERVICE_RESTART = 1012
 CLOSE_GOING_AWAY = 1001
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _return_large_frees_to_the_os() -> None:
+    """Each password hash takes 19 MiB (argon2). glibc raises its mmap threshold after large frees,
+    so later 19 MiB buffers come from per-thread arenas and stay in RSS: measured +115 MB after 300
+    registrations (6 hashing threads), +1 MB with a fixed 1 MiB threshold, which keeps big buffers
+    mmap'd and gives them back on free (at ~5 ms more per hash, only at register and login)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
 async def start(rt: Runtime) -> None:
     rt.started_at = time.time()
+    _return_large_frees_to_the_os()
     metrics.track_gc_pauses()
     rt.spawn(metrics.monitor_loop_lag())
     await rt.cache.start()
