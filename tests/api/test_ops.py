@@ -35,6 +35,11 @@ async def test_health_ready_metrics(api: Api, server: ServerProcess) -> None:
     assert "tableforge_ws_connections" in text
     assert 'tableforge_ws_messages_in_total{type="chat.send"}' in text
     assert "tableforge_delivery_seconds_bucket" in text
+    # what stalls every socket at once: the event loop's lag (sampled ten times a second) and GC pauses
+    assert "tableforge_event_loop_lag_seconds_count" in text
+    assert "tableforge_event_loop_lag_seconds_count 0.0" not in text
+    assert "tableforge_gc_pause_seconds" in text
+    assert "tableforge_db_pool_wait_seconds_count{pool=" in text
     await a.close()
     await b.close()
 
