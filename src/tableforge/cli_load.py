@@ -7,7 +7,7 @@ import contextlib
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -113,9 +113,13 @@ def loadtest(
         t.add_row("players online", f"{lt.online()} / {users}")
         t.add_row("actions", str(sum(lt.actions.values())))
         t.add_row("errors", str(sum(lt.errors.values())))
-        http_n = sum(h.count for h in lt.http_hist.values())
-        t.add_row("HTTP requests / acks / deliveries", f"{http_n} / {sum(h.count for h in lt.ack_hist.values())} / "
-                  f"{sum(h.count for h in lt.delivery_hist.values())}")
+
+        def counted(steady: dict[str, Any], kind: str) -> int:  # ramp-up included
+            ramp = lt.ramp_hist.get(kind)
+            return sum(h.count for h in steady.values()) + (ramp.count if ramp else 0)
+
+        t.add_row("HTTP requests / acks / deliveries", f"{counted(lt.http_hist, 'http')} / "
+                  f"{counted(lt.ack_hist, 'ack')} / {counted(lt.delivery_hist, 'delivery')}")
         recent = lt.tl_delivery.series()[-2:-1] or lt.tl_delivery.series()[-1:]
         t.add_row("delivery p95 ms (last second)", f"{recent[0]['p95']:.1f}" if recent else "-")
         t.add_row("client CPU %", f"{lt.client.cpu[-1]:.0f}" if lt.client.cpu else "-")
