@@ -29,6 +29,7 @@ log = get_logger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
 _ACK_EMPTY = '{"type":"ack","id":%s}'
 
 
@@ -52,9 +53,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         user = await users.authenticate(rt, token_from(websocket.headers, websocket.query_params,
                                                        websocket.cookies))
     except AppError as exc:
+        # 4401 tells a client its token is bad (it logs the user out); a database that is down is
+        # not the token's fault: 1013, try again later.
+        unavailable = exc.status == 503
         with contextlib.suppress(Exception):
             await websocket.send_text(p.encode({"type": "error", "code": exc.code, "message": exc.message}))
-            await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
+            await websocket.close(CLOSE_TRY_AGAIN if unavailable else CLOSE_UNAUTHORIZED,
+                                  "try again later" if unavailable else "unauthorized")
         return
 
     async def close_socket(code: int, reason: str) -> None:

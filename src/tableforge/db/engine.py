@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import event
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -137,10 +137,18 @@ class Database:
 
     async def ping(self) -> float:
         """Round-trip time of `SELECT 1` in seconds; raises Unavailable if the database is down."""
-        start = time.perf_counter()
-        async with self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return time.perf_counter() - start
+        for attempt in (1, 2):
+            start = time.perf_counter()
+            try:
+                async with self.read() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+                return time.perf_counter() - start
+            except Unavailable:
+                if attempt == 2:
+                    raise
+                # One stale connection (the first use after a restart invalidates the pool): a
+                # health check must not report the database down because of it.
+        raise AssertionError("unreachable")
 
     def timed(self, name: str) -> AbstractAsyncContextManager[None]:
         """Time a named query (or a group of them, e.g. "snapshot"): see the module-level `timed`."""
@@ -210,7 +218,7 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
     }
     if settings.db_ssl_mode:
         connect_args["ssl"] = settings.db_ssl_mode
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         # MIN kept open, up to MAX under load (see tableforge.db.pool for the mapping and sizing).
         pool_size=settings.db_pool_min,
@@ -227,6 +235,52 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         connect_args=connect_args,
         json_deserializer=orjson.loads,  # the snapshot is JSON built in SQL: orjson reads it ~5x faster
     )
+    if not settings.db_pool_pre_ping:
+        _ping_idle_connections(engine)
+    _broken_connections_invalidate_the_pool(engine)
+    return engine
+
+
+IDLE_PING_S = 1.0
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before reuse only when it sat idle for over a second.
+
+    A busy pool pays nothing (its connections are never idle that long), and a connection opened
+    before a PostgreSQL restart is replaced at checkout instead of failing the first request that
+    draws it after the restart (raising DisconnectionError here makes the pool open a new one)."""
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_S:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection did not survive the idle time") from exc
+
+
+# asyncpg's errors for a connection that is gone: SQLAlchemy does not recognise all of them as
+# disconnects (a server shutting down kills sessions with 57P01 "admin shutdown"), and only a
+# recognised disconnect invalidates the rest of the pool, which was opened before the same restart.
+_DISCONNECT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
+
+
+def _broken_connections_invalidate_the_pool(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _handle_error(context: Any) -> None:
+        original = context.original_exception
+        cause = getattr(original, "__cause__", None) or original
+        sqlstate = getattr(cause, "sqlstate", None)
+        if sqlstate in _DISCONNECT_SQLSTATES or isinstance(cause, ConnectionError | OSError) or \
+                type(cause).__name__ in ("ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"):
+            context.is_disconnect = True
 
 
 _SLOW_SQL_CHARS = 500

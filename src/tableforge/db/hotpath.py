@@ -146,7 +146,10 @@ class Lanes:
         self.db = db
         self.size = size
         self.count = 0
-        self._idle: asyncio.LifoQueue[tuple[AsyncConnection, float] | None] = asyncio.LifoQueue()
+        # Raised when a lane turns out broken: every lane released before that is pinged before its
+        # next use, since whatever broke one (a PostgreSQL restart) broke them all.
+        self.epoch = 0
+        self._idle: asyncio.LifoQueue[tuple[AsyncConnection, float, int] | None] = asyncio.LifoQueue()
         self._reaper: asyncio.Task[None] | None = None
 
     async def _reap(self) -> None:
@@ -203,8 +206,8 @@ class Lanes:
                 if self.count < self.size:
                     return await self._open()
                 continue
-            conn, since = item
-            if time.monotonic() - since > self.IDLE_PING_S:
+            conn, since, epoch = item
+            if epoch < self.epoch or time.monotonic() - since > self.IDLE_PING_S:
                 try:
                     raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
                     await raw.execute("SELECT 1")
@@ -214,10 +217,11 @@ class Lanes:
             return conn
 
     def release(self, conn: AsyncConnection) -> None:
-        self._idle.put_nowait((conn, time.monotonic()))
+        self._idle.put_nowait((conn, time.monotonic(), self.epoch))
 
     async def discard(self, conn: AsyncConnection) -> None:
         self.count -= 1
+        self.epoch += 1
         with contextlib.suppress(Exception):
             await conn.invalidate()
             await conn.close()

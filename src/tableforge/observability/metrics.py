@@ -34,7 +34,13 @@ DELIVERY_SECONDS = Histogram(
 )
 REORDER_BUFFERED = Counter("tableforge_reorder_buffered_total", "Room events that arrived early and waited")
 REORDER_GAP_FILLS = Counter("tableforge_reorder_gap_fills_total", "Gaps filled from the stored history")
-REORDER_DROPPED = Counter("tableforge_reorder_dropped_total", "Events dropped by a full reorder buffer")
+REORDER_DROPPED = Counter("tableforge_reorder_dropped_total",
+                          "Early events not kept by a full reorder buffer (read back from the log instead)")
+HUB_RESYNCS = Counter("tableforge_hub_resyncs_total",
+                      "room.resync frames sent: a socket too far behind rejoins instead of a replay")
+HUB_FILL_FAILURES = Counter("tableforge_hub_fill_failures_total", "Catch-up reads of the event log that failed")
+HUB_STALLED_ROOMS = Gauge("tableforge_hub_stalled_rooms", "Local rooms behind the event log for over 5 s",
+                          multiprocess_mode="livesum")
 DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write transaction duration",
                                    buckets=_LATENCY_BUCKETS)
 DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],

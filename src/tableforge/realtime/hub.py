@@ -1,10 +1,28 @@
-"""The hub: this instance's sockets, grouped by room, fed in version order from the broker.
+"""The hub: this instance's sockets, grouped by room, fed in version order.
 
-Room versions are taken in the database, inside the transaction that stores the change, so
-two instances may publish v7 and v8 in either order. Each local room therefore delivers in
-version order: an early event waits in a bounded reorder buffer; a version that does not come
-within `gap_wait` is read from the stored history. A socket that is joining is "pending": its
-events are held until its snapshot (or history) ack is queued, then only newer ones follow.
+Room versions are taken in the database, inside the statement or transaction that stores the
+change, so two instances may publish v7 and v8 in either order, and a broker outage may lose some
+publishes altogether. Each local room therefore keeps three numbers and one task:
+
+- `expected`: the next version to deliver (0 until the room is initialised);
+- `goal`: the highest version known to exist (seen from the broker, or read from the database);
+- `buffer`: versions that arrived early (every key >= `expected`, always);
+- the *filler*: the room's one catch-up task. While `expected <= goal` it reads the missing
+  versions from the stored event log in batches and delivers them, after a short wait
+  (`gap_wait`) for the broker to deliver a reordered event itself.
+
+A hole larger than `resync_after` versions (an outage, or history already pruned) is not replayed
+event by event: each socket gets `room.resync` and rejoins with `since`, which answers with one
+frame. A socket whose send queue could not take a catch-up batch gets the same.
+
+While the broker is down, nothing comes from other instances, so the hub polls the log for every
+local room every `poll_interval`; when the broker comes back (`on_broker_reset`) it checks every
+room's latest version and asks the other instances to do the same (what this instance published
+while cut off never reached them). A room that stays behind for `stall_after` seconds is counted
+as stalled (`/ready` says degraded) and its filler is restarted.
+
+A socket that is joining is "pending": its events are held until its snapshot (or history) ack
+is queued, then only newer ones follow.
 """
 
 from __future__ import annotations
@@ -25,41 +43,66 @@ from tableforge.realtime.envelope import Envelope, pack, unpack
 
 log = get_logger(__name__)
 
-VersionLoader = Callable[[str], Awaitable[int]]
+VersionsLoader = Callable[[list[str]], Awaitable[dict[str, int]]]
 HistoryLoader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 PENDING = -1
+CHECK_ROOMS = "hub.check_rooms"  # control message: every instance re-reads its rooms' versions
+_VERSIONS_CHUNK = 500
 
 
 class LocalRoom:
-    __slots__ = ("buffer", "expected", "gap_task", "members", "pending", "ready", "room_id")
+    __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "members", "pending", "ready",
+                 "room_id", "told")
 
     def __init__(self, room_id: str) -> None:
         self.room_id = room_id
         self.members: dict[Connection, int] = {}  # connection -> cursor (PENDING while joining)
         self.pending: dict[Connection, list[tuple[int, str]]] = {}
-        self.expected = 0  # next version to deliver; 0 until the room is initialised
+        self.expected = 0
+        self.goal = 0
         self.buffer: dict[int, Envelope] = {}
-        self.gap_task: asyncio.Task[None] | None = None
+        self.filler: asyncio.Task[None] | None = None
+        self.filler_waits = False  # the filler is still giving the broker its `gap_wait`
+        self.behind_since: float | None = None  # monotonic time the room fell behind, None while current
+        self.told: set[Connection] = set()  # sockets sent `room.resync` during this catch-up
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
 class Hub:
-    def __init__(self, broker: Broker, instance_id: str, *, version_loader: VersionLoader,
+    def __init__(self, broker: Broker, instance_id: str, *, versions_loader: VersionsLoader,
                  history_loader: HistoryLoader, reorder_limit: int = 1000, pending_limit: int = 1000,
-                 gap_wait: float = 0.25) -> None:
+                 send_queue: int = 512, gap_wait: float = 0.25, batch: int = 200, poll_interval: float = 0.1,
+                 stall_after: float = 5.0, fill_concurrency: int = 8) -> None:
         self.broker = broker
         self.instance_id = instance_id
         self.rooms: dict[str, LocalRoom] = {}
         self.connections: dict[str, Connection] = {}
-        self._version_loader = version_loader
+        self._versions_loader = versions_loader
         self._history_loader = history_loader
         self._reorder_limit = reorder_limit
         self._pending_limit = pending_limit
         self._gap_wait = gap_wait
-        self._control_handlers: dict[str, ControlHandler] = {}
+        # Catch-up never queues more than a quarter of a send queue at once, and a hole bigger than
+        # half of one is a resync, not a replay: a fault must not close a healthy socket as too slow.
+        self._batch = max(1, min(batch, send_queue // 4))
+        self._resync_after = max(1, send_queue // 2)
+        self._send_queue = send_queue
+        self._poll_interval = poll_interval
+        self.stall_after = stall_after
+        self._fill_slots = asyncio.Semaphore(fill_concurrency)
+        self._control_handlers: dict[str, ControlHandler] = {CHECK_ROOMS: self._on_check_rooms}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None
+        self._check_again = False
+        self.stalled: list[str] = []  # rooms behind for longer than `stall_after` (at the last look)
         broker.set_handlers(self.on_room_message, self.on_control_message, self.on_broker_reset)
+
+    def start(self) -> None:
+        """Start the watcher: polls the log while the broker is down, and notices stalled rooms."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="hub-watch")
 
     # -- connections ---------------------------------------------------------------------------
     def add_connection(self, conn: Connection) -> None:
@@ -87,10 +130,11 @@ class Hub:
             metrics.WS_ROOMS.set(len(self.rooms))
             try:
                 await self.broker.subscribe(room_id)
-                current = await self._version_loader(room_id)
+                current = (await self._versions_loader([room_id])).get(room_id, 0)
             except BaseException as exc:
                 if self.rooms.get(room_id) is room:
                     del self.rooms[room_id]
+                    metrics.WS_ROOMS.set(len(self.rooms))
                 room.ready.set_exception(exc)
                 room.ready.exception()  # mark retrieved: the caller re-raises it below
                 raise
@@ -112,6 +156,7 @@ class Hub:
                 conn.send(text)
                 cursor = version
         room.members[conn] = cursor
+        room.told.discard(conn)
 
     async def detach(self, conn: Connection, room_id: str) -> None:
         conn.rooms.pop(room_id, None)
@@ -120,11 +165,12 @@ class Hub:
             return
         room.members.pop(conn, None)
         room.pending.pop(conn, None)
+        room.told.discard(conn)
         if not room.members:
             del self.rooms[room_id]
             metrics.WS_ROOMS.set(len(self.rooms))
-            if room.gap_task is not None:
-                room.gap_task.cancel()
+            if room.filler is not None:
+                room.filler.cancel()
             # The broker sends (un)subscribe commands in call order, so a quick re-attach that
             # subscribes after this still ends subscribed.
             with contextlib.suppress(Exception):
@@ -159,16 +205,16 @@ class Hub:
         except ValueError:
             log.warning("bad_envelope", room_id=room_id)
             return
-        if env.version == 0:
+        version = env.version
+        if version == 0:
             self._fan_out_ephemeral(room, env)
-            return
-        if not room.expected or env.version > room.expected:
+        elif version == room.expected:
+            self._deliver(room, env)
+            if room.buffer or room.behind_since is not None:
+                self._drain(room)
+        elif version > room.expected:
             self._hold(room, env)
-            return
-        if env.version < room.expected:
-            return  # already delivered (a duplicate, or covered by a gap fill)
-        self._deliver(room, env)
-        self._drain(room)
+        # else: already delivered (a duplicate, or covered by a catch-up)
 
     def on_control_message(self, data: bytes) -> None:
         try:
@@ -184,10 +230,51 @@ class Hub:
             self._spawn(result)
 
     def on_broker_reset(self) -> None:
-        """The broker reconnected and may have missed events: fill every room from history."""
-        for room in self.rooms.values():
-            if room.expected:
-                self._spawn(self._fill_gap(room, wait=0.0, until_latest=True))
+        """The broker (re)subscribed and may have missed events: check every room against the log,
+        and ask the other instances to do the same, since what this instance published while it was
+        cut off reached nobody."""
+        self.check_rooms()
+        self._spawn(self._ask_others_to_check())
+
+    async def _ask_others_to_check(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.publish_control({"kind": CHECK_ROOMS, "from": self.instance_id})
+
+    def _on_check_rooms(self, message: dict[str, Any]) -> None:
+        if message.get("from") != self.instance_id:
+            self.check_rooms()
+
+    def check_rooms(self) -> None:
+        """Read every local room's latest version (one statement per 500 rooms) and catch up."""
+        if self._checking is not None and not self._checking.done():
+            self._check_again = True  # whatever happened since the running check began
+            return
+        self._checking = self._spawn(self._check_rooms())
+
+    async def _check_rooms(self) -> None:
+        failures = 0
+        while True:
+            self._check_again = False
+            ids = [room_id for room_id, room in self.rooms.items() if room.expected]
+            for start in range(0, len(ids), _VERSIONS_CHUNK):
+                chunk = ids[start : start + _VERSIONS_CHUNK]
+                try:
+                    latest = await self._versions_loader(chunk)
+                except Exception as exc:
+                    failures += 1
+                    metrics.HUB_FILL_FAILURES.inc()
+                    (log.debug if failures > 1 else log.warning)("hub.check_failed", error=repr(exc))
+                    self._check_again = True  # the database is down: try again, backing off
+                    await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                    break
+                failures = 0
+                for room_id, version in latest.items():
+                    room = self.rooms.get(room_id)
+                    if room is not None and room.expected and version >= room.expected:
+                        self._note(room, version)
+                        self._ensure_filler(room, 0.0)
+            if not self._check_again:
+                return
 
     # -- ordering ------------------------------------------------------------------------------
     def _initialise(self, room: LocalRoom, current: int) -> None:
@@ -197,26 +284,121 @@ class Hub:
         room.ready.set_result(None)
         self._drain(room)
 
+    def _note(self, room: LocalRoom, version: int) -> None:
+        """`version` exists: the room must reach it."""
+        if version > room.goal:
+            room.goal = version
+        if room.behind_since is None:
+            room.behind_since = time.monotonic()
+
     def _hold(self, room: LocalRoom, env: Envelope) -> None:
         metrics.REORDER_BUFFERED.inc()
+        self._note(room, env.version)
         if len(room.buffer) >= self._reorder_limit:
             metrics.REORDER_DROPPED.inc()
+            # The newest goes: it stays in `goal`, so the filler reads it back from the log.
+            if env.version > max(room.buffer):
+                return
             room.buffer.pop(max(room.buffer))
         room.buffer[env.version] = env
-        if room.expected and (room.gap_task is None or room.gap_task.done()):
-            room.gap_task = self._spawn(self._fill_gap(room, wait=self._gap_wait))
+        if room.expected:
+            self._ensure_filler(room, self._gap_wait if self.broker.healthy else 0.0)
 
     def _drain(self, room: LocalRoom) -> None:
         buffer = room.buffer
         while room.expected in buffer:
             self._deliver(room, buffer.pop(room.expected))
-        if not buffer and room.gap_task is not None and room.gap_task is not asyncio.current_task():
-            room.gap_task.cancel()
-            room.gap_task = None
-        elif buffer and (room.gap_task is None or room.gap_task.done()):
-            room.gap_task = self._spawn(self._fill_gap(room, wait=self._gap_wait))
+        if room.expected > room.goal:
+            room.behind_since = None
+            room.told.clear()
+        elif room.expected:
+            self._ensure_filler(room, self._gap_wait if self.broker.healthy else 0.0)
 
-    def _deliver(self, room: LocalRoom, env: Envelope) -> None:
+    def _ensure_filler(self, room: LocalRoom, wait: float) -> None:
+        filler = room.filler
+        if filler is not None and not filler.done():
+            if wait or not room.filler_waits:
+                return
+            filler.cancel()  # it is only waiting for the broker, and now we know better: read at once
+        room.filler = self._spawn(self._catch_up(room, wait))
+
+    async def _catch_up(self, room: LocalRoom, wait: float) -> None:
+        """Deliver versions `expected..goal` of the room from the log, in batches."""
+        failures = 0
+        try:
+            if wait:
+                room.filler_waits = True
+                await asyncio.sleep(wait)  # the broker may still bring a reordered event itself
+                room.filler_waits = False
+            while self.rooms.get(room.room_id) is room and room.expected and room.expected <= room.goal:
+                first_held = min(room.buffer) if room.buffer else room.goal + 1
+                if first_held == room.expected:
+                    self._drain(room)
+                    continue
+                upto = first_held - 1
+                if upto - room.expected + 1 > self._resync_after:
+                    self._skip(room, upto)
+                    continue
+                upto = min(upto, room.expected - 1 + self._batch)
+                try:
+                    async with self._fill_slots:
+                        rows = await self._history_loader(room.room_id, room.expected - 1, upto)
+                except Exception as exc:
+                    failures += 1
+                    metrics.HUB_FILL_FAILURES.inc()
+                    (log.debug if failures > 1 else log.warning)("hub.fill_failed", error=repr(exc))
+                    await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                    continue
+                failures = 0
+                metrics.REORDER_GAP_FILLS.inc()
+                if self.rooms.get(room.room_id) is room:
+                    self._deliver_rows(room, rows, upto)
+                    self._drain(room)
+        finally:
+            if room.filler is asyncio.current_task():
+                room.filler = None
+                room.filler_waits = False
+
+    def _deliver_rows(self, room: LocalRoom, rows: list[tuple[int, str]], upto: int) -> None:
+        batch = [(v, b) for v, b in rows if room.expected <= v <= upto]
+        if not batch:
+            if room.expected <= upto:
+                self._skip(room, upto)  # not in the log any more (pruned): those sockets resync
+            return
+        # A socket that could not take this batch without overflowing is told to resync instead.
+        room_for = self._send_queue * 3 // 4 - len(batch)
+        lagging = {conn for conn, cursor in room.members.items()
+                   if cursor != PENDING and conn.queue_depth > room_for}
+        for conn in lagging - room.told:
+            self._tell_resync(room, conn, upto)
+        for version, body in batch:
+            if version > room.expected:
+                self._skip(room, version - 1)
+            room.buffer.pop(version, None)
+            self._deliver(room, Envelope(version, _ts_of(body), "", body.encode()), skip=lagging or None)
+        if room.expected <= upto:
+            self._skip(room, upto)
+
+    def _skip(self, room: LocalRoom, upto: int) -> None:
+        """Versions `expected..upto` will not be replayed here: every socket resyncs instead."""
+        if upto < room.expected:
+            return
+        frame = _resync_frame(room.room_id, upto)
+        for conn, cursor in room.members.items():
+            if cursor == PENDING:
+                room.pending[conn].append((upto, frame))
+            elif conn not in room.told:
+                self._tell_resync(room, conn, upto)
+        room.expected = upto + 1
+        for version in [v for v in room.buffer if v < room.expected]:
+            del room.buffer[version]
+
+    def _tell_resync(self, room: LocalRoom, conn: Connection, upto: int) -> None:
+        room.told.add(conn)
+        metrics.HUB_RESYNCS.inc()
+        conn.send(_resync_frame(room.room_id, upto))
+
+    def _deliver(self, room: LocalRoom, env: Envelope, skip: set[Connection] | None = None) -> None:
         version = env.version
         room.expected = version + 1
         text = env.body.decode()
@@ -231,7 +413,7 @@ class Hub:
                     conn.close(CLOSE_SLOW_CONSUMER, "too many events while joining")
                 else:
                     held.append((version, text))
-            elif version > cursor and conn.conn_id != own_conn:
+            elif version > cursor and conn.conn_id != own_conn and (skip is None or conn not in skip):
                 conn.send(text)
                 sent += 1
         if sent:
@@ -249,29 +431,31 @@ class Hub:
         if sent:
             metrics.WS_OUT_BY_KIND["ephemeral"].inc(sent)
 
-    async def _fill_gap(self, room: LocalRoom, *, wait: float, until_latest: bool = False) -> None:
-        await asyncio.sleep(wait)
-        if self.rooms.get(room.room_id) is not room or not room.expected:
-            return
-        if until_latest:
-            upto = await self._version_loader(room.room_id)
-        elif room.buffer:
-            upto = min(room.buffer) - 1
-        else:
-            return
-        if upto >= room.expected:
-            rows = await self._history_loader(room.room_id, room.expected - 1, upto)
-            metrics.REORDER_GAP_FILLS.inc()
-            now_ms = time.time() * 1000
-            for version, body in rows:
-                if version >= room.expected:
-                    if version > room.expected:
-                        room.expected = version  # lost for good: clients see the gap and resync
-                    self._deliver(room, Envelope(version, now_ms, "", body.encode()))
-            if room.buffer and room.expected <= min(room.buffer) - 1 and not until_latest:
-                room.expected = min(room.buffer)
-        room.gap_task = None
-        self._drain(room)
+    # -- the watcher -----------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        looks = 0
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            if not self.broker.healthy and self.rooms:
+                self.check_rooms()  # nothing comes from the other instances: read the log
+            looks += 1
+            if looks % 5 == 0:
+                self._look_for_stalls()
+
+    def _look_for_stalls(self) -> None:
+        now = time.monotonic()
+        stalled = [room for room in self.rooms.values()
+                   if room.behind_since is not None and now - room.behind_since > self.stall_after]
+        self.stalled = [room.room_id for room in stalled]
+        metrics.HUB_STALLED_ROOMS.set(len(stalled))
+        for room in stalled:
+            if room.filler is None or room.filler.done():
+                self._ensure_filler(room, 0.0)  # recover by itself
+
+    def health(self) -> dict[str, Any]:
+        """For /ready: rooms that cannot make progress, and rooms catching up right now."""
+        behind = sum(1 for room in self.rooms.values() if room.behind_since is not None)
+        return {"stalled_rooms": len(self.stalled), "behind_rooms": behind}
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -288,8 +472,24 @@ class Hub:
         return count
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         for task in list(self._tasks):
             task.cancel()
         for room in self.rooms.values():
-            if room.gap_task is not None:
-                room.gap_task.cancel()
+            if room.filler is not None:
+                room.filler.cancel()
+
+
+def _resync_frame(room_id: str, version: int) -> str:
+    return orjson.dumps({"type": "room.resync", "room_id": room_id, "version": version}).decode()
+
+
+def _ts_of(body: str) -> float:
+    """An event's own `ts` (for the delivery-latency metric); now if it has none."""
+    try:
+        ts = orjson.loads(body).get("ts")
+    except (orjson.JSONDecodeError, AttributeError):
+        ts = None
+    return float(ts) if isinstance(ts, int | float) else time.time() * 1000

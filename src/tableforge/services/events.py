@@ -105,6 +105,12 @@ async def since(conn: AsyncConnection, room_id: str, after: int) -> tuple[int, l
     return current, [(int(v), b) for _, v, b in rows if v is not None]
 
 
-async def current_version(conn: AsyncConnection, room_id: str) -> int:
-    value = (await conn.execute(sa.select(game_rooms.c.version).where(game_rooms.c.id == room_id))).scalar()
-    return int(value or 0)
+_VERSIONS = sa.select(game_rooms.c.id, game_rooms.c.version).where(
+    game_rooms.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+async def current_versions(conn: AsyncConnection, room_ids: list[str]) -> dict[str, int]:
+    """Several rooms' versions in one statement (the hub's catch-up after a broker outage)."""
+    if not room_ids:
+        return {}
+    return {str(i): int(v) for i, v in await conn.execute(_VERSIONS, {"ids": room_ids})}

@@ -1,6 +1,7 @@
 """Readiness: each dependency's state. `down` (503) when the database is unreachable; `degraded`
 (still 200) when only Redis is, because players on one instance can still play (the cache then
-falls back to the database: `checks.cache`)."""
+falls back to the database: `checks.cache`), or when some rooms cannot keep up with the event log
+(`checks.rooms`: the hub restarts their catch-up by itself, and the state clears when they are current)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ async def readiness(rt: Runtime) -> dict[str, Any]:
     checks["broker"] = {"status": "ok" if broker_ok else "down", "backend": type(rt.broker).__name__}
     if not broker_ok and status == "ok":
         status = "degraded"
+    hub = rt.hub.health()
+    checks["rooms"] = {"status": "stalled" if hub["stalled_rooms"] else "ok", **hub}
+    if hub["stalled_rooms"] and status == "ok":
+        status = "degraded"
+        checks["rooms"]["reason"] = (f"{hub['stalled_rooms']} room(s) behind the event log for over "
+                                     f"{rt.hub.stall_after:g} s; catching up")
     cache = rt.cache.stats()
     redis = cache.get("redis") or {}
     checks["cache"] = {

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tableforge.cache import Cache, build_cache
 from tableforge.config import Settings
@@ -68,23 +72,27 @@ def build_runtime(settings: Settings) -> Runtime:
         broker = RedisBroker(settings.redis_url, settings.instance_id, prefix=prefix)
         # Blocking pool: a burst (1,000 sockets closing at shutdown) waits for a connection
         # instead of failing with MaxConnectionsError.
+        # One retry on a fresh connection: after a Redis restart every pooled connection is dead, and
+        # without it each one fails a presence call once, whenever it is next drawn (seen 23 s later).
         redis = Redis(connection_pool=BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0))
+            settings.redis_url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]))
         presence = RedisPresence(redis, settings.instance_id, user_ttl=settings.instance_ttl_seconds,
                                  prefix=prefix)
     else:
         broker = MemoryBroker()
         presence = MemoryPresence(settings.instance_id)
 
-    async def load_version(room_id: str) -> int:
+    async def load_versions(room_ids: list[str]) -> dict[str, int]:
         async with db.read() as conn:
-            return await events.current_version(conn, room_id)
+            return await events.current_versions(conn, room_ids)
 
     async def load_history(room_id: str, after: int, upto: int) -> list[tuple[int, str]]:
         async with db.read() as conn:
             return await events.history(conn, room_id, after, upto)
 
-    hub = Hub(broker, settings.instance_id, version_loader=load_version, history_loader=load_history)
+    hub = Hub(broker, settings.instance_id, versions_loader=load_versions, history_loader=load_history,
+              send_queue=settings.ws_send_queue)
     registry = None
     if redis is not None:
         registry = InstanceRegistry(redis, settings.instance_id, stats=lambda: local_stats(hub, broker),

@@ -271,6 +271,11 @@ export class RoomSocket {
       case "system.broadcast":
         this.handlers.onNotice(frame);
         return;
+      case "room.resync":
+        // The server skipped events we are missing (an outage, or we were too far behind): rejoin
+        // with `since`, which answers with the missed events or a snapshot in one frame.
+        if (frame.room_id === this.roomId && (this.version === null || this.version < frame.version)) this.resync();
+        return;
       default:
         if (frame.room_id && frame.room_id !== this.roomId) return;
         this._ingest(frame);
