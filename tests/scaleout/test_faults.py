@@ -17,8 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.client import Api
+from tests.support.client import Api, Ws
 from tests.support.cluster import Cluster
 from tests.support.fault_load import Table
 from tests.support.private_postgres import PrivatePostgres
@@ -50,6 +51,14 @@ async def _ready_is(urls: list[str], status: str, within: float = 20.0) -> None:
         return [await _status(u) for u in urls] == [status] * len(urls)
 
     await eventually(check, within, f"/ready {status!r} on {urls}", poll=0.1)
+
+
+async def _presence_fallbacks(url: str) -> float:
+    """Presence calls this instance had to answer without Redis (tableforge_presence_fallbacks_total)."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == "tableforge_presence_fallbacks_total")
 
 
 async def _moves(table: Table, count: int) -> None:
@@ -100,9 +109,17 @@ async def test_redis_restart_every_socket_gets_every_version(private_redis: Priv
         await _moves(table, 200)  # ~2 s of play without Redis: each instance keeps its sockets current
         await asyncio.to_thread(private_redis.start)
         await _ready_is(urls, "ok")
+        fallbacks = [await _presence_fallbacks(u) for u in urls]
+        await _moves(table, 60)
+        for seat in table.seats:  # presence calls on every instance's pooled connections, after the restart
+            extra = await Ws.connect(seat.url, seat.token)
+            assert (await extra.request("join", room_id=table.room_id))["type"] == "ack"
+            assert (await extra.request("leave", room_id=table.room_id))["type"] == "ack"
+            await extra.close()
         await _moves(table, 60)
         await _settled(table, urls[1])
         assert sum(sum(seat.refused.values()) for seat in table.seats) == 0, "a move was refused"
+        assert [await _presence_fallbacks(u) for u in urls] == fallbacks, "a presence call failed after Redis was back"
     finally:
         cluster.stop()
 

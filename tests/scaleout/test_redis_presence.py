@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import redis.asyncio
+from prometheus_client import REGISTRY
 
 from tableforge.realtime.redis_presence import RedisPresence
+from tableforge.services.runtime import shared_redis
+from tests.support.private_redis import PrivateRedis
 
 from .conftest import MakePresence, MakeRegistry
 from .support import eventually
@@ -200,3 +205,23 @@ async def test_without_redis_answers_come_from_this_instance(instance_ids: Calla
     assert await a.user_instances("alice") == {a.instance_id}
     assert await a.maintain() == []
     await client.aclose()
+
+
+async def test_presence_survives_a_redis_restart_without_a_failed_call(tmp_path: Path) -> None:
+    """Every pooled connection dies with the server; none may fail a presence call afterwards."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    client = shared_redis(server.url)
+    presence = RedisPresence(client, "i1", prefix=f"tableforge:test-{uuid.uuid4().hex[:8]}:")
+    try:
+        await asyncio.gather(*(presence.add("room", f"u{i}", f"c{i}") for i in range(20)))  # 20 pooled connections
+        before = REGISTRY.get_sample_value("tableforge_presence_fallbacks_total", {"op": "add"}) or 0.0
+        server.stop()
+        server.start()
+        await asyncio.gather(*(presence.add("room", f"v{i}", f"d{i}") for i in range(20)))
+        after = REGISTRY.get_sample_value("tableforge_presence_fallbacks_total", {"op": "add"}) or 0.0
+        assert after == before, "a presence call failed on a connection opened before the restart"
+        assert {f"v{i}" for i in range(20)} <= await presence.online("room")
+    finally:
+        await client.aclose()
+        server.stop()

@@ -62,6 +62,18 @@ class Runtime:
         await self.db.dispose()
 
 
+def shared_redis(url: str) -> Redis:
+    """The client for presence and the instance registry.
+
+    A blocking pool: a burst (1,000 sockets closing at shutdown) waits for a connection instead of
+    failing with MaxConnectionsError. One retry on a fresh connection: after a Redis restart every
+    pooled connection is dead, and without it each one fails a call once, whenever it is next drawn
+    (seen 23 s after Redis was back)."""
+    return Redis(connection_pool=BlockingConnectionPool.from_url(
+        url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]))
+
+
 def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings)
     broker: Broker
@@ -70,13 +82,7 @@ def build_runtime(settings: Settings) -> Runtime:
     if settings.redis_url is not None:
         prefix = settings.redis_prefix
         broker = RedisBroker(settings.redis_url, settings.instance_id, prefix=prefix)
-        # Blocking pool: a burst (1,000 sockets closing at shutdown) waits for a connection
-        # instead of failing with MaxConnectionsError.
-        # One retry on a fresh connection: after a Redis restart every pooled connection is dead, and
-        # without it each one fails a presence call once, whenever it is next drawn (seen 23 s later).
-        redis = Redis(connection_pool=BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0,
-            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]))
+        redis = shared_redis(settings.redis_url)
         presence = RedisPresence(redis, settings.instance_id, user_ttl=settings.instance_ttl_seconds,
                                  prefix=prefix)
     else:
