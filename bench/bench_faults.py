@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import statistics
@@ -29,11 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.cluster import Cluster  # noqa: E402
-from tests.support.fault_load import Table  # noqa: E402
-from tests.support.private_postgres import PrivatePostgres  # noqa: E402
-from tests.support.private_redis import PrivateRedis  # noqa: E402
-from tests.support.proxy import TcpProxy  # noqa: E402
+from tests.support.cluster import Cluster
+from tests.support.fault_load import Table
+from tests.support.private_postgres import PrivatePostgres
+from tests.support.private_redis import PrivateRedis
+from tests.support.proxy import TcpProxy
+from tests.support.waiting import wait_until
 
 FAULTS = ("redis-restart", "redis-cut", "pg-fast", "pg-immediate", "pg-outage")
 
@@ -87,9 +89,8 @@ async def one_run(fault: str, args: argparse.Namespace, work: Path) -> dict[str,
         await asyncio.sleep(args.after)
         await table.finish()
         latest = table.latest_acked()
-        deadline = time.monotonic() + 30
-        while not table.complete(latest) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # reported below as missing versions
+            await wait_until(lambda: table.complete(latest), 30, "every socket complete")
         acked_at = {v: t for seat in table.seats for v, t in seat.acked_at.items()}
         phases: dict[str, list[float]] = {"before": [], "during": [], "after": []}
         settled = 0.0
