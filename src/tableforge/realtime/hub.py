@@ -375,7 +375,7 @@ class Hub:
             if version > room.expected:
                 self._skip(room, version - 1)
             room.buffer.pop(version, None)
-            self._deliver(room, Envelope(version, _ts_of(body), "", body.encode()), skip=lagging or None)
+            self._deliver(room, Envelope(version, _ts_of(body), "", body.encode()), skip=lagging)
         if room.expected <= upto:
             self._skip(room, upto)
 
@@ -399,6 +399,14 @@ class Hub:
         conn.send(_resync_frame(room.room_id, upto))
 
     def _deliver(self, room: LocalRoom, env: Envelope, skip: set[Connection] | None = None) -> None:
+        if skip:
+            members = room.members
+            room.members = {conn: cursor for conn, cursor in members.items() if conn not in skip}
+            try:
+                self._deliver(room, env)
+            finally:
+                room.members = {**members, **room.members}  # keep cursors a pending member may have got
+            return
         version = env.version
         room.expected = version + 1
         text = env.body.decode()
@@ -413,7 +421,7 @@ class Hub:
                     conn.close(CLOSE_SLOW_CONSUMER, "too many events while joining")
                 else:
                     held.append((version, text))
-            elif version > cursor and conn.conn_id != own_conn and (skip is None or conn not in skip):
+            elif version > cursor and conn.conn_id != own_conn:
                 conn.send(text)
                 sent += 1
         if sent:
