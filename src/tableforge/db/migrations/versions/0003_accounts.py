@@ -72,6 +72,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("registration_invites")
+    op.drop_index("ux_users_username_lower", "users")  # before the batch: SQLite rebuilds the table
     with op.batch_alter_table("users") as batch:
         batch.drop_column("disabled_at")
-    op.drop_index("ux_users_username_lower", "users")
