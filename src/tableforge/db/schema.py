@@ -39,7 +39,7 @@ registration_invites = sa.Table(
     "registration_invites", metadata,
     sa.Column("id", UUID, primary_key=True),
     sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_by", UUID, sa.ForeignKey("users.id", ondelete="SET NULL")),
+    sa.Column("created_by", UUID, sa.ForeignKey("users.id", ondelete="SET NULL"), index=True),
     sa.Column("uses", sa.Integer, nullable=False),
     sa.Column("used", sa.Integer, nullable=False, server_default="0"),
     sa.Column("expires_at", TS),

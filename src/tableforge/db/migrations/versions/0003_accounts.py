@@ -68,6 +68,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_registration_invites")),
         sa.UniqueConstraint("code_hash", name=op.f("uq_registration_invites_code_hash")),
     )
+    # Deleting a user must not scan the invites for the ones they made.
+    op.create_index(op.f("ix_registration_invites_created_by"), "registration_invites", ["created_by"])
 
 
 def downgrade() -> None:
