@@ -4,9 +4,11 @@ socket ticket issued by one instance is redeemed once, on any instance."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio
 
 from tests.support.accounts import login, make_admin, ticket
 from tests.support.client import Api, Ws
@@ -65,14 +67,21 @@ async def test_password_change_and_disable_reach_every_instance(pair: Cluster) -
         assert await also.closed_with(5) == 4401
 
 
-async def test_a_ticket_is_redeemed_once_on_any_instance(pair: Cluster) -> None:
+async def test_a_ticket_is_redeemed_once_on_any_instance(pair: Cluster, redis_url: str) -> None:
     a, b = pair.servers
     async with Api(a.base_url) as api_a:
         who = await api_a.register("xt")
         one = await ticket(api_a, who)
+        # Stored hashed, under the deployment's prefix, expiring by itself (TABLEFORGE_WS_TICKET_SECONDS).
+        client = redis.asyncio.Redis.from_url(redis_url)
+        key = f"tableforge:{pair.namespace}:ws-ticket:{hashlib.sha256(one.encode()).hexdigest()}"
+        ttl_ms = await client.pttl(key)
+        assert 0 < ttl_ms <= 30_000, ttl_ms
         first = await Ws.connect(f"{b.ws_url}?ticket={one}", None)
         assert await _alive(first)
         again = await Ws.connect(f"{a.ws_url}?ticket={one}", None)
         assert await again.closed_with(5) == 4401
         assert (await again.next_event("error"))["code"] == "invalid_ticket"
+        assert await client.exists(key) == 0, "redeeming removed it"
+        await client.aclose()
         await first.close()
