@@ -67,6 +67,10 @@ def serve(
         ws=settings.ws_implementation, ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval, ws_ping_timeout=settings.ws_ping_timeout,
         log_level=settings.log_level.lower(), access_log=False,
+        # X-Forwarded-Proto/-For are believed from TABLEFORGE_TRUSTED_PROXIES only (uvicorn's default
+        # trusts 127.0.0.1, which would let any local process claim https).
+        proxy_headers=bool(settings.trusted_proxy_list),
+        forwarded_allow_ips=",".join(settings.trusted_proxy_list) or None,
         timeout_graceful_shutdown=10, lifespan="on",
     )
 

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
 
     # Auth.
     session_ttl_hours: float = Field(24 * 30, gt=0)
+    # Who may create an account over HTTP (`tableforge users create` works in every mode).
+    registration: Literal["open", "invite", "closed"] = "open"
+    # The single-use ticket a browser trades for its socket (`POST /api/auth/ws-ticket`).
+    ws_ticket_seconds: float = Field(30.0, gt=0, le=300)
+    # The server's own origin as users reach it (`https://table.example`): Secure cookies when it is
+    # https, and the origin a cookie-authenticated socket handshake must come from.
+    public_url: str | None = None
+    # Other origins whose pages may open cookie-authenticated sockets (comma-separated).
+    allowed_origins: str = ""
+    # Proxies whose X-Forwarded-Proto/-For are believed (comma-separated addresses or CIDRs).
+    trusted_proxies: str = ""
 
     # Uploads.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
@@ -107,6 +118,27 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v
 
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("http://", "https://")) or len(v.split("/")) < 3 or not v.split("/")[2]:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://table.example")
+        return v.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: str) -> str:
+        import ipaddress
+
+        for item in _split(v):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return v
+
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:
         if self.instance_id_per_process and not self.instance_id.endswith(f"-{os.getpid()}"):
@@ -132,6 +164,22 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def public_origin(self) -> str | None:
+        """`scheme://host[:port]` of the public URL, lower-cased (how browsers send `Origin`)."""
+        if self.public_url is None:
+            return None
+        scheme, _, rest = self.public_url.partition("://")
+        return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
+
+    @property
+    def allowed_origin_set(self) -> frozenset[str]:
+        return frozenset(o.rstrip("/").lower() for o in _split(self.allowed_origins))
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _split(self.trusted_proxies)
+
+    @property
     def redis_prefix(self) -> str:
         return f"tableforge:{self.redis_namespace}:" if self.redis_namespace else "tableforge:"
 
@@ -146,6 +194,10 @@ class Settings(BaseSettings):
     @property
     def assets_dir(self) -> Path:
         return self.data_dir / "assets"
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tableforge import __version__
 from tableforge.api import errors
 from tableforge.api.responses import JSON
-from tableforge.api.routes import admin, admin_cache, admin_db, auth, health, rooms, systems
+from tableforge.api.routes import admin, admin_accounts, admin_cache, admin_db, auth, health, rooms, systems
 from tableforge.api.ws import router as ws_router
 from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
@@ -100,8 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = TableForgeApp(title="TableForge", version=__version__, default_response_class=JSON,
                   lifespan=lifespan)
     errors.install(app)
-    for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_cache.router,
-                   admin_db.router, ws_router):
+    for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
+                   admin_cache.router, admin_db.router, ws_router):
         app.include_router(router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_bytes + 1024 * 1024)

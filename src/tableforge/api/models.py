@@ -31,6 +31,18 @@ class RegisterIn(Strict):
     password: Password
     first_name: PersonName | None = None
     last_name: PersonName | None = None
+    # *extension*: needed when TABLEFORGE_REGISTRATION=invite (ignored otherwise).
+    invite_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
+
+
+class PasswordChangeIn(Strict):
+    current_password: Annotated[str, StringConstraints(max_length=limits.PASSWORD_MAX)]
+    new_password: Password
+
+
+class InviteIn(Strict):
+    uses: Annotated[int, Field(ge=1, le=10_000)] = 1
+    expires_in_hours: Annotated[float, Field(gt=0, le=24 * 365, allow_inf_nan=False)] | None = 72.0
 
 
 class LoginIn(Strict):

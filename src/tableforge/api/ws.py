@@ -12,15 +12,15 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from tableforge.api.deps import token_from
+from tableforge.api import ws_handshake
 from tableforge.domain import events as ev
-from tableforge.domain.errors import AppError, Forbidden
+from tableforge.domain.errors import AppError, Forbidden, Unauthorized
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, play, shapes, tokens, users
+from tableforge.services import chat, play, shapes, tokens
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -49,17 +49,11 @@ def _error(conn: Connection, code: str, message: str, msg_id: Any = None, detail
 async def websocket_endpoint(websocket: WebSocket) -> None:
     rt: Runtime = websocket.app.state.runtime
     await websocket.accept()
+    authenticated_at = time.monotonic()  # before the session is read: see Revocations.revoked_since
     try:
-        user = await users.authenticate(rt, token_from(websocket.headers, websocket.query_params,
-                                                       websocket.cookies))
+        user, session_id = await ws_handshake.authenticate(rt, websocket)
     except AppError as exc:
-        # 4401 tells a client its token is bad (it logs the user out); a database that is down is
-        # not the token's fault: 1013, try again later.
-        unavailable = exc.status == 503
-        with contextlib.suppress(Exception):
-            await websocket.send_text(p.encode({"type": "error", "code": exc.code, "message": exc.message}))
-            await websocket.close(CLOSE_TRY_AGAIN if unavailable else CLOSE_UNAUTHORIZED,
-                                  "try again later" if unavailable else "unauthorized")
+        await ws_handshake.refuse(websocket, exc)
         return
 
     async def close_socket(code: int, reason: str) -> None:
@@ -70,7 +64,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                       rt.settings.ws_send_queue)
     conn.owner = asyncio.current_task()
     conn.profile = shapes.public_user(user)
+    conn.session_id = session_id
     rt.hub.add_connection(conn)
+    if rt.revocations.revoked_since(conn, authenticated_at):  # revoked while we authenticated
+        await rt.hub.remove_connection(conn)
+        await ws_handshake.refuse(websocket, Unauthorized("the session was revoked", code="invalid_token"))
+        return
     await rt.presence.user_connected(conn.user_id)
     conn.start()
     bucket = TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst)

@@ -29,6 +29,22 @@ users = sa.Table(
     sa.Column("profile_image_url", sa.String(500)),
     sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("disabled_at", TS),  # migration 0003: set by an admin; a disabled user cannot log in
+)
+# migration 0003: `Bob` and `bob` are one name (login looks names up through this index).
+sa.Index("ux_users_username_lower", sa.func.lower(users.c.username), unique=True)
+
+# migration 0003: admin-made invites for TABLEFORGE_REGISTRATION=invite. Only a hash of the code is kept.
+registration_invites = sa.Table(
+    "registration_invites", metadata,
+    sa.Column("id", UUID, primary_key=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", UUID, sa.ForeignKey("users.id", ondelete="SET NULL"), index=True),
+    sa.Column("uses", sa.Integer, nullable=False),
+    sa.Column("used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("expires_at", TS),
+    sa.Column("revoked_at", TS),
+    sa.Column("created_at", TS, nullable=False),
 )
 
 sessions = sa.Table(

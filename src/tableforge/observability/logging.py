@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from tableforge.observability import redact
+
 
 def configure_logging(instance_id: str, level: str = "INFO", json: bool = True) -> None:
     processors: list[structlog.types.Processor] = [
@@ -15,6 +17,7 @@ def configure_logging(instance_id: str, level: str = "INFO", json: bool = True) 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_instance(instance_id),
         structlog.processors.format_exc_info,
+        redact.structlog_processor,  # last before rendering: tracebacks and every field included
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -25,6 +28,7 @@ def configure_logging(instance_id: str, level: str = "INFO", json: bool = True) 
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    redact.install_record_factory()
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     # Access logs are replaced by our metrics; they would dominate the log volume under load.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

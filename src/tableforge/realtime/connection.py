@@ -23,13 +23,15 @@ CloseSocket = Callable[[int, str], Awaitable[None]]
 
 class Connection:
     __slots__ = ("_close_socket", "_flush", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed",
-                 "conn_id", "max_queue", "owner", "profile", "rooms", "user_id", "username")
+                 "conn_id", "max_queue", "owner", "profile", "rooms", "session_id", "user_id", "username")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
         self.conn_id = conn_id
         self.user_id = user_id
         self.username = username
+        # The session (token hash) the socket authenticated with: logout closes only its sockets.
+        self.session_id = ""
         # What other players see of this user (set by the endpoint), for presence events.
         self.profile: dict[str, Any] = {}
         self.rooms: dict[str, str] = {}  # room_id -> role in that room

@@ -47,6 +47,7 @@ async def start(rt: Runtime) -> None:
     if not rt.settings.scale_out:
         await play.reset_presence(rt)
     _register_control_handlers(rt)
+    rt.revocations.register()
     rt.hub.start()
     await rt.broker.start()
     if rt.registry is not None:

@@ -26,6 +26,8 @@ from tableforge.realtime.presence import MemoryPresence, Presence
 from tableforge.realtime.redis_broker import RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
+from tableforge.realtime.revocation import Revocations
+from tableforge.realtime.tickets import MemoryTickets, RedisTickets, TicketStore
 from tableforge.services import events
 
 
@@ -37,6 +39,8 @@ class Runtime:
     hub: Hub
     presence: Presence
     cache: Cache
+    tickets: TicketStore  # single-use WebSocket tickets (Redis in scale-out, in-process embedded)
+    revocations: Revocations  # closes this instance's sockets of revoked sessions
     registry: InstanceRegistry | None = None  # scale-out only
     redis: Redis | None = None  # scale-out only: presence and registry
     started_at: float = 0.0
@@ -104,8 +108,10 @@ def build_runtime(settings: Settings) -> Runtime:
         registry = InstanceRegistry(redis, settings.instance_id, stats=lambda: local_stats(hub, broker),
                                     interval=settings.instance_heartbeat_seconds, ttl=settings.instance_ttl_seconds,
                                     prefix=prefix)
+    tickets: TicketStore = (RedisTickets(redis, settings.ws_ticket_seconds, settings.redis_prefix)
+                            if redis is not None else MemoryTickets(settings.ws_ticket_seconds))
     return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
-                   registry=registry, redis=redis)
+                   tickets=tickets, revocations=Revocations(hub), registry=registry, redis=redis)
 
 
 def _cache(settings: Settings) -> Cache:

@@ -95,6 +95,7 @@ export const api = {
   login: (username, password) => request("POST", "/api/auth/login", { json: { username, password }, auth: false }),
   logout: () => request("POST", "/api/auth/logout"),
   me: () => request("GET", "/api/users/me"),
+  wsTicket: () => request("POST", "/api/auth/ws-ticket"),
   systems: (query) => request("GET", "/api/systems", { query, auth: false }),
   rooms: () => request("GET", "/api/rooms"),
   createRoom: (name, gameSystemId) =>

@@ -22,6 +22,7 @@ function renderAccount(user) {
   }
   const logout = h("button", { type: "button", class: "link", id: "logout" }, "Log out");
   logout.addEventListener("click", async () => {
+    closeCurrent(); // leave first: logging out closes this session's sockets (4401) on the server
     try {
       await api.logout();
     } catch {

@@ -84,6 +84,7 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
   const socket = new RoomSocket({
     roomId,
     token,
+    getTicket: () => api.wsTicket(),
     handlers: {
       onSnapshot: (snapshot, meta) => state.applySnapshot(snapshot, meta),
       onEvent: (event) => state.applyEvent(event),

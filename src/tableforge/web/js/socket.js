@@ -18,10 +18,16 @@ export class RoomSocket {
    * handlers: onSnapshot(snapshot, {role, version}), onEvent(event), onEphemeral(event),
    * onStatus(status, detail), onNotice(event) (room.closed, system.broadcast), onError(err),
    * onAuthFailed(), onJoinFailed(err)
+   *
+   * getTicket: async () => {ticket}: a single-use ticket for each connection attempt (the page's
+   * way: its long-lived token never goes into a URL, where proxies and access logs keep it).
+   * Without it, `token` is sent as `?token=` (kept for other clients).
    */
-  constructor({ roomId, token, handlers, url }) {
+  constructor({ roomId, token, getTicket, handlers, url }) {
     this.roomId = roomId;
     this.token = token;
+    this.getTicket = getTicket || null;
+    this.connectSeq = 0; // the latest attempt: an older one whose ticket arrives late gives up
     this.handlers = handlers;
     this.url = url || RoomSocket.defaultUrl();
     this.ws = null;
@@ -54,9 +60,36 @@ export class RoomSocket {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this._status(this.attempt ? "reconnecting" : "connecting");
+    const seq = ++this.connectSeq;
+    this._socketUrl().then(
+      (url) => {
+        if (!this.stopped && seq === this.connectSeq && !this.ws) this._open(url);
+      },
+      (err) => {
+        if (this.stopped || seq !== this.connectSeq) return;
+        if (err && err.status === 401) {
+          this.stopped = true;
+          this._status("offline", { code: 4401, reason: "unauthorized" });
+          this.handlers.onAuthFailed({ code: "invalid_token", message: err.message });
+          return;
+        }
+        this._scheduleReconnect(1006);
+      },
+    );
+  }
+
+  async _socketUrl() {
+    if (this.getTicket) {
+      const { ticket } = await this.getTicket();
+      return `${this.url}?ticket=${encodeURIComponent(ticket)}`;
+    }
+    return `${this.url}?token=${encodeURIComponent(this.token)}`;
+  }
+
+  _open(url) {
     let ws;
     try {
-      ws = new WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
+      ws = new WebSocket(url);
     } catch (err) {
       this._scheduleReconnect(1006);
       return;
