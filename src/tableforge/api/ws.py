@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from tableforge.api import ws_limits
 from tableforge.api.deps import token_from
 from tableforge.domain import events as ev
 from tableforge.domain.errors import AppError, Forbidden
@@ -55,6 +56,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await websocket.send_text(p.encode({"type": "error", "code": exc.code, "message": exc.message}))
             await websocket.close(CLOSE_UNAUTHORIZED, "unauthorized")
+        return
+    lease = await ws_limits.admit(rt, websocket, user["id"])  # per-user and per-address caps (4429)
+    if lease is None:
         return
 
     async def close_socket(code: int, reason: str) -> None:
@@ -104,6 +108,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except Exception:
         log.exception("ws_loop_failed", user_id=conn.user_id)
     finally:
+        lease.release()
         with contextlib.suppress(Exception):
             await play.disconnect(rt, conn)
         await conn.stop()

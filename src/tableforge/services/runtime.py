@@ -23,6 +23,7 @@ from tableforge.realtime.redis_broker import RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
 from tableforge.services import events
+from tableforge.services.guards import Guards, build_guards
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Runtime:
     hub: Hub
     presence: Presence
     cache: Cache
+    guards: Guards  # login/invite guess limits, socket caps, image decode slots
     registry: InstanceRegistry | None = None  # scale-out only
     redis: Redis | None = None  # scale-out only: presence and registry
     started_at: float = 0.0
@@ -91,7 +93,7 @@ def build_runtime(settings: Settings) -> Runtime:
                                     interval=settings.instance_heartbeat_seconds, ttl=settings.instance_ttl_seconds,
                                     prefix=prefix)
     return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
-                   registry=registry, redis=redis)
+                   guards=build_guards(settings, redis), registry=registry, redis=redis)
 
 
 def _cache(settings: Settings) -> Cache:

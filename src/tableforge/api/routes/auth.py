@@ -4,9 +4,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from tableforge.api.deps import SESSION_COOKIE, RuntimeDep, UserDep
+from tableforge.api.deps import SESSION_COOKIE, RuntimeDep, UserDep, client_address
 from tableforge.api.models import LoginIn, RegisterIn
 from tableforge.api.responses import JSON
+from tableforge.domain.errors import Unauthorized
 from tableforge.services import users
 
 router = APIRouter()
@@ -26,8 +27,15 @@ async def register(body: RegisterIn, rt: RuntimeDep) -> JSON:
 
 
 @router.post("/api/auth/login")
-async def login(body: LoginIn, rt: RuntimeDep) -> JSON:
-    user, token = await users.login(rt, body.username, body.password)
+async def login(body: LoginIn, request: Request, rt: RuntimeDep) -> JSON:
+    # Limited per username (case-insensitive) and per client address: 429 once either is full.
+    async with rt.guards.login.attempt(user=body.username.lower(), address=client_address(request)) as attempt:
+        try:
+            user, token = await users.login(rt, body.username, body.password)
+        except Unauthorized:
+            attempt.wrong()
+            raise
+        attempt.right()
     return _session_reply(user, token, 200, rt)
 
 

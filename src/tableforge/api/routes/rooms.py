@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from tableforge.api.deps import RuntimeDep, UserDep
+from tableforge.api.deps import RuntimeDep, UserDep, client_address
 from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
 from tableforge.cache.http import CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
-from tableforge.domain.errors import NotFound, TooLarge, ValidationFailed
+from tableforge.domain.errors import AppError, NotFound, TooLarge, ValidationFailed
 from tableforge.services import assets, room_version, rooms, shapes, tokens
 
 router = APIRouter()
@@ -27,8 +27,17 @@ async def mine(user: UserDep, rt: RuntimeDep) -> JSON:
 
 
 @router.post("/api/rooms/join")
-async def join(body: JoinIn, user: UserDep, rt: RuntimeDep) -> JSON:
-    return JSON(await rooms.join_by_invite(rt, user, body.invite_code))
+async def join(body: JoinIn, request: Request, user: UserDep, rt: RuntimeDep) -> JSON:
+    # Wrong codes are limited per user and per client address: 429 once either is full.
+    async with rt.guards.invite.attempt(user=user["id"], address=client_address(request)) as attempt:
+        try:
+            room = await rooms.join_by_invite(rt, user, body.invite_code)
+        except AppError as exc:
+            if exc.code == "invite_not_found":
+                attempt.wrong()
+            raise
+        attempt.right()
+    return JSON(room)
 
 
 @router.get("/api/rooms/{room_id}")
