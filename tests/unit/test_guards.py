@@ -7,13 +7,13 @@ import asyncio
 import threading
 
 import pytest
+from tests.support.waiting import wait_until
 
 from tableforge.domain.errors import Unavailable
 from tableforge.observability import metrics
 from tableforge.realtime.socket_limits import SocketLease, SocketLimits
 from tableforge.services.attempts import Counter, MemoryAttemptStore
 from tableforge.services.decodes import DecodeGate
-from tests.support.waiting import wait_until
 
 
 async def test_memory_counters_stay_within_their_bound_and_count_evictions() -> None:
