@@ -4,7 +4,6 @@ decode gate's bounded wait."""
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 from tests.support.waiting import wait_until
@@ -54,12 +53,20 @@ def test_socket_leases_are_released_once() -> None:
 
 async def test_decode_gate_refuses_after_its_bounded_wait() -> None:
     gate = DecodeGate(limit=1, wait_seconds=0.05)
-    release = threading.Event()
-    busy = asyncio.ensure_future(gate.run(release.wait, 10))
-    await wait_until(lambda: gate.active == 1, what="the first decode to start")
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with gate.slot():
+            await release.wait()
+
+    busy = asyncio.ensure_future(hold())
+    await wait_until(lambda: gate.active == 1, what="the first upload to take the slot")
     with pytest.raises(Unavailable) as refused:
-        await gate.run(sum, [1, 2])
+        async with gate.slot():
+            pass
     assert refused.value.code == "server_busy" and refused.value.headers == {"Retry-After": "5"}
     release.set()
-    assert await busy is True
-    assert await gate.run(sum, [1, 2]) == 3  # the slot is free again
+    await busy
+    async with gate.slot():  # the slot is free again
+        assert gate.active == 1
+    assert gate.active == 0

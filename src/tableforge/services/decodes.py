@@ -1,20 +1,21 @@
-"""At most N image checks (Pillow) at once per process, each in a worker thread.
+"""At most N uploaded images in process at once per process: read into memory, checked by Pillow
+(in a worker thread), stored.
 
-Decoding holds the image's buffers in memory: four large uploads checked at once raised RSS by
-143 MB. Uploads beyond N wait for a slot (in arrival order) for a bounded time, then get 503
-`server_busy` with Retry-After rather than piling up in memory or hanging.
+Each upload holds its whole file in memory (plus Pillow's buffers) while it is checked: four large
+uploads at once raised RSS by 143 MB. The multipart parser has already spooled the file to disk
+before the route runs, so an upload that waits for a slot costs disk, not memory. Waiting is in
+arrival order and bounded: past it, 503 `server_busy` with Retry-After rather than a pile-up in
+memory or a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from tableforge.domain.errors import Unavailable
 from tableforge.observability import metrics
-
-T = TypeVar("T")
 
 
 class DecodeGate:
@@ -24,28 +25,28 @@ class DecodeGate:
         self.active = 0
         self._slots = asyncio.Semaphore(limit)
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """`fn(*args)` in a thread, once a slot is free."""
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the `limit` slots for the body of the `async with`."""
         if self._slots.locked():
+            # (Not wait_for: its extra task would take the slot later than this check, so every
+            # upload arriving in the same tick would see a free slot and none would count as waiting.)
             metrics.IMAGE_DECODE_WAITS.inc()
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.wait_seconds)
-        except TimeoutError:
-            metrics.IMAGE_DECODES_REFUSED.inc()
-            raise Unavailable("the server is busy checking other images: try again shortly", code="server_busy",
-                              headers={"Retry-After": "5"}) from None
+            try:
+                async with asyncio.timeout(self.wait_seconds):
+                    await self._slots.acquire()
+            except TimeoutError:
+                metrics.IMAGE_DECODES_REFUSED.inc()
+                raise Unavailable("the server is busy with other uploads: try again shortly", code="server_busy",
+                                  headers={"Retry-After": "5"}) from None
+        else:
+            await self._slots.acquire()  # free: taken at once, without yielding
         self.active += 1
         metrics.IMAGE_DECODES_ACTIVE.inc()
         metrics.IMAGE_DECODE_CONCURRENCY.observe(self.active)
-        # The slot is freed when the thread ends, not when the caller stops waiting: a client that
-        # hangs up mid-check must not let another decode start beside the one still running.
-        task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-        task.add_done_callback(self._done)
-        return await asyncio.shield(task)
-
-    def _done(self, task: asyncio.Future[Any]) -> None:
-        self.active -= 1
-        metrics.IMAGE_DECODES_ACTIVE.dec()
-        self._slots.release()
-        if not task.cancelled():
-            task.exception()  # retrieved here too, in case the caller is gone
+        try:
+            yield
+        finally:
+            self.active -= 1
+            metrics.IMAGE_DECODES_ACTIVE.dec()
+            self._slots.release()

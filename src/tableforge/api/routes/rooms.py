@@ -71,10 +71,14 @@ async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
                  file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None
                  ) -> JSON:
     limit = rt.settings.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"the file is over the {limit} byte limit", code="file_too_large")
-    asset = await assets.upload(rt, user, room_id, name, file.filename, data)
+    # At most TABLEFORGE_MAX_CONCURRENT_DECODES files in memory and being checked at once; the others
+    # wait (spooled on disk by the multipart parser), bounded, then 503 server_busy.
+    async with rt.guards.decodes.slot():
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"the file is over the {limit} byte limit", code="file_too_large")
+        asset = await assets.upload(rt, user, room_id, name, file.filename, data)
+        del data  # released before the slot is
     return JSON(asset, status_code=201)
 
 
