@@ -47,6 +47,15 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "TABLEFORGE_MAX_UPLOAD_BYTES": str(1024 * 1024),
         "TABLEFORGE_WS_RATE_PER_SECOND": "200",
         "TABLEFORGE_WS_RATE_BURST": "400",
+        # Low guess limits so the tests reach them cheaply; they use their own X-Forwarded-For
+        # addresses (the test client is the trusted proxy), so other tests' logins are not counted.
+        "TABLEFORGE_TRUSTED_PROXIES": "127.0.0.1",
+        "TABLEFORGE_LOGIN_MAX_FAILURES_PER_USER": "5",
+        "TABLEFORGE_LOGIN_MAX_FAILURES_PER_ADDRESS": "30",
+        "TABLEFORGE_LOGIN_FAILURE_WINDOW": "60",
+        "TABLEFORGE_INVITE_MAX_FAILURES_PER_USER": "5",
+        "TABLEFORGE_INVITE_MAX_FAILURES_PER_ADDRESS": "30",
+        "TABLEFORGE_INVITE_FAILURE_WINDOW": "60",
     }
     if request.param == "postgres":
         env["TABLEFORGE_DATABASE_URL"] = request.getfixturevalue("pg_url")

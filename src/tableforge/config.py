@@ -76,10 +76,23 @@ class Settings(BaseSettings):
     allowed_origins: str = ""
     # Proxies whose X-Forwarded-Proto/-For are believed (comma-separated addresses or CIDRs).
     trusted_proxies: str = ""
+    # Guessing limits (services/attempts.py): at most N wrong guesses per key in a fixed window, then
+    # 429 `rate_limited` with Retry-After until the window ends. Shared through Redis in scale-out mode.
+    login_max_failures_per_user: int = Field(10, ge=1)
+    login_max_failures_per_address: int = Field(100, ge=1)
+    login_failure_window: float = Field(300.0, gt=0)
+    invite_max_failures_per_user: int = Field(20, ge=1)
+    invite_max_failures_per_address: int = Field(100, ge=1)
+    invite_failure_window: float = Field(300.0, gt=0)
+    # Embedded mode (and the fallback while Redis is down) keeps the counters in memory: at most this many.
+    attempt_tracker_max_keys: int = Field(50_000, ge=100)
 
     # Uploads.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(64_000_000, ge=1)
+    # Image checks (Pillow) running at once; the rest wait up to `decode_wait_seconds`, then 503 `server_busy`.
+    max_concurrent_decodes: int = Field(2, ge=1, le=64)
+    decode_wait_seconds: float = Field(10.0, gt=0)
 
     # uvicorn's WebSocket protocol implementation. websockets-sansio measured at half the server CPU
     # per delivered frame and half the memory per socket of the legacy "websockets" one
@@ -95,6 +108,9 @@ class Settings(BaseSettings):
     ws_ping_timeout: float = Field(20.0, gt=0)
     ws_history_size: int = Field(1000, ge=10)
     ws_max_rooms_per_socket: int = Field(16, ge=1)
+    # Open sockets per user and per client address on one instance (close code 4429 beyond).
+    ws_max_per_user: int = Field(20, ge=1)
+    ws_max_per_address: int = Field(200, ge=1)
 
     # Logging.
     log_level: str = "INFO"

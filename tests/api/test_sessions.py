@@ -5,11 +5,13 @@ checks the same across instances."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import websockets
 
 from tests.support.accounts import login, make_admin, ticket
 from tests.support.client import Api, Player, Ws
+from tests.support.cluster import free_port
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
 
@@ -175,9 +177,16 @@ async def test_usernames_are_unique_regardless_of_case(api: Api, unique: str) ->
     api.http.cookies.clear()
 
 
-async def test_cookies_are_not_secure_over_plain_http_even_if_a_stranger_says_https(api: Api) -> None:
-    r = await api.http.post("/api/auth/register", headers={"X-Forwarded-Proto": "https"},
-                            json={"username": f"ck{uuid.uuid4().hex[:8]}", "password": "correct horse"})
-    api.http.cookies.clear()
-    cookie = r.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+async def test_cookies_are_not_secure_over_plain_http_even_if_a_stranger_says_https(tmp_path: Path) -> None:
+    # Its own server: the shared one trusts loopback as a proxy (the guessing tests need X-Forwarded-For).
+    server = ServerProcess(free_port(), {"TABLEFORGE_DATA_DIR": str(tmp_path), "TABLEFORGE_SEED_CATALOG": "false"},
+                           name="untrusted")
+    server.start()
+    try:
+        async with Api(server.base_url) as api:
+            r = await api.http.post("/api/auth/register", headers={"X-Forwarded-Proto": "https"},
+                                    json={"username": f"ck{uuid.uuid4().hex[:8]}", "password": "correct horse"})
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from tableforge.domain.errors import Forbidden
 from tableforge.services import users
@@ -24,6 +25,13 @@ def token_from(headers: Any, query: Any, cookies: Any) -> str | None:
         scheme, _, value = auth.partition(" ")
         return value.strip() if scheme.lower() == "bearer" else None
     return query.get("token") or cookies.get(SESSION_COOKIE)
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The client's IP, the key of the per-address limits. Behind a proxy this is the proxy's
+    unless it is one of `TABLEFORGE_TRUSTED_PROXIES` (uvicorn's forwarded_allow_ips): then it is
+    the address the proxy puts in X-Forwarded-For."""
+    return conn.client.host if conn.client else "unknown"
 
 
 async def current_user(request: Request, rt: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

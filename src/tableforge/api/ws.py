@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from tableforge.api import ws_handshake
+from tableforge.api import ws_handshake, ws_limits
 from tableforge.domain import events as ev
 from tableforge.domain.errors import AppError, Forbidden, Unauthorized
 from tableforge.observability import metrics
@@ -55,6 +55,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except AppError as exc:
         await ws_handshake.refuse(websocket, exc)
         return
+    lease = await ws_limits.admit(rt, websocket, user["id"])  # per-user and per-address caps (4429)
+    if lease is None:
+        return
 
     async def close_socket(code: int, reason: str) -> None:
         if websocket.application_state != WebSocketState.DISCONNECTED:
@@ -67,6 +70,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn.session_id = session_id
     rt.hub.add_connection(conn)
     if rt.revocations.revoked_since(conn, authenticated_at):  # revoked while we authenticated
+        lease.release()
         await rt.hub.remove_connection(conn)
         await ws_handshake.refuse(websocket, Unauthorized("the session was revoked", code="invalid_token"))
         return
@@ -108,6 +112,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except Exception:
         log.exception("ws_loop_failed", user_id=conn.user_id)
     finally:
+        lease.release()
         with contextlib.suppress(Exception):
             await play.disconnect(rt, conn)
         await conn.stop()

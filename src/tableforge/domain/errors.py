@@ -12,9 +12,10 @@ class AppError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: Any = None) -> None:
+                 details: Any = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers  # HTTP only (e.g. Retry-After); the socket ignores them
         if code is not None:
             self.code = code
         if status is not None:

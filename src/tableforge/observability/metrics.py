@@ -112,3 +112,26 @@ async def monitor_loop_lag(interval: float = 0.1) -> None:
         due = loop.time() + interval
         await asyncio.sleep(interval)
         LOOP_LAG_SECONDS.observe(max(0.0, loop.time() - due))
+
+# Guessing and flooding limits (services/attempts.py, realtime/socket_limits.py, services/decodes.py).
+ATTEMPTS_REFUSED = Counter("tableforge_attempts_refused_total",
+                           "Guesses refused with 429, by limiter (login, invite) and the full key (user, address)",
+                           ["limiter", "key"])
+ATTEMPT_KEYS = Gauge("tableforge_attempt_tracker_keys",
+                     "Guess counters held in memory (embedded mode, or while Redis is down)",
+                     multiprocess_mode="livesum")
+ATTEMPT_KEYS_EVICTED = Counter("tableforge_attempt_tracker_evictions_total",
+                               "Guess counters dropped from memory to stay within TABLEFORGE_ATTEMPT_TRACKER_MAX_KEYS")
+ATTEMPT_REDIS_ERRORS = Counter("tableforge_attempt_tracker_redis_errors_total",
+                               "Redis failures of the guess counters (this instance counted in memory instead)")
+WS_REFUSED = Counter("tableforge_ws_refused_total", "Sockets refused at the handshake (close 4429), by reason",
+                     ["reason"])
+IMAGE_DECODES_ACTIVE = Gauge("tableforge_image_decodes_in_progress", "Image checks (Pillow) running now",
+                             multiprocess_mode="livesum")
+IMAGE_DECODE_CONCURRENCY = Histogram("tableforge_image_decode_concurrency",
+                                     "Image checks running (this one included) when one starts",
+                                     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
+IMAGE_DECODE_WAITS = Counter("tableforge_image_decode_waits_total",
+                             "Uploads that had to wait for a free image check slot")
+IMAGE_DECODES_REFUSED = Counter("tableforge_image_decodes_refused_total",
+                                "Uploads refused with 503 server_busy after waiting too long for a slot")

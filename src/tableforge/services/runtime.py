@@ -29,6 +29,7 @@ from tableforge.realtime.registry import InstanceRegistry
 from tableforge.realtime.revocation import Revocations
 from tableforge.realtime.tickets import MemoryTickets, RedisTickets, TicketStore
 from tableforge.services import events
+from tableforge.services.guards import Guards, build_guards
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Runtime:
     cache: Cache
     tickets: TicketStore  # single-use WebSocket tickets (Redis in scale-out, in-process embedded)
     revocations: Revocations  # closes this instance's sockets of revoked sessions
+    guards: Guards  # login/invite guess limits, socket caps, image decode slots
     registry: InstanceRegistry | None = None  # scale-out only
     redis: Redis | None = None  # scale-out only: presence and registry
     started_at: float = 0.0
@@ -111,7 +113,8 @@ def build_runtime(settings: Settings) -> Runtime:
     tickets: TicketStore = (RedisTickets(redis, settings.ws_ticket_seconds, settings.redis_prefix)
                             if redis is not None else MemoryTickets(settings.ws_ticket_seconds))
     return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
-                   tickets=tickets, revocations=Revocations(hub), registry=registry, redis=redis)
+                   tickets=tickets, revocations=Revocations(hub), guards=build_guards(settings, redis),
+                   registry=registry, redis=redis)
 
 
 def _cache(settings: Settings) -> Cache:

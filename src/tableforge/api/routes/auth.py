@@ -5,10 +5,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from tableforge.api.deps import SESSION_COOKIE, RuntimeDep, UserDep
+from tableforge.api.deps import SESSION_COOKIE, RuntimeDep, UserDep, client_address
 from tableforge.api.models import LoginIn, PasswordChangeIn, RegisterIn
 from tableforge.api.responses import JSON
 from tableforge.api.security import session_cookie_options
+from tableforge.domain.errors import Unauthorized
 from tableforge.observability.auth_metrics import WS_TICKETS_BY_RESULT
 from tableforge.services import users
 
@@ -30,8 +31,15 @@ async def register(request: Request, body: RegisterIn, rt: RuntimeDep) -> JSON:
 
 
 @router.post("/api/auth/login")
-async def login(request: Request, body: LoginIn, rt: RuntimeDep) -> JSON:
-    user, token = await users.login(rt, body.username, body.password)
+async def login(body: LoginIn, request: Request, rt: RuntimeDep) -> JSON:
+    # Limited per username (case-insensitive) and per client address: 429 once either is full.
+    async with rt.guards.login.attempt(user=body.username.lower(), address=client_address(request)) as attempt:
+        try:
+            user, token = await users.login(rt, body.username, body.password)
+        except Unauthorized:
+            attempt.wrong()
+            raise
+        attempt.right()
     return _session_reply(request, user, token, 200, rt)
 
 

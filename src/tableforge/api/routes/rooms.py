@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from tableforge.api.deps import RuntimeDep, UserDep
+from tableforge.api.deps import RuntimeDep, UserDep, client_address
 from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
 from tableforge.cache.http import CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
-from tableforge.domain.errors import NotFound, TooLarge, ValidationFailed
+from tableforge.domain.errors import AppError, NotFound, TooLarge, ValidationFailed
 from tableforge.services import assets, room_version, rooms, shapes, tokens
 
 router = APIRouter()
@@ -27,8 +27,17 @@ async def mine(user: UserDep, rt: RuntimeDep) -> JSON:
 
 
 @router.post("/api/rooms/join")
-async def join(body: JoinIn, user: UserDep, rt: RuntimeDep) -> JSON:
-    return JSON(await rooms.join_by_invite(rt, user, body.invite_code))
+async def join(body: JoinIn, request: Request, user: UserDep, rt: RuntimeDep) -> JSON:
+    # Wrong codes are limited per user and per client address: 429 once either is full.
+    async with rt.guards.invite.attempt(user=user["id"], address=client_address(request)) as attempt:
+        try:
+            room = await rooms.join_by_invite(rt, user, body.invite_code)
+        except AppError as exc:
+            if exc.code == "invite_not_found":
+                attempt.wrong()
+            raise
+        attempt.right()
+    return JSON(room)
 
 
 @router.get("/api/rooms/{room_id}")
@@ -62,10 +71,14 @@ async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
                  file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None
                  ) -> JSON:
     limit = rt.settings.max_upload_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"the file is over the {limit} byte limit", code="file_too_large")
-    asset = await assets.upload(rt, user, room_id, name, file.filename, data)
+    # At most TABLEFORGE_MAX_CONCURRENT_DECODES files in memory and being checked at once; the others
+    # wait (spooled on disk by the multipart parser), bounded, then 503 server_busy.
+    async with rt.guards.decodes.slot():
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"the file is over the {limit} byte limit", code="file_too_large")
+        asset = await assets.upload(rt, user, room_id, name, file.filename, data)
+        del data  # released before the slot is
     return JSON(asset, status_code=201)
 
 
