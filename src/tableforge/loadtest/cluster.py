@@ -90,7 +90,9 @@ class ClusterRunner:
     def start(self, timeout: float = 60.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for inst in self.instances:
-            env = {**os.environ, "TABLEFORGE_INSTANCE_ID": inst.instance_id}
+            # Every simulated player comes from 127.0.0.1: the per-address socket cap (meant for one
+            # household or one attacker) would refuse a load test, unless the operator set it.
+            env = {"TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000", **os.environ, "TABLEFORGE_INSTANCE_ID": inst.instance_id}
             log = inst.log_path.open("ab")
             inst.proc = subprocess.Popen(
                 [sys.executable, "-m", "tableforge", "serve", "--host", HOST, "--port", str(inst.port)],
