@@ -153,7 +153,8 @@ async def start_tableforge(k: int, database_url: str, namespace: str, data_dir: 
     env = {**os.environ, "TABLEFORGE_DATABASE_URL": database_url, "TABLEFORGE_REDIS_URL": REDIS_URL,
            "TABLEFORGE_REDIS_NAMESPACE": namespace, "TABLEFORGE_DATA_DIR": str(data_dir),
            "TABLEFORGE_LOG_LEVEL": "WARNING", "TABLEFORGE_WS_RATE_PER_SECOND": "500",
-           "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000", "TABLEFORGE_WS_RATE_BURST": "1000", "TABLEFORGE_DB_POOL_MAX": str(pool_max)}
+           "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000",
+           "TABLEFORGE_WS_RATE_BURST": "1000", "TABLEFORGE_DB_POOL_MAX": str(pool_max)}
     instances = []
     for i in range(k):
         port = bw.free_port()

@@ -119,7 +119,8 @@ class Server:
 def start_server(data_dir: Path, database_url: str | None) -> Server:
     port = free_port()
     env = {**os.environ, "TABLEFORGE_DATA_DIR": str(data_dir), "TABLEFORGE_LOG_LEVEL": "WARNING",
-           "TABLEFORGE_WS_RATE_PER_SECOND": "200", "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000", "TABLEFORGE_WS_RATE_BURST": "400"}
+           "TABLEFORGE_WS_RATE_PER_SECOND": "200", "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000",
+           "TABLEFORGE_WS_RATE_BURST": "400"}
     env.pop("TABLEFORGE_REDIS_URL", None)
     env.pop("TABLEFORGE_DATABASE_URL", None)
     if database_url:

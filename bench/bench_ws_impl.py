@@ -35,7 +35,8 @@ def _port() -> int:
 
 def _start(impl: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TABLEFORGE_DATA_DIR": data_dir, "TABLEFORGE_LOG_LEVEL": "WARNING",
-           "TABLEFORGE_WS_RATE_PER_SECOND": "100000", "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000", "TABLEFORGE_WS_RATE_BURST": "100000",
+           "TABLEFORGE_WS_RATE_PER_SECOND": "100000", "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000",
+           "TABLEFORGE_WS_RATE_BURST": "100000",
            "TABLEFORGE_WS_SEND_QUEUE": "100000"}
     code = ("import uvicorn; uvicorn.run('tableforge.api.app:create_app', factory=True, "
             f"port={port}, ws={impl!r}, log_level='warning', ws_max_size=65536)")
