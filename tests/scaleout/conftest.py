@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from tableforge.realtime.redis_broker import RedisBroker
+from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
 
@@ -64,7 +64,7 @@ async def make_broker(redis_url: str, prefix: str) -> AsyncIterator[MakeBroker]:
         options.setdefault("probe_interval", 0.5)
         options.setdefault("probe_timeout", 1.0)
         options.setdefault("max_backoff", 0.5)
-        broker = RedisBroker(url or redis_url, instance_id, **options)
+        broker = RedisBroker(url or redis_url, instance_id, BrokerOptions(**options))
         inbox = Inbox()
         inbox.attach(broker)
         brokers.append(broker)

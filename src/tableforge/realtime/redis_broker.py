@@ -4,10 +4,14 @@ Channels (all under one prefix, default `tableforge:`):
     {prefix}room:{room_id}          room events, subscribed while this instance has sockets there
     {prefix}control                 control messages for every instance
     {prefix}instance:{instance_id}  commands for one instance, and this instance's liveness probe
-and a capped stream per room, {prefix}stream:{room_id}, that mirrors what was published.
 
 Why it is built this way:
-- Versions come from the database (see hub.py), so this broker only carries bytes; the hub orders.
+- Versions and history come from the database (the hub orders, and reads what it missed from the
+  stored event log), so this broker only carries bytes and keeps nothing in Redis. (It used to
+  mirror every event into a capped stream that nothing read: 2.7 us of Redis time per event
+  against 0.3 for the PUBLISH, +55 % client time per pipelined publish, and up to a few hundred
+  bytes of Redis memory per kept event; `join {since}` reads the database, which survives a Redis
+  restart and needs no epoch. Measured 2026-11-30, see docs/benchmarks.md.)
 - One subscriber connection, read by one task that never awaits anything but the socket: each
   message goes to the hub's sync handlers, which only enqueue. (Un)subscribe commands are sent
   under a FIFO lock, so they reach Redis in call order, and `subscribe` returns once Redis has
@@ -15,17 +19,13 @@ Why it is built this way:
 - The subscriber is ours, not redis-py's `PubSub`: that one reconnects and resubscribes silently,
   and a silent reconnect is exactly when messages were lost. Here a lost connection ends the
   session; the supervisor reconnects with capped exponential backoff and jitter, resubscribes
-  everything and calls `on_reset` so the hub fills gaps from the database.
+  everything and calls `on_reset` so the hub catches up from the database.
 - A subscription can die without an error (a proxy, a half-open TCP connection), so a probe
   publishes on our own instance channel every few seconds and expects to read it back.
-- Publishing goes through one bounded outbox and one writer task on a dedicated pool: whatever
-  queued while a round trip was in flight leaves as one pipeline, so a busy instance pays one
-  round trip per batch, not per event, and Redis sees this instance's publishes in call order.
-  A stored event is XADDed to its room's stream and PUBLISHed in one Lua call.
+- Publishing is the outbox's job (`redis_outbox.py`): batches, one pipeline per batch.
 - Redis down must not stop players who share an instance: when Redis cannot take a message (or
   our subscription is down, so it would not come back to us), it is delivered to this instance's
-  handlers directly. The hub drops duplicates by version, and other instances get the stored
-  events from the database when their subscription resets.
+  handlers directly; the hub drops duplicates by version and reads the rest from the database.
 """
 
 from __future__ import annotations
@@ -46,11 +46,13 @@ from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from tableforge.observability.logging import get_logger
 from tableforge.observability.metrics import Children
 from tableforge.realtime.broker import Broker
+from tableforge.realtime.envelope import peek_ts, peek_version
+from tableforge.realtime.redis_outbox import DROPPED, Outbox, Outgoing
 
 log = get_logger(__name__)
 
@@ -58,52 +60,38 @@ DEFAULT_PREFIX: Final = "tableforge:"
 PROBE_MARK: Final = b"\x00tableforge-probe:"
 SUBSCRIBE_CHUNK: Final = 500
 
-PUBLISHES = Counter("tableforge_broker_publishes_total", "Messages handed to Redis, by kind", ["kind"])
 RECEIVED = Counter("tableforge_broker_received_total", "Pub/sub messages read from Redis, by kind", ["kind"])
 RECONNECTS = Counter("tableforge_broker_reconnects_total", "Pub/sub subscriber connections lost and re-established")
 PUBSUB_LAG = Histogram(
     "tableforge_broker_pubsub_lag_seconds", "Room message: envelope timestamp to read from pub/sub",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
-DROPPED = Counter(
-    "tableforge_broker_dropped_total",
-    "Messages not published: outbox_full (ephemeral under load), redis_down (not sent while Redis was unreachable)"
-    ", redis_error (Redis refused it), handler_error (a local handler raised)",
-    ["reason"],
-)
 LOCAL_FALLBACKS = Counter(
     "tableforge_broker_local_fallbacks_total",
     "Messages delivered to this instance directly because they could not come back through Redis",
 )
 PROBE_FAILURES = Counter("tableforge_broker_probe_failures_total", "Liveness probes not read back in time")
-PUBLISHED = Children(PUBLISHES)  # these count every message: children bound once
 RECEIVED_BY_KIND = Children(RECEIVED)
 HEALTHY = Gauge("tableforge_broker_healthy", "1 while subscribed and the liveness probe answers",
                 multiprocess_mode="livemin")
-OUTBOX = Gauge("tableforge_broker_outbox", "Messages waiting to be published", multiprocess_mode="livesum")
-
-# KEYS[1] stream; ARGV[1] channel, ARGV[2] envelope, ARGV[3] stream max length, ARGV[4] version,
-# ARGV[5] stream ttl (s). The stream holds exactly what was published, in publish order.
-_PUBLISH_STORED: Final = """
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'v', ARGV[4], 'e', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return redis.call('PUBLISH', ARGV[1], ARGV[2])
-"""
 
 
-@dataclass(slots=True, eq=False)
-class _Outgoing:
-    """One message in the outbox. `room_id`/`control` say where a local fallback goes."""
+@dataclass(frozen=True, slots=True)
+class BrokerOptions:
+    """Timeouts, bounds and backoff of the Redis broker (defaults are the production values)."""
 
-    channel: bytes
-    data: bytes
-    stream: bytes | None = None  # stored room event: XADD + PUBLISH
-    version: int = 0
-    room_id: str | None = None
-    control: bool = False  # loop back to our control handler when Redis cannot take it
-    local_done: bool = False  # already delivered locally
-    future: asyncio.Future[None] | None = None
-    kind: str = "ephemeral"
+    prefix: str = DEFAULT_PREFIX
+    outbox_limit: int = 10_000
+    batch_max: int = 512
+    pool_size: int = 4
+    socket_timeout: float = 2.0
+    connect_timeout: float = 2.0
+    confirm_timeout: float = 3.0
+    probe_interval: float = 5.0
+    probe_timeout: float = 3.0
+    min_backoff: float = 0.05
+    max_backoff: float = 5.0
+    start_wait: float = 2.0
 
 
 _Pending = tuple[bytes, bytes, "asyncio.Future[None] | None"]
@@ -118,70 +106,18 @@ def _client_name(instance_id: str) -> str:
     return "".join(ch if "!" <= ch <= "~" else "_" for ch in instance_id)[:100]
 
 
-def _version_of(data: bytes) -> int:
-    """The envelope's version (0 for ephemeral, and for anything that is not an envelope)."""
-    end = data.find(b"|", 0, 24)
-    if end <= 0:
-        return 0
-    try:
-        return int(data[:end])
-    except ValueError:
-        return 0
-
-
-def _ts_of(data: bytes) -> float | None:
-    first = data.find(b"|", 0, 24)
-    second = data.find(b"|", first + 1, first + 32) if first >= 0 else -1
-    if second < 0:
-        return None
-    try:
-        return float(data[first + 1 : second])
-    except ValueError:
-        return None
-
-
 class RedisBroker(Broker):
     """The `Broker` for scale-out mode. Never raises on Redis trouble: it degrades to local delivery."""
 
-    def __init__(
-        self,
-        url: str,
-        instance_id: str,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        stream_maxlen: int = 1000,
-        stream_ttl: int = 86_400,
-        outbox_limit: int = 10_000,
-        batch_max: int = 512,
-        pool_size: int = 4,
-        socket_timeout: float = 2.0,
-        connect_timeout: float = 2.0,
-        confirm_timeout: float = 3.0,
-        probe_interval: float = 5.0,
-        probe_timeout: float = 3.0,
-        min_backoff: float = 0.05,
-        max_backoff: float = 5.0,
-        start_wait: float = 2.0,
-    ) -> None:
+    def __init__(self, url: str, instance_id: str, options: BrokerOptions | None = None) -> None:
         super().__init__()
+        o = self.options = options or BrokerOptions()
         self.instance_id = instance_id
-        self.prefix = prefix
-        self._room_prefix = f"{prefix}room:".encode()
-        self._stream_prefix = f"{prefix}stream:".encode()
-        self._control_channel = f"{prefix}control".encode()
-        self._instance_prefix = f"{prefix}instance:".encode()
+        self.prefix = o.prefix
+        self._room_prefix = f"{o.prefix}room:".encode()
+        self._control_channel = f"{o.prefix}control".encode()
+        self._instance_prefix = f"{o.prefix}instance:".encode()
         self._instance_channel = self._instance_prefix + instance_id.encode()
-        self._stream_maxlen = stream_maxlen
-        self._stream_ttl = stream_ttl
-        self._outbox_limit = outbox_limit
-        self._batch_max = batch_max
-        self._confirm_timeout = confirm_timeout
-        self._connect_timeout = connect_timeout
-        self._probe_interval = probe_interval
-        self._probe_timeout = probe_timeout
-        self._min_backoff = min_backoff
-        self._max_backoff = max_backoff
-        self._start_wait = start_wait
         no_retry = Retry(NoBackoff(), 0)
         name = _client_name(instance_id)
         # The subscriber: created one connection at a time, read with no timeout (the probe
@@ -189,15 +125,17 @@ class RedisBroker(Broker):
         # because under RESP3 pub/sub replies are push frames that redis-py hands to its own
         # push handler instead of returning them to our reader.
         self._sub_factory = ConnectionPool.from_url(
-            url, protocol=2, socket_connect_timeout=connect_timeout, socket_timeout=None, retry=no_retry,
+            url, protocol=2, socket_connect_timeout=o.connect_timeout, socket_timeout=None, retry=no_retry,
             health_check_interval=0, client_name=f"tableforge-sub:{name}",
         )
         self._pub = Redis(connection_pool=BlockingConnectionPool.from_url(
-            url, max_connections=pool_size, timeout=connect_timeout, socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout, retry=no_retry, health_check_interval=0,
+            url, max_connections=o.pool_size, timeout=o.connect_timeout, socket_timeout=o.socket_timeout,
+            socket_connect_timeout=o.connect_timeout, retry=no_retry, health_check_interval=0,
             client_name=f"tableforge-pub:{name}",
         ))
-        self._script_sha: str | None = None
+        self._outbox = Outbox(self._pub, limit=o.outbox_limit, batch_max=o.batch_max,
+                              deliver_locally=self._fallback, subscribed=lambda: self._subscribed,
+                              on_failure=self._publisher_failed)
         self._rooms: set[str] = set()  # what we want to be subscribed to, whatever the connection
         self._conn: AbstractConnection | None = None
         self._cmd_lock = asyncio.Lock()
@@ -205,15 +143,8 @@ class RedisBroker(Broker):
         self._ready_marker: asyncio.Future[None] | None = None
         self._subscribed = False
         self._probe_ok = True
-        self._pub_down = False
         self._kick: asyncio.Event | None = None
         self._probe_waiter: tuple[bytes, asyncio.Future[None]] | None = None
-        self._outbox: deque[_Outgoing] = deque()
-        self._outbox_wake = asyncio.Event()
-        self._outbox_space = asyncio.Event()
-        self._outbox_space.set()
-        self._outbox_idle = asyncio.Event()
-        self._outbox_idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._first_session = asyncio.Event()
@@ -224,9 +155,6 @@ class RedisBroker(Broker):
     # -- names ---------------------------------------------------------------------------------
     def room_channel(self, room_id: str) -> bytes:
         return self._room_prefix + room_id.encode()
-
-    def stream_key(self, room_id: str) -> bytes:
-        return self._stream_prefix + room_id.encode()
 
     def instance_channel(self, instance_id: str) -> bytes:
         return self._instance_prefix + instance_id.encode()
@@ -244,31 +172,25 @@ class RedisBroker(Broker):
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._supervise(), name=f"broker-sub-{self.instance_id}"),
-            loop.create_task(self._write_loop(), name=f"broker-pub-{self.instance_id}"),
+            self._outbox.start(f"broker-pub-{self.instance_id}"),
             loop.create_task(self._probe_loop(), name=f"broker-probe-{self.instance_id}"),
         ]
-        if self._start_wait > 0:
+        if self.options.start_wait > 0:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._start_wait):
+                async with asyncio.timeout(self.options.start_wait):
                     await self._first_session.wait()
         if not self._subscribed:
             log.warning("broker.start_degraded", instance_id=self.instance_id)
 
     async def close(self) -> None:
         """Flush what is queued (briefly), then stop every task and close both connections."""
-        if self._outbox and not self._pub_down:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._outbox_idle.wait()
+        await self._outbox.flush(1.0)
         self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        for item in self._outbox:
-            if item.future is not None and not item.future.done():
-                item.future.set_result(None)
-        self._outbox.clear()
+        self._outbox.stop()
         self._rooms.clear()
         self._set_subscribed(False)
         with contextlib.suppress(Exception):
@@ -278,14 +200,14 @@ class RedisBroker(Broker):
 
     @property
     def healthy(self) -> bool:
-        return self._subscribed and self._probe_ok and not self._pub_down
+        return self._subscribed and self._probe_ok and not self._outbox.down
 
     def stats(self) -> dict[str, Any]:
         """For /ready and the admin stats: the state of both connections."""
         return {
             "subscribed": self._subscribed,
             "probe_ok": self._probe_ok,
-            "publisher_down": self._pub_down,
+            "publisher_down": self._outbox.down,
             "rooms": len(self._rooms),
             "outbox": len(self._outbox),
             "reconnects": self.reconnects,
@@ -312,13 +234,13 @@ class RedisBroker(Broker):
             self._pending.append((command.lower(), channel, waiter))
             try:
                 # Bounded: a Redis that stopped reading must not hold the lock (and every join) forever.
-                async with asyncio.timeout(self._confirm_timeout):
+                async with asyncio.timeout(self.options.confirm_timeout):
                     await conn.send_packed_command(conn.pack_command(command, channel), check_health=False)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._restart_session(f"send failed: {exc!r}")
                 return
         try:
-            async with asyncio.timeout(self._confirm_timeout):
+            async with asyncio.timeout(self.options.confirm_timeout):
                 await waiter
         except TimeoutError:
             self._restart_session(f"{command.decode()} not confirmed in time")
@@ -332,128 +254,27 @@ class RedisBroker(Broker):
     # -- publishing ------------------------------------------------------------------------------
     async def publish(self, room_id: str, data: bytes) -> None:
         """Queue a room envelope. Stored events (version > 0) are never dropped: when the outbox
-        is full this waits for room. Ephemeral ones are dropped instead (PROTOCOL.md allows it)."""
-        version = _version_of(data)
-        item = _Outgoing(self.room_channel(room_id), data, room_id=room_id, version=version)
-        if version > 0:
-            item.stream = self.stream_key(room_id)
+        is full this waits for room. Ephemeral ones are dropped instead (the protocol allows it)."""
+        item = Outgoing(self.room_channel(room_id), data, room_id=room_id)
+        if peek_version(data) > 0:
             item.kind = "stored"
-            await self._enqueue_and_wait(item)
-        elif len(self._outbox) >= self._outbox_limit:
+            await self._outbox.put_and_wait(item)
+        elif self._outbox.full:
             DROPPED.labels("outbox_full").inc()
         else:
-            self._enqueue(item)
+            self._outbox.put(item)
 
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
         channel = self._control_channel if instance_id is None else self.instance_channel(instance_id)
-        item = _Outgoing(channel, data, control=instance_id is None or instance_id == self.instance_id,
-                         kind="control")
-        await self._enqueue_and_wait(item)
+        item = Outgoing(channel, data, control=instance_id is None or instance_id == self.instance_id,
+                        kind="control")
+        await self._outbox.put_and_wait(item)
 
-    async def recent(self, room_id: str, count: int = 100) -> list[tuple[int, bytes]]:
-        """The newest `count` envelopes of the room's stream, oldest first (inspection, recovery)."""
-        rows: list[tuple[bytes, dict[bytes, bytes]]] = await self._pub.xrevrange(  # type: ignore[assignment]
-            self.stream_key(room_id), count=max(1, min(count, 10_000)))
-        return [(int(fields[b"v"]), fields[b"e"]) for _, fields in reversed(rows)]
+    def _publisher_failed(self, reason: str) -> None:
+        self._update_health()
+        self._restart_session(reason)
 
-    async def _enqueue_and_wait(self, item: _Outgoing) -> None:
-        while len(self._outbox) >= self._outbox_limit and not self._closing:
-            self._outbox_space.clear()
-            await self._outbox_space.wait()
-        item.future = asyncio.get_running_loop().create_future()
-        self._enqueue(item)
-        # Shielded: a caller that is cancelled still gets its message out.
-        await asyncio.shield(item.future)
-
-    def _enqueue(self, item: _Outgoing) -> None:
-        if self._closing or not self._tasks:
-            # Not running: nothing would send it, so at least this instance sees it.
-            self._fallback([item])
-            if item.future is not None and not item.future.done():
-                item.future.set_result(None)
-            return
-        self._outbox.append(item)
-        self._outbox_idle.clear()
-        self._outbox_wake.set()
-
-    async def _write_loop(self) -> None:
-        outbox = self._outbox
-        while True:
-            if not outbox:
-                self._outbox_idle.set()
-                OUTBOX.set(0)
-                self._outbox_wake.clear()
-                await self._outbox_wake.wait()
-                continue
-            batch = [outbox.popleft() for _ in range(min(len(outbox), self._batch_max))]
-            OUTBOX.set(len(outbox))
-            if len(outbox) < self._outbox_limit:
-                self._outbox_space.set()
-            try:
-                if not self._subscribed:
-                    # It would not come back to us through Redis: deliver our share right away.
-                    self._fallback(batch)
-                if self._pub_down:
-                    # Redis failed us a moment ago: no round trips (and no stalls) until the
-                    # subscriber reconnects and proves it is back; its reset fills the others.
-                    self._fallback(batch)
-                    DROPPED.labels("redis_down").inc(len(batch))
-                else:
-                    await self._send(batch)
-            except asyncio.CancelledError:
-                self._resolve(batch)
-                raise
-            except Exception:
-                log.exception("broker.write_failed")
-                self._fallback(batch)
-            self._resolve(batch)
-
-    async def _send(self, batch: list[_Outgoing]) -> None:
-        """Publish `batch` in one pipeline; retry once on a fresh connection and once after
-        reloading a script Redis forgot, then fall back."""
-        todo = batch
-        for attempt in range(3):
-            try:
-                if todo and any(item.stream is not None for item in todo) and self._script_sha is None:
-                    self._script_sha = await self._pub.script_load(_PUBLISH_STORED)
-                results = await self._pipeline(todo)
-            except (RedisError, OSError) as exc:
-                if attempt == 0 and self._subscribed:
-                    continue  # maybe one stale pooled connection: try a fresh one
-                log.warning("broker.publish_failed", error=repr(exc), messages=len(todo))
-                self._pub_down = True  # until a new subscriber session proves Redis is back
-                self._update_health()
-                self._fallback(todo)
-                self._restart_session("publish failed")
-                return
-            retry: list[_Outgoing] = []
-            for item, result in zip(todo, results, strict=True):
-                if isinstance(result, NoScriptError):
-                    retry.append(item)
-                elif isinstance(result, Exception):
-                    log.warning("broker.publish_refused", error=repr(result))
-                    DROPPED.labels("redis_error").inc()
-                    self._fallback([item])
-                else:
-                    PUBLISHED[item.kind].inc()
-            if not retry:
-                return
-            self._script_sha = None  # Redis forgot the script (restart, SCRIPT FLUSH): load it again
-            todo = retry
-        self._fallback(todo)
-
-    async def _pipeline(self, batch: Sequence[_Outgoing]) -> list[Any]:
-        async with self._pub.pipeline(transaction=False) as pipe:
-            for item in batch:
-                if item.stream is not None:
-                    pipe.evalsha(self._script_sha or "", 1, item.stream, item.channel, item.data,
-                                 self._stream_maxlen, item.version, self._stream_ttl)
-                else:
-                    pipe.publish(item.channel, item.data)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-            return results
-
-    def _fallback(self, batch: Sequence[_Outgoing]) -> None:
+    def _fallback(self, batch: Sequence[Outgoing]) -> None:
         """Deliver to this instance what was meant for it, at most once per message."""
         for item in batch:
             if item.local_done:
@@ -470,12 +291,6 @@ class RedisBroker(Broker):
             except Exception:
                 DROPPED.labels("handler_error").inc()
                 log.exception("broker.local_handler_failed")
-
-    @staticmethod
-    def _resolve(batch: Sequence[_Outgoing]) -> None:
-        for item in batch:
-            if item.future is not None and not item.future.done():
-                item.future.set_result(None)
 
     # -- the subscriber --------------------------------------------------------------------------
     async def _supervise(self) -> None:
@@ -498,7 +313,7 @@ class RedisBroker(Broker):
             if self._subscribed:
                 failures = 0  # it had worked: retry at once, then back off if it keeps failing
             self._set_subscribed(False)
-            delay = min(self._max_backoff, self._min_backoff * (2**failures))
+            delay = min(self.options.max_backoff, self.options.min_backoff * (2**failures))
             failures = min(failures + 1, 30)
             await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
 
@@ -507,7 +322,7 @@ class RedisBroker(Broker):
         try:
             ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             # The handshake reads with the connection's timeout, which is none: bound it here.
-            async with asyncio.timeout(self._connect_timeout + self._confirm_timeout):
+            async with asyncio.timeout(self.options.connect_timeout + self.options.confirm_timeout):
                 await conn.connect()
                 async with self._cmd_lock:
                     self._pending.clear()
@@ -565,7 +380,7 @@ class RedisBroker(Broker):
 
     def _became_ready(self) -> None:
         """Everything is subscribed: whatever was published while we were away is in the database."""
-        self._pub_down = False
+        self._outbox.down = False
         self._probe_ok = True
         self._set_subscribed(True)
         if self._first_session.is_set():
@@ -581,7 +396,7 @@ class RedisBroker(Broker):
 
     def _on_room_message(self, room_id: str, data: bytes) -> None:
         RECEIVED_BY_KIND["room"].inc()
-        ts = _ts_of(data)
+        ts = peek_ts(data)
         if ts is not None:
             PUBSUB_LAG.observe(max(0.0, time.time() - ts / 1000))
         if room_id not in self._rooms:
@@ -609,7 +424,7 @@ class RedisBroker(Broker):
     # -- liveness --------------------------------------------------------------------------------
     async def _probe_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._probe_interval)
+            await asyncio.sleep(self.options.probe_interval)
             if not self._subscribed:
                 continue
             if await self.probe():
@@ -624,13 +439,10 @@ class RedisBroker(Broker):
         payload = PROBE_MARK + secrets.token_hex(8).encode()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._probe_waiter = (payload, waiter)
-        item = _Outgoing(self._instance_channel, payload, kind="probe")
+        item = Outgoing(self._instance_channel, payload, kind="probe")
         try:
-            async with asyncio.timeout(self._probe_timeout):
-                # Ahead of any backlog: we test the subscription, not the queue.
-                self._outbox.appendleft(item)
-                self._outbox_idle.clear()
-                self._outbox_wake.set()
+            async with asyncio.timeout(self.options.probe_timeout):
+                self._outbox.put(item, first=True)  # ahead of any backlog: we test the subscription
                 await waiter
         except TimeoutError:
             return False

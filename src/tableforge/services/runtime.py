@@ -23,7 +23,7 @@ from tableforge.db.engine import Database
 from tableforge.realtime.broker import Broker, MemoryBroker
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import MemoryPresence, Presence
-from tableforge.realtime.redis_broker import RedisBroker
+from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
 from tableforge.realtime.revocation import Revocations
@@ -87,7 +87,7 @@ def build_runtime(settings: Settings) -> Runtime:
     redis: Redis | None = None
     if settings.redis_url is not None:
         prefix = settings.redis_prefix
-        broker = RedisBroker(settings.redis_url, settings.instance_id, prefix=prefix)
+        broker = RedisBroker(settings.redis_url, settings.instance_id, BrokerOptions(prefix=prefix))
         redis = shared_redis(settings.redis_url)
         presence = RedisPresence(redis, settings.instance_id, user_ttl=settings.instance_ttl_seconds,
                                  prefix=prefix)
