@@ -14,7 +14,7 @@ from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tableforge import __version__
-from tableforge.api import edge, errors
+from tableforge.api import edge, errors, schemas
 from tableforge.api.responses import JSON
 from tableforge.api.routes import admin, admin_cache, admin_db, auth, health, rooms, systems
 from tableforge.api.ws import router as ws_router
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("stopped")
 
     app = TableForgeApp(title="TableForge", version=__version__, default_response_class=JSON,
-                  lifespan=lifespan)
+                        lifespan=lifespan, responses=schemas.ERRORS)
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_cache.router,
                    admin_db.router, ws_router):

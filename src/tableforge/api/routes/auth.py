@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import SESSION_COOKIE, RuntimeDep, UserDep
 from tableforge.api.models import LoginIn, RegisterIn
 from tableforge.api.responses import JSON
@@ -19,13 +20,13 @@ def _session_reply(user: dict[str, Any], token: str, status: int, rt: RuntimeDep
     return response
 
 
-@router.post("/api/auth/register", status_code=201)
+@router.post("/api/auth/register", status_code=201, responses=S.responses(S.SessionOut, 201))
 async def register(body: RegisterIn, rt: RuntimeDep) -> JSON:
     user, token = await users.register(rt, body.username, body.password, body.first_name, body.last_name)
     return _session_reply(user, token, 201, rt)
 
 
-@router.post("/api/auth/login")
+@router.post("/api/auth/login", responses=S.responses(S.SessionOut))
 async def login(body: LoginIn, rt: RuntimeDep) -> JSON:
     user, token = await users.login(rt, body.username, body.password)
     return _session_reply(user, token, 200, rt)
@@ -39,6 +40,6 @@ async def logout(request: Request, _user: UserDep, rt: RuntimeDep) -> Response:
     return response
 
 
-@router.get("/api/users/me")
+@router.get("/api/users/me", responses=S.responses(S.UserOut))
 async def me(user: UserDep) -> JSON:
     return JSON(user)

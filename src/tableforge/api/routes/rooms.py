@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep, UserDep
 from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
@@ -19,23 +20,23 @@ router = APIRouter()
 ASSET_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
-@router.post("/api/rooms", status_code=201)
+@router.post("/api/rooms", status_code=201, responses=S.responses(S.RoomOut, 201))
 async def create(body: RoomIn, user: UserDep, rt: RuntimeDep) -> JSON:
     return JSON(await rooms.create(rt, user, body.name, body.game_system_id), status_code=201)
 
 
-@router.get("/api/rooms")
+@router.get("/api/rooms", responses=S.responses(S.RoomListOut))
 async def mine(user: UserDep, rt: RuntimeDep) -> JSON:
     items = await rooms.list_mine(rt, user)
     return JSON({"rooms": items, "total": len(items)})
 
 
-@router.post("/api/rooms/join")
+@router.post("/api/rooms/join", responses=S.responses(S.RoomOut))
 async def join(body: JoinIn, user: UserDep, rt: RuntimeDep) -> JSON:
     return JSON(await rooms.join_by_invite(rt, user, body.invite_code))
 
 
-@router.get("/api/rooms/{room_id}")
+@router.get("/api/rooms/{room_id}", responses=S.responses(S.SnapshotOut, not_modified=True))
 async def snapshot(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep) -> Response:
     """Member data: `private, no-cache` (always revalidated). A matching If-None-Match is
     answered 304 from one small query, without building the snapshot (see room_version)."""
@@ -55,13 +56,13 @@ async def close(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/api/rooms/{room_id}/players")
+@router.get("/api/rooms/{room_id}/players", responses=S.responses(S.PlayerListOut))
 async def players(room_id: Uuid, user: UserDep, rt: RuntimeDep, online: bool | None = None) -> JSON:
     items = await rooms.players(rt, room_id, user, online)
     return JSON({"players": items, "total": len(items)})
 
 
-@router.post("/api/rooms/{room_id}/assets", status_code=201)
+@router.post("/api/rooms/{room_id}/assets", status_code=201, responses=S.responses(S.AssetOut, 201))
 async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
                  file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None
                  ) -> JSON:
@@ -77,7 +78,7 @@ async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
     return JSON(asset, status_code=201)
 
 
-@router.get("/api/rooms/{room_id}/assets")
+@router.get("/api/rooms/{room_id}/assets", responses=S.responses(S.AssetListOut))
 async def list_assets(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
     items = await assets.list_room(rt, user, room_id)
     return JSON({"assets": items, "total": len(items)})
@@ -89,7 +90,7 @@ async def delete_asset(asset_id: Uuid, user: UserDep, rt: RuntimeDep) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/assets/{sha256}.{ext}")
+@router.get("/assets/{sha256}.{ext}", response_class=Response, responses=S.IMAGE)
 async def asset_file(sha256: str, ext: str, request: Request, rt: RuntimeDep) -> Response:
     path = assets.find_file(rt, sha256, ext)
     if path is None:
@@ -111,7 +112,7 @@ async def _role(rt: RuntimeDep, room_id: str, user: dict[str, str]) -> str:
         return await rooms.require_member(conn, room_id, user)
 
 
-@router.post("/api/rooms/{room_id}/tokens", status_code=201)
+@router.post("/api/rooms/{room_id}/tokens", status_code=201, responses=S.responses(S.TokenChangeOut, 201))
 async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep) -> JSON:
     await _role(rt, room_id, user)
     token, version = await tokens.add(rt, user["id"], room_id, body.asset_id, body.x, body.y, body.rotation,
@@ -119,7 +120,7 @@ async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep)
     return JSON(token | {"room_version": version}, status_code=201)
 
 
-@router.patch("/api/rooms/{room_id}/tokens/{token_id}")
+@router.patch("/api/rooms/{room_id}/tokens/{token_id}", responses=S.responses(S.TokenChangeOut))
 async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: UserDep,
                        rt: RuntimeDep) -> JSON:
     role = await _role(rt, room_id, user)
@@ -131,7 +132,7 @@ async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: Us
     return JSON(token | {"room_version": version})
 
 
-@router.delete("/api/rooms/{room_id}/tokens/{token_id}", status_code=200)
+@router.delete("/api/rooms/{room_id}/tokens/{token_id}", status_code=200, responses=S.responses(S.TokenRemovedOut))
 async def remove_token(room_id: Uuid, token_id: Uuid, user: UserDep, rt: RuntimeDep,
                        if_version: Annotated[int | None, Query(ge=0)] = None) -> JSON:
     role = await _role(rt, room_id, user)
