@@ -77,6 +77,32 @@ def test_openapi_description_is_valid_and_typed(server: ServerProcess) -> None:
     assert snapshot["4XX"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
 
 
+def _fuzz(operation: Any, headers: dict[str, str], http: requests.Session, real: dict[str, str],
+          cases: list[int], failures: list[str]) -> None:
+    """EXAMPLES valid and EXAMPLES invalid cases of one operation; statuses and failures collected."""
+    strategy = st.tuples(st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
+                                   operation.as_strategy(GenerationMode.NEGATIVE)), st.booleans())
+
+    @given(drawn=strategy)
+    @settings(max_examples=EXAMPLES * 2, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck), phases=[settings.default.phases[2]])
+    def run(drawn: tuple[Any, bool]) -> None:
+        case, use_real = drawn
+        if use_real and case.method.upper() != "DELETE" and isinstance(case.path_parameters, dict):
+            for name in list(case.path_parameters):
+                if name in real:
+                    case.path_parameters[name] = real[name]
+        http.cookies.clear()  # register/login set a cookie; each case authenticates by its header only
+        response = case.call(headers=headers, session=http)
+        cases.append(response.status_code)
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except (AssertionError, BaseExceptionGroup) as exc:  # schemathesis' failures: collect them all
+            failures.append(f"{case.method} {operation.path} -> {response.status_code}: {str(exc)[:400]}")
+
+    run()
+
+
 def test_every_operation_fuzzed(server: ServerProcess) -> None:
     base = server.base_url
     user = _session(base, f"fuzz{uuid.uuid4().hex[:8]}", "correct horse", register=True)
@@ -92,28 +118,7 @@ def test_every_operation_fuzzed(server: ServerProcess) -> None:
         operation = result.ok()
         path = operation.path
         token = admin if path.startswith("/api/admin") else throwaway if path == "/api/auth/logout" else user
-        headers = {"Authorization": f"Bearer {token}"}
-        strategy = st.tuples(st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                                       operation.as_strategy(GenerationMode.NEGATIVE)), st.booleans())
-
-        @given(drawn=strategy)
-        @settings(max_examples=EXAMPLES * 2, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck), phases=[settings.default.phases[2]])
-        def run(drawn: tuple[Any, bool]) -> None:
-            case, use_real = drawn
-            if use_real and case.method.upper() != "DELETE" and isinstance(case.path_parameters, dict):
-                for name in list(case.path_parameters):
-                    if name in real:
-                        case.path_parameters[name] = real[name]
-            http.cookies.clear()  # register/login set a cookie; each case authenticates by its header only
-            response = case.call(headers=headers, session=http)
-            cases.append(response.status_code)
-            try:
-                case.validate_response(response, checks=CHECKS, headers=headers)
-            except (AssertionError, BaseExceptionGroup) as exc:  # schemathesis' failures: collect them all
-                failures.append(f"{case.method} {path} -> {response.status_code}: {str(exc)[:400]}")
-
-        run()
+        _fuzz(operation, {"Authorization": f"Bearer {token}"}, http, real, cases, failures)
 
     print(f"schemathesis: {len(cases)} cases, statuses {sorted(set(cases))}, {len(failures)} failures")
     assert len(cases) >= 20 * EXAMPLES, len(cases)
