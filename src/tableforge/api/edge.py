@@ -38,7 +38,7 @@ API_CSP: Final = "default-src 'none'; frame-ancestors 'none'"
 # element; `element.style` from script is not restricted by CSP), images from /assets and the
 # data: favicon, fetch and the WebSocket to its own origin ('self' covers ws:/wss: to the same
 # host, CSP Level 3), never framed (clickjacking), no plugins, no <base> or form hijack.
-PAGE_CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+PAGE_CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
                    "form-action 'self'; frame-ancestors 'none'")
 PERMISSIONS_POLICY: Final = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
