@@ -159,3 +159,19 @@ async def test_security_headers(api: Api) -> None:
     assert docs.status_code == 200 and "content-security-policy" not in docs.headers  # Swagger UI's inline script
     missing = await api.http.get("/api/rooms/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 401 and missing.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_versions_beyond_bigint_are_validation_errors(api: Api) -> None:
+    gm = await api.register("ver")
+    room = await api.room(gm)
+    asset = await api.asset(gm, room["id"])
+    made = await api.http.post(f"/api/rooms/{room['id']}/tokens", json={"asset_id": asset["id"], "x": 1, "y": 1},
+                               headers=gm.headers)
+    token = made.json()
+    url = f"/api/rooms/{room['id']}/tokens/{token['id']}"
+    patch = await api.http.patch(url, json={"x": 5, "if_version": 2**63}, headers=gm.headers)
+    assert _detail(patch, "validation_error")["field"] == "if_version"
+    delete = await api.http.delete(url, params={"if_version": str(2**64)}, headers=gm.headers)
+    assert _detail(delete, "validation_error")["field"] == "if_version"
+    snap = await api.snapshot(gm, room["id"])
+    assert [(t["x"], t["version"]) for t in snap["tokens"]] == [(1, token["version"])]

@@ -146,7 +146,7 @@ class TokenPatch(Strict):
     rotation: Rotation | None = None
     scale: Scale | None = None
     z_index: ZIndex | None = None
-    if_version: Annotated[int, Field(ge=0)] | None = None
+    if_version: Annotated[int, Field(ge=0, le=limits.VERSION_MAX)] | None = None
 
 
 class BroadcastIn(Strict):

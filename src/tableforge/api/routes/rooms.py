@@ -10,6 +10,7 @@ from tableforge.api.deps import RuntimeDep, UserDep
 from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
 from tableforge.cache.http import CACHE_IMMUTABLE, CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
+from tableforge.domain import limits
 from tableforge.domain.errors import NotFound, TooLarge, ValidationFailed
 from tableforge.domain.text import INVALID_TEXT, NUL_MESSAGE, has_nul
 from tableforge.services import assets, room_version, rooms, shapes, tokens
@@ -134,7 +135,7 @@ async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: Us
 
 @router.delete("/api/rooms/{room_id}/tokens/{token_id}", status_code=200, responses=S.responses(S.TokenRemovedOut))
 async def remove_token(room_id: Uuid, token_id: Uuid, user: UserDep, rt: RuntimeDep,
-                       if_version: Annotated[int | None, Query(ge=0)] = None) -> JSON:
+                       if_version: Annotated[int | None, Query(ge=0, le=limits.VERSION_MAX)] = None) -> JSON:
     role = await _role(rt, room_id, user)
     version = await tokens.remove(rt, user["id"], role, room_id, token_id, if_version)
     return JSON({"version": version, "room_version": version})
