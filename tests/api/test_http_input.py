@@ -80,6 +80,7 @@ async def test_nul_is_invalid_text_everywhere(api: Api) -> None:
         api.http.patch(f"/api/systems/{system['id']}", json={"template": {"k\x00": 1}}, headers=h),
         api.http.patch(f"/api/systems/{system['id']}", json={"description": "\x00"}, headers=h),
         api.http.post("/api/rooms", json={"name": "Room\x00"}, headers=h),
+        api.http.post("/api/rooms", json={"name": "Room", "extra\x00": 1}, headers=h),
         api.http.post("/api/rooms/join", json={"invite_code": "abcd\x00"}, headers=h),
         api.http.get(f"/api/rooms/{room['id']}%00", headers=h),
         api.http.post(f"/api/rooms/{room['id']}/assets", headers=h, data={"name": "map\x00"},

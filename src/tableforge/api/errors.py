@@ -40,7 +40,8 @@ def _detail(error: Any) -> dict[str, Any]:
     kind = error.get("type")
     ctx = error.get("ctx") or {}
     value = error.get("input")
-    if kind == INVALID_TEXT or (isinstance(value, str) and NUL in value):
+    if kind == INVALID_TEXT or (isinstance(value, str) and NUL in value) or any(
+            isinstance(p, str) and NUL in p for p in loc):  # a NUL in a (refused) extra key counts too
         detail["limit"] = "nul"
         detail["problem"] = NUL_MESSAGE
     elif kind == "freeform_limit":

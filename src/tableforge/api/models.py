@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
@@ -47,8 +48,6 @@ def check_freeform(value: Any) -> Any:
         raise PydanticCustomError("freeform_limit", "{message} (at {path})",
                                   {"message": violation.message, "limit": violation.limit,
                                    "path": violation.path or "/"})
-    import orjson
-
     if len(orjson.dumps(value)) > limits.TEMPLATE_MAX_BYTES:
         raise PydanticCustomError("freeform_limit", "{message} (at {path})",
                                   {"message": f"the document is over {limits.TEMPLATE_MAX_BYTES} bytes",
