@@ -96,6 +96,10 @@ def _page(browser: Browser, account: dict[str, Any], errors: list[str]) -> Page:
     page.set_default_timeout(TIMEOUT_MS)
     name = account["user"]["username"]
     page.on("pageerror", lambda exc: errors.append(f"{name}: {exc}"))
+    # The page is served with a strict Content-Security-Policy (api/edge.py): Chromium reports
+    # anything it blocks on the console ("Refused to ... Content Security Policy ...").
+    page.on("console", lambda msg: errors.append(f"{name}: {msg.text}")
+            if "Content Security Policy" in msg.text else None)
     return page
 
 

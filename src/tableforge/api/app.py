@@ -14,7 +14,7 @@ from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tableforge import __version__
-from tableforge.api import errors
+from tableforge.api import edge, errors, schemas
 from tableforge.api.responses import JSON
 from tableforge.api.routes import admin, admin_accounts, admin_cache, admin_db, auth, health, rooms, systems
 from tableforge.api.ws import router as ws_router
@@ -30,8 +30,9 @@ log = get_logger(__name__)
 
 
 class MetricsMiddleware:
-    """Latency by route *template* (never the raw path: ids would make unbounded labels), and an
-    early 413 for request bodies over the upload limit, before anything reads them."""
+    """Latency by route *template* (never the raw path: ids would make unbounded labels), and the
+    edge refusals (api/edge.py: a body over the upload limit, a NUL in the path or query) before
+    anything routes the request or reads its body."""
 
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
@@ -41,18 +42,20 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                response = errors.error_response(413, "too_large", f"the request body is over {self.max_body} bytes")
-                await response(scope, receive, send)
-                return
+        refused = edge.refusal(scope, self.max_body)
+        if refused is not None:
+            refused.raw_headers.extend(edge.security_headers("/api/"))
+            await refused(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
+        extra = edge.security_headers(scope["path"])
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
@@ -98,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("stopped")
 
     app = TableForgeApp(title="TableForge", version=__version__, default_response_class=JSON,
-                  lifespan=lifespan)
+                        lifespan=lifespan, responses=schemas.ERRORS)
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
                    admin_cache.router, admin_db.router, ws_router):

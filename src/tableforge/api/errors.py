@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tableforge.api.responses import JSON
 from tableforge.domain.errors import AppError
+from tableforge.domain.text import INVALID_TEXT, NUL, NUL_MESSAGE
 from tableforge.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -26,6 +27,30 @@ def error_response(status: int, code: str, message: str, details: Any = None,
                           headers=headers)
 
 
+def _detail(error: Any) -> dict[str, Any]:
+    """One validation problem: the field (dotted path, without the `body` prefix), a human
+    problem, and for limits the limit's name (`max_depth`, `int_range`, `nul`...) and the path
+    inside a free-form document."""
+    loc = error.get("loc", ())
+    where = "query" if loc[:1] == ("query",) else "path" if loc[:1] == ("path",) else None
+    detail: dict[str, Any] = {"field": ".".join(str(p) for p in loc if p not in ("body", "query", "path")),
+                              "problem": error.get("msg", "invalid")}
+    if where:
+        detail["in"] = where
+    kind = error.get("type")
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == INVALID_TEXT or (isinstance(value, str) and NUL in value) or any(
+            isinstance(p, str) and NUL in p for p in loc):  # a NUL in a (refused) extra key counts too
+        detail["limit"] = "nul"
+        detail["problem"] = NUL_MESSAGE
+    elif kind == "freeform_limit":
+        detail["limit"] = ctx.get("limit")
+    if "path" in ctx:
+        detail["path"] = ctx["path"]
+    return detail
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSON:
@@ -36,10 +61,12 @@ def install(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "bad_json", "the request body is not valid JSON")
-        details = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-                    "problem": e.get("msg", "invalid")} for e in errors]
-        first = details[0] if details else {"field": "", "problem": "invalid"}
-        return error_response(422, "validation_error", f"{first['field'] or 'request'}: {first['problem']}", details)
+        details = [_detail(e) for e in errors]
+        # A NUL anywhere is its own code (domain/text.py), whatever else is wrong with the request.
+        nul = [d for d in details if d.get("limit") == "nul"]
+        code = INVALID_TEXT if nul else "validation_error"
+        first = (nul or details or [{"field": "", "problem": "invalid"}])[0]
+        return error_response(422, code, f"{first['field'] or 'request'}: {first['problem']}", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSON:

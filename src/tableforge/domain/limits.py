@@ -18,3 +18,6 @@ TEMPLATE_MAX_BYTES = 256 * 1024
 INVITE_CODE_LENGTH = 10
 CHAT_HISTORY_IN_SNAPSHOT = 100
 UUID_PATTERN = r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$"
+# Versions (room and token) are BIGINT columns: a client's `if_version`/`since` beyond them cannot
+# match anything, and the drivers refuse to bind it (OverflowError on SQLite, DataError on asyncpg).
+VERSION_MAX = 2**63 - 1

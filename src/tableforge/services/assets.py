@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,26 @@ class ImageInfo:
     sha256: str
 
 
+# Markup that a browser would run if it ever took the file for a page. An image's own data can
+# hold such bytes only by intent (a PNG/JPEG + HTML "polyglot" keeps them in a text chunk or a
+# comment); in compressed pixels, which are noise, a given case-insensitive tag of 5 bytes or more
+# turns up about once in 10^11 bytes. Served files carry nosniff and a sandboxing CSP anyway (routes/rooms.py);
+# refusing these keeps them from ever being stored, so a proxy or CDN that serves the asset
+# directory itself cannot be made to serve a page either. XMP metadata (`<x:xmpmeta`, `<rdf:`) is
+# not markup a browser runs and passes.
+_MARKUP = re.compile(rb"<(?:!doctype\s+html|html|head|body|script|iframe|object|embed|meta\s|link\s|form|"
+                     rb"a\s+href)|javascript:", re.IGNORECASE)
+
+
+def refuse_markup(data: bytes) -> None:
+    if _MARKUP.search(data):
+        raise UnsupportedMedia("the image carries HTML or script markup; re-save it in an image editor",
+                               code="polyglot_image")
+
+
 def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
     """What the bytes really are (never the file name or the client's content type)."""
+    refuse_markup(data)
     try:
         with Image.open(io.BytesIO(data)) as img:
             kind = _FORMATS.get(img.format or "")

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import AdminDep, RuntimeDep
 from tableforge.api.responses import JSON
 
@@ -61,7 +62,7 @@ def _tiers(kinds: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-@router.get("/stats")
+@router.get("/stats", responses=S.responses(S.CacheStatsOut))
 async def stats(_admin: AdminDep, rt: RuntimeDep) -> JSON:
     """This instance's counters (every instance keeps its own; Prometheus sums the fleet), and
     the shared Redis tier's memory and key count (INFO + SCAN)."""
@@ -78,7 +79,7 @@ async def stats(_admin: AdminDep, rt: RuntimeDep) -> JSON:
     })
 
 
-@router.post("/invalidate")
+@router.post("/invalidate", responses=S.responses(S.InvalidatedOut))
 async def invalidate(body: InvalidateIn, _admin: AdminDep, rt: RuntimeDep) -> JSON:
     """Delete every key matching a glob on every tier and instance (SCAN + UNLINK, never KEYS).
     Keys are the cache's own names: `system:*`, `catalog:*`, `session:*`, `asset:*`..."""

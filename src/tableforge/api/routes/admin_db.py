@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import AdminDep, RuntimeDep
 from tableforge.api.responses import JSON
 from tableforge.db import reports
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api/admin/db")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.get("/pool")
+@router.get("/pool", responses=S.responses(S.ReportOut))
 async def pool(rt: RuntimeDep, _admin: AdminDep) -> JSON:
     return JSON({"backend": rt.db.dialect, "pools": rt.db.pool_stats(),
                  "statement_timeout_s": rt.settings.db_statement_timeout,
@@ -25,17 +26,17 @@ async def pool(rt: RuntimeDep, _admin: AdminDep) -> JSON:
                  "slow_query_ms": rt.settings.db_slow_query_ms}, headers=_NO_STORE)
 
 
-@router.get("/slow-queries")
+@router.get("/slow-queries", responses=S.responses(S.ReportOut))
 async def slow_queries(rt: RuntimeDep, _admin: AdminDep,
                        limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JSON:
     return JSON(await reports.slow_queries(rt.db, limit=limit), headers=_NO_STORE)
 
 
-@router.get("/tables")
+@router.get("/tables", responses=S.responses(S.ReportOut))
 async def tables(rt: RuntimeDep, _admin: AdminDep) -> JSON:
     return JSON(await reports.table_stats(rt.db), headers=_NO_STORE)
 
 
-@router.post("/optimize")
+@router.post("/optimize", responses=S.responses(S.ReportOut))
 async def optimize(rt: RuntimeDep, _admin: AdminDep) -> JSON:
     return JSON(await reports.optimize(rt.db), headers=_NO_STORE)

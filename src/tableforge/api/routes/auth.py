@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import SESSION_COOKIE, RuntimeDep, UserDep, client_address
 from tableforge.api.models import LoginIn, PasswordChangeIn, RegisterIn
 from tableforge.api.responses import JSON
@@ -23,14 +24,14 @@ def _session_reply(request: Request, user: dict[str, Any], token: str, status: i
     return response
 
 
-@router.post("/api/auth/register", status_code=201)
+@router.post("/api/auth/register", status_code=201, responses=S.responses(S.SessionOut, 201))
 async def register(request: Request, body: RegisterIn, rt: RuntimeDep) -> JSON:
     user, token = await users.register(rt, body.username, body.password, body.first_name, body.last_name,
                                        body.invite_code)
     return _session_reply(request, user, token, 201, rt)
 
 
-@router.post("/api/auth/login")
+@router.post("/api/auth/login", responses=S.responses(S.SessionOut))
 async def login(body: LoginIn, request: Request, rt: RuntimeDep) -> JSON:
     # Limited per username (case-insensitive) and per client address: 429 once either is full.
     async with rt.guards.login.attempt(user=body.username.lower(), address=client_address(request)) as attempt:
@@ -69,6 +70,6 @@ async def change_password(request: Request, body: PasswordChangeIn, user: UserDe
     return Response(status_code=204)
 
 
-@router.get("/api/users/me")
+@router.get("/api/users/me", responses=S.responses(S.UserOut))
 async def me(user: UserDep) -> JSON:
     return JSON(user)

@@ -5,6 +5,7 @@ import os
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep
 from tableforge.api.responses import JSON
 from tableforge.services.health import readiness
@@ -12,18 +13,19 @@ from tableforge.services.health import readiness
 router = APIRouter()
 
 
-@router.get("/health")
+@router.get("/health", responses=S.responses(S.HealthOut))
 async def health() -> JSON:
     return JSON({"status": "ok"})
 
 
-@router.get("/ready")
+@router.get("/ready", responses={200: {"model": S.ReadyOut},
+                                 503: {"model": S.ReadyOut, "description": "a dependency is down"}})
 async def ready(rt: RuntimeDep) -> JSON:
     report = await readiness(rt)
     return JSON(report, status_code=200 if report["status"] != "down" else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses=S.TEXT)
 async def metrics() -> Response:
     """With several workers (PROMETHEUS_MULTIPROC_DIR set by `serve --workers`), one scrape reads
     every worker's values: counters and histograms summed, live gauges summed over live workers."""

@@ -5,28 +5,34 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep, UserDep, client_address
 from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
-from tableforge.cache.http import CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
+from tableforge.cache.http import CACHE_IMMUTABLE, CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
+from tableforge.domain import limits
 from tableforge.domain.errors import AppError, NotFound, TooLarge, ValidationFailed
+from tableforge.domain.text import INVALID_TEXT, NUL_MESSAGE, has_nul
 from tableforge.services import assets, room_version, rooms, shapes, tokens
 
 router = APIRouter()
+# `img-src 'self'` and inline style let a browser show the image when the URL is opened directly
+# (Firefox styles its image viewer inline); `sandbox` makes the document a unique origin without scripts.
+ASSET_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
-@router.post("/api/rooms", status_code=201)
+@router.post("/api/rooms", status_code=201, responses=S.responses(S.RoomOut, 201))
 async def create(body: RoomIn, user: UserDep, rt: RuntimeDep) -> JSON:
     return JSON(await rooms.create(rt, user, body.name, body.game_system_id), status_code=201)
 
 
-@router.get("/api/rooms")
+@router.get("/api/rooms", responses=S.responses(S.RoomListOut))
 async def mine(user: UserDep, rt: RuntimeDep) -> JSON:
     items = await rooms.list_mine(rt, user)
     return JSON({"rooms": items, "total": len(items)})
 
 
-@router.post("/api/rooms/join")
+@router.post("/api/rooms/join", responses=S.responses(S.RoomOut))
 async def join(body: JoinIn, request: Request, user: UserDep, rt: RuntimeDep) -> JSON:
     # Wrong codes are limited per user and per client address: 429 once either is full.
     async with rt.guards.invite.attempt(user=user["id"], address=client_address(request)) as attempt:
@@ -40,7 +46,7 @@ async def join(body: JoinIn, request: Request, user: UserDep, rt: RuntimeDep) ->
     return JSON(room)
 
 
-@router.get("/api/rooms/{room_id}")
+@router.get("/api/rooms/{room_id}", responses=S.responses(S.SnapshotOut, not_modified=True))
 async def snapshot(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep) -> Response:
     """Member data: `private, no-cache` (always revalidated). A matching If-None-Match is
     answered 304 from one small query, without building the snapshot (see room_version)."""
@@ -60,16 +66,20 @@ async def close(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/api/rooms/{room_id}/players")
+@router.get("/api/rooms/{room_id}/players", responses=S.responses(S.PlayerListOut))
 async def players(room_id: Uuid, user: UserDep, rt: RuntimeDep, online: bool | None = None) -> JSON:
     items = await rooms.players(rt, room_id, user, online)
     return JSON({"players": items, "total": len(items)})
 
 
-@router.post("/api/rooms/{room_id}/assets", status_code=201)
+@router.post("/api/rooms/{room_id}/assets", status_code=201, responses=S.responses(S.AssetOut, 201))
 async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
                  file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None
                  ) -> JSON:
+    for field, value in (("name", name), ("file.filename", file.filename)):
+        if value and has_nul(value):
+            raise ValidationFailed(f"{field}: {NUL_MESSAGE}", code=INVALID_TEXT,
+                                   details=[{"field": field, "problem": NUL_MESSAGE, "limit": "nul"}])
     limit = rt.settings.max_upload_bytes
     # At most TABLEFORGE_MAX_CONCURRENT_DECODES files in memory and being checked at once; the others
     # wait (spooled on disk by the multipart parser), bounded, then 503 server_busy.
@@ -82,7 +92,7 @@ async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
     return JSON(asset, status_code=201)
 
 
-@router.get("/api/rooms/{room_id}/assets")
+@router.get("/api/rooms/{room_id}/assets", responses=S.responses(S.AssetListOut))
 async def list_assets(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
     items = await assets.list_room(rt, user, room_id)
     return JSON({"assets": items, "total": len(items)})
@@ -94,13 +104,17 @@ async def delete_asset(asset_id: Uuid, user: UserDep, rt: RuntimeDep) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/assets/{sha256}.{ext}")
+@router.get("/assets/{sha256}.{ext}", response_class=Response, responses=S.IMAGE)
 async def asset_file(sha256: str, ext: str, request: Request, rt: RuntimeDep) -> Response:
     path = assets.find_file(rt, sha256, ext)
     if path is None:
         raise NotFound("no such asset file", code="asset_not_found")
     etag = f'"{sha256}"'
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
+    # The bytes are whatever a member uploaded: the type is the one the server found (the extension
+    # is the stored kind's), never sniffed (nosniff, added at the edge), and if someone opens the
+    # URL as a page it is a sandboxed document that can run nothing and reach nothing.
+    headers = {"Cache-Control": CACHE_IMMUTABLE, "ETag": etag, "Content-Security-Policy": ASSET_CSP,
+               "Cross-Origin-Resource-Policy": "same-site"}
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
         return Response(status_code=304, headers=headers)
@@ -112,7 +126,7 @@ async def _role(rt: RuntimeDep, room_id: str, user: dict[str, str]) -> str:
         return await rooms.require_member(conn, room_id, user)
 
 
-@router.post("/api/rooms/{room_id}/tokens", status_code=201)
+@router.post("/api/rooms/{room_id}/tokens", status_code=201, responses=S.responses(S.TokenChangeOut, 201))
 async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep) -> JSON:
     await _role(rt, room_id, user)
     token, version = await tokens.add(rt, user["id"], room_id, body.asset_id, body.x, body.y, body.rotation,
@@ -120,7 +134,7 @@ async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep)
     return JSON(token | {"room_version": version}, status_code=201)
 
 
-@router.patch("/api/rooms/{room_id}/tokens/{token_id}")
+@router.patch("/api/rooms/{room_id}/tokens/{token_id}", responses=S.responses(S.TokenChangeOut))
 async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: UserDep,
                        rt: RuntimeDep) -> JSON:
     role = await _role(rt, room_id, user)
@@ -132,9 +146,9 @@ async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: Us
     return JSON(token | {"room_version": version})
 
 
-@router.delete("/api/rooms/{room_id}/tokens/{token_id}", status_code=200)
+@router.delete("/api/rooms/{room_id}/tokens/{token_id}", status_code=200, responses=S.responses(S.TokenRemovedOut))
 async def remove_token(room_id: Uuid, token_id: Uuid, user: UserDep, rt: RuntimeDep,
-                       if_version: Annotated[int | None, Query(ge=0)] = None) -> JSON:
+                       if_version: Annotated[int | None, Query(ge=0, le=limits.VERSION_MAX)] = None) -> JSON:
     role = await _role(rt, room_id, user)
     version = await tokens.remove(rt, user["id"], role, room_id, token_id, if_version)
     return JSON({"version": version, "room_version": version})

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from tableforge.api import schemas as S
 from tableforge.api.deps import OptionalUserDep, RuntimeDep, UserDep
 from tableforge.api.models import Complexity, RatingIn, SystemIn, SystemPatch, Uuid
 from tableforge.api.responses import JSON
@@ -13,7 +14,7 @@ from tableforge.services import systems
 router = APIRouter()
 
 
-@router.get("/api/systems")
+@router.get("/api/systems", responses=S.responses(S.CatalogOut, not_modified=True))
 async def search(
     request: Request,
     rt: RuntimeDep,
@@ -32,12 +33,12 @@ async def search(
                             keys=(systems.CATALOG_TAG, systems.page_tag(category, complexity, search)))
 
 
-@router.post("/api/systems", status_code=201)
+@router.post("/api/systems", status_code=201, responses=S.responses(S.SystemOut, 201))
 async def create(body: SystemIn, user: UserDep, rt: RuntimeDep) -> JSON:
     return JSON(await systems.create(rt, user, body.model_dump()), status_code=201)
 
 
-@router.get("/api/systems/{system_id}")
+@router.get("/api/systems/{system_id}", responses=S.responses(S.SystemOut, not_modified=True))
 async def get(system_id: Uuid, request: Request, user: OptionalUserDep, rt: RuntimeDep) -> Response:
     """A public system is public data (purged by `system-<id>`); a private one is its owner's."""
     system = await systems.get(rt, system_id, user)
@@ -47,7 +48,7 @@ async def get(system_id: Uuid, request: Request, user: OptionalUserDep, rt: Runt
                             keys=(systems.edge_key(system_id),) if public else ())
 
 
-@router.patch("/api/systems/{system_id}")
+@router.patch("/api/systems/{system_id}", responses=S.responses(S.SystemOut))
 async def update(system_id: Uuid, body: SystemPatch, user: UserDep, rt: RuntimeDep) -> JSON:
     return JSON(await systems.update(rt, system_id, user, body.model_dump(exclude_unset=True)))
 
@@ -58,6 +59,6 @@ async def delete(system_id: Uuid, user: UserDep, rt: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/api/systems/{system_id}/rating")
+@router.post("/api/systems/{system_id}/rating", responses=S.responses(S.RatingOut))
 async def rate(system_id: Uuid, body: RatingIn, user: UserDep, rt: RuntimeDep) -> JSON:
     return JSON(await systems.rate(rt, system_id, user, body.rating))
