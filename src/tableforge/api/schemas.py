@@ -234,6 +234,33 @@ class InvalidatedOut(Out):
     instance_id: str
 
 
+class TicketOut(Out):
+    ticket: str
+    expires_in: float
+
+
+class UserStateOut(Out):
+    id: str
+    disabled: bool
+    disabled_at: str | None
+    sessions_revoked: int
+
+
+class InviteOut(Out):
+    id: str
+    uses: int
+    used: int
+
+
+class InviteCreatedOut(InviteOut):
+    code: str
+
+
+class InvitesOut(Out):
+    invites: list[InviteOut]
+    total: int
+
+
 class ReportOut(Out):
     """A database report (pool, slow queries, tables, optimize): live state, shape per backend."""
 

@@ -52,7 +52,7 @@ async def logout(request: Request, _user: UserDep, rt: RuntimeDep) -> Response:
     return response
 
 
-@router.post("/api/auth/ws-ticket")
+@router.post("/api/auth/ws-ticket", responses=S.responses(S.TicketOut))
 async def ws_ticket(request: Request, _user: UserDep, rt: RuntimeDep) -> JSON:
     """*extension*: a single-use ticket for `/ws?ticket=…`, valid a few seconds, for the caller's
     session (so the page never puts its long-lived token in a URL)."""
