@@ -103,7 +103,7 @@ def users_create(
     from tableforge.db import migrate as migrations
     from tableforge.domain.errors import AppError
     from tableforge.services import users
-    from tableforge.services.runtime import build_runtime
+    from tableforge.wiring.backends import build_runtime
 
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)

@@ -11,7 +11,7 @@ import redis.asyncio
 from prometheus_client import REGISTRY
 
 from tableforge.realtime.redis_presence import RedisPresence
-from tableforge.services.runtime import shared_redis
+from tableforge.wiring.backends import shared_redis
 from tests.support.private_redis import PrivateRedis
 
 from .conftest import MakePresence, MakeRegistry

@@ -22,8 +22,8 @@ from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
 from tableforge.observability import metrics
 from tableforge.observability.logging import configure_logging, get_logger
-from tableforge.services import lifecycle
-from tableforge.services.runtime import build_runtime
+from tableforge.wiring import lifecycle
+from tableforge.wiring.backends import build_runtime
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 log = get_logger(__name__)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 RoomHandler = Callable[[str, bytes], None]
 ControlHandler = Callable[[bytes], None]
@@ -53,6 +54,10 @@ class Broker(ABC):
     @property
     def healthy(self) -> bool:
         return True
+
+    def stats(self) -> dict[str, Any]:
+        """For /ready, the heartbeat and the admin stats (empty: nothing worth reporting)."""
+        return {}
 
 
 class MemoryBroker(Broker):

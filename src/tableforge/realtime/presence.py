@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+# Announces [(room_id, user_id), ...] whose instance died (player.left).
+OfflineHandler = Callable[[list[tuple[str, str]]], Awaitable[Any]]
 
 
 class Presence(ABC):
@@ -38,6 +43,14 @@ class Presence(ABC):
 
     async def close(self) -> list[tuple[str, str]]:
         """Clean shutdown; returns (room_id, user_id) pairs that went offline with it."""
+        return []
+
+    def set_offline_handler(self, handler: OfflineHandler) -> None:
+        """Who announces users whose instance died. One process: no other instance can die."""
+        return None
+
+    async def maintain(self, revived: bool = False) -> list[tuple[str, str]]:
+        """Heartbeat work (refresh our entries, prune dead instances); returns who went offline."""
         return []
 
 

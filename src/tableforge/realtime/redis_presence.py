@@ -27,7 +27,7 @@ The Lua scripts read instance keys not passed in KEYS: fine on one Redis, not on
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
 from prometheus_client import Counter
@@ -35,12 +35,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tableforge.observability.logging import get_logger
-from tableforge.realtime.presence import Presence
+from tableforge.realtime.presence import OfflineHandler, Presence
 from tableforge.realtime.registry import DEFAULT_PREFIX, instance_key
 
 log = get_logger(__name__)
 
-OfflineHandler = Callable[[list[tuple[str, str]]], Awaitable[Any]]
 SYNC_CHUNK: Final = 500
 
 PRUNED = Counter("tableforge_presence_pruned_total", "Users found offline because their instance died")

@@ -13,7 +13,9 @@ import psutil
 
 from tableforge.domain import events as ev
 from tableforge.domain.errors import NotFound
-from tableforge.services.runtime import Runtime, local_stats
+from tableforge.realtime.broker import Broker
+from tableforge.realtime.hub import Hub
+from tableforge.services.runtime import Runtime
 
 STATS_TIMEOUT = 1.0
 _process = psutil.Process(os.getpid())
@@ -84,3 +86,12 @@ async def send_to_user(rt: Runtime, user_id: str, frame: dict[str, Any]) -> int:
     for instance_id in targets:
         await rt.hub.publish_control({"kind": "user.send", "user_id": user_id, "frame": frame}, instance_id)
     return len(targets)
+
+
+def local_stats(hub: Hub, broker: Broker) -> dict[str, Any]:
+    """What this instance reports in its heartbeat and to `GET /api/admin/stats`."""
+    stats: dict[str, Any] = {"connections": len(hub.connections), "rooms": len(hub.rooms)}
+    broker_stats = broker.stats()
+    if broker_stats:
+        stats["broker"] = broker_stats
+    return stats

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from tableforge.config import Settings
 from tableforge.realtime.socket_limits import SocketLimits
-from tableforge.services.attempts import AttemptLimiter, AttemptStore, MemoryAttemptStore, RedisAttemptStore, Rule
+from tableforge.services.attempts import AttemptLimiter, AttemptStore, Rule
 from tableforge.services.decodes import DecodeGate
 
 
@@ -20,9 +18,8 @@ class Guards:
     decodes: DecodeGate
 
 
-def build_guards(settings: Settings, redis: Redis | None) -> Guards:
-    memory = MemoryAttemptStore(settings.attempt_tracker_max_keys)
-    store: AttemptStore = memory if redis is None else RedisAttemptStore(redis, settings.redis_prefix, memory)
+def build_guards(settings: Settings, store: AttemptStore) -> Guards:
+    """`store`: where the guess counters live (memory, or Redis with memory as its fallback)."""
     s = settings
     login = AttemptLimiter(store, "login", [
         Rule("user", s.login_max_failures_per_user, s.login_failure_window, reset_on_success=True),

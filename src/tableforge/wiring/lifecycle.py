@@ -1,12 +1,10 @@
 """Start-up and shutdown of the runtime: migrate, seed, start the broker; on stop, say goodbye to
-every socket (1012: reconnect elsewhere) and let pending work finish."""
+every socket (1012: reconnect elsewhere) and let pending work finish. Also what each control
+message does here (room closed, broadcast, send-to-user, admin commands, stats)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import gc
 import time
 from typing import Any
 
@@ -14,29 +12,17 @@ from tableforge.db import migrate
 from tableforge.domain import events as ev
 from tableforge.observability import metrics
 from tableforge.realtime import protocol
-from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.services import admin, catalog_seed, play
 from tableforge.services.runtime import Runtime
+from tableforge.wiring import tuning
 
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_GOING_AWAY = 1001
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _return_large_frees_to_the_os() -> None:
-    """Each password hash takes 19 MiB (argon2). glibc raises its mmap threshold after large frees,
-    so later 19 MiB buffers come from per-thread arenas and stay in RSS: measured +115 MB after 300
-    registrations (6 hashing threads), +1 MB with a fixed 1 MiB threshold, which keeps big buffers
-    mmap'd and gives them back on free (at ~5 ms more per hash, only at register and login)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-
-
 async def start(rt: Runtime) -> None:
     rt.started_at = time.time()
-    _return_large_frees_to_the_os()
+    tuning.return_large_frees_to_the_os()
     metrics.track_gc_pauses()
     rt.spawn(metrics.monitor_loop_lag())
     await rt.cache.start()
@@ -50,11 +36,10 @@ async def start(rt: Runtime) -> None:
     rt.revocations.register()
     rt.hub.start()
     await rt.broker.start()
+    # Users whose instance died are announced (player.left) by whichever instance prunes them.
+    rt.presence.set_offline_handler(lambda gone: play.announce_offline(rt, gone))
     if rt.registry is not None:
-        if isinstance(rt.presence, RedisPresence):
-            # Users whose instance died are announced (player.left) by whichever instance prunes them.
-            rt.presence.set_offline_handler(lambda gone: play.announce_offline(rt, gone))
-            rt.registry.add_hook(rt.presence.maintain)
+        rt.registry.add_hook(rt.presence.maintain)
         registry = rt.registry
 
         async def count_instances(_revived: bool) -> None:
@@ -62,11 +47,7 @@ async def start(rt: Runtime) -> None:
 
         rt.registry.add_hook(count_instances)
         await rt.registry.start()
-    # What start-up built (modules, the app, pools, seeded caches) lives as long as the process:
-    # out of the collector's generations, it is not re-scanned by every full collection, which
-    # otherwise stops the event loop for longer the bigger the process is.
-    gc.collect()
-    gc.freeze()
+    tuning.freeze_start_up_objects()
 
 
 def _register_control_handlers(rt: Runtime) -> None:

@@ -1,0 +1,94 @@
+"""Backends chosen in one place, from the configured URLs, with lazy imports.
+
+`TABLEFORGE_DATABASE_URL` picks the database (its scheme picks the driver, in `db/engine.py`);
+`TABLEFORGE_REDIS_URL` set means scale-out: the Redis broker, presence, tickets, shared cache tier
+and instance registry. Unset: the in-process ones, and the redis client library is never imported.
+The services only ever see the interfaces in `services/runtime.py`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tableforge.cache import Cache, build_cache
+from tableforge.config import Settings
+from tableforge.db.engine import Database
+from tableforge.realtime.broker import Broker, MemoryBroker
+from tableforge.realtime.hub import Hub
+from tableforge.realtime.presence import MemoryPresence, Presence
+from tableforge.realtime.revocation import Revocations
+from tableforge.realtime.tickets import MemoryTickets, TicketStore
+from tableforge.services import events
+from tableforge.services.admin import local_stats
+from tableforge.services.attempts import MemoryAttemptStore
+from tableforge.services.guards import build_guards
+from tableforge.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+def shared_redis(url: str) -> Redis:
+    """The client for presence, tickets and the instance registry.
+
+    A blocking pool: a burst (1,000 sockets closing at shutdown) waits for a connection instead of
+    failing with MaxConnectionsError. One retry on a fresh connection: after a Redis restart every
+    pooled connection is dead, and without it each one fails a call once, whenever it is next drawn
+    (seen 23 s after Redis was back)."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return Redis(connection_pool=BlockingConnectionPool.from_url(
+        url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]))
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings)
+
+    async def load_versions(room_ids: list[str]) -> dict[str, int]:
+        async with db.read() as conn:
+            return await events.current_versions(conn, room_ids)
+
+    async def load_history(room_id: str, after: int, upto: int) -> list[tuple[int, str]]:
+        async with db.read() as conn:
+            return await events.history(conn, room_id, after, upto)
+
+    if settings.redis_url is None:
+        broker: Broker = MemoryBroker()
+        hub = Hub(broker, settings.instance_id, versions_loader=load_versions, history_loader=load_history,
+                  send_queue=settings.ws_send_queue)
+        presence: Presence = MemoryPresence(settings.instance_id)
+        tickets: TicketStore = MemoryTickets(settings.ws_ticket_seconds)
+        return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
+                       tickets=tickets, revocations=Revocations(hub),
+                       guards=build_guards(settings, MemoryAttemptStore(settings.attempt_tracker_max_keys)))
+
+    from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
+    from tableforge.realtime.redis_presence import RedisPresence
+    from tableforge.realtime.registry import InstanceRegistry
+    from tableforge.realtime.tickets import RedisTickets
+    from tableforge.services.attempts import RedisAttemptStore
+
+    prefix = settings.redis_prefix
+    broker = RedisBroker(settings.redis_url, settings.instance_id, BrokerOptions(prefix=prefix))
+    hub = Hub(broker, settings.instance_id, versions_loader=load_versions, history_loader=load_history,
+              send_queue=settings.ws_send_queue)
+    redis = shared_redis(settings.redis_url)
+    presence = RedisPresence(redis, settings.instance_id, user_ttl=settings.instance_ttl_seconds, prefix=prefix)
+    registry = InstanceRegistry(redis, settings.instance_id, stats=lambda: local_stats(hub, broker),
+                                interval=settings.instance_heartbeat_seconds, ttl=settings.instance_ttl_seconds,
+                                prefix=prefix)
+    return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
+                   tickets=RedisTickets(redis, settings.ws_ticket_seconds, prefix), revocations=Revocations(hub),
+                   guards=build_guards(settings, RedisAttemptStore(redis, prefix, MemoryAttemptStore(
+                       settings.attempt_tracker_max_keys))), registry=registry, closers=[redis.aclose])
+
+
+def _cache(settings: Settings) -> Cache:
+    if settings.redis_namespace:
+        return build_cache(settings, prefix=f"{settings.redis_prefix}cache:")
+    return build_cache(settings)
