@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -26,6 +26,17 @@ from tableforge.realtime.envelope import Envelope, pack, unpack
 log = get_logger(__name__)
 
 VersionLoader = Callable[[str], Awaitable[int]]
+
+
+class RoomObserver(Protocol):
+    """Sees each stored room event this instance delivers, in version order (e.g. the preview
+    check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
+
+    def delivered(self, room_id: str, version: int, body: str) -> None: ...
+
+    def dropped(self, room_id: str) -> None:
+        """The room's last local socket left: its events no longer come here."""
+
 HistoryLoader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 PENDING = -1
@@ -59,6 +70,7 @@ class Hub:
         self._gap_wait = gap_wait
         self._control_handlers: dict[str, ControlHandler] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._observers: list[RoomObserver] = []
         broker.set_handlers(self.on_room_message, self.on_control_message, self.on_broker_reset)
 
     # -- connections ---------------------------------------------------------------------------
@@ -74,6 +86,9 @@ class Hub:
         self.connections.pop(conn.conn_id, None)
         metrics.WS_CONNECTIONS.set(len(self.connections))
         return rooms
+
+    def add_observer(self, observer: RoomObserver) -> None:
+        self._observers.append(observer)
 
     def sender_tag(self, conn: Connection | None) -> str:
         return f"{self.instance_id}/{conn.conn_id}" if conn is not None else ""
@@ -123,6 +138,8 @@ class Hub:
         if not room.members:
             del self.rooms[room_id]
             metrics.WS_ROOMS.set(len(self.rooms))
+            for observer in self._observers:
+                observer.dropped(room_id)
             if room.gap_task is not None:
                 room.gap_task.cancel()
             # The broker sends (un)subscribe commands in call order, so a quick re-attach that
@@ -223,6 +240,8 @@ class Hub:
         sender = env.sender
         prefix = self.instance_id + "/"
         own_conn = sender[len(prefix):] if sender.startswith(prefix) else None
+        for observer in self._observers:
+            observer.delivered(room.room_id, version, text)
         sent = 0
         for conn, cursor in room.members.items():
             if cursor == PENDING:

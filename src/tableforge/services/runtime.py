@@ -22,6 +22,7 @@ from tableforge.realtime.presence import MemoryPresence, Presence
 from tableforge.realtime.redis_broker import RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
+from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.services import events
 
 
@@ -33,6 +34,8 @@ class Runtime:
     hub: Hub
     presence: Presence
     cache: Cache
+    # Token owners of the local rooms, fed by the hub: checks preview moves without a query per frame.
+    room_tokens: RoomTokens = field(default_factory=RoomTokens)
     registry: InstanceRegistry | None = None  # scale-out only
     redis: Redis | None = None  # scale-out only: presence and registry
     started_at: float = 0.0
@@ -85,13 +88,15 @@ def build_runtime(settings: Settings) -> Runtime:
             return await events.history(conn, room_id, after, upto)
 
     hub = Hub(broker, settings.instance_id, version_loader=load_version, history_loader=load_history)
+    room_tokens = RoomTokens()
+    hub.add_observer(room_tokens)
     registry = None
     if redis is not None:
         registry = InstanceRegistry(redis, settings.instance_id, stats=lambda: local_stats(hub, broker),
                                     interval=settings.instance_heartbeat_seconds, ttl=settings.instance_ttl_seconds,
                                     prefix=prefix)
     return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
-                   registry=registry, redis=redis)
+                   room_tokens=room_tokens, registry=registry, redis=redis)
 
 
 def _cache(settings: Settings) -> Cache:
