@@ -146,8 +146,10 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             except (NotFound, Forbidden):
                 # A drag sends up to 20 previews a second and none has an id: one explanation a
                 # second is enough, the others are dropped (a preview with an id is always answered).
+                if reply:
+                    raise
                 now = time.monotonic()
-                if reply or now - conn.refused_at >= 1.0:
+                if now - conn.refused_at >= 1.0:
                     conn.refused_at = now
                     raise
                 metrics.WS_DROPPED_BY_KIND["refused_preview"].inc()
