@@ -96,14 +96,20 @@ async def test_deep_nesting_is_refused_and_the_socket_lives_on(api: Api, table: 
     ws, room = table["ws"], table["room"]["id"]
     before = await _stored(api, table)
     deep = "[" * 1000 + "]" * 1000  # 2 KB
-    for frame in (deep, '{"type":"chat.send","id":1,"room_id":"%s","text":"hi","x":%s}' % (room, deep),
-                  '{"x":%s,"type":"ping","id":2}' % deep, '{"type":"ping","id":3,"a":%s}' % ('{"a":' * 40 + "1" + "}" * 40),
-                  b'{"type":"ping","id":4,"x":' + b"[" * 30000 + b"]" * 30000 + b"}"):
+    objects = '{"a":' * 40 + "1" + "}" * 40
+    frames: list[str | bytes] = [
+        deep,
+        f'{{"type":"chat.send","id":1,"room_id":"{room}","text":"hi","x":{deep}}}',
+        f'{{"x":{deep},"type":"ping","id":2}}',
+        f'{{"type":"ping","id":3,"a":{objects}}}',
+        b'{"type":"ping","id":4,"x":' + b"[" * 30000 + b"]" * 30000 + b"}",
+    ]
+    for frame in frames:
         reply = await _answer(ws, frame)
         assert (reply["type"], reply["code"], reply["id"]) == ("error", "too_deep", None), reply
     # Nesting within the limit is ignored like any unknown field.
-    shallow = await _answer(ws, '{"type":"chat.send","id":"s","room_id":"%s","text":"fine","x":%s}'
-                            % (room, "[" * 30 + "]" * 30))
+    nested = "[" * 30 + "]" * 30
+    shallow = await _answer(ws, f'{{"type":"chat.send","id":"s","room_id":"{room}","text":"fine","x":{nested}}}')
     assert (shallow["type"], shallow["id"]) == ("ack", "s")
     after = await _stored(api, table)
     assert after["messages"][-1]["text"] == "fine" and after["messages"][:-1] == before["messages"]
