@@ -5,7 +5,8 @@ joined, commits and previews the sender may not make).
 
 What must hold: each frame gets exactly one reply, an `error` (never an ack, never
 `internal_error`); no socket closes; nothing is written to the server log as a traceback or an
-error; the stored room (version, tokens, messages, assets) is unchanged.
+error; the stored room (version, tokens, messages, assets) is unchanged. The one frame that may end
+a socket, a text frame that is not UTF-8, ends it with a close frame (1007).
 
 Reproducible: the frames come from `random.Random(f"{seed}-{socket}")`; set TABLEFORGE_FUZZ_SEED
 to replay a failure (the seed is in every assertion message). Each socket sends fewer frames than
@@ -327,6 +328,16 @@ async def test_fuzz_the_socket(api: Api, server: ServerProcess) -> None:
         categories.update(cats)
 
     await asyncio.gather(*(one(i) for i in range(SOCKETS)))
+    # A text frame that is not UTF-8 must end the connection (RFC 6455): with a close frame, 1007.
+    rng = random.Random(f"{seed}-utf8")
+    for _ in range(5):
+        ws = await api.ws(players[0])
+        bad = rng.choice([b"\xff", b"\xc3(", b"\xed\xa0\x80"])
+        await ws.sock.send(b'{"type":"ping","id":"' + bad + b'"}', text=True)
+        assert await ws.closed_with() == 1007, f"seed {seed}: {ws.sock.close_code}"
+        assert ws.sock.protocol.close_rcvd is not None, f"seed {seed}: closed without a close frame"
+        categories["text_not_utf8"] += 1
+        codes["closed 1007"] += 1
 
     after = await api.snapshot(gm, room["id"])
     for key in ("tokens", "messages", "assets"):
