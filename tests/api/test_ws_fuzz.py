@@ -1,7 +1,8 @@
 """WebSocket fuzzing against a real server, on both backends: malformed frames of every kind (random
 bytes, invalid UTF-8, deep nesting, huge numbers, NaN/Infinity, a wrong type in every field of every
 message type, missing fields, out-of-range values, NUL characters, bad ids, unknown types, rooms not
-joined, commits and previews the sender may not make).
+joined, commits and previews the sender may not make). First an exhaustive part (every field of every
+message type given every wrong-typed and out-of-range value we know, and a NUL), then random frames.
 
 What must hold: each frame gets exactly one reply, an `error` (never an ack, never
 `internal_error`); no socket closes; nothing is written to the server log as a traceback or an
@@ -108,18 +109,38 @@ def _nested(rng: random.Random) -> str:
     return opener * depth + "1" + closer * depth
 
 
+def systematic(room: str, token: str, asset: str) -> list[dict[str, Any]]:
+    """Every field of every message type, each given every wrong-typed and out-of-range value and
+    a NUL character (strings): the exhaustive part, sent before the random frames."""
+    rng = random.Random(0)  # only picks among equivalent values; the list itself is fixed
+    out = []
+    for mtype, template in templates(room, token, asset).items():
+        for field in ["type", "id", *template]:
+            kind = KINDS[field]
+            values = [*_wrong_types(kind, rng), *_out_of_range(kind, rng)]
+            if kind in ("uuid", "text", "type", "id"):
+                values.append((template.get(field) or mtype or "x") + "\x00")
+            for value in values:
+                out.append({"type": mtype, "id": f"s-{len(out)}", **template, field: value})
+    return out
+
+
 class Fuzzer:
     """Frames that must each be refused with one error frame."""
 
-    def __init__(self, rng: random.Random, room: str, token: str, asset: str, other_room: str) -> None:
+    def __init__(self, rng: random.Random, room: str, token: str, asset: str, other_room: str,
+                 first: list[dict[str, Any]] | None = None) -> None:
         self.rng = rng
         self.room, self.token, self.asset, self.other_room = room, token, asset, other_room
         self.templates = templates(room, token, asset)
         self.count = 0
+        self.first = list(first or [])  # sent before the random frames
 
-    def frame(self) -> tuple[str | bytes, str]:
+    def frame(self) -> tuple[str | bytes | dict[str, Any], str]:
         """(frame, category)."""
         self.count += 1
+        if self.first:
+            return self.first.pop(0), "systematic"
         rng = self.rng
         category = rng.choices(
             ["bytes", "utf8", "text", "deep", "wrong_type", "range", "literal", "nul", "missing", "unknown_type",
@@ -290,7 +311,7 @@ async def _fuzz_socket(api: Api, who: Player, fuzzer: Fuzzer, join: bool, label:
     assert "internal_error" not in codes, f"{label}: {codes}"
     answered = collections.Counter(r["id"] for r in errors if isinstance(r.get("id"), str))
     for msg_id in sent_ids:
-        if msg_id.startswith("f") and len(msg_id) <= 64 and "\x00" not in msg_id:
+        if msg_id.startswith(("f", "s-")) and len(msg_id) <= 64 and "\x00" not in msg_id:
             assert answered[msg_id] == 1, f"{label}: id {msg_id!r} answered {answered[msg_id]} times"
     await ws.close()
     return codes, categories
@@ -319,8 +340,12 @@ async def test_fuzz_the_socket(api: Api, server: ServerProcess) -> None:
     categories: collections.Counter[str] = collections.Counter()
     limit = asyncio.Semaphore(CONCURRENT)
 
+    exhaustive = systematic(room["id"], token["id"], asset["id"])
+    assert len(exhaustive) <= SOCKETS * FRAMES_PER_SOCKET // 2
+
     async def one(i: int) -> None:
-        fuzzer = Fuzzer(random.Random(f"{seed}-{i}"), room["id"], token["id"], asset["id"], other_room["id"])
+        fuzzer = Fuzzer(random.Random(f"{seed}-{i}"), room["id"], token["id"], asset["id"], other_room["id"],
+                        first=exhaustive[i::SOCKETS])
         async with limit:
             got, cats = await _fuzz_socket(api, players[i % len(players)], fuzzer, join=i % 5 != 4,
                                            label=f"seed {seed} socket {i}")
