@@ -182,3 +182,27 @@ async def test_preview_moves_are_checked_as_commits_are(api: Api, table: dict[st
     # None of the refused previews reached the GM: only the two allowed ones were ever relayed.
     assert (await gm_ws.request("ping"))["type"] == "pong"
     assert not [e for e in await _drain(gm_ws) if e.get("type") == "token.moving"]
+
+
+async def test_ids_in_any_case_or_without_dashes_mean_the_same_room(api: Api) -> None:
+    """The protocol accepts UUIDs in any case, with or without dashes: on both backends they name the
+    same room and token as the canonical form (the server stores and sends that one)."""
+    gm, alice = await api.register("gm"), await api.register("al")
+    room = await api.room(gm, alice)
+    asset = await api.asset(gm, room["id"])
+    gm_ws, ws = await api.ws(gm), await api.ws(alice)
+    await gm_ws.request("join", room_id=room["id"])
+    joined = await ws.request("join", room_id=room["id"].upper())
+    assert (joined["type"], joined["room_id"]) == ("ack", room["id"])
+    await gm_ws.request("chat.send", room_id=room["id"], text="hello")
+    assert (await ws.next_event("chat.message"))["message"]["text"] == "hello"
+    sent = await ws.request("chat.send", room_id=room["id"].replace("-", ""), text="hi")
+    assert sent["type"] == "ack"
+    heard = await gm_ws.next_event("chat.message")
+    assert (heard["room_id"], heard["message"]["text"]) == (room["id"], "hi")
+    token = (await ws.request("token.add", room_id=room["id"].upper(), asset_id=asset["id"].upper(), x=1, y=1))
+    assert token["type"] == "ack" and token["token"]["asset_id"] == asset["id"]
+    moved = await ws.request("token.move", room_id=room["id"], token_id=token["token"]["id"].upper(), x=2, y=2)
+    assert moved["type"] == "ack"
+    await ws.close()
+    await gm_ws.close()

@@ -101,3 +101,11 @@ def test_the_shared_nul_helpers() -> None:
     assert find_nul({"a": [1, {"b": "x\x00"}]}) == "$.a[1].b"
     assert find_nul({"a": ["x"]}) is None
     assert json_may_hold_nul(b'{"a":"\\u0000"}') and not json_may_hold_nul('{"a":"u0000"}')
+
+
+def test_ids_are_made_canonical() -> None:
+    upper = p.decode(json.dumps({"type": "token.move", "room_id": ROOM.upper(), "token_id": ROOM.replace("-", ""),
+                                 "x": 1, "y": 2}))
+    assert (upper.room_id, upper.token_id) == (ROOM, ROOM)  # type: ignore[union-attr]
+    digits = "00000000-0000-0000-0000-000000000000"
+    assert p.decode(json.dumps({"type": "leave", "room_id": digits})).room_id == digits  # type: ignore[union-attr]

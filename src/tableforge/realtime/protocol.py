@@ -16,6 +16,7 @@ The usual frame pays three substring searches for these on top of the decode (ab
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -106,6 +107,10 @@ class Ping(_Msg, tag="ping"):
 
 ClientMessage = Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
 _decoder = msgspec.json.Decoder(ClientMessage)
+_UUID_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name in cls.__struct_fields__ if name in ("room_id", "token_id", "asset_id"))
+    for cls in (Join, Leave, TokenAdd, TokenMove, TokenUpdate, TokenRemove, ChatSend, DiceRoll, Pointer, Ping)
+}
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
      "pointer", "ping")
@@ -136,13 +141,22 @@ def decode(frame: str | bytes) -> ClientMessage:
     if JSON_NUL_ESCAPE in frame:
         _refuse_nul(frame)
     try:
-        return _decoder.decode(frame)
+        msg = _decoder.decode(frame)
     except msgspec.ValidationError as exc:
         raise _explain(frame, str(exc)) from None
     except msgspec.DecodeError:
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
     except RecursionError:  # unreachable after the depth check; kept so a frame can never end a socket
         raise ProtocolError("too_deep", "the frame nests too deeply") from None
+    # Ids in the canonical form (lower case, dashes), as the server stores and sends them: the
+    # protocol accepts any case and no dashes, and the rooms of the hub and the broker's channels
+    # are keyed by the string, while the databases compare them differently (PostgreSQL as UUIDs,
+    # SQLite as text). Already canonical, as clients send them: one `islower` per id.
+    for name in _UUID_FIELDS[type(msg)]:
+        value = getattr(msg, name)
+        if len(value) != 36 or not value.islower():
+            setattr(msg, name, str(uuid.UUID(value)))
+    return msg
 
 
 # Brackets only, `{}` spelled `[]` (the kind does not change the depth; mismatched kinds are
