@@ -91,7 +91,8 @@ def _out_of_range(kind: str, rng: random.Random) -> list[Any]:
     if kind == "z":
         return [1_000_001, -1_000_001, *huge]
     if kind == "uuid":
-        return ["abc", "1' OR '1'='1", "0" * 37, NOWHERE + "x", "g" * 32, "-" * 36]
+        return ["abc", "1' OR '1'='1", "0" * 37, NOWHERE + "x", "g" * 32, "-" * 36, NOWHERE + "\n",
+                NOWHERE.upper() + "\n", "{" + NOWHERE + "}", "urn:uuid:" + NOWHERE]
     if kind == "text":
         return ["", "x" * 2001]
     if kind == "id":

@@ -109,3 +109,9 @@ def test_ids_are_made_canonical() -> None:
     assert (upper.room_id, upper.token_id) == (ROOM, ROOM)  # type: ignore[union-attr]
     digits = "00000000-0000-0000-0000-000000000000"
     assert p.decode(json.dumps({"type": "leave", "room_id": digits})).room_id == digits  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("room_id", [ROOM + "\n", ROOM.upper() + "\n", ROOM.replace("-", "") + "\n", "\n" + ROOM,
+                                     ROOM[:-1], ROOM + "0", "{" + ROOM + "}", "urn:uuid:" + ROOM])
+def test_ids_in_no_other_form(room_id: str) -> None:
+    assert code_of(json.dumps({"type": "join", "id": 5, "room_id": room_id})) == ("invalid_message", 5)
