@@ -26,6 +26,9 @@ from tableforge.realtime.envelope import Envelope, pack, unpack
 log = get_logger(__name__)
 
 VersionLoader = Callable[[str], Awaitable[int]]
+HistoryLoader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
+ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+PENDING = -1
 
 
 class RoomObserver(Protocol):
@@ -36,10 +39,6 @@ class RoomObserver(Protocol):
 
     def dropped(self, room_id: str) -> None:
         """The room's last local socket left: its events no longer come here."""
-
-HistoryLoader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
-ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
-PENDING = -1
 
 
 class LocalRoom:
