@@ -1,11 +1,14 @@
-"""A reader too slow to keep up is closed (1013); the server's memory does not grow for it."""
+"""A reader too slow to keep up is closed (1013); the server's memory does not grow for it, and the
+client, once it reads again, finds the 1013 close frame after the frames queued before it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +48,33 @@ def _stalled_socket(port: int, token: str, room_id: str) -> socket.socket:
     return sock
 
 
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of the complete frames in `data` (server frames are not masked)."""
+    frames, i = [], 0
+    while i + 2 <= len(data):
+        opcode, length, j = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
+        if length == 126:
+            (length,), j = struct.unpack(">H", data[j:j + 2]), j + 2
+        elif length == 127:
+            (length,), j = struct.unpack(">Q", data[j:j + 8]), j + 8
+        if j + length > len(data):
+            break
+        frames.append((opcode, data[j:j + length]))
+        i = j + length
+    return frames
+
+
+def _read_until_close(sock: socket.socket) -> list[tuple[int, bytes]]:
+    """Read what the server sent until its close frame, or until it ends the stream without one."""
+    sock.settimeout(30)  # a bound, not a pace: the server ends the stream by itself
+    data = b""
+    while chunk := sock.recv(1 << 20):
+        data += chunk
+        if data.rfind(b"\x88") >= 0 and (frames := _frames(data)) and frames[-1][0] == 0x8:
+            return frames
+    return _frames(data)
+
+
 async def test_slow_reader_is_closed_and_others_keep_playing(small_queue_server: ServerProcess, tmp_path: Path) -> None:
     async with Api(small_queue_server.base_url) as api:
         gm, slow = await api.register("gm"), await api.register("slow")
@@ -67,5 +97,10 @@ async def test_slow_reader_is_closed_and_others_keep_playing(small_queue_server:
         assert pong["type"] == "pong", "the room plays on"
         metrics = (await api.http.get("/metrics")).text
         assert 'tableforge_ws_closed_total{reason="slow_consumer"} 1.0' in metrics
+        # The stalled client reads again: the frames queued before the close, then the close frame.
+        frames = await asyncio.to_thread(_read_until_close, stalled)
         stalled.close()
+        assert frames and frames[-1][0] == 0x8, f"no close frame at the end: {[op for op, _ in frames[-3:]]}"
+        assert struct.unpack(">H", frames[-1][1][:2])[0] == 1013
+        assert frames[-1][1][2:].decode().startswith("slow consumer")
         await a.close()

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from tableforge.api import ws_handshake, ws_limits
 from tableforge.domain import events as ev
-from tableforge.domain.errors import AppError, Forbidden, Unauthorized
+from tableforge.domain.errors import AppError, Forbidden, NotFound, Unauthorized
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
@@ -149,9 +149,22 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
     reply = msg.id is not None
     match msg:
         case p.TokenMove(preview=True):
-            _role(conn, msg.room_id)
-            await tokens.preview(rt, conn.user_id, msg.room_id, ev.TOKEN_MOVING,
-                                 {"token_id": msg.token_id, "x": msg.x, "y": msg.y}, conn)
+            role = _role(conn, msg.room_id)
+            try:
+                await tokens.preview_move(rt, conn.user_id, role, msg.room_id, msg.token_id, msg.x, msg.y, conn)
+            except (NotFound, Forbidden):
+                # A drag sends up to 20 previews a second and none has an id: one explanation a
+                # second is enough, the others are dropped (a preview with an id is always answered).
+                if reply:
+                    raise
+                now = time.monotonic()
+                if now - conn.refused_at >= 1.0:
+                    conn.refused_at = now
+                    raise
+                metrics.WS_DROPPED_BY_KIND["refused_preview"].inc()
+                return
+            if reply:
+                conn.send(_ack(msg.id))
         case p.TokenMove():
             role = _role(conn, msg.room_id)
             version, token_version = await tokens.move(rt, conn.user_id, role, msg.room_id, msg.token_id,
@@ -162,6 +175,8 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             _role(conn, msg.room_id)
             await tokens.preview(rt, conn.user_id, msg.room_id, ev.POINTER,
                                  {"user_id": conn.user_id, "x": msg.x, "y": msg.y}, conn)
+            if reply:
+                conn.send(_ack(msg.id))
         case p.Join():
             await play.join(rt, conn, msg.room_id, msg.since, msg.id)
         case p.Leave():

@@ -7,6 +7,12 @@ ROTATION_MAX = 360_000.0
 SCALE_MIN = 0.01
 SCALE_MAX = 100.0
 Z_INDEX_MAX = 1_000_000
+# Room and token versions are database BIGINTs; larger numbers in `since`/`if_version` are refused.
+VERSION_MAX = 2**63 - 1
+# A WebSocket message `id`: a string this long at most, or an integer that a JSON client (a
+# JavaScript number included) reads back exactly: |id| < 2^53.
+MSG_ID_MAX_CHARS = 64
+MSG_ID_INT_MAX = 2**53 - 1
 CHAT_MAX_CHARS = 2000
 NOTATION_MAX_CHARS = 200
 NAME_MAX_CHARS = 100

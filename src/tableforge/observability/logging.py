@@ -32,6 +32,23 @@ def configure_logging(instance_id: str, level: str = "INFO", json: bool = True) 
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     # Access logs are replaced by our metrics; they would dominate the log volume under load.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _ClientInputIsNotOurError) for f in server_log.filters):
+        server_log.addFilter(_ClientInputIsNotOurError())
+
+
+class _ClientInputIsNotOurError(logging.Filter):
+    """uvicorn logs a client's text frame that is not UTF-8 as an exception, traceback included.
+    It is bad input, answered by closing that socket with 1007, not a failure of ours: one warning
+    line, so that anyone cannot fill the log with tracebacks and no alert fires for it."""
+
+    MESSAGES = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self.MESSAGES:
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _add_instance(instance_id: str) -> structlog.types.Processor:

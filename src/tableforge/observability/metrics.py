@@ -41,6 +41,16 @@ HUB_RESYNCS = Counter("tableforge_hub_resyncs_total",
 HUB_FILL_FAILURES = Counter("tableforge_hub_fill_failures_total", "Catch-up reads of the event log that failed")
 HUB_STALLED_ROOMS = Gauge("tableforge_hub_stalled_rooms", "Local rooms behind the event log for over 5 s",
                           multiprocess_mode="livesum")
+# The per-room token owner index that checks preview moves (realtime/room_tokens.py).
+ROOM_TOKENS_ROOMS = Gauge("tableforge_room_tokens_rooms", "Rooms whose token owners this instance keeps",
+                          multiprocess_mode="livesum")
+ROOM_TOKENS_TOKENS = Gauge("tableforge_room_tokens_tokens", "Tokens in the room token owner index",
+                           multiprocess_mode="livesum")
+ROOM_TOKENS_LOADS = Counter("tableforge_room_tokens_loads_total", "Room token owner index loads from the database")
+ROOM_TOKENS_GAPS = Counter("tableforge_room_tokens_gaps_total",
+                           "Room token indexes dropped because a delivered version skipped one")
+ROOM_TOKENS_EVICTED = Counter("tableforge_room_tokens_evicted_total",
+                              "Room token indexes evicted to stay within the room limit")
 DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write transaction duration",
                                    buckets=_LATENCY_BUCKETS)
 DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],

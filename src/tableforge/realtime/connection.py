@@ -3,6 +3,11 @@
 The writer task drains the queue; a socket whose queue is full is a reader too slow to keep
 up and is closed (1013) rather than allowed to grow memory. Ephemeral frames (preview moves,
 pointers) are dropped first, once the queue is half full.
+
+The close frame of a slow reader can only go out once the transport's buffer drains (the ASGI
+server holds every send, the close included, until the socket is writable), so the socket's
+handler waits for it, for at most CLOSE_SECONDS, before it returns: returning first would let the
+server drop the connection with no close frame, and the client would see a bare EOF.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from tableforge.observability import metrics
 
 CLOSE_SLOW_CONSUMER = 1013
 FLUSH_SECONDS = 1.0
+CLOSE_SECONDS = 10.0  # as long as the server's own closing handshake may take (uvicorn's close_timeout)
 SendText = Callable[[str], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
 
 
 class Connection:
-    __slots__ = ("_close_socket", "_flush", "_idle", "_queue", "_send", "_wake", "_writer", "close_code", "closed",
-                 "conn_id", "max_queue", "owner", "profile", "rooms", "session_id", "user_id", "username")
+    __slots__ = ("_close_socket", "_closing", "_flush", "_idle", "_queue", "_send", "_wake", "_writer", "close_code",
+                 "closed", "conn_id", "max_queue", "owner", "profile", "refused_at", "rooms", "session_id", "user_id",
+                 "username")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
@@ -35,6 +42,7 @@ class Connection:
         # What other players see of this user (set by the endpoint), for presence events.
         self.profile: dict[str, Any] = {}
         self.rooms: dict[str, str] = {}  # room_id -> role in that room
+        self.refused_at = -1.0  # when a refused preview was last explained (one error a second)
         self.max_queue = max_queue
         self.closed = False
         self.close_code: int | None = None
@@ -45,6 +53,7 @@ class Connection:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         # The task reading this socket: cancelled on close, because a stalled peer would never
         # answer the closing handshake and its reader would wait forever.
         self.owner: asyncio.Task[None] | None = None
@@ -84,7 +93,7 @@ class Connection:
         self._flush = flush
         if not flush:
             self._queue.clear()
-        asyncio.get_running_loop().create_task(self._close(code, reason))
+        self._closing = asyncio.get_running_loop().create_task(self._close(code, reason, asyncio.current_task()))
 
     async def _flushed(self) -> None:
         writer = self._writer
@@ -93,14 +102,16 @@ class Connection:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(writer), FLUSH_SECONDS)
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, caller: asyncio.Task[Any] | None) -> None:
         await self._flushed()
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
-        if self.owner is not None and not self.owner.done():
+        # The reader is cancelled (a stalled peer never answers the close), unless it is the one
+        # closing: it then leaves its loop by itself, and must not be cut off mid-cleanup.
+        if self.owner is not None and self.owner is not caller and not self.owner.done():
             self.owner.cancel()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(CLOSE_SECONDS):
                 await self._close_socket(code, reason[:120])
 
     async def drain(self, seconds: float) -> None:
@@ -113,12 +124,18 @@ class Connection:
                 await self._idle.wait()
 
     async def stop(self) -> None:
+        """The socket's handler is done with it: stop writing and, if we are closing it, wait
+        (bounded) until the close frame is handed over, so it is not lost with the connection."""
         self.closed = True
         await self._flushed()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
+        closing = self._closing
+        if closing is not None and closing is not asyncio.current_task() and not closing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(closing)
 
     async def _write_loop(self) -> None:
         queue = self._queue

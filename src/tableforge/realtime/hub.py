@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -49,6 +49,16 @@ ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 PENDING = -1
 CHECK_ROOMS = "hub.check_rooms"  # control message: every instance re-reads its rooms' versions
 _VERSIONS_CHUNK = 500
+
+
+class RoomObserver(Protocol):
+    """Sees each stored room event this instance delivers, in version order (e.g. the preview
+    check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
+
+    def delivered(self, room_id: str, version: int, body: str) -> None: ...
+
+    def dropped(self, room_id: str) -> None:
+        """The room's last local socket left: its events no longer come here."""
 
 
 class LocalRoom:
@@ -97,6 +107,7 @@ class Hub:
         self._checking: asyncio.Task[None] | None = None
         self._check_again = False
         self.stalled: list[str] = []  # rooms behind for longer than `stall_after` (at the last look)
+        self._observers: list[RoomObserver] = []
         broker.set_handlers(self.on_room_message, self.on_control_message, self.on_broker_reset)
 
     def start(self) -> None:
@@ -117,6 +128,9 @@ class Hub:
         self.connections.pop(conn.conn_id, None)
         metrics.WS_CONNECTIONS.set(len(self.connections))
         return rooms
+
+    def add_observer(self, observer: RoomObserver) -> None:
+        self._observers.append(observer)
 
     def sender_tag(self, conn: Connection | None) -> str:
         return f"{self.instance_id}/{conn.conn_id}" if conn is not None else ""
@@ -169,6 +183,8 @@ class Hub:
         if not room.members:
             del self.rooms[room_id]
             metrics.WS_ROOMS.set(len(self.rooms))
+            for observer in self._observers:
+                observer.dropped(room_id)
             if room.filler is not None:
                 room.filler.cancel()
             # The broker sends (un)subscribe commands in call order, so a quick re-attach that
@@ -413,6 +429,8 @@ class Hub:
         sender = env.sender
         prefix = self.instance_id + "/"
         own_conn = sender[len(prefix):] if sender.startswith(prefix) else None
+        for observer in self._observers:
+            observer.delivered(room.room_id, version, text)
         sent = 0
         for conn, cursor in room.members.items():
             if cursor == PENDING:

@@ -19,6 +19,7 @@ from tableforge.realtime.broker import Broker
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import Presence
 from tableforge.realtime.revocation import Revocations
+from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.realtime.tickets import TicketStore
 from tableforge.services.guards import Guards
 
@@ -37,6 +38,8 @@ class Runtime:
     tickets: TicketStore  # single-use WebSocket tickets (Redis in scale-out, in-process embedded)
     revocations: Revocations  # closes this instance's sockets of revoked sessions
     guards: Guards  # login/invite guess limits, socket caps, image decode slots
+    # Token owners of the local rooms, fed by the hub: checks preview moves without a query per frame.
+    room_tokens: RoomTokens
     registry: InstanceRegistry | None = None  # scale-out only
     # Backend clients that only the wiring knows about (the presence/registry Redis client), closed last.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -20,11 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db import hotpath
-from tableforge.db.schema import board_tokens, game_assets
+from tableforge.db.schema import board_tokens, game_assets, game_rooms
 from tableforge.domain import events as ev
 from tableforge.domain.errors import Conflict, Forbidden, NotFound
 from tableforge.domain.roles import GM, can_change_token
 from tableforge.realtime.connection import Connection
+from tableforge.realtime.room_tokens import Lookup
 from tableforge.services import events, shapes
 from tableforge.services.runtime import Runtime
 
@@ -145,6 +146,48 @@ async def remove(rt: Runtime, user_id: str, role: str, room_id: str, token_id: s
                                    rt.settings.ws_history_size)
     await rt.hub.publish(room_id, version, event.ts, sender, event.body)
     return version
+
+
+# The room version and its tokens' owners in one statement (one snapshot): what the owner index
+# (realtime/room_tokens.py) starts from. A closed or deleted room reads as version 0, no tokens.
+_OWNERS = (
+    sa.select(game_rooms.c.version, board_tokens.c.id, board_tokens.c.owner_id)
+    .select_from(game_rooms.outerjoin(board_tokens, board_tokens.c.room_id == game_rooms.c.id))
+    .where(game_rooms.c.id == sa.bindparam("room_id"))
+    .limit(sa.bindparam("limit"))
+)
+
+
+async def _load_owners(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None]]]:
+    async with rt.db.read() as conn:
+        rows = (await conn.execute(_OWNERS, {"room_id": room_id, "limit": rt.room_tokens.max_tokens + 1})).all()
+    if not rows:
+        return 0, []
+    return int(rows[0][0]), [(str(t), str(o) if o else None) for _, t, o in rows if t is not None]
+
+
+async def _owner_in_db(rt: Runtime, room_id: str, token_id: str) -> str | Lookup | None:
+    """One token's owner: only for rooms too big for the index."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(sa.select(board_tokens.c.owner_id).where(
+            board_tokens.c.id == token_id, board_tokens.c.room_id == room_id))).first()
+    if row is None:
+        return Lookup.MISSING
+    return str(row[0]) if row[0] else None
+
+
+async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, x: float, y: float,
+                       sender: Connection) -> None:
+    """A preview `token.move` (a frame of a drag): relayed only if the sender could commit it, the
+    same checks and codes as `move`, answered from the room's token owner index, not the database."""
+    owner = await rt.room_tokens.owner(room_id, token_id, lambda: _load_owners(rt, room_id))
+    if owner is Lookup.UNKNOWN:
+        owner = await _owner_in_db(rt, room_id, token_id)
+    if isinstance(owner, Lookup):  # MISSING (the database never answers UNKNOWN)
+        raise NotFound("no such token in this room", code="token_not_found")
+    if not can_change_token(role, user_id, owner or ""):
+        raise Forbidden("players may only change their own tokens", code="not_token_owner")
+    await preview(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender)
 
 
 async def preview(rt: Runtime, user_id: str, room_id: str, etype: str, payload: dict[str, Any],

@@ -17,6 +17,7 @@ from tableforge.realtime.broker import Broker, MemoryBroker
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import MemoryPresence, Presence
 from tableforge.realtime.revocation import Revocations
+from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.realtime.tickets import MemoryTickets, TicketStore
 from tableforge.services import events
 from tableforge.services.admin import local_stats
@@ -64,7 +65,7 @@ def build_runtime(settings: Settings) -> Runtime:
         presence: Presence = MemoryPresence(settings.instance_id)
         tickets: TicketStore = MemoryTickets(settings.ws_ticket_seconds)
         return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
-                       tickets=tickets, revocations=Revocations(hub),
+                       tickets=tickets, revocations=Revocations(hub), room_tokens=_room_tokens(hub),
                        guards=build_guards(settings, MemoryAttemptStore(settings.attempt_tracker_max_keys)))
 
     from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
@@ -84,8 +85,16 @@ def build_runtime(settings: Settings) -> Runtime:
                                 prefix=prefix)
     return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
                    tickets=RedisTickets(redis, settings.ws_ticket_seconds, prefix), revocations=Revocations(hub),
+                   room_tokens=_room_tokens(hub),
                    guards=build_guards(settings, RedisAttemptStore(redis, prefix, MemoryAttemptStore(
                        settings.attempt_tracker_max_keys))), registry=registry, closers=[redis.aclose])
+
+
+def _room_tokens(hub: Hub) -> RoomTokens:
+    """Token owners of the local rooms, kept current from what the hub delivers (preview checks)."""
+    room_tokens = RoomTokens()
+    hub.add_observer(room_tokens)
+    return room_tokens
 
 
 def _cache(settings: Settings) -> Cache:

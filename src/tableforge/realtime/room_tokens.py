@@ -1,0 +1,192 @@
+"""Which tokens each local room holds and who owns them, so that a preview `token.move` is
+checked as a commit is checked without a database query per frame.
+
+An instance already receives every stored event of the rooms it has sockets in: the hub hands
+each one to `delivered` in version order. A room's index is loaded once, the first time a preview
+in it needs it (one statement reads the room version and its tokens' owners), then kept current
+from `token.added` / `token.removed` (deleting an asset publishes a `token.removed` per token).
+A token's owner never changes and token ids are never reused, so an entry is only ever added,
+then removed.
+
+Consistency: an event is delivered only after it is committed, so whatever was delivered before
+the load started is in what the load reads; events delivered while it runs are held and applied
+on top (those at or below the loaded version are already in it). A version that skips one (the
+hub gave up on a gap) drops the index: the next preview loads it again.
+
+Bounded: at most `max_rooms` indexed rooms (least recently used dropped first; the hub also drops
+a room's index when its last local socket leaves), `max_tokens` tokens per room (a bigger room is
+not indexed: `UNKNOWN`, and the caller asks the database for that one token), and `max_held`
+events held per load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from tableforge.domain import events as ev
+from tableforge.observability import metrics
+from tableforge.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+# (room version, [(token id, owner id or None)]); at most max_tokens + 1 tokens are needed.
+OwnersLoader = Callable[[], Awaitable[tuple[int, list[tuple[str, str | None]]]]]
+# Stored bodies start with their type (events.store and the SQL hot path both encode it first),
+# so the hot `token.moved` and everything else is skipped with one prefix test, unparsed.
+_ADDED = f'{{"type":"{ev.TOKEN_ADDED}"'
+_REMOVED = f'{{"type":"{ev.TOKEN_REMOVED}"'
+_WATCHED = (_ADDED, _REMOVED)
+
+
+class Lookup(enum.Enum):
+    MISSING = "missing"  # no such token in the room
+    UNKNOWN = "unknown"  # the room is not indexed (too many tokens): ask the database
+
+
+class _Room:
+    __slots__ = ("held", "loading", "overflow", "owners", "version")
+
+    def __init__(self) -> None:
+        self.version = 0  # the stored version the index reflects
+        self.owners: dict[str, str | None] = {}
+        self.overflow = False
+        self.loading: asyncio.Future[None] | None = None
+        # Versions delivered while loading, with the body of those that matter (None: too many).
+        self.held: list[tuple[int, str]] | None = []
+
+
+class RoomTokens:
+    def __init__(self, *, max_rooms: int = 10_000, max_tokens: int = 10_000, max_held: int = 1_000) -> None:
+        self.max_rooms = max_rooms
+        self.max_tokens = max_tokens
+        self.max_held = max_held
+        self._rooms: OrderedDict[str, _Room] = OrderedDict()
+        self._token_count = 0
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    # -- fed by the hub (must not raise, must not block) ---------------------------------------
+    def delivered(self, room_id: str, version: int, body: str) -> None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        if room.loading is not None:
+            if room.held is not None:  # every version (to see gaps), the body only when it matters
+                if len(room.held) < self.max_held:
+                    room.held.append((version, body if body.startswith(_WATCHED) else ""))
+                else:
+                    room.held = None  # more than we keep: load again next time
+            return
+        self._apply(room_id, room, version, body)
+
+    def dropped(self, room_id: str) -> None:
+        """The hub no longer delivers this room's events here (or they skipped one): forget it."""
+        room = self._rooms.pop(room_id, None)
+        if room is not None:
+            self._forget(room)
+
+    # -- asked by the preview path -------------------------------------------------------------
+    async def owner(self, room_id: str, token_id: str, load: OwnersLoader) -> str | Lookup | None:
+        """The owner of the token (None: nobody, only the GM may move it), or a Lookup."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = await self._load(room_id, load)
+        elif room.loading is not None:
+            await asyncio.shield(room.loading)  # one load per room at a time; its failure is ours too
+        else:
+            self._rooms.move_to_end(room_id)
+        return self._find(room, token_id)
+
+    @staticmethod
+    def _find(room: _Room, token_id: str) -> str | Lookup | None:
+        if room.overflow:
+            return Lookup.UNKNOWN
+        owners = room.owners
+        if token_id in owners:
+            return owners[token_id]
+        try:  # ids are stored in canonical form; the protocol also accepts upper case, no dashes
+            canonical = str(uuid.UUID(token_id))
+        except ValueError:
+            return Lookup.MISSING
+        return owners.get(canonical, Lookup.MISSING) if canonical != token_id else Lookup.MISSING
+
+    async def _load(self, room_id: str, load: OwnersLoader) -> _Room:
+        room = _Room()
+        future = room.loading = asyncio.get_running_loop().create_future()
+        self._rooms[room_id] = room
+        while len(self._rooms) > self.max_rooms:
+            _, evicted = self._rooms.popitem(last=False)
+            self._forget(evicted)
+            metrics.ROOM_TOKENS_EVICTED.inc()
+        metrics.ROOM_TOKENS_LOADS.inc()
+        metrics.ROOM_TOKENS_ROOMS.set(len(self._rooms))
+        try:
+            version, rows = await load()
+        except BaseException as exc:
+            if self._rooms.get(room_id) is room:
+                self.dropped(room_id)
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        room.version = version
+        if len(rows) > self.max_tokens:
+            room.overflow = True
+        else:
+            room.owners = {str(token_id): str(owner) if owner else None for token_id, owner in rows}
+        held, room.held, room.loading = room.held, None, None
+        if self._rooms.get(room_id) is room:
+            if held is None:  # too much happened during the load: answer from it, keep nothing
+                del self._rooms[room_id]
+                metrics.ROOM_TOKENS_ROOMS.set(len(self._rooms))
+            else:
+                self._token_count += len(room.owners)
+                for held_version, body in held:
+                    self._apply(room_id, room, held_version, body)
+        metrics.ROOM_TOKENS_TOKENS.set(self._token_count)
+        future.set_result(None)
+        return room
+
+    def _apply(self, room_id: str, room: _Room, version: int, body: str) -> None:
+        if version <= room.version:
+            return  # already in what was loaded
+        if version != room.version + 1:
+            metrics.ROOM_TOKENS_GAPS.inc()
+            self.dropped(room_id)  # an event we never saw: load again when needed
+            return
+        room.version = version
+        if room.overflow or not body.startswith(_WATCHED):
+            return
+        try:
+            event = orjson.loads(body)
+            if body.startswith(_ADDED):
+                token = event["token"]
+                token_id, owner = str(token["id"]), token.get("owner_id")
+                if token_id not in room.owners:
+                    if len(room.owners) >= self.max_tokens:
+                        room.overflow = True
+                        self._token_count -= len(room.owners)
+                        room.owners = {}
+                    else:
+                        room.owners[token_id] = str(owner) if owner else None
+                        self._token_count += 1
+            elif room.owners.pop(str(event["token_id"]), Lookup.MISSING) is not Lookup.MISSING:
+                self._token_count -= 1
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("room_tokens.bad_event", room_id=room_id, version=version)
+            self.dropped(room_id)
+            return
+        metrics.ROOM_TOKENS_TOKENS.set(self._token_count)
+
+    def _forget(self, room: _Room) -> None:
+        """Account for a room leaving the index (its owners stay readable for lookups in flight)."""
+        if room.loading is None:
+            self._token_count -= len(room.owners)
+        metrics.ROOM_TOKENS_ROOMS.set(len(self._rooms))
+        metrics.ROOM_TOKENS_TOKENS.set(self._token_count)

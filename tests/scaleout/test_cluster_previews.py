@@ -1,0 +1,62 @@
+"""Preview moves are checked on every instance from the events it delivers: a token added or
+removed through another instance is known to the instance that checks the preview."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.client import Api, Ws
+from tests.support.cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = Cluster(2, pg_url, redis_url, tmp_path_factory.mktemp("pair"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+async def _preview(ws: Ws, room_id: str, token_id: str, msg_id: str) -> dict:
+    """A preview with an id gets exactly one answer: an empty ack, or the error that refused it."""
+    await ws.send_raw(json.dumps({"type": "token.move", "id": msg_id, "room_id": room_id, "token_id": token_id,
+                                  "x": 3, "y": 4, "preview": True}))
+    while True:
+        msg = await ws.next_event()
+        if msg.get("id") == msg_id:
+            return msg
+
+
+async def test_previews_follow_tokens_changed_through_another_instance(pair: Cluster) -> None:
+    first, second = pair.servers
+    async with Api(first.base_url) as api:
+        gm, alice = await api.register("gm"), await api.register("al")
+        room = await api.room(gm, alice)
+        asset = await api.asset(gm, room["id"])
+        gm_ws = await Ws.connect(first.ws_url, gm.token)
+        alice_first = await Ws.connect(first.ws_url, alice.token)
+        alice_second = await Ws.connect(second.ws_url, alice.token)
+        for ws in (gm_ws, alice_first, alice_second):
+            assert (await ws.request("join", room_id=room["id"]))["type"] == "ack"
+        gm_token = (await gm_ws.request("token.add", room_id=room["id"], asset_id=asset["id"], x=1, y=1))["token"]
+        await alice_second.next_event("token.added")
+        # The second instance loads its index here, then learns only from events.
+        refused = await _preview(alice_second, room["id"], gm_token["id"], "gm-token")
+        assert (refused["type"], refused["code"]) == ("error", "not_token_owner")
+
+        mine = (await alice_first.request("token.add", room_id=room["id"], asset_id=asset["id"], x=2, y=2))["token"]
+        await alice_second.next_event("token.added")  # delivered on the second instance too
+        allowed = await _preview(alice_second, room["id"], mine["id"], "mine")
+        assert allowed["type"] == "ack", allowed
+        moving = await gm_ws.next_event("token.moving")
+        assert (moving["token_id"], moving["by"]) == (mine["id"], alice.id)
+
+        await gm_ws.request("token.remove", room_id=room["id"], token_id=mine["id"])
+        await alice_second.next_event("token.removed")
+        gone = await _preview(alice_second, room["id"], mine["id"], "gone")
+        assert (gone["type"], gone["code"]) == ("error", "token_not_found")
+        for ws in (gm_ws, alice_first, alice_second):
+            await ws.close()
