@@ -14,7 +14,6 @@ import io
 import json
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,7 +308,7 @@ def test_two_players_play_and_survive_a_restart(instances: list[ServerProcess], 
     player.fill("#chat-input", "back again")
     player.press("#chat-input", "Enter")
     expect(gm.locator("#chat-log .msg-chat")).to_have_count(5)
-    time.sleep(0.3)
+    expect(player.locator("#chat-log .msg-chat")).to_have_count(5)  # both pages settled for the pictures
     gm.screenshot(path=str(ARTIFACTS / "board-gm.png"))
     player.screenshot(path=str(ARTIFACTS / "board-player.png"))
 

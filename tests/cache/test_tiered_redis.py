@@ -32,7 +32,7 @@ class Db:
         async def load() -> Any:
             self.reads.append(key)
             if self.delay:
-                await asyncio.sleep(self.delay)
+                await asyncio.sleep(self.delay)  # the scenario: a slow database read, for callers to overlap
             return self.rows.get(key)
 
         return load

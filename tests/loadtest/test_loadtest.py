@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tableforge.loadtest.hist import parse_prometheus, series_quantile
 from tableforge.loadtest.report import TARGETS
 from tableforge.loadtest.scenario import LoadConfig, LoadTest, new_session
 from tests.support.cluster import Cluster
+from tests.support.waiting import poll_until
 
 
 def test_short_run_on_two_instances_loses_nothing(pg_url: str, redis_url: str, tmp_path: Path) -> None:
@@ -97,9 +97,9 @@ def test_cluster_starts_and_stops_on_sigterm(pg_url: str, redis_url: str, tmp_pa
                              str(base)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     urls = [f"http://127.0.0.1:{base + i}" for i in range(2)]
     try:
-        deadline = time.monotonic() + 60
         up: set[str] = set()
-        while len(up) < 2 and time.monotonic() < deadline:
+
+        def both_up() -> bool:
             assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
             for u in urls:
                 try:
@@ -107,8 +107,9 @@ def test_cluster_starts_and_stops_on_sigterm(pg_url: str, redis_url: str, tmp_pa
                         up.add(u)
                 except httpx.HTTPError:
                     pass
-            time.sleep(0.2)
-        assert len(up) == 2
+            return len(up) == 2
+
+        poll_until(both_up, 60, "both instances healthy", poll=0.2)
         # each instance serves its own metrics
         text = httpx.get(f"{urls[1]}/metrics", timeout=5).text
         assert list(parse_prometheus(text)["value"]["tableforge_ws_connections"].values()) == [0.0]  # none yet
