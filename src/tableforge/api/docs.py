@@ -8,6 +8,7 @@ served under `/docs/assets/`. ReDoc would need its own CDN script, so it is not 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -31,9 +32,12 @@ class _AssetFiles(StaticFiles):
 
 
 def swagger_assets_dir() -> Path:
-    import swagger_ui  # lazy: only the app that serves /docs needs it
-
-    return Path(swagger_ui.__file__).resolve().parent / "static"
+    """The package's static files, found without importing it (its import pulls in jinja2 and
+    PyYAML for its own framework handlers, which a server does not need in memory)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing: pip install swagger-ui-py")
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "static"
 
 
 def install(app: FastAPI) -> None:
