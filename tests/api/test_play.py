@@ -57,7 +57,8 @@ async def test_two_players_see_moves_chat_and_dice_in_version_order(api: Api) ->
 
         snap = await api.snapshot(alice, room["id"])
         assert snap["room"]["version"] == back["version"]
-        assert [m["kind"] for m in snap["messages"]][-2:] == ["chat", "roll"]
+        assert [m["kind"] for m in snap["messages"]][-4:] == ["chat", "roll", "chat", "chat"]
+        assert [m["text"] for m in snap["messages"]][-2:] == ["over to you", "and back"]
         assert snap["tokens"][0]["x"] == 30 and snap["tokens"][0]["version"] == 2
     finally:
         await a.close()
