@@ -186,7 +186,7 @@ class PrivatePostgres:
         """Stop, stay down for `down_for` seconds (clients meanwhile find nobody), start again."""
         self.stop(mode)
         if down_for:
-            time.sleep(down_for)
+            time.sleep(down_for)  # the scenario: the outage lasts this long
         self.start()
 
     def create_database(self, name: str) -> str:
