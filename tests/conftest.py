@@ -12,10 +12,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio
 
 from tests.support.client import Api
 from tests.support.server import ServerProcess
-from tests.support.services import PG_ADMIN_URL, REDIS_URL, require_postgres, require_redis, temp_database
+from tests.support.services import (
+    PG_ADMIN_URL,
+    REDIS_URL,
+    require_postgres,
+    require_redis,
+    temp_database,
+    unlink_prefixed,
+)
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -35,8 +43,28 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
+    """The one Redis of the whole suite (TABLEFORGE_TEST_REDIS). Tests share it safely through
+    `prefix`: every key and channel a test makes is under its own prefix."""
     require_redis()
     return REDIS_URL
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client: the test's own view of Redis (to look at, corrupt or kill connections)."""
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(raw: redis.asyncio.Redis) -> AsyncIterator[str]:
+    """A key (and channel) prefix of this test's own, under `tableforge:`. Pub/sub channels are global
+    to the Redis server, so brokers get it too: tests running in parallel, or other people's servers
+    on the same Redis, never hear each other. Cleanup deletes only its keys (SCAN + UNLINK)."""
+    value = f"tableforge:test-{uuid.uuid4().hex[:12]}:"
+    yield value
+    await unlink_prefixed(raw, value)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -7,10 +7,8 @@ unreachable, or that goes away and comes back, never fails a request.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from tests.support.client import Api, png_bytes
 from tests.support.cluster import Cluster
 from tests.support.private_redis import PrivateRedis
 from tests.support.server import ServerProcess
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +101,6 @@ async def test_room_changes_on_a_are_read_on_b_at_once(ab: tuple[Api, Api]) -> N
     assert [x["id"] for x in listed] == uploaded[:1]
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        await asyncio.sleep(0.2)
-
-
 async def _exercise(api: Api, marker: str) -> None:
     """A bit of everything, each answered normally."""
     user = await api.register("deg")
@@ -162,11 +153,11 @@ async def test_the_cache_comes_back_when_redis_does(tmp_path: Path) -> None:
 
             store.stop()
             await _exercise(api, "gone")  # every request still answered, from the database
-            await _eventually(lambda: _is(api, "degraded"), 15, "/ready shows the cache degraded")
+            await eventually(lambda: _is(api, "degraded"), 15, "/ready shows the cache degraded", poll=0.2)
             await _exercise(api, "stilldown")
 
             store.start()  # an empty Redis on the same port
-            await _eventually(lambda: _is(api, "ok"), 30, "/ready shows the cache back")
+            await eventually(lambda: _is(api, "ok"), 30, "/ready shows the cache back", poll=0.2)
             await _exercise(api, "back")
             assert store.keys(), "values are stored in Redis again"
             body = await api.http.get("/api/systems")

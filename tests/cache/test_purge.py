@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tableforge.cache import Cache
 from tableforge.cache.purge import EdgePurger
 from tests.conftest import free_port
+from tests.support.waiting import wait_until
 
 
 class FakeEdge:
@@ -29,7 +29,7 @@ class FakeEdge:
             method = head.split(" ", 1)[0]
             headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
             self.requests.append((method, headers.get("xkey", "")))
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # the scenario: an edge that is slow to answer
             writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())
             await writer.drain()
         finally:
@@ -45,13 +45,6 @@ class FakeEdge:
         self.server.close()
 
 
-async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 async def edge() -> AsyncIterator[FakeEdge]:
     async with FakeEdge() as fake:
@@ -62,7 +55,7 @@ async def test_concurrent_purges_are_batched_into_one_request(edge: FakeEdge) ->
     edge.delay = 0.2
     purger = EdgePurger([edge.url], wait=5.0)
     first = asyncio.ensure_future(purger.purge("catalog"))
-    await until(lambda: len(edge.requests) == 1)  # the first request is in flight; the next three share one batch
+    await wait_until(lambda: len(edge.requests) == 1)  # the first request is in flight; the next three share one batch
     rest = await asyncio.gather(purger.purge("system-1"), purger.purge("catalog", "system-2"),
                                 purger.purge("system-1"))
     assert await first and all(rest)
@@ -95,7 +88,7 @@ async def test_a_slow_edge_never_holds_the_caller_longer_than_wait(edge: FakeEdg
     assert await purger.purge("catalog") is False
     assert purger.stats()["requests_ok"] == 0, "returned while the slow edge had not answered yet"
     purger.purge_nowait("system-1")  # no wait at all
-    await until(lambda: len(edge.requests) == 2 and purger.stats()["requests_ok"] == 2)
+    await wait_until(lambda: len(edge.requests) == 2 and purger.stats()["requests_ok"] == 2)
     assert [k for _, k in edge.requests] == ["catalog", "system-1"]  # still delivered, in the background
     await purger.close()
 
@@ -104,21 +97,24 @@ async def test_the_queue_is_bounded(edge: FakeEdge) -> None:
     edge.delay = 0.3
     purger = EdgePurger([edge.url], max_pending=2, wait=0)
     purger.purge_nowait("a")
-    await until(lambda: len(edge.requests) == 1)  # "a" is in flight; the queue holds at most two more keys
+    await wait_until(lambda: len(edge.requests) == 1)  # "a" is in flight; the queue holds at most two more keys
     purger.purge_nowait("b", "c", "d", "e")
     purger.purge_nowait("b")  # already queued: not a drop
     assert purger.stats()["keys_dropped"] == 2
-    await until(lambda: len(edge.requests) == 2)
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: len(edge.requests) == 2)
+    await purger.close()  # sends whatever is still queued: a key that was not dropped would show
     assert [k for _, k in edge.requests] == ["a", "b c"]
-    await purger.close()
 
 
 async def test_repeat_purges_each_key_a_second_time(edge: FakeEdge) -> None:
     purger = EdgePurger([edge.url], repeat=0.1)
     assert await purger.purge("catalog")
-    await asyncio.sleep(0.4)
-    assert [k for _, k in edge.requests] == ["catalog", "catalog"]  # twice, not forever
+    await wait_until(lambda: purger.stats()["requests_ok"] == 2, what="the repeat")
+    # A third "catalog" would be due `repeat` after the second; a key purged only now repeats later
+    # than that, so once its repeat is in, any third "catalog" would have come before it.
+    assert await purger.purge("other")
+    await wait_until(lambda: purger.stats()["requests_ok"] == 4, what="the other key's repeat")
+    assert [k for _, k in edge.requests] == ["catalog", "catalog", "other", "other"]  # twice, not forever
     await purger.close()
 
 

@@ -25,7 +25,7 @@ class Loader:
         async def load() -> Any:
             self.calls.append(key)
             if self.delay:
-                await asyncio.sleep(self.delay)
+                await asyncio.sleep(self.delay)  # the scenario: a slow database read, for callers to overlap
             return self.data.get(key)
 
         return load
@@ -110,27 +110,40 @@ async def test_concurrent_callers_share_one_load() -> None:
 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_load() -> None:
     cache = Cache()
-    db = Loader({"k": "v"}, delay=0.05)
-    first = asyncio.create_task(cache.get_or_load("k", db.one("k")))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(cache.get_or_load("k", db.one("k")))
-    await asyncio.sleep(0.01)
+    gate = asyncio.Event()
+    calls: list[str] = []
+
+    async def load() -> str:
+        calls.append("k")
+        await gate.wait()  # the database answers when the test says so
+        return "v"
+
+    first = asyncio.create_task(cache.get_or_load("k", load))
+    await wait_until(lambda: calls == ["k"], what="the load in flight")
+    second = asyncio.create_task(cache.get_or_load("k", load))
+    await wait_until(lambda: cache.stats()["coalesced"] == 1, what="the second caller joining the load")
     first.cancel()
+    await wait_until(first.done, what="the first caller gone")
+    gate.set()
     assert await second == "v"
-    assert db.calls == ["k"]
+    assert calls == ["k"]
 
 
 async def test_loader_errors_reach_every_waiter_and_are_not_cached() -> None:
     cache = Cache()
+    gate = asyncio.Event()
     calls = 0
 
     async def failing() -> str:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.01)
+        await gate.wait()
         raise RuntimeError("database is down")
 
-    results = await asyncio.gather(*(cache.get_or_load("k", failing) for _ in range(5)), return_exceptions=True)
+    waiting = asyncio.gather(*(cache.get_or_load("k", failing) for _ in range(5)), return_exceptions=True)
+    await wait_until(lambda: cache.stats()["coalesced"] == 4, what="four callers joining the one load")
+    gate.set()
+    results = await waiting
     assert all(isinstance(r, RuntimeError) for r in results)
     assert calls == 1
     assert await cache.get_or_load("k", Loader({"k": "ok"}).one("k")) == "ok"
@@ -146,7 +159,7 @@ async def test_delete_during_a_load_keeps_the_old_result_out_of_the_cache() -> N
         return "old"
 
     reader = asyncio.create_task(cache.get_or_load("k", old_read))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: cache.stats()["in_flight"] == 1, what="the read in flight")
     await cache.delete("k")  # the write commits while the read is in flight
     # A caller after the delete must not join the load that may have read the old row.
     after = asyncio.create_task(cache.get_or_load("k", Loader({"k": "new"}).one("k")))

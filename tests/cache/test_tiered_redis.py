@@ -32,7 +32,7 @@ class Db:
         async def load() -> Any:
             self.reads.append(key)
             if self.delay:
-                await asyncio.sleep(self.delay)
+                await asyncio.sleep(self.delay)  # the scenario: a slow database read, for callers to overlap
             return self.rows.get(key)
 
         return load
@@ -215,7 +215,7 @@ async def test_every_key_lives_under_the_prefix(make_cache: MakeCache, raw: redi
     assert isinstance(info["used_memory"], int)
     names = sorted([k.decode() async for k in raw.scan_iter(match=prefix + "*")])
     assert names == [prefix + "g:g", prefix + "k:a"]
-    assert prefix.startswith("tableforge:cache:")
+    assert prefix.startswith("tableforge:")  # every key of the deployment under the house prefix
 
 
 async def test_unreachable_redis_degrades_to_the_loader() -> None:

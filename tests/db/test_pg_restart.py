@@ -119,7 +119,7 @@ async def _repeat(stop: asyncio.Event, step: Callable[[int], Awaitable[None]], p
             await step(n)
         except SocketGone:
             return
-        await asyncio.sleep(pause)
+        await asyncio.sleep(pause)  # the scenario: a player's pace, not a synchronisation
 
 
 def _server_errors(server: ServerProcess) -> list[str]:
@@ -240,7 +240,7 @@ async def test_postgres_restart_under_load(private_pg: PrivatePostgres, tmp_path
                 for mode in ("fast", "immediate"):
                     before = sum(sum(loop.unavailable.values()) for loop in loops.values())
                     await asyncio.to_thread(private_pg.stop, mode)
-                    await asyncio.sleep(DOWN_FOR)
+                    await asyncio.sleep(DOWN_FOR)  # the scenario: the outage lasts this long
                     await asyncio.to_thread(private_pg.start)
                     back = time.monotonic()
                     assert sum(sum(loop.unavailable.values()) for loop in loops.values()) > before, (

@@ -17,6 +17,11 @@ from tableforge.domain.errors import Unavailable
 from tests.db.conftest import pg_settings
 from tests.support.private_postgres import PrivatePostgres
 from tests.support.services import PG_ADMIN_URL
+from tests.support.waiting import eventually, wait_until
+
+# Queries to be caught mid-way (each text is unique to its test, to find it in pg_stat_activity)
+SLEEP_10 = "SELECT pg_sleep(10) /* caught by a restart */"
+SLEEP_3 = "SELECT pg_sleep(3) /* caught by pg_terminate_backend */"
 
 
 async def test_pool_exhausted_after_connection_timeout(own_pg_url: str, tmp_path: Path) -> None:
@@ -30,10 +35,7 @@ async def test_pool_exhausted_after_connection_timeout(own_pg_url: str, tmp_path
 
     holders = [asyncio.create_task(hold()) for _ in range(2)]
     try:
-        for _ in range(500):  # until both hold a connection
-            if sum(p["in_use"] for p in db.pool_stats()) >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: sum(p["in_use"] for p in db.pool_stats()) >= 2, what="both holding a connection")
         with pytest.raises(Unavailable) as err:
             async with db.read() as conn:
                 await conn.execute(sa.text("SELECT 1"))
@@ -59,6 +61,20 @@ async def test_statement_timeout_cancels_with_db_timeout(own_pg_url: str, tmp_pa
     async with db.write() as conn:  # the connection is fine afterwards
         assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
     await db.dispose()
+
+
+async def _query_running(database_url: str, sql: str) -> None:
+    """Wait until PostgreSQL itself reports `sql` as running in that database (pg_stat_activity),
+    so that what the test does next really catches it mid-query."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async def running() -> bool:
+            return bool(await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+                "AND query = $1", sql))
+        await eventually(running, what=f"{sql!r} running")
+    finally:
+        await conn.close()
 
 
 async def _terminate_backends(database: str) -> int:
@@ -101,10 +117,10 @@ async def test_recovers_after_postgres_outage(private_pg: PrivatePostgres, mode:
 
     async def caught() -> None:
         async with db.read() as conn:
-            await conn.execute(sa.text("SELECT pg_sleep(10)"))
+            await conn.execute(sa.text(SLEEP_10))
 
     inflight = asyncio.create_task(caught())
-    await asyncio.sleep(0.3)
+    await _query_running(private_pg.url, SLEEP_10)
     await asyncio.to_thread(private_pg.stop, mode)
     with pytest.raises(Unavailable) as err:
         await asyncio.wait_for(inflight, 10)
@@ -133,10 +149,10 @@ async def test_recovers_after_backends_terminated(own_pg_url: str, tmp_path: Pat
 
     async def caught() -> None:
         async with db.read() as conn:
-            await conn.execute(sa.text("SELECT pg_sleep(3)"))
+            await conn.execute(sa.text(SLEEP_3))
 
     inflight = asyncio.create_task(caught())
-    await asyncio.sleep(0.3)
+    await _query_running(own_pg_url, SLEEP_3)
     assert await _terminate_backends(own_pg_url.rsplit("/", 1)[1]) >= 1
     with pytest.raises(Unavailable) as err:
         await inflight

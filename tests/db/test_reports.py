@@ -14,8 +14,10 @@ from tableforge.api.app import create_app
 from tableforge.api.routes import admin_db
 from tableforge.db import reports
 from tableforge.db.engine import Database
+from tableforge.db.migrate import upgrade
 from tableforge.services import users
 from tests.db.conftest import pg_settings
+from tests.support.private_postgres import PrivatePostgres
 
 
 async def _flush_stats(conn: sa.ext.asyncio.AsyncConnection) -> None:
@@ -25,9 +27,8 @@ async def _flush_stats(conn: sa.ext.asyncio.AsyncConnection) -> None:
     await conn.execute(sa.text("SELECT 1"))
 
 
-@pytest.fixture(scope="module")
-async def worked(pg_db: Database) -> Database:
-    async with pg_db.write() as conn:
+async def _workload(db: Database) -> None:
+    async with db.write() as conn:
         await conn.execute(sa.text(
             """INSERT INTO users (id, username, password_hash, created_at)
                SELECT gen_random_uuid(), 'w' || g, 'x', now() FROM generate_series(1, 20) g"""))
@@ -46,11 +47,38 @@ async def worked(pg_db: Database) -> Database:
             """INSERT INTO room_events (room_id, version, body)
                SELECT r.id, g, '{}' FROM game_rooms r, generate_series(1, 200) g"""))
         await conn.execute(sa.text("DELETE FROM room_events WHERE version % 2 = 0"))
-    async with pg_db.read() as conn:
+    async with db.read() as conn:
         for i in range(30):
             await conn.execute(sa.text("SELECT id FROM game_assets WHERE name = :n"), {"n": f"asset-{i * 7}"})
         await _flush_stats(conn)
+
+
+@pytest.fixture(scope="module")
+async def worked(pg_db: Database) -> Database:
+    """The workload on the shared server (a database of this module's own)."""
+    await _workload(pg_db)
     return pg_db
+
+
+@pytest.fixture(scope="module")
+async def worked_with_statements(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    """The workload on a private cluster that preloads pg_stat_statements: the report needs a server
+    setting (shared_preload_libraries, only read at start-up) that the shared server may not have,
+    and restarting the shared server for it would cut everyone else's connections."""
+    workdir = tmp_path_factory.mktemp("pgss")
+    pg = PrivatePostgres(workdir, settings={"shared_preload_libraries": "pg_stat_statements",
+                                            "pg_stat_statements.track": "top"})
+    try:
+        pg.start()
+        db = Database(pg_settings(pg.create_database("reports"), workdir))
+        try:
+            await upgrade(db)  # migration 0002 creates the extension (the role is a superuser here)
+            await _workload(db)
+            yield db
+        finally:
+            await db.dispose()
+    finally:
+        pg.close()
 
 
 async def test_table_stats_show_the_workload(worked: Database) -> None:
@@ -60,8 +88,8 @@ async def test_table_stats_show_the_workload(worked: Database) -> None:
     assert tables["room_events"]["dead_rows"] == 2000 and tables["room_events"]["dead_ratio"] == 0.5
 
 
-async def test_slow_queries_come_from_pg_stat_statements(worked: Database) -> None:
-    report = await reports.slow_queries(worked, limit=100)
+async def test_slow_queries_come_from_pg_stat_statements(worked_with_statements: Database) -> None:
+    report = await reports.slow_queries(worked_with_statements, limit=100)
     assert report["available"], report
     mine = [q for q in report["queries"] if "FROM game_assets WHERE name" in q["query"]]
     assert mine and mine[0]["calls"] >= 30 and mine[0]["mean_exec_time_ms"] > 0
@@ -84,7 +112,6 @@ async def test_optimize_vacuums_dirty_tables_and_advises_an_index(worked: Databa
 
 async def test_sqlite_reports_say_what_they_cannot(tmp_path: Path) -> None:
     from tableforge.config import Settings
-    from tableforge.db.migrate import upgrade
 
     db = Database(Settings(data_dir=tmp_path))
     await upgrade(db)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from tests.conftest import free_port
 from tests.support.client import Api
 from tests.support.server import ServerProcess
+from tests.support.waiting import poll_until
 
 VCL = Path(__file__).with_name("tableforge.vcl")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -62,18 +62,18 @@ def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     proc = subprocess.Popen([varnishd, "-F", "-j", "none", "-a", f"127.0.0.1:{varnish_port}", "-f", str(vcl),
                              "-n", str(work / "varnish"), "-s", "malloc,32m"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def answering() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"varnishd exited: {(work / 'varnishd.log').read_text()[-2000:]}")
             try:
-                if httpx.get(f"http://127.0.0.1:{varnish_port}/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{varnish_port}/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"varnishd did not answer: {(work / 'varnishd.log').read_text()[-2000:]}")
-            time.sleep(0.1)
+                return False
+
+        try:
+            poll_until(answering, 30, "varnishd to answer")
+        except AssertionError:
+            pytest.fail(f"varnishd did not answer: {(work / 'varnishd.log').read_text()[-2000:]}")
         yield Edge(origin, varnish_port)
     finally:
         proc.terminate()

@@ -1,10 +1,6 @@
-"""Fixtures for the scale-out unit tests: the real local Redis, a unique prefix per test.
-
-Pub/sub channels are global to the Redis server (not per database), so brokers get the test's
-prefix too: tests running in parallel, or other people's servers on the same Redis, never
-hear each other. Cleanup deletes only this test's keys (SCAN + UNLINK), never a database.
-With CI=true a missing Redis fails (the root `redis_url` fixture); otherwise these skip.
-"""
+"""Fixtures for the scale-out unit tests: brokers, registries and presences on the suite's one Redis
+(`redis_url`), under the test's own prefix (`prefix`, tests/conftest.py), which their pub/sub
+channels carry too. With CI=true a missing Redis fails; otherwise these skip."""
 
 from __future__ import annotations
 
@@ -24,28 +20,6 @@ from .support import Inbox
 MakeBroker = Callable[..., Awaitable[tuple[RedisBroker, Inbox]]]
 MakeRegistry = Callable[..., Awaitable[InstanceRegistry]]
 MakePresence = Callable[..., RedisPresence]
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    """A plain client: the tests' own view of Redis (and the hand that kills connections)."""
-    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(raw: redis.asyncio.Redis) -> AsyncIterator[str]:
-    value = f"tableforge:test-{uuid.uuid4().hex[:12]}:"
-    yield value
-    batch: list[bytes] = []
-    async for key in raw.scan_iter(match=value + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            await raw.unlink(*batch)
-            batch.clear()
-    if batch:
-        await raw.unlink(*batch)
 
 
 @pytest.fixture

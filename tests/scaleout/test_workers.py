@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -10,6 +9,8 @@ import redis.asyncio
 
 from tests.support.client import Api, Ws
 from tests.support.cluster import Cluster
+from tests.support.metrics import sample
+from tests.support.waiting import eventually
 
 
 async def test_two_workers_serve_one_room_and_one_metrics_view(pg_url: str, redis_url: str, tmp_path: Path) -> None:
@@ -27,15 +28,12 @@ async def test_two_workers_serve_one_room_and_one_metrics_view(pg_url: str, redi
             said = await socks[0].request("chat.send", room_id=room["id"], text="across workers")
             for s in socks[1:]:
                 assert (await s.next_event("chat.message"))["version"] == said["version"]
-            async with httpx.AsyncClient() as http:
-                deadline = asyncio.get_running_loop().time() + 10
-                while True:
-                    text = (await http.get(f"{server.base_url}/metrics")).text
-                    line = next(x for x in text.splitlines() if x.startswith("tableforge_ws_connections "))
-                    if float(line.split()[1]) == 6 or asyncio.get_running_loop().time() > deadline:
-                        break
-                    await asyncio.sleep(0.2)
-            assert float(line.split()[1]) == 6, "one scrape sums the sockets of both workers"
+            async with httpx.AsyncClient(base_url=server.base_url) as http:
+                async def both_workers_counted() -> bool:
+                    return await sample(http, "tableforge_ws_connections") == 6
+
+                # one scrape sums the sockets of both workers
+                await eventually(both_workers_counted, 10, "6 sockets on /metrics", poll=0.2)
             client = redis.asyncio.Redis.from_url(redis_url)
             keys = [k async for k in client.scan_iter(match=f"tableforge:{cluster.namespace}:instance:*")]
             await client.aclose()

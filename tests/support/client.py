@@ -131,8 +131,9 @@ class Ws:
                 if etype is None or msg.get("type") == etype:
                     return msg
 
-    async def no_event(self, wait: float = 0.3) -> list[dict[str, Any]]:
-        await asyncio.sleep(wait)
+    def drain(self) -> list[dict[str, Any]]:
+        """The events received so far and not yet read (without waiting: to show that an event did
+        NOT come, make a later change and check it is the next one; see tests/api/test_play.py)."""
         out = []
         while not self.events.empty():
             out.append(self.events.get_nowait())

@@ -182,7 +182,7 @@ class Table:
                 code = str(reply.get("code"))
                 seat.refused[code] = seat.refused.get(code, 0) + 1
             next_at += period
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))  # the scenario: the player's pace
 
     async def finish(self) -> None:
         self.stop.set()

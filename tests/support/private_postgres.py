@@ -68,7 +68,11 @@ def _missing(message: str) -> None:
 
 
 class PrivatePostgres:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    """`settings`: server settings for this cluster's postgresql.conf, e.g.
+    `{"shared_preload_libraries": "pg_stat_statements"}` for a test that needs what the shared
+    server may not be configured with (and must not be restarted for)."""
+
+    def __init__(self, workdir: Path, port: int | None = None, settings: dict[str, str] | None = None) -> None:
         bindir = _binaries()
         if bindir is None:
             _missing("PostgreSQL server binaries (initdb, pg_ctl) are needed for this test")
@@ -88,6 +92,7 @@ class PrivatePostgres:
         self.socket_dir = self.root / "sock"
         self.log_path = self.root / "server.log"
         self.running = False
+        self.settings = dict(settings or {})
         self._initdb()
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -127,6 +132,11 @@ class PrivatePostgres:
             raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         # Appended (the file stays the server user's); later settings win over initdb's.
         conf = _CONF.format(port=self.port, socket_dir=self.socket_dir)
+        for name, value in self.settings.items():
+            if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+                raise ValueError(f"not a PostgreSQL setting name: {name!r}")
+            quoted = value.replace("'", "''")
+            conf += f"{name} = '{quoted}'\n"
         with (self.data / "postgresql.conf").open("a") as f:
             f.write(conf)
 
@@ -176,7 +186,7 @@ class PrivatePostgres:
         """Stop, stay down for `down_for` seconds (clients meanwhile find nobody), start again."""
         self.stop(mode)
         if down_for:
-            time.sleep(down_for)
+            time.sleep(down_for)  # the scenario: the outage lasts this long
         self.start()
 
     def create_database(self, name: str) -> str:

@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.waiting import poll_until
 
 
 class ServerProcess:
@@ -44,19 +45,22 @@ class ServerProcess:
         )
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+        proc = self.proc
+        assert proc is not None
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not become healthy:\n{self.log()}")
+                return False
+
+        try:
+            poll_until(healthy, timeout, f"{self.name} to answer /health")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not become healthy:\n{self.log()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis
+import redis.asyncio
 
 PG_ADMIN_URL = os.environ.get("TABLEFORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TABLEFORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -68,3 +69,18 @@ def temp_database() -> Iterator[str]:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         _run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def unlink_prefixed(client: redis.asyncio.Redis, prefix: str) -> int:
+    """Delete the keys under `prefix` (SCAN + UNLINK in batches, never KEYS, never a whole database)."""
+    pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in prefix) + "*"
+    batch: list[bytes] = []
+    deleted = 0
+    async for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += await client.unlink(*batch)
+            batch.clear()
+    if batch:
+        deleted += await client.unlink(*batch)
+    return deleted

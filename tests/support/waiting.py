@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 
@@ -20,6 +21,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0,
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(poll)
+
+
+def poll_until(predicate: Callable[[], bool], within: float = 10.0, what: str = "condition",
+               poll: float = 0.1) -> None:
+    """`wait_until` for synchronous code (a fixture starting a process, Playwright's sync API)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        time.sleep(poll)
 
 
 def _as_async(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

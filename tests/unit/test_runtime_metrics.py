@@ -8,6 +8,7 @@ import gc
 import time
 
 from prometheus_client import REGISTRY
+from tests.support.waiting import wait_until
 
 from tableforge.observability import metrics
 
@@ -31,15 +32,26 @@ def test_gc_pauses_are_timed_by_generation() -> None:
 
 
 async def test_event_loop_lag_sees_a_blocked_loop() -> None:
+    def slow_count() -> float:
+        return _count("tableforge_event_loop_lag_seconds_count") - \
+            _count("tableforge_event_loop_lag_seconds_bucket", {"le": "0.1"})
+
     before_n = _count("tableforge_event_loop_lag_seconds_count")
-    before_slow = before_n - _count("tableforge_event_loop_lag_seconds_bucket", {"le": "0.1"})
     monitor = asyncio.create_task(metrics.monitor_loop_lag(interval=0.02))
-    await asyncio.sleep(0.05)
-    time.sleep(0.3)  # noqa: ASYNC251 -- on purpose: a handler that blocks the loop
-    await asyncio.sleep(0.05)
-    monitor.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await monitor
-    n = _count("tableforge_event_loop_lag_seconds_count")
-    slow = n - _count("tableforge_event_loop_lag_seconds_bucket", {"le": "0.1"})
-    assert n > before_n and slow - before_slow == 1  # exactly the one late timer, over 100 ms late
+    try:
+        await wait_until(lambda: _count("tableforge_event_loop_lag_seconds_count") > before_n,
+                         what="the monitor's first sample")
+        before_slow = slow_count()
+        before_sum = _count("tableforge_event_loop_lag_seconds_sum")
+        blocked_at_n = _count("tableforge_event_loop_lag_seconds_count")
+        # The scenario: a handler that blocks the loop for 0.3 s. The monitor's timer was due within
+        # 0.02 s of the block's start, so the first sample after it is at least 0.28 s late.
+        time.sleep(0.3)  # noqa: ASYNC251 -- on purpose
+        await wait_until(lambda: _count("tableforge_event_loop_lag_seconds_count") > blocked_at_n,
+                         what="the sample after the block")
+    finally:
+        monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor
+    assert slow_count() - before_slow >= 1  # a sample over 100 ms late (others may be late too on a busy machine)
+    assert _count("tableforge_event_loop_lag_seconds_sum") - before_sum >= 0.28

@@ -14,7 +14,7 @@ from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tableforge import __version__
-from tableforge.api import edge, errors, schemas
+from tableforge.api import docs, edge, errors, schemas
 from tableforge.api.responses import JSON
 from tableforge.api.routes import admin, admin_accounts, admin_cache, admin_db, auth, health, rooms, systems
 from tableforge.api.ws import router as ws_router
@@ -101,11 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("stopped")
 
     app = TableForgeApp(title="TableForge", version=__version__, default_response_class=JSON,
-                        lifespan=lifespan, responses=schemas.ERRORS)
+                        lifespan=lifespan, responses=schemas.ERRORS,
+                        docs_url=None, redoc_url=None)  # /docs: docs.install, offline
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
                    admin_cache.router, admin_db.router, ws_router):
         app.include_router(router)
+    docs.install(app)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_bytes + 1024 * 1024)
     return app
