@@ -4,10 +4,13 @@ Run: .venv/bin/python bench/bench_idle_rss.py [--python PATH] [--runs 3] [--mode
      [--pg postgresql://postgres@127.0.0.1:5432] [--redis redis://127.0.0.1:6379/0]
 
 `--python` is the interpreter whose installed `tableforge` is measured (default: this one), so the
-same script measures another checkout's venv (for a before/after). For each run a fresh server is
-started on a free loopback port with a fresh data directory; scale-out runs get a temporary
-PostgreSQL database (created here, dropped after) and a unique Redis namespace. Once `/ready`
-answers 200, and after one more second of quiet, VmRSS and VmHWM are read from /proc/<pid>/status.
+same script measures another checkout's venv (for a before/after). For each run a fresh data
+directory is made (scale-out: a temporary PostgreSQL database, created here and dropped after, and
+a unique Redis namespace) and migrated by `tableforge migrate`, so that the server measured is a
+restart on an existing database, the everyday case (`--fresh` measures a first start, which also
+runs the migrations in the server and loads Alembic). The server is started on a free loopback port;
+once `/ready` answers 200, and after one more second of quiet, VmRSS and VmHWM are read from
+/proc/<pid>/status.
 Printed: the median of the runs per mode (VmRSS now, VmHWM the peak during start-up).
 """
 
@@ -73,7 +76,7 @@ def psql(pg: str, sql: str) -> None:
     subprocess.run(["psql", f"{pg}/postgres", "-q", "-c", sql], check=True, capture_output=True)
 
 
-def measure(python: str, mode: str, pg: str, redis: str) -> dict[str, int]:
+def measure(python: str, mode: str, pg: str, redis: str, fresh: bool) -> dict[str, int]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tf-rss-") as data:
         env = {**os.environ, "TABLEFORGE_DATA_DIR": data, "TABLEFORGE_LOG_LEVEL": "WARNING"}
@@ -85,6 +88,8 @@ def measure(python: str, mode: str, pg: str, redis: str) -> dict[str, int]:
             env |= {"TABLEFORGE_DATABASE_URL": f"{pg}/{db}", "TABLEFORGE_REDIS_URL": redis,
                     "TABLEFORGE_REDIS_NAMESPACE": f"rss{uuid.uuid4().hex[:8]}"}
         log = Path(data) / "server.log"
+        if not fresh:
+            subprocess.run([python, "-m", "tableforge", "migrate"], env=env, check=True, capture_output=True)
         proc = subprocess.Popen([python, "-m", "tableforge", "serve", "--port", str(port)], env=env,
                                 stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
@@ -109,12 +114,14 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["embedded", "scaleout"], choices=["embedded", "scaleout"])
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--fresh", action="store_true", help="no `tableforge migrate` first: a first start")
     args = ap.parse_args()
     print(f"date {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, CPU {cpu_model()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, interpreter {args.python}")
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, interpreter {args.python}, "
+          f"{'first start' if args.fresh else 'restart on a migrated database'}")
     print(f"{'mode':10s} {'VmRSS MB (median)':>18s} {'VmHWM MB (median)':>18s}  runs (RSS MB)")
     for mode in args.modes:
-        runs = [measure(args.python, mode, args.pg, args.redis) for _ in range(args.runs)]
+        runs = [measure(args.python, mode, args.pg, args.redis, args.fresh) for _ in range(args.runs)]
         rss = statistics.median(r["rss_kb"] for r in runs) / 1024
         hwm = statistics.median(r["hwm_kb"] for r in runs) / 1024
         each = ", ".join(f"{r['rss_kb'] / 1024:.1f}" for r in runs)

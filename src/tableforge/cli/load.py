@@ -22,20 +22,20 @@ from tableforge.cli.common import fail as _fail
 if TYPE_CHECKING:
     from rich.table import Table
 
-# the import names of the `loadtest` extra's packages (matplotlib only draws the --report charts)
-LOADTEST_MODULES = ("aiohttp", "hdrh", "matplotlib")
+# the `loadtest` extra's packages by import name (matplotlib only draws the --report charts)
+LOADTEST_MODULES = {"aiohttp": "aiohttp", "hdrh": "hdrhistogram", "matplotlib": "matplotlib"}
 
 
 def require_loadtest_extra(command: str) -> None:
     """Exit 2 with one line when the `loadtest` extra is not installed."""
     missing = []
-    for name in LOADTEST_MODULES:
+    for name, package in LOADTEST_MODULES.items():
         try:
             found = importlib.util.find_spec(name) is not None  # found, not imported (matplotlib is slow)
         except (ImportError, ValueError):  # ValueError: blocked in sys.modules
             found = False
         if not found:
-            missing.append(name)
+            missing.append(package)
     if missing:
         raise _fail(f"`tableforge {command}` needs the loadtest extra (missing: {', '.join(missing)}): "
                     "pip install 'tableforge[loadtest]'")
