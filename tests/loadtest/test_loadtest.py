@@ -21,7 +21,7 @@ from aiohttp import web
 from typer.testing import CliRunner
 
 from tableforge.cli import app
-from tableforge.loadtest import scenario
+from tableforge.loadtest import recorder
 from tableforge.loadtest.hist import parse_prometheus, series_quantile
 from tableforge.loadtest.report import TARGETS
 from tableforge.loadtest.scenario import LoadConfig, LoadTest, new_session
@@ -196,7 +196,7 @@ async def test_http_reads_whole_answers_rebuilds_uploads_and_counts_errors(monke
 
             assert await lt.http(http, "GET", f"http://127.0.0.1:{closed_port}/x", "/x") is None
             assert lt.errors["http:ClientConnectorError"] == 1
-            monkeypatch.setattr(scenario, "PLAY_TIMEOUT", aiohttp.ClientTimeout(total=0.2))
+            monkeypatch.setattr(recorder, "PLAY_TIMEOUT", aiohttp.ClientTimeout(total=0.2))
             assert await lt.http(http, "GET", f"{base}/slow", "/slow") is None
             assert lt.errors["http:TimeoutError"] == 1, lt.errors
     finally:

@@ -18,7 +18,7 @@ from tableforge.loadtest.hist import Hist, Series, add_series, series_quantile, 
 from tableforge.loadtest.probes import ServerProbe, merged
 
 if TYPE_CHECKING:
-    from tableforge.loadtest.scenario import LoadTest
+    from tableforge.loadtest.recorder import Recorder
 
 CACHE_ROUTES = ("GET /api/systems", "GET /api/systems/{id}")
 
@@ -73,7 +73,8 @@ def _cached_reads(probes: list[ServerProbe]) -> Series:
     return out
 
 
-def build_result(lt: LoadTest) -> dict[str, Any]:
+def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
+    """The result document from a run's measurements and its integrity check (`model.integrity`)."""
     cfg = lt.cfg
     probes = lt.probes
     http_all = merge(list(lt.http_hist.values()))
@@ -93,7 +94,6 @@ def build_result(lt: LoadTest) -> dict[str, Any]:
     instances = [p.resources() for p in probes]
     sampled = [i for i in instances if i["samples"]]
     total_rss_peak = sum(i["rss_mb_max"] for i in sampled) if sampled else None
-    integrity = lt.integrity()
     elapsed = max(lt.play_seconds, 1e-9)
 
     cached_http = _cached_reads(probes)

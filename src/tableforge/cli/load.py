@@ -1,27 +1,44 @@
-"""`tableforge loadtest` and `tableforge cluster` (registered in `cli.py`)."""
+"""`tableforge loadtest` and `tableforge cluster`.
+
+Both need the `loadtest` extra (aiohttp, hdrhistogram, matplotlib), which a server install does not
+have: the commands check for it first and say how to install it; everything they use (rich
+included) is imported inside them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
+from tableforge.cli.common import fail as _fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# the `loadtest` extra's packages by import name (matplotlib only draws the --report charts)
+LOADTEST_MODULES = {"aiohttp": "aiohttp", "hdrh": "hdrhistogram", "matplotlib": "matplotlib"}
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+def require_loadtest_extra(command: str) -> None:
+    """Exit 2 with one line when the `loadtest` extra is not installed."""
+    missing = []
+    for name, package in LOADTEST_MODULES.items():
+        try:
+            found = importlib.util.find_spec(name) is not None  # found, not imported (matplotlib is slow)
+        except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+            found = False
+        if not found:
+            missing.append(package)
+    if missing:
+        raise _fail(f"`tableforge {command}` needs the loadtest extra (missing: {', '.join(missing)}): "
+                    "pip install 'tableforge[loadtest]'")
 
 
 def cluster(
@@ -30,10 +47,14 @@ def cluster(
     log_dir: Annotated[Path | None, typer.Option(help="Instance logs (default: <data dir>/logs).")] = None,
 ) -> None:
     """Run K scale-out instances on 127.0.0.1 ports P, P+1, … until Ctrl-C or SIGTERM."""
+    require_loadtest_extra("cluster")
     from pydantic import ValidationError
+    from rich.console import Console
 
     from tableforge.config import Settings
     from tableforge.loadtest.cluster import ClusterError, ClusterRunner
+
+    console = Console(stderr=True)
 
     try:
         settings = Settings()
@@ -78,6 +99,7 @@ def loadtest(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when a target fails.")] = False,
 ) -> None:
     """Simulated players against one or more servers; latency, integrity and the plan's targets."""
+    require_loadtest_extra("loadtest")
     urls = []
     for u in url:
         try:
@@ -95,10 +117,15 @@ def loadtest(
         if path is not None and not path.parent.exists():
             raise _fail(f"directory {path.parent} does not exist (for {path})")
 
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
     from tableforge.loadtest.probes import Unreachable
     from tableforge.loadtest.report import print_report, write_html, write_json
     from tableforge.loadtest.scenario import LoadConfig, LoadTest, SetupError
 
+    console, out = Console(stderr=True), Console()
     cfg = LoadConfig(urls=urls, users=users, rooms=rooms, duration=duration, ramp_up=ramp_up, seed=seed,
                      think_time=think_time, admin_token=admin_token, setup_timeout=setup_timeout)
     lt = LoadTest(cfg)

@@ -1,29 +1,39 @@
 """`tableforge db stats|slow-queries|optimize`: the database reports as rich tables.
 
-Register with `app.add_typer(db_app, name="db")` in `tableforge.cli`."""
+rich and the database layer are imported by the commands, not by this module: the `tableforge`
+entry point loads it for every command, `serve` included."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from tableforge.config import Settings
-from tableforge.db import reports
-from tableforge.db.engine import Database
+from tableforge.cli.common import load_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tableforge.db.engine import Database
 
 db_app = typer.Typer(help="Database reports and maintenance.", no_args_is_help=True)
-out = Console()
+
+
+@cache
+def _out() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 def _run(job: Callable[[Database], Awaitable[Any]]) -> Any:
-    from tableforge.cli import load_settings  # the CLI's friendly config errors
+    from tableforge.db.engine import Database
 
-    settings: Settings = load_settings()
+    settings = load_settings()
 
     async def go() -> Any:
         db = Database(settings)
@@ -36,6 +46,8 @@ def _run(job: Callable[[Database], Awaitable[Any]]) -> Any:
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for col in columns:
         table.add_column(col, overflow="fold", justify="right" if rows and isinstance(rows[0].get(col), int | float)
@@ -46,6 +58,7 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
 
 
 def _unavailable(report: dict[str, Any]) -> None:
+    out = _out()
     out.print(f"[yellow]not available[/yellow]: {report.get('reason')}")
     if report.get("enable"):
         out.print(f"enable: {report['enable']}")
@@ -54,6 +67,9 @@ def _unavailable(report: dict[str, Any]) -> None:
 @db_app.command("stats")
 def stats() -> None:
     """Table statistics: rows, dead rows, scans, last vacuum/analyze (PostgreSQL) or rows and size (SQLite)."""
+    from tableforge.db import reports
+
+    out = _out()
     report = _run(reports.table_stats)
     cols = (["table", "live_rows", "dead_rows", "dead_ratio", "seq_scan", "idx_scan", "total_bytes",
              "last_vacuum", "last_autovacuum", "last_analyze"] if report["backend"] == "postgresql"
@@ -66,6 +82,9 @@ def stats() -> None:
 @db_app.command("slow-queries")
 def slow_queries(limit: Annotated[int, typer.Option(min=1, max=100)] = 20) -> None:
     """The statements with the most total execution time (pg_stat_statements)."""
+    from tableforge.db import reports
+
+    out = _out()
     report = _run(lambda db: reports.slow_queries(db, limit=limit))
     if not report["available"]:
         _unavailable(report)
@@ -78,6 +97,9 @@ def slow_queries(limit: Annotated[int, typer.Option(min=1, max=100)] = 20) -> No
 @db_app.command("optimize")
 def optimize() -> None:
     """ANALYZE the app's tables, VACUUM (ANALYZE) those with over 10% dead rows, and print index advice."""
+    from tableforge.db import reports
+
+    out = _out()
     report = _run(reports.optimize)
     out.print(_table("maintenance", report["actions"], ["table", "action", "dead_ratio", "status", "error"]))
     advice = report["advice"]

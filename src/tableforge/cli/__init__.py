@@ -1,0 +1,30 @@
+"""`tableforge`: serve, migrate, users, db reports, loadtest, cluster.
+
+The console script (`tableforge = "tableforge.cli:app"`) imports this package for every command,
+`serve` included, so the command modules import nothing heavy at module level: rich, Alembic, the
+database layer and the load generator are imported inside the commands that use them."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tableforge.cli.db import db_app
+from tableforge.cli.load import cluster, loadtest
+from tableforge.cli.serve import migrate, serve
+from tableforge.cli.users import users_app
+
+app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop server.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+# the order of `tableforge --help`, as before the package split
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+app.command("loadtest")(loadtest)
+app.command("cluster")(cluster)
+app.command("serve")(serve)
+app.command("migrate")(migrate)
+
+
+def main() -> None:  # pragma: no cover
+    app(sys.argv[1:])
