@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
-from redis.asyncio import Redis
 
 from tableforge.observability.auth_metrics import WS_TICKETS_HELD
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 MEMORY_MAX = 10_000  # tickets outstanding at once in embedded mode; the oldest go first beyond it
 

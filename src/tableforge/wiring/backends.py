@@ -72,7 +72,7 @@ def build_runtime(settings: Settings) -> Runtime:
     from tableforge.realtime.redis_presence import RedisPresence
     from tableforge.realtime.registry import InstanceRegistry
     from tableforge.realtime.tickets import RedisTickets
-    from tableforge.services.attempts import RedisAttemptStore
+    from tableforge.services.attempts_redis import RedisAttemptStore
 
     prefix = settings.redis_prefix
     broker = RedisBroker(settings.redis_url, settings.instance_id, BrokerOptions(prefix=prefix))
