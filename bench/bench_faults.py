@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import statistics
 import sys
@@ -144,16 +145,18 @@ async def main() -> None:
             with tempfile.TemporaryDirectory(prefix="tf-faults-") as tmp:
                 result = await one_run(fault, args, Path(tmp))
             result["run"] = run + 1
+            result["load_avg_1m"] = round(os.getloadavg()[0], 1)  # a loaded machine explains a slow run
             results.append(result)
             d = result["delay_ms"]
             print(f"{fault:14s} run {run + 1}: during p50/p95/max {d['during']['p50']}/{d['during']['p95']}/"
                   f"{d['during']['max']} ms, after {d['after']['p50']}/{d['after']['p95']}/{d['after']['max']} ms, "
                   f"settled {result['settled_after_fault_s']} s after the fault, missing {result['missing']}, "
-                  f"closed {result['closed']}, resyncs {result['resyncs']}, refused {result['refused']}", flush=True)
+                  f"closed {result['closed']}, resyncs {result['resyncs']}, refused {result['refused']}, "
+                  f"load {result['load_avg_1m']}", flush=True)
     print("\nmedians over runs:")
     for fault in args.faults.split(","):
         rows = [r for r in results if r["fault"] == fault]
-        med = {k: statistics.median(r["delay_ms"][p][q] for r in rows)
+        med = {k: round(statistics.median(r["delay_ms"][p][q] for r in rows), 1)
                for k, (p, q) in {"during_p50": ("during", "p50"), "during_p95": ("during", "p95"),
                                  "after_p95": ("after", "p95"), "after_max": ("after", "max")}.items()}
         ok = sum(1 for r in rows if r["missing"] == 0 and r["closed"] == 0)
