@@ -21,7 +21,9 @@ async def main():
     r = Redis()
     sha = await r.script_load(SCRIPT)
     ns = f"tableforge:bench-{uuid.uuid4().hex[:8]}:"
-    body = b'1234|1700000000000.000|inst/abc|' + b'{"type":"token.moved","room_id":"%s","version":1234,"ts":1700000000000.0,"by":"u","token_id":"t","x":1.0,"y":2.0,"token_version":3}' % uuid.uuid4().hex.encode()
+    event = (b'{"type":"token.moved","room_id":"%s","version":1234,"ts":1700000000000.0,"by":"u",'
+             b'"token_id":"t","x":1.0,"y":2.0,"token_version":3}' % uuid.uuid4().hex.encode())
+    body = b"1234|1700000000000.000|inst/abc|" + event
     N, B = 20000, 64
     async def run(stream):
         t = time.perf_counter()
@@ -42,6 +44,9 @@ async def main():
     print("with stream   us/event:", round(statistics.median(res[True]), 2))
     print("publish only  us/event:", round(statistics.median(res[False]), 2))
     keys = [k async for k in r.scan_iter(match=ns + "*", count=1000)]
-    if keys: await r.unlink(*keys)
+    if keys:
+        await r.unlink(*keys)
     await r.aclose()
-asyncio.run(main())
+
+if __name__ == "__main__":
+    asyncio.run(main())
