@@ -162,12 +162,18 @@ async def test_postgres_restarts_and_outage(tmp_path: Path, redis_url: str, tabl
             table = Table(urls[0], urls)
             table_on.append(table)
             await table.setup()
+            async with Api(urls[0]) as api:
+                latecomer = await api.register("late")  # a session no instance has cached yet
             table.start()
             for fault in ("fast", "immediate", "outage"):
                 await _moves(table, 60)
                 if fault == "outage":
                     await asyncio.to_thread(pg.stop, "fast")
                     await _ready_is(urls, "down")
+                    # A valid token that cannot be checked now: "try again later" (1013), never the
+                    # 4401 that would make a client log its user out.
+                    late = await Ws.connect(table.seats[0].url, latecomer.token)
+                    assert await late.closed_with() == 1013
                     await asyncio.sleep(4)  # the outage itself: the load goes on meanwhile
                     await asyncio.to_thread(pg.start)
                 else:
