@@ -7,6 +7,8 @@ Cleanup deletes only this test's prefix (SCAN + UNLINK), never the database.
 from __future__ import annotations
 
 import os
+import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -15,7 +17,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from tableforge.cache import Cache
+from tableforge.cache import Cache, CacheSettings
+from tableforge.cache.memory import Clock
 from tableforge.cache.redis_tier import glob_escape
 
 REDIS_URL = os.environ.get("TABLEFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -73,11 +76,12 @@ async def make_cache(redis_url: str, prefix: str) -> AsyncIterator[MakeCache]:
     """Started caches sharing this test's Redis prefix (each one is 'an instance')."""
     caches: list[Cache] = []
 
-    async def make(**options: Any) -> Cache:
-        options.setdefault("redis_url", redis_url)
-        options.setdefault("prefix", prefix)
-        options.setdefault("instance_id", f"instance-{len(caches)}-{uuid.uuid4().hex[:6]}")
-        cache = Cache(**options)
+    async def make(*, clock: Clock = time.time, rand: Callable[[], float] = random.random, **fields: Any) -> Cache:
+        """`fields` are CacheSettings fields; clock and rand are the cache's test hooks."""
+        fields.setdefault("redis_url", redis_url)
+        fields.setdefault("prefix", prefix)
+        fields.setdefault("instance_id", f"instance-{len(caches)}-{uuid.uuid4().hex[:6]}")
+        cache = Cache(CacheSettings(**fields), clock=clock, rand=rand)
         await cache.start()
         caches.append(cache)
         return cache
