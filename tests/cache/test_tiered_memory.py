@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tableforge.cache import Cache, build_cache
+from tableforge.cache import Cache, CacheSettings, build_cache
+from tableforge.cache.shared import NoSharedTier
 from tableforge.config import Settings
 
 from .support import FakeClock, wait_until
@@ -51,7 +52,7 @@ async def test_miss_then_hit() -> None:
 @pytest.mark.parametrize("eviction", ["lru", "lfu", "ttl"])
 async def test_expiry_reloads(eviction: str) -> None:
     clock = FakeClock()
-    cache = Cache(clock=clock, eviction=eviction)  # type: ignore[arg-type]
+    cache = Cache(CacheSettings(eviction=eviction), clock=clock)  # type: ignore[arg-type]
     db = Loader({"k": 1})
     await cache.get_or_load("k", db.one("k"), ttl=10)
     clock.advance(9)
@@ -65,7 +66,7 @@ async def test_expiry_reloads(eviction: str) -> None:
 
 async def test_kind_ttls_apply_when_no_ttl_is_given() -> None:
     clock = FakeClock()
-    cache = Cache(clock=clock, default_ttl=300, kind_ttls={"query": 180})
+    cache = Cache(CacheSettings(default_ttl=300, kind_ttls={"query": 180}), clock=clock)
     db = Loader({"q": 1, "d": 2})
     await cache.get_or_load("q", db.one("q"), kind="query")
     await cache.get_or_load("d", db.one("d"))
@@ -77,7 +78,7 @@ async def test_kind_ttls_apply_when_no_ttl_is_given() -> None:
 
 @pytest.mark.parametrize("eviction", ["lru", "lfu", "ttl"])
 async def test_eviction_bounds_the_memory_tier(eviction: str) -> None:
-    cache = Cache(max_size=10, eviction=eviction)  # type: ignore[arg-type]
+    cache = Cache(CacheSettings(max_size=10, eviction=eviction))  # type: ignore[arg-type]
     db = Loader({f"k{i}": i for i in range(100)})
     for i in range(100):
         await cache.get_or_load(f"k{i}", db.one(f"k{i}"))
@@ -87,7 +88,7 @@ async def test_eviction_bounds_the_memory_tier(eviction: str) -> None:
 
 async def test_negative_results_are_cached_briefly() -> None:
     clock = FakeClock()
-    cache = Cache(clock=clock, negative_ttl=30)
+    cache = Cache(CacheSettings(negative_ttl=30), clock=clock)
     db = Loader()
     assert await cache.get_or_load("user:404", db.one("user:404"), ttl=600) is None
     assert await cache.get_or_load("user:404", db.one("user:404"), ttl=600) is None
@@ -246,7 +247,7 @@ async def test_build_cache_is_memory_only_without_redis_url() -> None:
     settings = Settings(redis_url=None, cache_max_size=123, cache_eviction="lfu", instance_id="solo")
     cache = build_cache(settings)
     await cache.start()
-    assert cache.redis is None and cache.healthy
+    assert isinstance(cache.shared, NoSharedTier) and cache.healthy
     assert cache.stats()["memory"]["max_size"] == 123
     assert cache.stats()["memory"]["policy"] == "lfu"
     assert await cache.redis_info() == {"enabled": False, "healthy": True}

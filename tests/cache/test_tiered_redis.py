@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from tableforge.cache import Cache
+from tableforge.cache import Cache, CacheSettings
 from tableforge.cache.codec import MSGPACK, ZSTD
+from tableforge.cache.redis_shared import RedisShared
 
 from .conftest import MakeCache
 from .support import wait_until
@@ -219,7 +220,7 @@ async def test_every_key_lives_under_the_prefix(make_cache: MakeCache, raw: redi
 
 
 async def test_unreachable_redis_degrades_to_the_loader() -> None:
-    cache = Cache(redis_url="redis://127.0.0.1:1/9", instance_id="lonely")
+    cache = Cache(CacheSettings(redis_url="redis://127.0.0.1:1/9", instance_id="lonely"))
     await cache.start()
     try:
         assert cache.healthy is False
@@ -243,7 +244,7 @@ async def test_tier_one_is_short_lived_while_deaf() -> None:
     from .support import FakeClock
 
     clock = FakeClock()
-    cache = Cache(redis_url="redis://127.0.0.1:1/9", clock=clock, degraded_local_ttl=5)
+    cache = Cache(CacheSettings(redis_url="redis://127.0.0.1:1/9", degraded_local_ttl=5), clock=clock)
     await cache.start()
     try:
         db = Db(k="v")
@@ -258,7 +259,7 @@ async def test_tier_one_is_short_lived_while_deaf() -> None:
 
 
 async def test_pending_invalidations_are_bounded() -> None:
-    cache = Cache(redis_url="redis://127.0.0.1:1/9", max_pending_invalidations=3)
+    cache = Cache(CacheSettings(redis_url="redis://127.0.0.1:1/9", max_pending_invalidations=3))
     await cache.start()
     try:
         await cache.delete("a", "b", "c", "d", "e")
@@ -299,8 +300,8 @@ async def test_build_cache_uses_redis_when_configured(redis_url: str, prefix: st
     cache = build_cache(settings, prefix=prefix)
     await cache.start()
     try:
-        assert cache.redis is not None and cache.healthy
-        assert cache.redis.codec.serialization == "json"
+        assert isinstance(cache.shared, RedisShared) and cache.healthy
+        assert cache.shared.tier.codec.serialization == "json"
         assert await cache.get_or_load("k", Db(k=1).loader("k"), kind="query") == 1
         assert cache.stats()["mode"] == "redis" and cache.stats()["instance_id"] == "built"
     finally:

@@ -2,9 +2,9 @@
 
 The app builds keys with the current generation (`catalog:g{n}:page:2`); bumping the counter
 orphans every key of the old generation at once (they expire by TTL), with no SCAN and no
-list of keys. The counter lives in Redis (INCR + PUBLISH in one script); each instance keeps
-the value in memory and drops it when the bump's message arrives. In memory-only mode, and as
-a fallback while Redis is unreachable, the counter is local.
+list of keys. The counter lives in the shared tier (Redis: INCR + PUBLISH in one script); each
+instance keeps the value in memory and drops it when the bump's message arrives. With no shared
+tier (embedded mode), and as a fallback while it is unreachable, the counter is local.
 
 A counter that is created (or recreated after Redis lost it) starts at the current time in
 milliseconds, so it never returns to a number that keys still cached were built with.
@@ -12,15 +12,13 @@ milliseconds, so it never returns to a number that keys still cached were built 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
 from cachetools import LRUCache
 
 from .flight import StaleGuard
-from .invalidation import Invalidation, PendingInvalidations
 from .memory import Clock
-from .redis_tier import RedisTier
+from .shared import SharedTier
 
 # Generation watches share the StaleGuard with data keys; this prefix cannot collide with a key.
 WATCH_PREFIX: Final = "\x00gen:"
@@ -30,26 +28,18 @@ MAX_TAGS: Final = 1024
 class Generations:
     def __init__(
         self,
-        redis: RedisTier | None,
+        shared: SharedTier,
         *,
-        instance_id: str,
         guard: StaleGuard,
-        pending: PendingInvalidations,
         clock: Clock,
         ttl: float,
         degraded_ttl: float,
-        deaf: Callable[[], bool],
-        on_sent: Callable[[], None],
     ) -> None:
-        self._redis = redis
-        self._instance_id = instance_id
+        self._shared = shared
         self._guard = guard
-        self._pending = pending
         self._clock = clock
         self._ttl = ttl
         self._degraded_ttl = degraded_ttl
-        self._deaf = deaf
-        self._on_sent = on_sent
         self._cached: LRUCache[str, tuple[int, float]] = LRUCache(MAX_TAGS)
         self._local: LRUCache[str, int] = LRUCache(MAX_TAGS)
 
@@ -63,12 +53,12 @@ class Generations:
         cached = self._cached.get(tag)
         if cached is not None and cached[1] > now:
             return cached[0]
-        redis = self._redis
-        if redis is None or not redis.healthy:
+        shared = self._shared
+        if not shared.readable:
             return cached[0] if cached is not None else self._local_value(tag)
         watch_key = WATCH_PREFIX + tag
         with self._guard.watch((watch_key,)) as watch:
-            value = await redis.generation(tag, self.baseline())
+            value = await shared.generation(tag, self.baseline())
         if value is None:
             return cached[0] if cached is not None else self._local_value(tag)
         if not watch.is_stale(watch_key):  # a bump arriving mid-read must win
@@ -78,24 +68,17 @@ class Generations:
     async def bump(self, tag: str) -> None:
         cached = self._cached.pop(tag, None)
         self._guard.invalidate((WATCH_PREFIX + tag,))
-        if self._redis is None:
-            self._local[tag] = self._local_value(tag) + 1
-            return
-        value = await self._redis.bump_generation(tag, self.baseline(), self.message(tag))
+        value = await self._shared.bump_generation(tag, self.baseline())
         if value is None:
-            # Keys built from now on must differ here too; Redis is bumped on recovery.
+            # Not shared (no shared tier, or it failed and bumps it on recovery): keys built
+            # from now on must differ here too.
             previous = cached[0] if cached is not None else 0
             self._local[tag] = max(self._local_value(tag), previous) + 1
-            self._pending.add_tag(tag)
             return
-        self._on_sent()
         self._remember(tag, value, self._clock())
 
-    def message(self, tag: str) -> bytes:
-        return Invalidation(self._instance_id, tags=(tag,)).encode()
-
     def forget(self, tag: str) -> None:
-        """Another instance bumped `tag`: re-read it from Redis next time."""
+        """Another instance bumped `tag`: re-read it from the shared tier next time."""
         self._cached.pop(tag, None)
         self._guard.invalidate((WATCH_PREFIX + tag,))
 
@@ -103,7 +86,7 @@ class Generations:
         self._cached.clear()
 
     def _remember(self, tag: str, value: int, now: float) -> None:
-        life = min(self._ttl, self._degraded_ttl) if self._deaf() else self._ttl
+        life = min(self._ttl, self._degraded_ttl) if self._shared.deaf else self._ttl
         self._cached[tag] = (value, now + life)
 
     def _local_value(self, tag: str) -> int:

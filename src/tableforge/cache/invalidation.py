@@ -1,32 +1,32 @@
-"""Cross-instance invalidation of tier 1 over Redis pub/sub.
+"""Invalidation: what a write does to every tier on every instance.
 
-One channel, `{prefix}invalidate`. A message is a small JSON object naming its sender (so an
-instance skips its own messages, which it has already applied) and one of: keys (batched,
-up to MAX_KEYS_PER_MESSAGE per message), glob patterns, generation tags, or a full flush.
+`Invalidator` is the cache's write side: `delete`, `invalidate_pattern` and generation bumps
+drop tier-1 copies (and in-flight loads) here, then ask the shared tier to delete its copies
+and tell the other instances (`SharedTier.invalidate_*`); messages from the other instances
+come back through `apply`/`flush`. With no shared tier (embedded mode) only the local half
+runs, through the same calls.
 
-Pub/sub is at-most-once: a subscriber that is disconnected misses messages for good. So
-whenever the subscription drops, and again whenever it is (re)established, the listener
-asks for a full tier-1 flush: anything cached while we might have been deaf is suspect.
+The message format: one channel, `{prefix}invalidate`. A message is a small JSON object naming
+its sender (so an instance skips its own messages, which it has already applied) and one of:
+keys (batched, up to MAX_KEYS_PER_MESSAGE per message), glob patterns, generation tags, or a
+full flush. `PendingInvalidations` keeps what could not be delivered, for a replay.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-import structlog
-from redis.exceptions import RedisError
 
-from . import metrics
-from .redis_tier import RedisTier
+if TYPE_CHECKING:
+    from .flight import SingleFlight, StaleGuard
+    from .generations import Generations
+    from .memory import MemoryTier
+    from .shared import SharedTier
 
 MAX_KEYS_PER_MESSAGE: Final = 500
-log = structlog.get_logger("tableforge.cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,100 +145,70 @@ class PendingInvalidations:
         self._check()
 
 
-class InvalidationListener:
-    """Keeps one subscription to the invalidation channel alive and applies what arrives."""
+class Invalidator:
+    """Drops invalidated entries from tier 1 and hands the rest to the shared tier."""
 
     def __init__(
         self,
-        redis: RedisTier,
         *,
-        instance_id: str,
-        on_message: Callable[[Invalidation], None],
-        on_reset: Callable[[], None],
-        max_backoff: float = 5.0,
+        shared: SharedTier,
+        memory: MemoryTier,
+        guard: StaleGuard,
+        flights: SingleFlight,
+        generations: Generations,
     ) -> None:
-        self._redis = redis
-        self._instance_id = instance_id
-        self._on_message = on_message
-        self._on_reset = on_reset
-        self._max_backoff = max_backoff
-        self._task: asyncio.Task[None] | None = None
-        self._up = asyncio.Event()
-        self.received = 0
-        self.resets = 0
-        self._failures = 0
+        self._shared = shared
+        self._memory = memory
+        self._guard = guard
+        self._flights = flights
+        self._generations = generations
 
-    @property
-    def subscribed(self) -> bool:
-        return self._up.is_set()
-
-    async def start(self, wait: float) -> bool:
-        """Start listening; wait up to `wait` seconds for the first subscription to be confirmed."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._up.wait(), wait)
-        return self.subscribed
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self._up.clear()
-
-    def _reset(self, reason: str) -> None:
-        self.resets += 1
-        metrics.LOCAL_FLUSHES.inc()
-        log.info("cache.invalidation.reset", reason=reason)
-        self._on_reset()
-
-    async def _run(self) -> None:
-        delay = 0.05
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._redis.channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        # Also sent after redis-py silently reconnects and resubscribes: the gap
-                        # before it may have swallowed messages.
-                        self._up.set()
-                        self._failures = 0
-                        delay = 0.05
-                        self._reset("subscribed")
-                    elif message["type"] == "message":
-                        self._handle(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                # Loud once per outage, quiet while retrying.
-                (log.debug if self._failures else log.warning)("cache.invalidation.disconnected", error=repr(exc))
-                self._failures += 1
-            except Exception:
-                log.exception("cache.invalidation.listener_failed")
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            if self._up.is_set():
-                self._up.clear()
-                self._reset("disconnected")
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self._max_backoff)
-
-    def _handle(self, data: bytes) -> None:
-        message = Invalidation.decode(data)
-        if message is None:
-            log.warning("cache.invalidation.bad_message", size=len(data))
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Delete keys from every tier on every instance. Never raises; if the shared tier is
+        unreachable the deletion is remembered and replayed when it comes back."""
+        if not keys:
             return
-        if message.sender == self._instance_id:
+        unique = list(dict.fromkeys(keys))
+        self._drop_keys(unique)
+        await self._shared.invalidate_keys(unique)
+
+    async def invalidate_pattern(self, pattern: str) -> int:
+        """Delete every key matching a glob on every instance; the number of tier-2 values
+        removed (tier-1 entries removed when there is no shared tier or it is unreachable)."""
+        local = self._drop_matching(pattern)
+        removed = await self._shared.invalidate_pattern(pattern)
+        return local if removed is None else removed
+
+    async def bump_generation(self, tag: str) -> None:
+        await self._generations.bump(tag)
+
+    # -- TierOne: what other instances' messages do here ---------------------------------------
+
+    def apply(self, message: Invalidation) -> None:
+        """An invalidation from another instance: drop what it names from tier 1."""
+        if message.flush:
+            self.flush()
             return
-        self.received += 1
-        metrics.INVALIDATIONS_RECEIVED.labels(type=message.type).inc()
-        try:
-            self._on_message(message)
-        except Exception:
-            log.exception("cache.invalidation.apply_failed")
+        if message.keys:
+            self._drop_keys(message.keys)
+        for pattern in message.patterns:
+            self._drop_matching(pattern)
+        for tag in message.tags:
+            self._generations.forget(tag)
+
+    def flush(self) -> None:
+        self._memory.clear()
+        self._guard.invalidate_all()
+        self._flights.forget_all()
+        self._generations.clear()
+
+    def _drop_keys(self, keys: Sequence[str]) -> None:
+        self._memory.delete(keys)
+        self._guard.invalidate(keys)
+        self._flights.forget(keys)
+
+    def _drop_matching(self, pattern: str) -> int:
+        removed = self._memory.delete_matching(pattern)
+        self._guard.invalidate_matching(pattern)
+        self._flights.forget_matching(pattern)
+        return removed

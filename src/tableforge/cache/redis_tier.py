@@ -41,43 +41,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from . import metrics
 from .codec import CacheDecodeError, Codec
 from .entry import Entry
+from .redis_scripts import GEN_BUMP, GEN_GET, RELEASE, SET_IF_LOCKED
+from .settings import DEFAULT_PREFIX, RedisOptions
 
-DEFAULT_PREFIX: Final = "tableforge:cache:"
 SCAN_COUNT: Final = 1000
 UNLINK_BATCH: Final = 500
 
 log = structlog.get_logger("tableforge.cache")
 R = TypeVar("R")
-
-# KEYS[1] value, KEYS[2] lock; ARGV[1] token, ARGV[2] payload, ARGV[3] px.
-_SET_IF_LOCKED: Final = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-"""
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# A counter that disappears (eviction, restart) restarts at a fresh millisecond baseline, so
-# it never goes back to a value some still-cached key was built with.
-_GEN_GET: Final = """
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], ARGV[1])
-  v = ARGV[1]
-end
-return v
-"""
-_GEN_BUMP: Final = """
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
-local v = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return v
-"""
 
 _CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -103,12 +74,7 @@ class RedisTier:
         *,
         codec: Codec,
         prefix: str = DEFAULT_PREFIX,
-        max_connections: int = 32,
-        socket_timeout: float = 1.0,
-        connect_timeout: float = 1.0,
-        pool_timeout: float = 1.0,
-        health_check_interval: int = 15,
-        probe_max_delay: float = 5.0,
+        options: RedisOptions = RedisOptions(),
     ) -> None:
         self.codec = codec
         self.prefix = prefix
@@ -119,25 +85,25 @@ class RedisTier:
         # At most `max_connections` calls at once, queued for at most `pool_timeout`. A semaphore
         # rather than BlockingConnectionPool: it costs nothing uncontended, where the blocking pool
         # adds ~20 µs to every call. The pool itself has room for the subscriber and the probe.
-        self._slots = asyncio.Semaphore(max_connections)
-        self._pool_timeout = pool_timeout
+        self._slots = asyncio.Semaphore(options.max_connections)
+        self._pool_timeout = options.pool_timeout
         self.saturated = 0
         pool = ConnectionPool.from_url(
             url,
-            max_connections=max_connections + 2,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            health_check_interval=health_check_interval,
+            max_connections=options.max_connections + 2,
+            socket_timeout=options.socket_timeout,
+            socket_connect_timeout=options.connect_timeout,
+            health_check_interval=options.health_check_interval,
             # One immediate retry replaces a pooled connection the server closed; anything
             # longer would hold a request hostage, and the probe handles real outages.
             retry=Retry(NoBackoff(), 1),
         )
         self.client: Redis = Redis.from_pool(pool)
-        self._set_if_locked = self.client.register_script(_SET_IF_LOCKED)
-        self._release = self.client.register_script(_RELEASE)
-        self._gen_get = self.client.register_script(_GEN_GET)
-        self._gen_bump = self.client.register_script(_GEN_BUMP)
-        self._probe_max_delay = probe_max_delay
+        self._set_if_locked = self.client.register_script(SET_IF_LOCKED)
+        self._release = self.client.register_script(RELEASE)
+        self._gen_get = self.client.register_script(GEN_GET)
+        self._gen_bump = self.client.register_script(GEN_BUMP)
+        self._probe_max_delay = options.probe_max_delay
         self._probe_task: asyncio.Task[None] | None = None
         self._state = State.DOWN
         self._closed = False
