@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -40,43 +40,15 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime.broker import Broker
 from tableforge.realtime.connection import CLOSE_SLOW_CONSUMER, Connection
 from tableforge.realtime.envelope import Envelope, pack, unpack
+from tableforge.realtime.local_room import PENDING, LocalRoom, RoomObserver, resync_frame, ts_of
 
 log = get_logger(__name__)
 
 VersionsLoader = Callable[[list[str]], Awaitable[dict[str, int]]]
 HistoryLoader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
-PENDING = -1
 CHECK_ROOMS = "hub.check_rooms"  # control message: every instance re-reads its rooms' versions
 _VERSIONS_CHUNK = 500
-
-
-class RoomObserver(Protocol):
-    """Sees each stored room event this instance delivers, in version order (e.g. the preview
-    check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
-
-    def delivered(self, room_id: str, version: int, body: str) -> None: ...
-
-    def dropped(self, room_id: str) -> None:
-        """The room's last local socket left: its events no longer come here."""
-
-
-class LocalRoom:
-    __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "members", "pending", "ready",
-                 "room_id", "told")
-
-    def __init__(self, room_id: str) -> None:
-        self.room_id = room_id
-        self.members: dict[Connection, int] = {}  # connection -> cursor (PENDING while joining)
-        self.pending: dict[Connection, list[tuple[int, str]]] = {}
-        self.expected = 0
-        self.goal = 0
-        self.buffer: dict[int, Envelope] = {}
-        self.filler: asyncio.Task[None] | None = None
-        self.filler_waits = False  # the filler is still giving the broker its `gap_wait`
-        self.behind_since: float | None = None  # monotonic time the room fell behind, None while current
-        self.told: set[Connection] = set()  # sockets sent `room.resync` during this catch-up
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
 class Hub:
@@ -391,7 +363,7 @@ class Hub:
             if version > room.expected:
                 self._skip(room, version - 1)
             room.buffer.pop(version, None)
-            self._deliver(room, Envelope(version, _ts_of(body), "", body.encode()), skip=lagging)
+            self._deliver(room, Envelope(version, ts_of(body), "", body.encode()), skip=lagging)
         if room.expected <= upto:
             self._skip(room, upto)
 
@@ -399,7 +371,7 @@ class Hub:
         """Versions `expected..upto` will not be replayed here: every socket resyncs instead."""
         if upto < room.expected:
             return
-        frame = _resync_frame(room.room_id, upto)
+        frame = resync_frame(room.room_id, upto)
         for conn, cursor in room.members.items():
             if cursor == PENDING:
                 room.pending[conn].append((upto, frame))
@@ -412,7 +384,7 @@ class Hub:
     def _tell_resync(self, room: LocalRoom, conn: Connection, upto: int) -> None:
         room.told.add(conn)
         metrics.HUB_RESYNCS.inc()
-        conn.send(_resync_frame(room.room_id, upto))
+        conn.send(resync_frame(room.room_id, upto))
 
     def _deliver(self, room: LocalRoom, env: Envelope, skip: set[Connection] | None = None) -> None:
         if skip:
@@ -507,15 +479,3 @@ class Hub:
             if room.filler is not None:
                 room.filler.cancel()
 
-
-def _resync_frame(room_id: str, version: int) -> str:
-    return orjson.dumps({"type": "room.resync", "room_id": room_id, "version": version}).decode()
-
-
-def _ts_of(body: str) -> float:
-    """An event's own `ts` (for the delivery-latency metric); now if it has none."""
-    try:
-        ts = orjson.loads(body).get("ts")
-    except (orjson.JSONDecodeError, AttributeError):
-        ts = None
-    return float(ts) if isinstance(ts, int | float) else time.time() * 1000

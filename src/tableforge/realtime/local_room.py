@@ -1,0 +1,58 @@
+"""One room as this instance holds it: its local sockets, what it delivered, what it waits for.
+
+The hub (hub.py) does the ordering; this is its per-room state, and the frames it sends of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+import orjson
+
+from tableforge.realtime.connection import Connection
+from tableforge.realtime.envelope import Envelope
+
+PENDING = -1  # the cursor of a socket that is joining: its events are held until its ack is queued
+
+
+class RoomObserver(Protocol):
+    """Sees each stored room event this instance delivers, in version order (e.g. the preview
+    check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
+
+    def delivered(self, room_id: str, version: int, body: str) -> None: ...
+
+    def dropped(self, room_id: str) -> None:
+        """The room's last local socket left: its events no longer come here."""
+
+
+class LocalRoom:
+    __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "members", "pending", "ready",
+                 "room_id", "told")
+
+    def __init__(self, room_id: str) -> None:
+        self.room_id = room_id
+        self.members: dict[Connection, int] = {}  # connection -> cursor (PENDING while joining)
+        self.pending: dict[Connection, list[tuple[int, str]]] = {}
+        self.expected = 0
+        self.goal = 0
+        self.buffer: dict[int, Envelope] = {}
+        self.filler: asyncio.Task[None] | None = None
+        self.filler_waits = False  # the filler is still giving the broker its `gap_wait`
+        self.behind_since: float | None = None  # monotonic time the room fell behind, None while current
+        self.told: set[Connection] = set()  # sockets sent `room.resync` during this catch-up
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+def resync_frame(room_id: str, version: int) -> str:
+    return orjson.dumps({"type": "room.resync", "room_id": room_id, "version": version}).decode()
+
+
+def ts_of(body: str) -> float:
+    """An event's own `ts` (for the delivery-latency metric); now if it has none."""
+    try:
+        ts = orjson.loads(body).get("ts")
+    except (orjson.JSONDecodeError, AttributeError):
+        ts = None
+    return float(ts) if isinstance(ts, int | float) else time.time() * 1000
