@@ -121,11 +121,14 @@ class Seat:
         return [v for v in range(self.base + 1, upto + 1) if v not in self.have]
 
     async def close(self) -> None:
-        for task in (self.rejoining,):
-            if task is not None:
-                task.cancel()
+        """Bounded whatever state the server is in (stopped, restarting): a test never hangs here."""
+        if self.rejoining is not None:
+            self.rejoining.cancel()
         with contextlib.suppress(Exception):
-            await self.sock.close()
+            async with asyncio.timeout(3):
+                await self.sock.close()
+        with contextlib.suppress(Exception):
+            self.sock.transport.abort()
         if self.reader is not None:
             self.reader.cancel()
 
@@ -200,4 +203,8 @@ class Table:
         return {seat.name: seat.missing(upto)[:10] for seat in self.seats if seat.missing(upto)}
 
     async def close(self) -> None:
+        self.stop.set()
+        for writer in self.writers:
+            writer.cancel()
+        await asyncio.gather(*self.writers, return_exceptions=True)
         await asyncio.gather(*(seat.close() for seat in self.seats), return_exceptions=True)
