@@ -38,11 +38,15 @@ class Cluster:
 
     def start(self) -> Cluster:
         # The first one migrates and seeds alone; the rest start together (advisory locks make that safe too).
-        self.servers[0].start()
-        for server in self.servers[1:]:
-            server.start_async()
-        for server in self.servers[1:]:
-            server.wait_healthy()
+        try:
+            self.servers[0].start()
+            for server in self.servers[1:]:
+                server.start_async()
+            for server in self.servers[1:]:
+                server.wait_healthy()
+        except BaseException:
+            self.stop()  # the caller's finally never runs when start fails: leave no instance behind
+            raise
         return self
 
     def stop(self) -> None:

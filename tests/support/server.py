@@ -44,7 +44,7 @@ class ServerProcess:
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def wait_healthy(self, timeout: float = 60.0) -> None:  # a bound for a loaded 2-core machine
         proc = self.proc
         assert proc is not None
 
