@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 from tableforge.cache import Cache, CacheSettings
 from tableforge.cache.entry import Entry
 from tableforge.cache.invalidation import Invalidation
-from tableforge.cache.shared import NoSharedTier, SharedTier, TierOne, build_shared_tier
+from tableforge.cache.shared import NoSharedTier, SharedTier, TierOne
+from tableforge.cache.tiered import build_shared_tier
 
 from .support import FakeClock
 

@@ -16,7 +16,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from . import metrics
-from .invalidation import Invalidation
+from .messages import Invalidation
 from .redis_tier import RedisTier
 
 log = structlog.get_logger("tableforge.cache")

@@ -7,7 +7,7 @@ nothing up, store nothing, take no lock), but reports itself healthy, never deaf
 invalidation calls "delivered to nobody": nothing is remembered for a replay and no message
 is counted. So the read path and invalidation keep one code path for both modes.
 
-`build_shared_tier` is the one place that chooses, from the configured URL; the Redis
+`tiered.build_shared_tier` is the one place that chooses, from the configured URL; the Redis
 implementation is imported only when a Redis URL is set.
 """
 
@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .entry import Entry
 
 if TYPE_CHECKING:
-    from .invalidation import Invalidation
-    from .memory import Clock
-    from .settings import CacheSettings
+    from .messages import Invalidation
 
 
 class TierOne(Protocol):
@@ -163,15 +161,6 @@ class NoSharedTier:
 
     async def info(self) -> dict[str, Any]:
         return {"enabled": False, "healthy": True}
-
-
-def build_shared_tier(settings: CacheSettings, *, instance_id: str, clock: Clock) -> SharedTier:
-    """Redis when a URL is configured, else none. The Redis client is imported only then."""
-    if settings.redis_url is None:
-        return NoSharedTier()
-    from .redis_shared import RedisShared
-
-    return RedisShared(settings.redis_url, settings, instance_id=instance_id, clock=clock)
 
 
 # A class attribute satisfies a read-only protocol property; this line lets mypy check that.

@@ -25,7 +25,7 @@ from .memory import Clock, MemoryTier
 from .purge import EdgePurger, build_purger
 from .reads import ReadPath
 from .settings import KIND_TTLS, CacheSettings
-from .shared import SharedTier, build_shared_tier
+from .shared import NoSharedTier, SharedTier
 
 if TYPE_CHECKING:
     from tableforge.config import Settings
@@ -164,3 +164,12 @@ def build_cache(settings: Settings, **overrides: Any) -> Cache:
     """The cache for these settings: no shared tier when `redis_url` is None. `overrides` name
     fields of `CacheSettings` (a Redis namespace's `prefix`, knobs that are not settings yet)."""
     return Cache(CacheSettings.from_settings(settings, **overrides), edge=build_purger(settings))
+
+
+def build_shared_tier(settings: CacheSettings, *, instance_id: str, clock: Clock) -> SharedTier:
+    """Redis when a URL is configured, else none. The Redis client is imported only then."""
+    if settings.redis_url is None:
+        return NoSharedTier()
+    from .redis_shared import RedisShared
+
+    return RedisShared(settings.redis_url, settings, instance_id=instance_id, clock=clock)
