@@ -89,6 +89,9 @@ class EventLog:
         return pack(version, 1.0, sender, self.events[version].encode())
 
 
+OPEN: list[Connection] = []
+
+
 class Client:
     """A socket as its player sees it: the frames, decoded, in the order they were written."""
 
@@ -102,6 +105,7 @@ class Client:
             self.frames.append({"type": "closed", "code": code})
 
         self.conn = Connection(conn_id, f"user-{conn_id}", conn_id, send, close, max_queue)
+        OPEN.append(self.conn)
         if reading:
             self.conn.start()
 
@@ -110,6 +114,13 @@ class Client:
 
     def resyncs(self) -> list[int]:
         return [f["version"] for f in self.frames if f.get("type") == "room.resync"]
+
+
+@pytest.fixture(autouse=True)
+async def _stop_writers() -> AsyncIterator[None]:
+    yield
+    while OPEN:
+        await OPEN.pop().stop()
 
 
 @pytest.fixture
