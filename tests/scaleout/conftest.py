@@ -5,7 +5,8 @@ channels carry too. With CI=true a missing Redis fails; otherwise these skip."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import redis.asyncio
 from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
+from tests.support.private_redis import PrivateRedis
 
 from .support import Inbox
 
@@ -82,3 +84,12 @@ def make_presence(client: redis.asyncio.Redis, prefix: str) -> MakePresence:
         return RedisPresence(client, instance_id, **options)
 
     return make
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, to stop and start at will (never the shared one)."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

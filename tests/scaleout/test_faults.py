@@ -12,7 +12,7 @@ PostgreSQL servers: the shared ones are never stopped. How long recovery takes i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -30,12 +30,6 @@ from tests.support.waiting import eventually, wait_until
 CATCH_UP_BOUND = 30.0  # a bound so that a broken instance fails the test instead of hanging it
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 async def _status(url: str) -> str:

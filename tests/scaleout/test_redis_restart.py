@@ -4,24 +4,14 @@ everyone resyncs by version once Redis is back. Uses a private redis-server, nev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.client import Api, Ws
 from tests.support.cluster import Cluster
 from tests.support.private_redis import PrivateRedis
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 async def _ready(url: str) -> str:

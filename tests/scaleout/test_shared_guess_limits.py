@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import redis.asyncio
 
 from tests.support.cluster import Cluster
@@ -19,12 +17,6 @@ from tests.support.private_redis import PrivateRedis
 PER_USER, PER_ADDRESS = 6, 20
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _login(base_url: str, name: str, password: str, address: str) -> int:
