@@ -11,7 +11,7 @@ publishes altogether. Each local room therefore keeps three numbers and one task
   versions from the stored event log in batches and delivers them, after a short wait
   (`gap_wait`) for the broker to deliver a reordered event itself.
 
-A hole larger than `resync_after` versions (an outage, or history already pruned) is not replayed
+A hole larger than half a send queue (an outage, or history already pruned) is not replayed
 event by event: each socket gets `room.resync` and rejoins with `since`, which answers with one
 frame. A socket whose send queue could not take a catch-up batch gets the same.
 
