@@ -25,12 +25,11 @@ versions, split around them). Both encode the same dict, so the bytes are the sa
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
@@ -193,11 +192,11 @@ def encode_body(etype: str, room_id: str, version: int, ts: float, by: str | Non
 # such a number cannot occur inside an encoded JSON string (its quote would be escaped).
 ROOM_VERSION = -7_000_000_000_000_001
 TOKEN_VERSION = -7_000_000_000_000_002
-_MARKS = re.compile(rb'(?:(?<="version":)|(?<="token_version":))(-700000000000000[12])(?=[,}])')
+_ROOM_KEY, _TOKEN_KEY = b'"version":', b'"token_version":'
+_ROOM_MARK, _TOKEN_MARK = _ROOM_KEY + str(ROOM_VERSION).encode(), _TOKEN_KEY + str(TOKEN_VERSION).encode()
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(NamedTuple):
     """A body split around its version marks: `pieces[i]`, then the version `marks[i]` stands for
     (0: the room's, 1: the token's), then `pieces[i + 1]`, …"""
 
@@ -205,9 +204,12 @@ class Template:
     marks: tuple[int, ...]
 
     def fill(self, room_version: int, token_version: int = 0) -> bytes:
+        pieces, marks = self.pieces, self.marks
+        if marks == (0, 1):  # token.moved, the hot one
+            return f"{pieces[0]}{room_version}{pieces[1]}{token_version}{pieces[2]}".encode()
         values = (str(room_version), str(token_version))
-        out = [self.pieces[0]]
-        for mark, piece in zip(self.marks, self.pieces[1:], strict=True):
+        out = [pieces[0]]
+        for mark, piece in zip(marks, pieces[1:], strict=True):
             out.append(values[mark])
             out.append(piece)
         return "".join(out).encode()
@@ -215,8 +217,19 @@ class Template:
 
 def body_template(etype: str, room_id: str, ts: float, by: str | None, payload: dict[str, Any]) -> Template:
     """The body with the room version (and ROOM_VERSION / TOKEN_VERSION in `payload`) left open."""
-    parts = _MARKS.split(orjson.dumps(_envelope(etype, room_id, ROOM_VERSION, ts, by, payload)))
-    return Template([p.decode() for p in parts[0::2]], tuple(0 if m.endswith(b"1") else 1 for m in parts[1::2]))
+    raw = orjson.dumps(_envelope(etype, room_id, ROOM_VERSION, ts, by, payload))
+    pieces: list[bytes] = []
+    marks: list[int] = []
+    for i, part in enumerate(raw.split(_ROOM_MARK)):
+        if i:
+            pieces[-1] += _ROOM_KEY
+            marks.append(0)
+        for j, sub in enumerate(part.split(_TOKEN_MARK)):
+            if j:
+                pieces[-1] += _TOKEN_KEY
+                marks.append(1)
+            pieces.append(sub)
+    return Template([p.decode() for p in pieces], tuple(marks))
 
 
 # ---------------------------------------------------------------------------------------- interface
