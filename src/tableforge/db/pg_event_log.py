@@ -60,10 +60,9 @@ from tableforge.observability import metrics
 R = TypeVar("R")
 
 
-
 def _move_sql(owner_guard: bool, version_guard: bool) -> str:
     guard = "t.id = $2 AND t.room_id = $1"
-    n = 5
+    n = 7
     if owner_guard:
         n += 1
         guard += f" AND t.owner_id = ${n}"
@@ -82,7 +81,7 @@ WITH room AS (
     RETURNING room.version AS rv, t.version AS tv
 ), ev AS (
     INSERT INTO room_events (room_id, version, body)
-    SELECT $1, room.version, ($5::text[])[1] || room.version || ($5::text[])[2] || tok.tv || ($5::text[])[3]
+    SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text
     FROM room LEFT JOIN tok ON true
 )
 SELECT rv, tv FROM tok"""
@@ -315,7 +314,7 @@ class PgEventLog(TransactionalEventLog):
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
-        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, template.pieces)
+        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces)  # head, mid, tail
         if c.owner is not None:
             args += (c.owner,)
         if c.if_version is not None:
