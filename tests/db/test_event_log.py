@@ -53,18 +53,28 @@ def test_template_fills_to_the_encoded_body() -> None:
     assert template.fill(9) == encode_body("chat.message", "r", 9, 1.0, "u", {"message": message | {"version": 9}})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+async def _open(url: str | None, tmp_path: Path) -> EventLog:
     db = Database(Settings(database_url=url, data_dir=tmp_path))  # type: ignore[arg-type]
     await upgrade(db)
     if db.is_postgres:
         from tableforge.db.pg_event_log import PgEventLog
 
-        yield PgEventLog(db, HISTORY)
-    else:
-        yield TransactionalEventLog(db, HISTORY)
-    await db.dispose()
+        return PgEventLog(db, HISTORY)
+    return TransactionalEventLog(db, HISTORY)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
+    opened = await _open(request.getfixturevalue("pg_url") if request.param == "postgresql" else None, tmp_path)
+    yield opened
+    await opened.db.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def pg_log(pg_url: str, tmp_path: Path) -> AsyncIterator[EventLog]:
+    opened = await _open(pg_url, tmp_path)
+    yield opened
+    await opened.db.dispose()  # type: ignore[attr-defined]
 
 
 class Room:
@@ -206,12 +216,11 @@ async def test_history_is_pruned(log: EventLog) -> None:
     assert [v for v, _ in events] == list(range(100 - HISTORY + 1, 101))
 
 
-async def test_postgres_moves_in_one_statement(log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A valid move never takes the transactional path on PostgreSQL."""
+async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot changes never take the transactional path on PostgreSQL when they are valid."""
+    log = pg_log
     r = await _room(log)
     token_id = (await log.append(r.id, _add(r, r.gm))).result["id"]
-    if not log.db.is_postgres:  # type: ignore[attr-defined]
-        pytest.skip("PostgreSQL only")
 
     async def no_transaction(*_: Any) -> Any:
         raise AssertionError("the transactional path ran")
@@ -219,5 +228,11 @@ async def test_postgres_moves_in_one_statement(log: EventLog, monkeypatch: pytes
     monkeypatch.setattr(TransactionalEventLog, "append", no_transaction)
     moved = await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
     assert (moved.version, moved.result) == (2, 2)
+    assert (await log.append(r.id, _add(r, r.alice))).version == 3
+    said = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "hi", None, datetime.now(UTC)))
+    assert said.result["version"] == 4
+    profile = {"id": r.alice, "username": "alice", "first_name": None, "last_name": None, "profile_image_url": None}
+    assert _check(await log.append(r.id, SetPresence(r.alice, True, profile)), r.id, 5, "player.joined",
+                  r.alice) == {"user": profile}
     with pytest.raises(AssertionError):  # a refusal is explained by the transaction
         await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
