@@ -78,3 +78,9 @@ def test_tools_without_the_loadtest_extra_say_how_to_install_it(command: list[st
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert "pip install 'tableforge[loadtest]'" in lines[0] and "aiohttp, hdrhistogram" in lines[0]
+
+
+def test_embedded_server_loads_no_postgres_driver(tmp_path: Path) -> None:
+    """SQLite: the wiring imports the PostgreSQL event log, and with it asyncpg, only for its URL."""
+    loaded = _server_modules({"TABLEFORGE_DATA_DIR": str(tmp_path)}, migrate_first=True)
+    assert "asyncpg" not in loaded

@@ -9,17 +9,17 @@ import uuid
 import pytest
 from tests.support.waiting import wait_until
 
+from tableforge.db.event_log import encode_body
 from tableforge.domain import events as ev
 from tableforge.realtime.room_tokens import Lookup, RoomTokens
-from tableforge.services.events import body_pieces
 
 ROOM = str(uuid.uuid4())
 GM, ALICE = str(uuid.uuid4()), str(uuid.uuid4())
 
 
 def body(etype: str, version: int, payload: dict) -> str:
-    """A stored event body, as events.store and the SQL hot path both write it."""
-    return str(version).join(body_pieces(etype, ROOM, 1.0, GM, payload))
+    """A stored event body, as the event log's one encoder writes it."""
+    return encode_body(etype, ROOM, version, 1.0, GM, payload).decode()
 
 
 def added(version: int, token_id: str, owner: str | None) -> str:

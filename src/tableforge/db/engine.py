@@ -150,6 +150,13 @@ class Database:
                 # health check must not report the database down because of it.
         raise AssertionError("unreachable")
 
+    async def serialize(self, conn: AsyncConnection, key: int) -> None:
+        """Inside a `write()` transaction: wait until no other transaction holding `key` is open
+        (N instances starting at once). PostgreSQL: a transaction-scoped advisory lock; SQLite
+        already runs one write transaction at a time."""
+        if self.is_postgres:
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
     def timed(self, name: str) -> AbstractAsyncContextManager[None]:
         """Time a named query (or a group of them, e.g. "snapshot"): see the module-level `timed`."""
         return timed(name)

@@ -37,7 +37,7 @@ log = get_logger(__name__)
 
 # (room version, [(token id, owner id or None)]); at most max_tokens + 1 tokens are needed.
 OwnersLoader = Callable[[], Awaitable[tuple[int, list[tuple[str, str | None]]]]]
-# Stored bodies start with their type (events.store and the SQL hot path both encode it first),
+# Stored bodies start with their type (the event log's one encoder puts it first),
 # so the hot `token.moved` and everything else is skipped with one prefix test, unparsed.
 _ADDED = f'{{"type":"{ev.TOKEN_ADDED}"'
 _REMOVED = f'{{"type":"{ev.TOKEN_REMOVED}"'

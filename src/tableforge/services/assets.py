@@ -14,11 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tableforge.db.schema import board_tokens, game_assets
-from tableforge.domain import events as ev
+from tableforge.db.event_log import AddAsset, RemoveAsset
+from tableforge.db.schema import game_assets
 from tableforge.domain.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia, ValidationFailed
 from tableforge.domain.roles import GM
-from tableforge.services import events, rooms, shapes
+from tableforge.services import rooms, shapes
 from tableforge.services.runtime import Runtime
 
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
@@ -141,14 +141,10 @@ async def upload(rt: Runtime, user: dict[str, Any], room_id: str, name: str | No
     row = {"id": shapes.new_id(), "room_id": room_id, "uploader_id": user["id"], "name": label,
            "type": info.kind, "sha256": info.sha256, "file_path": str(path.relative_to(rt.settings.data_dir)),
            "width": info.width, "height": info.height, "size": len(data), "created_at": shapes.now()}
-    async with rt.db.write() as conn:
-        version = await events.next_versions(conn, room_id)
-        await conn.execute(sa.insert(game_assets).values(**row))
-        asset = shapes.asset(row)
-        event = await events.store(conn, room_id, version, ev.ASSET_ADDED, user["id"], {"asset": asset},
-                                   rt.settings.ws_history_size)
+    asset = shapes.asset(row)
+    stored = await rt.events.append(room_id, AddAsset(user["id"], row, asset))
     await rt.cache.delete(room_assets_key(room_id), asset_key(row["id"]))
-    await rt.hub.publish(room_id, version, event.ts, None, event.body)
+    await rt.hub.publish(room_id, stored.version, stored.ts, None, stored.body)
     return asset
 
 
@@ -172,24 +168,11 @@ async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
         role = await rooms.require_member(conn, room_id, user)
     if role != GM and str(row["uploader_id"]) != user["id"]:
         raise Forbidden("only the uploader or the GM may delete an asset", code="not_uploader")
-    published = []
-    async with rt.db.write() as conn:
-        token_ids = [str(t) for t in (await conn.execute(
-            sa.select(board_tokens.c.id).where(board_tokens.c.asset_id == asset_id)
-            .order_by(board_tokens.c.created_at))).scalars()]
-        version = await events.next_versions(conn, room_id, len(token_ids) + 1)
-        await conn.execute(sa.delete(board_tokens).where(board_tokens.c.asset_id == asset_id))
-        await conn.execute(sa.delete(game_assets).where(game_assets.c.id == asset_id))
-        for offset, token_id in enumerate(token_ids):
-            published.append(await events.store(conn, room_id, version + offset, ev.TOKEN_REMOVED, user["id"],
-                                                {"token_id": token_id}, rt.settings.ws_history_size))
-        published.append(await events.store(conn, room_id, version + len(token_ids), ev.ASSET_REMOVED, user["id"],
-                                            {"asset_id": asset_id}, rt.settings.ws_history_size))
-        still_used = (await conn.execute(sa.select(sa.func.count()).where(game_assets.c.sha256 == row["sha256"])))
-        keep_file = bool(still_used.scalar())
+    removed = await rt.events.append(room_id, RemoveAsset(user["id"], asset_id, row["sha256"]))
     await rt.cache.delete(room_assets_key(room_id), asset_key(asset_id))
-    for event in published:
+    for event in removed.all():
         await rt.hub.publish(room_id, event.version, event.ts, None, event.body)
+    keep_file = removed.result
     if not keep_file:
         path = file_path(rt, row["sha256"], row["type"])
         await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -155,8 +155,7 @@ OFFICIAL_SYSTEMS: list[dict[str, Any]] = [
 async def seed(rt: Runtime) -> int:
     """Insert the official systems that are missing (by name); returns how many were added."""
     async with rt.db.write() as conn:
-        if rt.db.is_postgres:  # N instances may start at once: one seeds, the others then see its rows
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270001)"))
+        await rt.db.serialize(conn, 7270001)  # N instances may start at once: one seeds, the others see its rows
         existing = set((await conn.execute(
             sa.select(game_systems.c.name).where(game_systems.c.is_official.is_(True)))).scalars())
         now = shapes.now()

@@ -8,15 +8,14 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tableforge.db import hotpath
-from tableforge.db.schema import room_players, users
-from tableforge.domain import events as ev
+from tableforge.db.event_log import SetPresence
+from tableforge.db.schema import room_players
 from tableforge.domain.errors import Conflict, NotFound, RateLimited
 from tableforge.domain.roles import GM
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime.connection import Connection
-from tableforge.services import events, rooms, shapes
+from tableforge.services import rooms
 from tableforge.services.runtime import Runtime
 
 log = get_logger(__name__)
@@ -30,28 +29,11 @@ async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool,
                           profile: dict[str, Any] | None = None) -> None:
     """player.joined / player.left, stored like any room event, with is_online kept in step.
 
-    On PostgreSQL, with the user's profile at hand (a socket's own join or leave), one statement;
-    else (SQLite, a player whose instance died, a race the statement refused) the transaction,
-    which also says why it cannot."""
-    etype = ev.PLAYER_JOINED if online else ev.PLAYER_LEFT
-    if rt.db.is_postgres and profile:
-        ts = shapes.now_ms()
-        pieces = events.body_pieces(etype, room_id, ts, user_id, {"user": profile})
-        version = await hotpath.presence(rt.db, room_id, user_id, online, pieces, rt.settings.ws_history_size)
-        if version is not None:
-            await rooms.players_changed(rt, room_id)
-            await rt.hub.publish(room_id, version, ts, sender, str(version).join(pieces).encode())
-            return
-    async with rt.db.write() as db:
-        version = await events.next_versions(db, room_id)
-        await db.execute(sa.update(room_players)
-                         .where(room_players.c.room_id == room_id, room_players.c.user_id == user_id)
-                         .values(is_online=online))
-        user = (await db.execute(sa.select(users).where(users.c.id == user_id))).mappings().one()
-        event = await events.store(db, room_id, version, etype, user_id, {"user": shapes.public_user(user)},
-                                   rt.settings.ws_history_size)
+    With the user's profile at hand (a socket's own join or leave) the event log can do it in one
+    statement; without (a player whose instance died) it reads the profile."""
+    stored = await rt.events.append(room_id, SetPresence(user_id, online, profile))
     await rooms.players_changed(rt, room_id)
-    await rt.hub.publish(room_id, version, event.ts, sender, event.body)
+    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
 
 
 async def announce_offline(rt: Runtime, gone: list[tuple[str, str]]) -> None:
@@ -89,13 +71,13 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
 
 async def _join_ack(rt: Runtime, room_id: str, since: int | None, role: str, msg_id: Any) -> tuple[str, int]:
     head = {"type": "ack", "id": msg_id, "room_id": room_id, "role": role}
+    if since is not None:
+        current, missed = await rt.events.since(room_id, since)
+        if since <= current and len(missed) == current - since:
+            head["version"] = current
+            bodies = ",".join(body for _, body in missed)
+            return orjson.dumps(head).decode()[:-1] + f',"events":[{bodies}]}}', current
     async with rt.db.read() as db:
-        if since is not None:
-            current, missed = await events.since(db, room_id, since)
-            if since <= current and len(missed) == current - since:
-                head["version"] = current
-                bodies = ",".join(body for _, body in missed)
-                return orjson.dumps(head).decode()[:-1] + f',"events":[{bodies}]}}', current
         snapshot = await rooms.read_snapshot(db, room_id, is_gm=role == GM)
     version = int(snapshot["room"]["version"])
     return orjson.dumps(head | {"version": version, "snapshot": snapshot}).decode(), version

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tableforge.cache import Cache
 from tableforge.config import Settings
 from tableforge.db.engine import Database
+from tableforge.db.event_log import EventLog
 from tableforge.realtime.broker import Broker
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import Presence
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     db: Database
+    events: EventLog  # every stored room change: `append`, then publish what it returns
     broker: Broker
     hub: Hub
     presence: Presence

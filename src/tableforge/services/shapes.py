@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
+
+from tableforge.domain.wire import iso as iso
+from tableforge.domain.wire import message as message
+from tableforge.domain.wire import now_ms as now_ms
+from tableforge.domain.wire import public_user as public_user
+from tableforge.domain.wire import token as token
 
 
 def new_id() -> str:
@@ -18,18 +23,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def now_ms() -> float:
-    return round(time.time() * 1000, 3)
 
 
-def iso(value: datetime | str | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def user(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
@@ -37,15 +32,6 @@ def user(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
     return public_user(row) | {"is_admin": bool(row["is_admin"])}
 
 
-def public_user(row: RowMapping | dict[str, Any], id_column: str = "id") -> dict[str, Any]:
-    """What other players see of a user."""
-    return {
-        "id": str(row[id_column]),
-        "username": row["username"],
-        "first_name": row["first_name"],
-        "last_name": row["last_name"],
-        "profile_image_url": row["profile_image_url"],
-    }
 
 
 def system(row: RowMapping | dict[str, Any], *, with_template: bool) -> dict[str, Any]:
@@ -119,28 +105,4 @@ def asset_url(sha256: str, kind: str) -> str:
     return f"/assets/{sha256}.{EXTENSIONS.get(kind, kind)}"
 
 
-def token(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "asset_id": str(row["asset_id"]),
-        "owner_id": str(row["owner_id"]) if row["owner_id"] else None,
-        "x": float(row["x"]),
-        "y": float(row["y"]),
-        "rotation": float(row["rotation"]),
-        "scale": float(row["scale"]),
-        "z_index": int(row["z_index"]),
-        "version": int(row["version"]),
-    }
 
-
-def message(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "user_id": str(row["user_id"]) if row["user_id"] else None,
-        "username": row["username"],
-        "kind": row["kind"],
-        "text": row["text"],
-        "roll": row["roll"],
-        "version": int(row["version"]),
-        "created_at": iso(row["created_at"]),
-    }

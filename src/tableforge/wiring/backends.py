@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 from tableforge.cache import Cache, build_cache
 from tableforge.config import Settings
 from tableforge.db.engine import Database
+from tableforge.db.event_log import EventLog, TransactionalEventLog
 from tableforge.realtime.broker import Broker, MemoryBroker
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import MemoryPresence, Presence
 from tableforge.realtime.revocation import Revocations
 from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.realtime.tickets import MemoryTickets, TicketStore
-from tableforge.services import events
 from tableforge.services.admin import local_stats
 from tableforge.services.attempts import MemoryAttemptStore
 from tableforge.services.guards import build_guards
@@ -49,14 +49,8 @@ def shared_redis(url: str) -> Redis:
 
 def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings)
-
-    async def load_versions(room_ids: list[str]) -> dict[str, int]:
-        async with db.read() as conn:
-            return await events.current_versions(conn, room_ids)
-
-    async def load_history(room_id: str, after: int, upto: int) -> list[tuple[int, str]]:
-        async with db.read() as conn:
-            return await events.history(conn, room_id, after, upto)
+    events = _event_log(db, settings)
+    load_versions, load_history = events.versions, events.history
 
     if settings.redis_url is None:
         broker: Broker = MemoryBroker()
@@ -64,7 +58,8 @@ def build_runtime(settings: Settings) -> Runtime:
                   send_queue=settings.ws_send_queue)
         presence: Presence = MemoryPresence(settings.instance_id)
         tickets: TicketStore = MemoryTickets(settings.ws_ticket_seconds)
-        return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
+        return Runtime(settings=settings, db=db, events=events, broker=broker, hub=hub, presence=presence,
+                       cache=_cache(settings),
                        tickets=tickets, revocations=Revocations(hub), room_tokens=_room_tokens(hub),
                        guards=build_guards(settings, MemoryAttemptStore(settings.attempt_tracker_max_keys)))
 
@@ -83,11 +78,21 @@ def build_runtime(settings: Settings) -> Runtime:
     registry = InstanceRegistry(redis, settings.instance_id, stats=lambda: local_stats(hub, broker),
                                 interval=settings.instance_heartbeat_seconds, ttl=settings.instance_ttl_seconds,
                                 prefix=prefix)
-    return Runtime(settings=settings, db=db, broker=broker, hub=hub, presence=presence, cache=_cache(settings),
+    return Runtime(settings=settings, db=db, events=events, broker=broker, hub=hub, presence=presence,
+                   cache=_cache(settings),
                    tickets=RedisTickets(redis, settings.ws_ticket_seconds, prefix), revocations=Revocations(hub),
                    room_tokens=_room_tokens(hub),
                    guards=build_guards(settings, RedisAttemptStore(redis, prefix, MemoryAttemptStore(
                        settings.attempt_tracker_max_keys))), registry=registry, closers=[redis.aclose])
+
+
+def _event_log(db: Database, settings: Settings) -> EventLog:
+    """PostgreSQL: the one-statement hot path (imports asyncpg); else the transactional log."""
+    if db.is_postgres:
+        from tableforge.db.pg_event_log import PgEventLog
+
+        return PgEventLog(db, settings.ws_history_size)
+    return TransactionalEventLog(db, settings.ws_history_size)
 
 
 def _room_tokens(hub: Hub) -> RoomTokens:

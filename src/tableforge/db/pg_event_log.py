@@ -1,9 +1,11 @@
-"""Stored room events in one statement on PostgreSQL: the hot path of play.
+"""The room event log on PostgreSQL: the hot changes in one statement each.
 
 The transactional path (BEGIN; take the room version; change the row with its guards; store the
 event; COMMIT) costs five round trips and a pool connection held across all of them. Here the same
 work is one data-modifying CTE sent in autocommit mode on the raw asyncpg connection (a prepared
-statement, cached per connection): one round trip, and one statement is atomic.
+statement, cached per connection): one round trip, and one statement is atomic. Done this way:
+`MoveToken`, `AddToken`, `PostMessage` (chat and dice), `SetPresence` (when the caller has the
+profile); the other changes are rare and take the transactional path.
 
 Guarantees kept:
 - The room row is updated first (`UPDATE game_rooms … RETURNING version`), so the room row lock is
@@ -13,11 +15,13 @@ Guarantees kept:
   The room is only bumped if the token matched in the statement's snapshot; if a concurrent change
   made the token fail its guards after that (re-checked under the row lock), the event row gets a
   NULL body, the NOT NULL constraint aborts the whole statement, and nothing is changed: no gap.
-- The event body carries the version, so it is assembled in SQL from text pieces the caller built
-  (`head || room_version || mid || token_version || '}'`); the caller rebuilds the same bytes.
+- The event body carries the version, so it is assembled in SQL from the pieces of the one body
+  encoder's template (`event_log.body_template`); the same template, filled here, gives the bytes
+  that are published.
 
-A statement that changed nothing returns None; callers then take the transactional path, which
-applies the change if it has become valid or raises the precise error (off the hot path).
+A statement that changed nothing falls back to `TransactionalEventLog.append`, which applies the
+change if it has become valid or raises the precise error (off the hot path). This is the only
+module that imports asyncpg: the wiring imports it only for a PostgreSQL URL.
 """
 
 from __future__ import annotations
@@ -25,23 +29,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import asyncpg
+import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db.engine import Database, unavailable
+from tableforge.db.event_log import (
+    PRUNE_EVERY,
+    ROOM_VERSION,
+    TOKEN_VERSION,
+    AddToken,
+    Change,
+    MoveToken,
+    PostMessage,
+    SetPresence,
+    StoredEvent,
+    TransactionalEventLog,
+    body_template,
+)
+from tableforge.domain import events as ev
+from tableforge.domain import wire
 from tableforge.domain.errors import Unavailable
 from tableforge.observability import metrics
 
-_PRUNE_EVERY = 100
+R = TypeVar("R")
 
 
 def _move_sql(owner_guard: bool, version_guard: bool) -> str:
     guard = "t.id = $2 AND t.room_id = $1"
-    n = 6
+    n = 7
     if owner_guard:
         n += 1
         guard += f" AND t.owner_id = ${n}"
@@ -60,7 +81,7 @@ WITH room AS (
     RETURNING room.version AS rv, t.version AS tv
 ), ev AS (
     INSERT INTO room_events (room_id, version, body)
-    SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || '}}'
+    SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text
     FROM room LEFT JOIN tok ON true
 )
 SELECT rv, tv FROM tok"""
@@ -193,7 +214,7 @@ class Lanes:
 
     async def _acquire(self) -> AsyncConnection:
         if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.create_task(self._reap(), name="hotpath-lanes-reaper")
+            self._reaper = asyncio.create_task(self._reap(), name="pg-event-log-lanes-reaper")
         while True:
             if self._idle.empty() and self.count < self.size:
                 return await self._open()
@@ -238,99 +259,116 @@ class Lanes:
                     await item[0].close()
 
 
-_lanes: dict[int, Lanes] = {}
+class PgEventLog(TransactionalEventLog):
+    """The hot changes in one statement on a lane; everything else, and every refusal, transactional."""
 
+    def __init__(self, db: Database, history_size: int) -> None:
+        super().__init__(db, history_size)
+        self._lanes = Lanes(db, max(1, min(6, db.settings.db_pool_max // 3)))
+        db.on_dispose(self._lanes.close)  # the lanes go back to the pool before the engine is disposed
 
-def _lanes_for(db: Database) -> Lanes:
-    lanes = _lanes.get(id(db))
-    if lanes is None:
-        lanes = _lanes[id(db)] = Lanes(db, max(1, min(6, db.settings.db_pool_max // 3)))
+    async def append(self, room_id: str, change: Change[R]) -> StoredEvent[R]:
+        one = _ONE_STATEMENT.get(type(change))
+        if one is not None:
+            stored = await one(self, room_id, change)
+            if stored is not None:
+                return cast(StoredEvent[R], stored)
+        return await super().append(room_id, change)
 
-        async def give_back() -> None:
-            _lanes.pop(id(db), None)
-            await lanes.close()
+    async def _fetchrow(self, sql: str, args: tuple[Any, ...], room_id: str) -> Any:
+        """Run one statement in autocommit mode on a lane; map failures like `Database.write` does.
 
-        db.on_dispose(give_back)  # the lanes go back to the pool before the engine is disposed
-    return lanes
-
-
-async def _fetchrow(db: Database, sql: str, args: tuple[Any, ...], room_id: str, version_col: int,
-                    history_size: int) -> Any:
-    """Run one statement in autocommit mode on a lane; map failures like `Database.write` does.
-
-    A statement that aborted on a constraint (the race described above) returns None."""
-    start = time.perf_counter()
-    lanes = _lanes_for(db)
-    try:
-        conn = await lanes.acquire()
+        A statement that aborted on a constraint (the race described above) returns None. Column 0
+        of the row is the room version (for the history pruning)."""
+        start = time.perf_counter()
+        lanes = self._lanes
         try:
-            raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-            row = await raw.fetchrow(sql, *args)
-            if row is not None and history_size and int(row[version_col]) % _PRUNE_EVERY == 0:
-                await raw.execute(_PRUNE_SQL, room_id, int(row[version_col]) - history_size)
-        except asyncpg.IntegrityConstraintViolationError:
+            conn = await lanes.acquire()
+            try:
+                raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+                row = await raw.fetchrow(sql, *args)
+                if row is not None and self.history_size and int(row[0]) % PRUNE_EVERY == 0:
+                    await raw.execute(_PRUNE_SQL, room_id, int(row[0]) - self.history_size)
+            except asyncpg.IntegrityConstraintViolationError:
+                lanes.release(conn)
+                return None
+            except asyncpg.QueryCanceledError as exc:
+                lanes.release(conn)
+                raise Unavailable("the database query took too long and was cancelled", code="db_timeout") from exc
+            except BaseException:
+                # Broken, cancelled mid-statement, or anything unexpected: never reuse it.
+                await lanes.discard(conn)
+                raise
             lanes.release(conn)
-            return None
-        except asyncpg.QueryCanceledError as exc:
-            lanes.release(conn)
-            raise Unavailable("the database query took too long and was cancelled", code="db_timeout") from exc
-        except BaseException:
-            # Broken, cancelled mid-statement, or anything unexpected: never reuse it.
-            await lanes.discard(conn)
+        except Unavailable:
             raise
-        lanes.release(conn)
-    except Unavailable:
-        raise
-    except (PoolTimeout, DBAPIError) as exc:
-        raise unavailable(exc) from exc
-    except (*_BROKEN, asyncpg.PostgresError) as exc:
-        raise Unavailable("the database is unavailable", code="db_unavailable") from exc
-    finally:
-        metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
-    return row
+        except (PoolTimeout, DBAPIError) as exc:
+            raise unavailable(exc) from exc
+        except (*_BROKEN, asyncpg.PostgresError) as exc:
+            raise Unavailable("the database is unavailable", code="db_unavailable") from exc
+        finally:
+            metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
+        return row
+
+    async def _one_move(self, room_id: str, c: MoveToken) -> StoredEvent[int] | None:
+        ts = wire.now_ms()
+        template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
+            "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
+        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces)  # head, mid, tail
+        if c.owner is not None:
+            args += (c.owner,)
+        if c.if_version is not None:
+            args += (c.if_version,)
+        row = await self._fetchrow(_MOVE_SQL[c.owner is not None, c.if_version is not None], args, room_id)
+        if row is None:
+            return None
+        version, token_version = int(row[0]), int(row[1])
+        return StoredEvent(room_id, version, ts, template.fill(version, token_version), token_version)
+
+    async def _one_add_token(self, room_id: str, c: AddToken) -> StoredEvent[dict[str, Any]] | None:
+        ts = wire.now_ms()
+        token = c.token()
+        template = body_template(ev.TOKEN_ADDED, room_id, ts, c.by, {"token": token})
+        args = (room_id, c.asset_id, c.token_id, c.by, c.x, c.y, c.rotation, c.scale, c.z_index, c.created_at,
+                template.pieces)
+        row = await self._fetchrow(_ADD_TOKEN_SQL, args, room_id)
+        if row is None:
+            return None
+        version = int(row[0])
+        return StoredEvent(room_id, version, ts, template.fill(version), token)
+
+    async def _one_message(self, room_id: str, c: PostMessage
+                            ) -> StoredEvent[dict[str, Any]] | None:
+        ts = wire.now_ms()
+        payload, result = c.payload(ROOM_VERSION)
+        template = body_template(c.etype, room_id, ts, c.by, payload)
+        args = (room_id, c.message_id, c.by, c.kind, c.text, None if c.roll is None else orjson.dumps(c.roll).decode(),
+                c.created_at, template.pieces)
+        row = await self._fetchrow(_LOG_SQL, args, room_id)
+        if row is None:
+            return None
+        version = int(row[0])
+        if c.roll is None:
+            result = result | {"version": version}
+        return StoredEvent(room_id, version, ts, template.fill(version), result)
+
+    async def _one_presence(self, room_id: str, c: SetPresence
+                            ) -> StoredEvent[None] | None:
+        if not c.profile:
+            return None  # a player whose instance died: the transaction reads the profile
+        ts = wire.now_ms()
+        etype = ev.PLAYER_JOINED if c.online else ev.PLAYER_LEFT
+        template = body_template(etype, room_id, ts, c.user_id, {"user": c.profile})
+        row = await self._fetchrow(_PRESENCE_SQL, (room_id, c.user_id, c.online, template.pieces), room_id)
+        if row is None:
+            return None
+        version = int(row[0])
+        return StoredEvent(room_id, version, ts, template.fill(version), None)
 
 
-async def move(db: Database, room_id: str, token_id: str, x: float, y: float, owner_id: str | None,
-               if_version: int | None, head: str, mid: str, history_size: int) -> tuple[int, int] | None:
-    """Move a token and store its event; returns (room version, token version), or None if nothing
-    matched (room closed or missing, token missing or not the caller's, stale `if_version`, a race).
-
-    `owner_id` is None for the GM (any token). The stored body is
-    `head + str(room_version) + mid + str(token_version) + "}"`."""
-    args: tuple[Any, ...] = (room_id, token_id, x, y, head, mid)
-    if owner_id is not None:
-        args += (owner_id,)
-    if if_version is not None:
-        args += (if_version,)
-    row = await _fetchrow(db, _MOVE_SQL[owner_id is not None, if_version is not None], args, room_id, 0,
-                          history_size)
-    return None if row is None else (int(row[0]), int(row[1]))
-
-
-async def log_message(db: Database, room_id: str, message_id: str, user_id: str, kind: str, text: str,
-                      roll_json: str | None, created_at: Any, pieces: list[str], history_size: int) -> int | None:
-    """Insert a chat/dice message and its event; returns the room version, or None if the room is
-    closed or missing. The stored body is `str(version).join(pieces)`."""
-    row = await _fetchrow(db, _LOG_SQL, (room_id, message_id, user_id, kind, text, roll_json, created_at, pieces),
-                          room_id, 0, history_size)
-    return None if row is None else int(row[0])
-
-
-async def presence(db: Database, room_id: str, user_id: str, online: bool, pieces: list[str],
-                   history_size: int) -> int | None:
-    """Set the player's is_online and store its player.joined/left event; returns the room version,
-    or None if the room is closed or missing or the user is no longer a member. The stored body is
-    `str(version).join(pieces)`."""
-    row = await _fetchrow(db, _PRESENCE_SQL, (room_id, user_id, online, pieces), room_id, 0, history_size)
-    return None if row is None else int(row[0])
-
-
-async def add_token(db: Database, room_id: str, asset_id: str, token: dict[str, Any], created_at: Any,
-                    pieces: list[str], history_size: int) -> int | None:
-    """Place a token (`token`: id, owner_id, x, y, rotation, scale, z_index) and store its event;
-    returns the room version, or None if the room is closed or missing or the asset is not the
-    room's. The stored body is `str(version).join(pieces)`."""
-    args = (room_id, asset_id, token["id"], token["owner_id"], token["x"], token["y"], token["rotation"],
-            token["scale"], token["z_index"], created_at, pieces)
-    row = await _fetchrow(db, _ADD_TOKEN_SQL, args, room_id, 0, history_size)
-    return None if row is None else int(row[0])
+_ONE_STATEMENT: dict[type[Any], Callable[[PgEventLog, str, Any], Awaitable[StoredEvent[Any] | None]]] = {
+    MoveToken: PgEventLog._one_move,
+    AddToken: PgEventLog._one_add_token,
+    PostMessage: PgEventLog._one_message,
+    SetPresence: PgEventLog._one_presence,
+}

@@ -1,0 +1,238 @@
+"""The room event log, on both implementations (SQLite transactional, PostgreSQL one-statement):
+every change stores exactly the body the one encoder gives, versions rise by one with no gap, the
+guards refuse with the same domain errors and store nothing, and the history is pruned."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from tableforge.config import Settings
+from tableforge.db.engine import Database
+from tableforge.db.event_log import (
+    ROOM_VERSION,
+    TOKEN_VERSION,
+    AddAsset,
+    AddToken,
+    EventLog,
+    MoveToken,
+    PostMessage,
+    RemoveAsset,
+    RemoveToken,
+    SetPresence,
+    StoredEvent,
+    TransactionalEventLog,
+    UpdateToken,
+    body_template,
+    encode_body,
+)
+from tableforge.db.migrate import upgrade
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, users
+from tableforge.domain.errors import AppError
+
+HISTORY = 5
+
+
+def test_template_fills_to_the_encoded_body() -> None:
+    payload = {"token_id": "t", "x": 1.5, "y": -2.0, "token_version": TOKEN_VERSION}
+    template = body_template("token.moved", "r", 12.5, "u", payload)
+    assert template.marks == (0, 1)
+    assert template.fill(7, 3) == encode_body("token.moved", "r", 7, 12.5, "u", payload | {"token_version": 3})
+    # A mark inside a user's text is text, not a version.
+    text = f'"version":{ROOM_VERSION} "token_version":{TOKEN_VERSION}'
+    message = {"text": text, "version": ROOM_VERSION}
+    template = body_template("chat.message", "r", 1.0, "u", {"message": message})
+    assert template.marks == (0, 0)
+    assert template.fill(9) == encode_body("chat.message", "r", 9, 1.0, "u", {"message": message | {"version": 9}})
+
+
+async def _open(url: str | None, tmp_path: Path) -> EventLog:
+    db = Database(Settings(database_url=url, data_dir=tmp_path))  # type: ignore[arg-type]
+    await upgrade(db)
+    if db.is_postgres:
+        from tableforge.db.pg_event_log import PgEventLog
+
+        return PgEventLog(db, HISTORY)
+    return TransactionalEventLog(db, HISTORY)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
+    opened = await _open(request.getfixturevalue("pg_url") if request.param == "postgresql" else None, tmp_path)
+    yield opened
+    await opened.db.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def pg_log(pg_url: str, tmp_path: Path) -> AsyncIterator[EventLog]:
+    opened = await _open(pg_url, tmp_path)
+    yield opened
+    await opened.db.dispose()  # type: ignore[attr-defined]
+
+
+class Room:
+    def __init__(self) -> None:
+        self.id, self.gm, self.alice = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+        self.asset, self.other_room, self.other_asset = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+
+
+async def _room(log: EventLog) -> Room:
+    r, now = Room(), datetime.now(UTC)
+    db: Database = log.db  # type: ignore[attr-defined]
+    async with db.write() as conn:
+        for uid in (r.gm, r.alice):
+            await conn.execute(sa.insert(users).values(id=uid, username=uid[:30], password_hash="x", created_at=now))
+        for rid in (r.id, r.other_room):
+            await conn.execute(sa.insert(game_rooms).values(id=rid, name="r", gm_id=r.gm, invite_code=rid[:16],
+                                                            created_at=now))
+        for uid, role in ((r.gm, "gm"), (r.alice, "player")):
+            await conn.execute(sa.insert(room_players).values(room_id=r.id, user_id=uid, role=role, joined_at=now))
+        for aid, rid in ((r.asset, r.id), (r.other_asset, r.other_room)):
+            await conn.execute(sa.insert(game_assets).values(id=aid, **_asset_row(rid, r.gm, now)))
+    return r
+
+
+def _asset_row(room_id: str, by: str, now: datetime) -> dict[str, Any]:
+    return {"room_id": room_id, "uploader_id": by, "name": "a", "type": "png", "sha256": "ab" * 32,
+            "file_path": "x", "width": 1, "height": 1, "size": 1, "created_at": now}
+
+
+def _check(stored: StoredEvent[Any], room_id: str, version: int, etype: str, by: str) -> dict[str, Any]:
+    """The stored body is the encoder's output for this event; returns its payload."""
+    event = orjson.loads(stored.body)
+    assert (stored.version, event["type"], event["version"], event["by"]) == (version, etype, version, by)
+    payload = {k: v for k, v in event.items() if k not in ("type", "room_id", "version", "ts", "by")}
+    assert stored.body == encode_body(etype, room_id, version, stored.ts, by, payload)
+    return payload
+
+
+def _add(r: Room, by: str, asset: str | None = None) -> AddToken:
+    return AddToken(by, str(uuid.uuid4()), asset or r.asset, 1.0, 2.0, 0.0, 1.0, 0, datetime.now(UTC))
+
+
+async def test_every_change_stores_its_event(log: EventLog) -> None:
+    r = await _room(log)
+    added = await log.append(r.id, _add(r, r.alice))
+    assert _check(added, r.id, 1, "token.added", r.alice) == {"token": added.result}
+    token_id = added.result["id"]
+    assert added.result["owner_id"] == r.alice and added.result["version"] == 1
+
+    moved = await log.append(r.id, MoveToken(r.alice, token_id, 5, 6, r.alice, 1))
+    assert moved.result == 2
+    assert _check(moved, r.id, 2, "token.moved", r.alice) == {"token_id": token_id, "x": 5.0, "y": 6.0,
+                                                              "token_version": 2}
+    updated = await log.append(r.id, UpdateToken(r.gm, token_id, {"rotation": 90.0}, None, None))
+    assert updated.result["rotation"] == 90.0 and updated.result["x"] == 5.0 and updated.result["version"] == 3
+    assert _check(updated, r.id, 3, "token.updated", r.gm) == {"token": updated.result}
+
+    chat = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "hi", None, datetime.now(UTC)))
+    assert chat.result["version"] == 4 and chat.result["text"] == "hi" and chat.result["username"] == "alice"
+    assert _check(chat, r.id, 4, "chat.message", r.alice) == {"message": chat.result}
+    roll = {"notation": "1d6", "total": 4, "rolls": [4]}
+    dice = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "1d6 = 4", roll,
+                                              datetime.now(UTC)))
+    assert dice.result["total"] == 4 and dice.result["username"] == "alice"
+    assert _check(dice, r.id, 5, "dice.rolled", r.alice) == {"roll": dice.result}
+
+    profile = {"id": r.alice, "username": r.alice[:30], "first_name": None, "last_name": None,
+               "profile_image_url": None}
+    joined = await log.append(r.id, SetPresence(r.alice, True, profile))
+    assert _check(joined, r.id, 6, "player.joined", r.alice) == {"user": profile}
+    left = await log.append(r.id, SetPresence(r.alice, False))  # no profile at hand: read from the database
+    assert _check(left, r.id, 7, "player.left", r.alice) == {"user": profile}
+
+    removed = await log.append(r.id, RemoveToken(r.alice, token_id, r.alice, 3))
+    assert _check(removed, r.id, 8, "token.removed", r.alice) == {"token_id": token_id}
+
+    since = await log.since(r.id, 2)
+    assert since[0] == 8
+    assert [(v, b.encode()) for v, b in since[1]] == [(e.version, e.body) for e in
+                                                       (updated, chat, dice, joined, left, removed)]
+    assert await log.versions([r.id, r.other_room, str(uuid.uuid4())]) == {r.id: 8, r.other_room: 0}
+
+
+async def test_assets_store_one_event_per_removed_token(log: EventLog) -> None:
+    r = await _room(log)
+    asset_id, now = str(uuid.uuid4()), datetime.now(UTC)
+    shape = {"id": asset_id, "name": "a"}
+    added = await log.append(r.id, AddAsset(r.gm, {"id": asset_id} | _asset_row(r.id, r.gm, now), shape))
+    assert _check(added, r.id, 1, "asset.added", r.gm) == {"asset": shape}
+    tokens = [(await log.append(r.id, _add(r, r.gm, asset_id))).result["id"] for _ in range(2)]
+    removed = await log.append(r.id, RemoveAsset(r.gm, asset_id, "ab" * 32))
+    assert removed.result is True  # r.asset has the same bytes: the file stays
+    events = removed.all()
+    assert [e.version for e in events] == [4, 5, 6]
+    assert [_check(e, r.id, e.version, "token.removed", r.gm) for e in events[:2]] == [
+        {"token_id": t} for t in tokens]
+    assert _check(events[2], r.id, 6, "asset.removed", r.gm) == {"asset_id": asset_id}
+    assert [v for v, _ in (await log.history(r.id, 3, 6))] == [4, 5, 6]
+
+
+async def _refused(log: EventLog, room_id: str, change: Any) -> AppError:
+    with pytest.raises(AppError) as caught:
+        await log.append(room_id, change)
+    return caught.value
+
+
+async def test_guards_refuse_with_domain_errors_and_store_nothing(log: EventLog) -> None:
+    r = await _room(log)
+    gm_token = (await log.append(r.id, _add(r, r.gm))).result["id"]
+    assert (await _refused(log, r.id, MoveToken(r.alice, gm_token, 1, 1, r.alice, None))).code == "not_token_owner"
+    stale = await _refused(log, r.id, MoveToken(r.gm, gm_token, 1, 1, None, 7))
+    assert (stale.code, stale.details) == ("conflict", {"version": 1})
+    assert (await _refused(log, r.id, UpdateToken(r.alice, gm_token, {"scale": 2.0}, r.alice, None))).code \
+        == "not_token_owner"
+    assert (await _refused(log, r.id, RemoveToken(r.gm, str(uuid.uuid4()), None, None))).code == "token_not_found"
+    assert (await _refused(log, r.id, _add(r, r.gm, r.other_asset))).code == "asset_not_found"
+    assert (await _refused(log, str(uuid.uuid4()), _add(r, r.gm))).code == "room_not_found"
+    assert await log.versions([r.id]) == {r.id: 1}
+
+    db: Database = log.db  # type: ignore[attr-defined]
+    async with db.write() as conn:
+        await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == r.id).values(is_active=False))
+    chat = PostMessage(r.gm, "gm", str(uuid.uuid4()), "hi", None, datetime.now(UTC))
+    assert (await _refused(log, r.id, chat)).code == "room_closed"
+    assert (await _refused(log, r.id, MoveToken(r.gm, gm_token, 1, 1, None, None))).code == "room_closed"
+    assert await log.versions([r.id]) == {r.id: 1}
+    async with db.read() as conn:
+        assert (await conn.execute(sa.select(board_tokens.c.version).where(board_tokens.c.id == gm_token))
+                ).scalar() == 1
+
+
+async def test_history_is_pruned(log: EventLog) -> None:
+    r = await _room(log)
+    token_id = (await log.append(r.id, _add(r, r.gm))).result["id"]
+    for i in range(99):
+        await log.append(r.id, MoveToken(r.gm, token_id, i, i, None, None))
+    current, events = await log.since(r.id, 0)
+    assert current == 100
+    assert [v for v, _ in events] == list(range(100 - HISTORY + 1, 101))
+
+
+async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot changes never take the transactional path on PostgreSQL when they are valid."""
+    log = pg_log
+    r = await _room(log)
+    token_id = (await log.append(r.id, _add(r, r.gm))).result["id"]
+
+    async def no_transaction(*_: Any) -> Any:
+        raise AssertionError("the transactional path ran")
+
+    monkeypatch.setattr(TransactionalEventLog, "append", no_transaction)
+    moved = await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
+    assert (moved.version, moved.result) == (2, 2)
+    assert (await log.append(r.id, _add(r, r.alice))).version == 3
+    said = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "hi", None, datetime.now(UTC)))
+    assert said.result["version"] == 4
+    profile = {"id": r.alice, "username": "alice", "first_name": None, "last_name": None, "profile_image_url": None}
+    assert _check(await log.append(r.id, SetPresence(r.alice, True, profile)), r.id, 5, "player.joined",
+                  r.alice) == {"user": profile}
+    with pytest.raises(AssertionError):  # a refusal is explained by the transaction
+        await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
