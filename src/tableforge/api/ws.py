@@ -20,7 +20,7 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, play, shapes, tokens
+from tableforge.services import chat, play, replies, tokens
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -66,7 +66,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn = Connection(secrets.token_hex(6), user["id"], user["username"], websocket.send_text, close_socket,
                       rt.settings.ws_send_queue)
     conn.owner = asyncio.current_task()
-    conn.profile = shapes.public_user(user)
+    conn.profile = replies.public_user(user)
     conn.session_id = session_id
     rt.hub.add_connection(conn)
     if rt.revocations.revoked_since(conn, authenticated_at):  # revoked while we authenticated

@@ -2,14 +2,9 @@
 
 Room versions are taken in the database, inside the statement or transaction that stores the
 change, so two instances may publish v7 and v8 in either order, and a broker outage may lose some
-publishes altogether. Each local room therefore keeps three numbers and one task:
-
-- `expected`: the next version to deliver (0 until the room is initialised);
-- `goal`: the highest version known to exist (seen from the broker, or read from the database);
-- `buffer`: versions that arrived early (every key >= `expected`, always);
-- the *filler*: the room's one catch-up task. While `expected <= goal` it reads the missing
-  versions from the stored event log in batches and delivers them, after a short wait
-  (`gap_wait`) for the broker to deliver a reordered event itself.
+publishes altogether. Each local room (local_room.py) knows the next version to deliver and the
+highest known to exist, holds early arrivals, and has one catch-up task that reads what is missing
+from the stored event log in batches, after giving the broker `gap_wait` to bring it itself.
 
 A hole larger than half a send queue (an outage, or history already pruned) is not replayed
 event by event: each socket gets `room.resync` and rejoins with `since`, which answers with one

@@ -1,6 +1,12 @@
 """One room as this instance holds it: its local sockets, what it delivered, what it waits for.
 
-The hub (hub.py) does the ordering; this is its per-room state, and the frames it sends of its own.
+The hub (hub.py) does the ordering; this is its per-room state, and the frames it sends of its own:
+
+- `expected`: the next version to deliver (0 until the room is initialised);
+- `goal`: the highest version known to exist (seen from the broker, or read from the database);
+- `buffer`: versions that arrived early (every key >= `expected`, always);
+- `filler`: the room's one catch-up task; while `expected <= goal` it reads the missing versions
+  from the stored event log in batches and delivers them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tableforge.db.schema import users
 from tableforge.domain.errors import Conflict, NotFound
-from tableforge.services import revocation, shapes
+from tableforge.services import replies, revocation
 from tableforge.services.runtime import Runtime
 
 
@@ -23,7 +23,7 @@ async def set_disabled(rt: Runtime, admin_id: str, user_id: str, disabled: bool)
             raise NotFound("no user has that id", code="user_not_found")
         since = row["disabled_at"]
         if disabled and since is None:
-            since = shapes.now()
+            since = replies.now()
             await conn.execute(sa.update(users).where(users.c.id == user_id).values(disabled_at=since))
         elif not disabled and since is not None:
             since = None
@@ -32,4 +32,4 @@ async def set_disabled(rt: Runtime, admin_id: str, user_id: str, disabled: bool)
     if disabled:
         # Also when it was disabled already: a repeated call still closes whatever is open.
         revoked = await revocation.revoke_user_sessions(rt, user_id, keep_session=None, cause="disabled")
-    return {"id": user_id, "disabled": disabled, "disabled_at": shapes.iso(since), "sessions_revoked": revoked}
+    return {"id": user_id, "disabled": disabled, "disabled_at": replies.iso(since), "sessions_revoked": revoked}

@@ -18,7 +18,7 @@ from tableforge.db.event_log import AddAsset, RemoveAsset
 from tableforge.db.schema import game_assets
 from tableforge.domain.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia, ValidationFailed
 from tableforge.domain.roles import GM
-from tableforge.services import rooms, shapes
+from tableforge.services import replies, rooms
 from tableforge.services.runtime import Runtime
 
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
@@ -44,7 +44,7 @@ async def metadata_many(rt: Runtime, asset_ids: list[str]) -> dict[str, dict[str
         ids = [key.split(":", 1)[1] for key in keys]
         async with rt.db.read() as conn:
             rows = (await conn.execute(sa.select(game_assets).where(game_assets.c.id.in_(ids)))).mappings().all()
-        return {asset_key(str(r["id"])): shapes.asset(r) for r in rows}
+        return {asset_key(str(r["id"])): replies.asset(r) for r in rows}
 
     found = await rt.cache.get_many_or_load([asset_key(i) for i in asset_ids], load, kind="asset")
     return {key.split(":", 1)[1]: value for key, value in found.items()}
@@ -113,7 +113,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
 
 
 def file_path(rt: Runtime, sha256: str, kind: str) -> Path:
-    return rt.settings.assets_dir / sha256[:2] / f"{sha256}.{shapes.EXTENSIONS[kind]}"
+    return rt.settings.assets_dir / sha256[:2] / f"{sha256}.{replies.EXTENSIONS[kind]}"
 
 
 def _store_file(path: Path, data: bytes) -> None:
@@ -138,10 +138,10 @@ async def upload(rt: Runtime, user: dict[str, Any], room_id: str, name: str | No
     path = file_path(rt, info.sha256, info.kind)
     await asyncio.to_thread(_store_file, path, data)
     label = (name or filename or "image").strip()[:200] or "image"
-    row = {"id": shapes.new_id(), "room_id": room_id, "uploader_id": user["id"], "name": label,
+    row = {"id": replies.new_id(), "room_id": room_id, "uploader_id": user["id"], "name": label,
            "type": info.kind, "sha256": info.sha256, "file_path": str(path.relative_to(rt.settings.data_dir)),
-           "width": info.width, "height": info.height, "size": len(data), "created_at": shapes.now()}
-    asset = shapes.asset(row)
+           "width": info.width, "height": info.height, "size": len(data), "created_at": replies.now()}
+    asset = replies.asset(row)
     stored = await rt.events.append(room_id, AddAsset(user["id"], row, asset))
     await rt.cache.delete(room_assets_key(room_id), asset_key(row["id"]))
     await rt.hub.publish(room_id, stored.version, stored.ts, None, stored.body)
@@ -179,7 +179,7 @@ async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
 
 
 def find_file(rt: Runtime, sha256: str, ext: str) -> Path | None:
-    kind = {v: k for k, v in shapes.EXTENSIONS.items()}.get(ext)
+    kind = {v: k for k, v in replies.EXTENSIONS.items()}.get(ext)
     if kind is None or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         return None
     path = file_path(rt, sha256, kind)

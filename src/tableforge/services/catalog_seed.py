@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tableforge.db.schema import game_systems
-from tableforge.services import shapes
+from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 _ABILITIES = ["strength", "dexterity", "constitution", "intelligence", "wisdom", "charisma"]
@@ -158,9 +158,9 @@ async def seed(rt: Runtime) -> int:
         await rt.db.serialize(conn, 7270001)  # N instances may start at once: one seeds, the others see its rows
         existing = set((await conn.execute(
             sa.select(game_systems.c.name).where(game_systems.c.is_official.is_(True)))).scalars())
-        now = shapes.now()
+        now = replies.now()
         rows = [
-            {"id": shapes.new_id(), "owner_id": None, "is_public": True, "is_official": True, "download_count": 0,
+            {"id": replies.new_id(), "owner_id": None, "is_public": True, "is_official": True, "download_count": 0,
              "rating_avg": 0.0, "rating_count": 0, "created_at": now, "updated_at": now, **system}
             for system in OFFICIAL_SYSTEMS if system["name"] not in existing
         ]

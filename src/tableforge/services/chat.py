@@ -11,14 +11,14 @@ from typing import Any
 from tableforge.db.event_log import PostMessage
 from tableforge.domain import dice
 from tableforge.realtime.connection import Connection
-from tableforge.services import shapes
+from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 
 async def _log(rt: Runtime, user_id: str, username: str, room_id: str, text: str, roll: dict[str, Any] | None,
                sender: Connection | None) -> tuple[dict[str, Any], int]:
-    stored = await rt.events.append(room_id, PostMessage(user_id, username, shapes.new_id(), text, roll,
-                                                         shapes.now()))
+    stored = await rt.events.append(room_id, PostMessage(user_id, username, replies.new_id(), text, roll,
+                                                         replies.now()))
     await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
     return stored.result, stored.version
 

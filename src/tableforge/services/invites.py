@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db.schema import registration_invites as invites
 from tableforge.domain.errors import Forbidden, NotFound
-from tableforge.services import shapes
+from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 LIST_MAX = 500
@@ -26,15 +26,15 @@ def _hash(code: str) -> str:
 
 def _shape(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
     return {"id": str(row["id"]), "uses": row["uses"], "used": row["used"],
-            "expires_at": shapes.iso(row["expires_at"]), "revoked": row["revoked_at"] is not None,
+            "expires_at": replies.iso(row["expires_at"]), "revoked": row["revoked_at"] is not None,
             "created_by": str(row["created_by"]) if row["created_by"] else None,
-            "created_at": shapes.iso(row["created_at"])}
+            "created_at": replies.iso(row["created_at"])}
 
 
 async def create(rt: Runtime, admin_id: str, uses: int, expires_in_hours: float | None) -> dict[str, Any]:
     code = secrets.token_urlsafe(12)
-    created = shapes.now()
-    values = {"id": shapes.new_id(), "code_hash": _hash(code), "created_by": admin_id, "uses": uses, "used": 0,
+    created = replies.now()
+    values = {"id": replies.new_id(), "code_hash": _hash(code), "created_by": admin_id, "uses": uses, "used": 0,
               "expires_at": created + timedelta(hours=expires_in_hours) if expires_in_hours else None,
               "revoked_at": None, "created_at": created}
     async with rt.db.write() as conn:
@@ -53,7 +53,7 @@ async def list_all(rt: Runtime) -> list[dict[str, Any]]:
 async def revoke(rt: Runtime, invite_id: str) -> None:
     async with rt.db.write() as conn:
         result = await conn.execute(sa.update(invites).where(invites.c.id == invite_id)
-                                    .values(revoked_at=sa.func.coalesce(invites.c.revoked_at, shapes.now())))
+                                    .values(revoked_at=sa.func.coalesce(invites.c.revoked_at, replies.now())))
     if result.rowcount == 0:
         raise NotFound("no invite has that id", code="invite_not_found")
 
@@ -61,7 +61,7 @@ async def revoke(rt: Runtime, invite_id: str) -> None:
 async def use(conn: AsyncConnection, code: str) -> None:
     """Take one use of the invite inside the caller's transaction, or refuse. One guarded UPDATE,
     so two registrations racing for the last use cannot both get it."""
-    now = shapes.now()
+    now = replies.now()
     result = await conn.execute(
         sa.update(invites)
         .where(invites.c.code_hash == _hash(code), invites.c.revoked_at.is_(None), invites.c.used < invites.c.uses,

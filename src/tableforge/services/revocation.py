@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from tableforge.db.schema import sessions
 from tableforge.observability.auth_metrics import SESSIONS_REVOKED_BY_CAUSE
 from tableforge.realtime.revocation import SESSION_REVOKED, USER_REVOKED
-from tableforge.services import shapes
+from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 Cause = Literal["logout", "password", "disabled"]
@@ -31,7 +31,7 @@ async def session_revoked(rt: Runtime, session_id: str) -> None:
 
 async def revoke_user_sessions(rt: Runtime, user_id: str, *, keep_session: str | None, cause: Cause) -> int:
     """Revoke every live session of the user but `keep_session`; close their sockets everywhere."""
-    now = shapes.now()
+    now = replies.now()
     live = sa.and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
     if keep_session is not None:
         live = sa.and_(live, sessions.c.token_hash != keep_session)

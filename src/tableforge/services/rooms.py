@@ -19,7 +19,7 @@ from tableforge.domain import events as ev
 from tableforge.domain import limits
 from tableforge.domain.errors import Conflict, Forbidden, NotFound
 from tableforge.domain.roles import GM, PLAYER, require_gm
-from tableforge.services import shapes, systems
+from tableforge.services import replies, systems
 from tableforge.services.runtime import Runtime
 
 _INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the table
@@ -68,9 +68,9 @@ async def require_open_member(conn: AsyncConnection, room_id: str, user_id: str)
 
 
 async def create(rt: Runtime, user: dict[str, Any], name: str, game_system_id: str | None) -> dict[str, Any]:
-    now = shapes.now()
+    now = replies.now()
     for _ in range(5):
-        values = {"id": shapes.new_id(), "name": name, "gm_id": user["id"], "game_system_id": game_system_id,
+        values = {"id": replies.new_id(), "name": name, "gm_id": user["id"], "game_system_id": game_system_id,
                   "invite_code": _invite_code(), "is_active": True, "version": 0, "created_at": now}
         try:
             async with rt.db.write() as conn:
@@ -83,7 +83,7 @@ async def create(rt: Runtime, user: dict[str, Any], name: str, game_system_id: s
             continue  # an invite code collision (1 in 32^10): draw another
         if game_system_id is not None:
             await systems.changed(rt, game_system_id)  # its download and usage counts moved
-        return shapes.room(values, is_gm=True) | {"role": GM}
+        return replies.room(values, is_gm=True) | {"role": GM}
     raise RuntimeError("could not draw a unique invite code")
 
 
@@ -95,7 +95,7 @@ async def list_mine(rt: Runtime, user: dict[str, Any]) -> list[dict[str, Any]]:
             .where(room_players.c.user_id == user["id"])
             .order_by(game_rooms.c.created_at.desc())
         )).mappings().all()
-    return [shapes.room(r, is_gm=r["role"] == GM) | {"role": r["role"]} for r in rows]
+    return [replies.room(r, is_gm=r["role"] == GM) | {"role": r["role"]} for r in rows]
 
 
 async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) -> dict[str, Any]:
@@ -110,9 +110,9 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
         if role is None:
             role = PLAYER
             await conn.execute(sa.insert(room_players).values(
-                room_id=row["id"], user_id=user["id"], role=PLAYER, is_online=False, joined_at=shapes.now()))
+                room_id=row["id"], user_id=user["id"], role=PLAYER, is_online=False, joined_at=replies.now()))
     await players_changed(rt, str(row["id"]))
-    return shapes.room(row, is_gm=role == GM) | {"role": role}
+    return replies.room(row, is_gm=role == GM) | {"role": role}
 
 
 async def snapshot(rt: Runtime, room_id: str, user: dict[str, Any]) -> dict[str, Any]:
@@ -188,11 +188,11 @@ async def _read_snapshot_pg(conn: AsyncConnection, room_id: str, *, is_gm: bool)
     if row is None:
         raise NotFound("no such room", code="room_not_found")
     return {
-        "room": shapes.room(row, is_gm=is_gm),
-        "players": [shapes.player(cast(RowMapping, p)) for p in _parse_times(row["tf_players"], "joined_at")],
-        "assets": [shapes.asset(a) for a in _parse_times(row["tf_assets"], "created_at")],
-        "tokens": [shapes.token(t) for t in row["tf_tokens"]],
-        "messages": [shapes.message(m) for m in _parse_times(row["tf_messages"], "created_at")],
+        "room": replies.room(row, is_gm=is_gm),
+        "players": [replies.player(cast(RowMapping, p)) for p in _parse_times(row["tf_players"], "joined_at")],
+        "assets": [replies.asset(a) for a in _parse_times(row["tf_assets"], "created_at")],
+        "tokens": [replies.token(t) for t in row["tf_tokens"]],
+        "messages": [replies.message(m) for m in _parse_times(row["tf_messages"], "created_at")],
     }
 
 
@@ -205,11 +205,11 @@ async def _read_snapshot_parts(conn: AsyncConnection, room_id: str, *, is_gm: bo
     tokens = (await conn.execute(_tokens_query(room_id))).mappings().all()
     messages = (await conn.execute(_messages_query(room_id))).mappings().all()
     return {
-        "room": shapes.room(room, is_gm=is_gm),
-        "players": [shapes.player(p) for p in players],
-        "assets": [shapes.asset(a) for a in assets],
-        "tokens": [shapes.token(t) for t in tokens],
-        "messages": [shapes.message(m) for m in reversed(messages)],
+        "room": replies.room(room, is_gm=is_gm),
+        "players": [replies.player(p) for p in players],
+        "assets": [replies.asset(a) for a in assets],
+        "tokens": [replies.token(t) for t in tokens],
+        "messages": [replies.message(m) for m in reversed(messages)],
     }
 
 
@@ -248,7 +248,7 @@ async def players(rt: Runtime, room_id: str, user: dict[str, Any], online: bool 
 
     async def load() -> list[dict[str, Any]]:
         async with rt.db.read() as conn:
-            return [shapes.player(r) for r in (await conn.execute(_players_query(room_id))).mappings().all()]
+            return [replies.player(r) for r in (await conn.execute(_players_query(room_id))).mappings().all()]
 
     everyone: list[dict[str, Any]] = await rt.cache.get_or_load(players_key(room_id), load, kind="room")
     if not any(p["user"]["id"] == user["id"] for p in everyone):

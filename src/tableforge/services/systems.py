@@ -12,7 +12,7 @@ import structlog
 from tableforge.db.engine import timed
 from tableforge.db.schema import game_rooms, game_systems, system_ratings
 from tableforge.domain.errors import Forbidden, NotFound
-from tableforge.services import shapes
+from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 CATALOG_ORDER = (
@@ -113,7 +113,7 @@ async def _search(rt: Runtime, *, category: str | None, complexity: str | None, 
     async with rt.db.read() as conn, timed("catalog_search"):
         rows = (await conn.execute(query, params)).mappings().all()
     total_count = int(rows[0]["total"]) if rows else 0
-    return {"systems": [shapes.system(r, with_template=False) for r in rows if r["id"] is not None],
+    return {"systems": [replies.system(r, with_template=False) for r in rows if r["id"] is not None],
             "total": total_count, "page": page, "limit": limit}
 
 
@@ -180,7 +180,7 @@ async def _load(rt: Runtime, system_id: str) -> dict[str, Any] | None:
             row = (
                 await conn.execute(sa.select(game_systems, _usage).where(game_systems.c.id == system_id))
             ).mappings().first()
-        return shapes.system(row, with_template=True) if row else None
+        return replies.system(row, with_template=True) if row else None
 
     return await rt.cache.get_or_load(system_key(system_id), load, kind="system")
 
@@ -193,8 +193,8 @@ async def get(rt: Runtime, system_id: str, user: dict[str, Any] | None) -> dict[
 
 
 async def create(rt: Runtime, user: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    now = shapes.now()
-    values = {"id": shapes.new_id(), "owner_id": user["id"], "is_official": False, "download_count": 0,
+    now = replies.now()
+    values = {"id": replies.new_id(), "owner_id": user["id"], "is_official": False, "download_count": 0,
               "rating_avg": 0.0, "rating_count": 0, "created_at": now, "updated_at": now, **data}
     async with rt.db.write() as conn:
         await conn.execute(sa.insert(game_systems).values(**values))
@@ -223,7 +223,7 @@ async def update(rt: Runtime, system_id: str, user: dict[str, Any], data: dict[s
         async with rt.db.write() as conn:
             before = await _filters_for_update(conn, system_id)
             await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
-                               .values(**data, updated_at=shapes.now()))
+                               .values(**data, updated_at=replies.now()))
         await changed(rt, system_id, before=before)
     return await get(rt, system_id, user)
 
@@ -247,11 +247,11 @@ async def rate(rt: Runtime, system_id: str, user: dict[str, Any], rating: int) -
         updated = await conn.execute(
             sa.update(system_ratings)
             .where(system_ratings.c.system_id == system_id, system_ratings.c.user_id == user["id"])
-            .values(rating=rating, created_at=shapes.now())
+            .values(rating=rating, created_at=replies.now())
         )
         if updated.rowcount == 0:
             await conn.execute(sa.insert(system_ratings).values(
-                system_id=system_id, user_id=user["id"], rating=rating, created_at=shapes.now()))
+                system_id=system_id, user_id=user["id"], rating=rating, created_at=replies.now()))
         avg, count = (await conn.execute(
             sa.select(sa.func.avg(system_ratings.c.rating), sa.func.count())
             .where(system_ratings.c.system_id == system_id)

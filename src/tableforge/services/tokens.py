@@ -20,14 +20,14 @@ from tableforge.domain.errors import Forbidden, NotFound
 from tableforge.domain.roles import GM, can_change_token
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.room_tokens import Lookup
-from tableforge.services import shapes
+from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 
 async def add(rt: Runtime, user_id: str, room_id: str, asset_id: str, x: float, y: float, rotation: float,
               scale: float, z_index: int, sender: Connection | None = None) -> tuple[dict[str, Any], int]:
-    stored = await rt.events.append(room_id, AddToken(user_id, shapes.new_id(), asset_id, x, y, rotation, scale,
-                                                      z_index, shapes.now()))
+    stored = await rt.events.append(room_id, AddToken(user_id, replies.new_id(), asset_id, x, y, rotation, scale,
+                                                      z_index, replies.now()))
     await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
     return stored.result, stored.version
 
@@ -103,5 +103,5 @@ async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token
 async def preview(rt: Runtime, user_id: str, room_id: str, etype: str, payload: dict[str, Any],
                   sender: Connection) -> None:
     """Ephemeral: relayed to the room through the broker, never stored, no version."""
-    body = orjson.dumps({"type": etype, "room_id": room_id, "ts": shapes.now_ms(), "by": user_id, **payload})
-    await rt.hub.publish(room_id, 0, shapes.now_ms(), sender, body)
+    body = orjson.dumps({"type": etype, "room_id": room_id, "ts": replies.now_ms(), "by": user_id, **payload})
+    await rt.hub.publish(room_id, 0, replies.now_ms(), sender, body)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tableforge.db.schema import sessions, users
 from tableforge.domain.errors import Conflict, Forbidden, Unauthorized
-from tableforge.services import invites, revocation, shapes
+from tableforge.services import invites, replies, revocation
 from tableforge.services.runtime import Runtime
 
 # OWASP's argon2id minimum (19 MiB, t=2, p=1): ~15 ms a hash, run off the event loop.
@@ -37,9 +37,9 @@ async def create_user(rt: Runtime, username: str, password: str, *, first_name: 
     taken username does not use it up). Names are unique regardless of case (migration 0003)."""
     password_hash = await asyncio.to_thread(_hasher.hash, password)
     values = {
-        "id": shapes.new_id(), "username": username, "password_hash": password_hash,
+        "id": replies.new_id(), "username": username, "password_hash": password_hash,
         "first_name": first_name, "last_name": last_name, "profile_image_url": None,
-        "is_admin": is_admin, "created_at": shapes.now(),
+        "is_admin": is_admin, "created_at": replies.now(),
     }
     try:
         async with rt.db.write() as conn:
@@ -48,12 +48,12 @@ async def create_user(rt: Runtime, username: str, password: str, *, first_name: 
             await conn.execute(sa.insert(users).values(**values))
     except IntegrityError:
         raise Conflict("that username is taken", code="username_taken") from None
-    return shapes.user(values)
+    return replies.user(values)
 
 
 async def new_session(rt: Runtime, user_id: str) -> str:
     token = secrets.token_urlsafe(32)
-    created = shapes.now()
+    created = replies.now()
     async with rt.db.write() as conn:
         await conn.execute(sa.insert(sessions).values(
             token_hash=hash_token(token), user_id=user_id, created_at=created,
@@ -92,7 +92,7 @@ async def login(rt: Runtime, username: str, password: str) -> tuple[dict[str, An
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     if row["disabled_at"] is not None:
         raise Forbidden("this account is disabled", code="user_disabled")
-    return shapes.user(row), await new_session(rt, str(row["id"]))
+    return replies.user(row), await new_session(rt, str(row["id"]))
 
 
 async def authenticate(rt: Runtime, token: str | None) -> dict[str, Any]:
@@ -118,7 +118,7 @@ async def authenticate_session(rt: Runtime, digest: str) -> dict[str, Any]:
         if row is None:
             return None
         expires = row["expires_at"] if row["expires_at"].tzinfo else row["expires_at"].replace(tzinfo=UTC)
-        return {"user": shapes.user(row), "expires": expires.timestamp()}
+        return {"user": replies.user(row), "expires": expires.timestamp()}
 
     # Every request and socket authenticates: cached per token hash; revocation deletes it everywhere.
     entry = await rt.cache.get_or_load(session_key(digest), load, kind="session")
@@ -135,7 +135,7 @@ async def logout(rt: Runtime, token: str) -> None:
     async with rt.db.write() as conn:
         await conn.execute(
             sa.update(sessions).where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=shapes.now())
+            .values(revoked_at=replies.now())
         )
     await rt.cache.delete(session_key(digest))
     await revocation.session_revoked(rt, digest)
@@ -161,4 +161,4 @@ async def change_password(rt: Runtime, user_id: str, token: str, current: str, n
 async def get_user(rt: Runtime, user_id: str) -> dict[str, Any] | None:
     async with rt.db.read() as conn:
         row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).mappings().first()
-    return shapes.user(row) if row else None
+    return replies.user(row) if row else None

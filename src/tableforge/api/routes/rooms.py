@@ -13,7 +13,7 @@ from tableforge.cache.http import CACHE_IMMUTABLE, CACHE_PRIVATE, conditional_js
 from tableforge.domain import limits
 from tableforge.domain.errors import AppError, NotFound, TooLarge, ValidationFailed
 from tableforge.domain.text import INVALID_TEXT, NUL_MESSAGE, has_nul
-from tableforge.services import assets, room_version, rooms, shapes, tokens
+from tableforge.services import assets, replies, room_version, rooms, tokens
 
 router = APIRouter()
 # `img-src 'self'` and inline style let a browser show the image when the URL is opened directly
@@ -118,7 +118,7 @@ async def asset_file(sha256: str, ext: str, request: Request, rt: RuntimeDep) ->
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type=shapes.MEDIA_TYPES[ext], headers=headers)
+    return FileResponse(path, media_type=replies.MEDIA_TYPES[ext], headers=headers)
 
 
 async def _role(rt: RuntimeDep, room_id: str, user: dict[str, str]) -> str:

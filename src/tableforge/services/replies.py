@@ -1,4 +1,5 @@
-"""Rows to the JSON shapes of PROTOCOL.md. Plain dicts: encoded once with orjson, no model objects."""
+"""Replies: rows to the JSON bodies of docs/protocol.md (HTTP replies, acks, events). Plain dicts,
+encoded once with orjson, no model objects."""
 
 from __future__ import annotations
 
