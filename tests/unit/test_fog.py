@@ -82,7 +82,8 @@ def test_the_cap_and_the_round_trip() -> None:
 
 @pytest.mark.parametrize("raw", [
     {"type": "circle", "x": 0}, {"type": "rect", "x": 0, "y": 0, "width": 0, "height": 5},
-    {"type": "rect", "x": 0, "y": 0, "width": -1, "height": 5}, {"type": "rect", "x": "0", "y": 0, "width": 1, "height": 1},
+    {"type": "rect", "x": 0, "y": 0, "width": -1, "height": 5},
+    {"type": "rect", "x": "0", "y": 0, "width": 1, "height": 1},
     {"type": "rect", "x": 2e6, "y": 0, "width": 1, "height": 1}, {"type": "rect", "x": 0, "y": 0, "width": 1},
     {"type": "rect", "x": 0, "y": 0, "width": 1, "height": 1, "radius": 3},
     {"type": "polygon", "points": [[0, 0], [1, 1]]}, {"type": "polygon", "points": [[0, 0], [1, 1], [2, 2]]},
