@@ -138,6 +138,21 @@ class Routing:
         return orjson.dumps([[sel, body.decode()] for sel, body in self.variants]).decode()
 
 
+_ROUTINGS: dict[str | None, Routing] = {}
+
+
+def routing_of(audience: str | None, variants: str | bytes | None) -> Routing:
+    """The routing of a stored event; those without variants (nearly all) come from a small cache."""
+    if variants:
+        return Routing(audience, decode_variants(variants))
+    found = _ROUTINGS.get(audience)
+    if found is None:
+        if len(_ROUTINGS) >= _PARSED_MAX:
+            _ROUTINGS.clear()
+        found = _ROUTINGS[audience] = Routing(audience)
+    return found
+
+
 def decode_variants(text: str | bytes | None) -> tuple[tuple[str, bytes], ...]:
     if not text:
         return ()
@@ -208,6 +223,4 @@ class Logged(NamedTuple):
 
     @property
     def routing(self) -> Routing:
-        if self.audience is None and not self.variants:
-            return Routing()
-        return Routing(self.audience, decode_variants(self.variants))
+        return routing_of(self.audience, self.variants)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tableforge.domain.audience import Routing, decode_variants
+from tableforge.domain.audience import Routing, routing_of
 
 
 class Envelope(NamedTuple):
@@ -24,9 +24,7 @@ class Envelope(NamedTuple):
 
     @property
     def routing(self) -> Routing:
-        if self.audience is None and not self.variants:
-            return EVERYONE
-        return Routing(self.audience, decode_variants(self.variants))
+        return routing_of(self.audience, self.variants)
 
 
 EVERYONE = Routing()

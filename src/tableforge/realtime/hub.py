@@ -127,7 +127,7 @@ class Hub:
             await asyncio.shield(room.ready)
         room.members[conn] = PENDING
         room.pending[conn] = []
-        room.views[conn] = view
+        room.set_view(conn, view)
         conn.rooms[room_id] = view.role
 
     def review(self, conn: Connection, room_id: str, view: View) -> bool:
@@ -138,7 +138,7 @@ class Hub:
             return False
         room.members[conn] = PENDING
         room.pending[conn] = []
-        room.views[conn] = view
+        room.set_view(conn, view)
         return True
 
     def view_of(self, conn: Connection, room_id: str) -> View | None:
@@ -166,7 +166,7 @@ class Hub:
             return
         room.members.pop(conn, None)
         room.pending.pop(conn, None)
-        room.views.pop(conn, None)
+        room.set_view(conn, None)
         room.told.discard(conn)
         if not room.members:
             del self.rooms[room_id]
