@@ -285,6 +285,7 @@ class PgEventLog(TransactionalEventLog):
                 self._fogged[room_id] = time.monotonic()  # the statement refused a valid move: fog
                 while len(self._fogged) > self.FOGGED_HINT_MAX:
                     self._fogged.popitem(last=False)
+                metrics.FOGGED_ROOM_HINTS.set(len(self._fogged))
             return result
         return await super().append(room_id, change)
 
@@ -294,6 +295,7 @@ class PgEventLog(TransactionalEventLog):
             return False
         if time.monotonic() - since > self.FOGGED_HINT_S:
             del self._fogged[room_id]  # look again: the fog may be gone
+            metrics.FOGGED_ROOM_HINTS.set(len(self._fogged))
             return False
         return True
 

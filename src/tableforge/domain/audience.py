@@ -141,6 +141,11 @@ class Routing:
 _ROUTINGS: dict[str | None, Routing] = {}
 
 
+def cached() -> int:
+    """How many parsed selectors and routings are kept (for a metric)."""
+    return len(_PARSED) + len(_ROUTINGS)
+
+
 def routing_of(audience: str | None, variants: str | bytes | None) -> Routing:
     """The routing of a stored event; those without variants (nearly all) come from a small cache."""
     if variants:

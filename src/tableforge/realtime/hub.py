@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from tableforge.domain import audience
 from tableforge.domain.audience import Logged, Routing, View
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
@@ -412,6 +413,7 @@ class Hub:
                    if room.behind_since is not None and now - room.behind_since > self.stall_after]
         self.stalled = [room.room_id for room in stalled]
         metrics.HUB_STALLED_ROOMS.set(len(stalled))
+        metrics.AUDIENCE_CACHE.set(audience.cached())
         for room in stalled:
             if room.filler is None or room.filler.done():
                 self._ensure_filler(room, 0.0)  # recover by itself
