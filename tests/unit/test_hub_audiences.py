@@ -113,7 +113,7 @@ async def test_a_gm_switching_scenes_gets_the_new_scenes_events_after_its_snapsh
 
 
 async def test_previews_go_only_to_their_audience(hub: tuple[Hub, AudienceLog]) -> None:
-    h, log = hub
+    h, _ = hub
     gm = await seat(h, "gm", View("gm", A, "gm1"))
     alice = await seat(h, "alice", View("player", None, "alice"))
     moving = orjson.dumps({"type": "token.moving", "room_id": ROOM, "token_id": "t", "x": 1, "y": 2})
