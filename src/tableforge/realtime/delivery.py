@@ -54,7 +54,7 @@ def deliver(room: LocalRoom, env: Envelope, instance_id: str, pending_limit: int
     pick = None if audience is None or (not env.variants and room.all_match(audience)) else Picker(
         room.room_id, version, text, env.routing)
     for observer in observers:
-        observer.delivered(room.room_id, version, text, env.routing)
+        observer.delivered(room.room_id, version, text, audience, env.variants)
     sent = 0
     if pick is None and skip is None:  # the hot path: one frame for everyone, as before audiences
         for conn, cursor in room.members.items():

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import orjson
 
-from tableforge.domain.audience import Routing, View, selector_for
+from tableforge.domain.audience import View, selector_for
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.envelope import Envelope
 
@@ -28,8 +28,10 @@ class RoomObserver(Protocol):
     """Sees each stored room event this instance delivers, in version order (e.g. the preview
     check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
 
-    def delivered(self, room_id: str, version: int, body: str, routing: Routing) -> None:
-        """`body`: the main (full) body; `routing`: who receives what (domain/audience.py)."""
+    def delivered(self, room_id: str, version: int, body: str, audience: str | None = None,
+                  variants: bytes = b"") -> None:
+        """`body`: the main (full) body; `audience`, `variants`: who receives what (domain/audience.py,
+        `routing_of` makes a Routing of them when it is needed)."""
 
     def dropped(self, room_id: str) -> None:
         """The room's last local socket left: its events no longer come here."""
