@@ -213,7 +213,8 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
                 conn.send(_ack(msg.id, message=message, version=version))
         case p.DiceRoll():
             _role(conn, msg.room_id)
-            roll, version = await chat.roll(rt, conn.user_id, conn.username, msg.room_id, msg.notation, conn)
+            roll, version = await chat.roll(rt, conn.user_id, conn.username, msg.room_id, msg.notation, conn,
+                                            msg.label)
             if reply:
                 conn.send(_ack(msg.id, roll=roll, version=version))
         case p.Ping():

@@ -102,6 +102,8 @@ class ChatSend(_Msg, tag="chat.send"):
 class DiceRoll(_Msg, tag="dice.roll"):
     room_id: RoomId
     notation: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.NOTATION_MAX_CHARS)]
+    # *extension*: a label given apart from the notation (a preset's name), checked like a typed one
+    label: Annotated[str, msgspec.Meta(max_length=limits.DICE_LABEL_MAX_CHARS)] | None = None
 
 
 class Pointer(_Msg, tag="pointer"):
