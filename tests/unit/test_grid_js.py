@@ -70,6 +70,22 @@ def test_javascript_gives_the_expected_answers() -> None:
     assert wrong == []
 
 
+def _point(rnd: random.Random, g: GridSettings) -> list[float]:
+    """Half the points sit exactly on lines, centres or (hex) corners, where rounding ties."""
+    if rnd.random() < 0.5:
+        return [rnd.uniform(-3000, 3000), rnd.uniform(-3000, 3000)]
+    cell = (rnd.randint(-20, 20), rnd.randint(-20, 20))
+    if g.is_hex and rnd.random() < 0.5:
+        return list(rnd.choice(grid.hex_corners(g, cell)))
+    x, y = grid.cell_center(g, cell)
+    half = g.size / 2
+    return [x + rnd.choice([0, half, -half]), y + rnd.choice([0, half, -half])]
+
+
+def _cell(rnd: random.Random) -> list[int]:
+    return [rnd.randint(-50, 50), rnd.randint(-50, 50)]
+
+
 def _generated(seed: int, count: int) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
     cases: list[dict[str, Any]] = []
@@ -80,38 +96,23 @@ def _generated(seed: int, count: int) -> list[dict[str, Any]]:
                     "offset_y": rnd.choice([0, -7, rnd.uniform(-500, 500)]),
                     "diagonal": rnd.choice(["5-5-5", "5-10-5", "euclidean"]),
                     "units_per_cell": rnd.choice([5, 1, 1.5, 2, 0.3])}
-        g = GridSettings.from_dict(settings)
-        size = g.size
-
-        def point() -> list[float]:
-            # Half the points sit exactly on lines, centres or (hex) corners, where rounding ties.
-            if rnd.random() < 0.5:
-                return [rnd.uniform(-3000, 3000), rnd.uniform(-3000, 3000)]
-            cell = (rnd.randint(-20, 20), rnd.randint(-20, 20))
-            if g.is_hex and rnd.random() < 0.5:
-                return list(rnd.choice(grid.hex_corners(g, cell)))
-            x, y = grid.cell_center(g, cell)
-            return [x + rnd.choice([0, size / 2, -size / 2]), y + rnd.choice([0, size / 2, -size / 2])]
-
-        def cell() -> list[int]:
-            return [rnd.randint(-50, 50), rnd.randint(-50, 50)]
-
         fn = rnd.choice(["cell_at", "cell_center", "snap", "snap", "hex_distance", "cell_distance",
                          "path_distance", "measure", "hex_corners", "to_units"])
+        if fn == "hex_corners" and settings["type"] in ("square", "none"):
+            settings["type"] = "hex_pointy"
+        g = GridSettings.from_dict(settings)
         if fn == "cell_at":
-            args: list[Any] = point()
+            args: list[Any] = _point(rnd, g)
         elif fn in ("cell_center", "hex_corners"):
-            args = [cell()]
-            if fn == "hex_corners" and not g.is_hex:
-                settings["type"] = "hex_pointy"
+            args = [_cell(rnd)]
         elif fn == "snap":
-            args = [*point(), rnd.choice([0.25, 0.5, 1, 1, 2, 3, 4, 5, 1.5, 20])]
+            args = [*_point(rnd, g), rnd.choice([0.25, 0.5, 1, 1, 2, 3, 4, 5, 1.5, 20])]
         elif fn in ("hex_distance", "cell_distance"):
-            args = [cell(), cell()]
+            args = [_cell(rnd), _cell(rnd)]
         elif fn == "path_distance":
-            args = [[cell() for _ in range(rnd.randint(2, 6))]]
+            args = [[_cell(rnd) for _ in range(rnd.randint(2, 6))]]
         elif fn == "measure":
-            args = [[point() for _ in range(rnd.randint(2, 6))]]
+            args = [[_point(rnd, g) for _ in range(rnd.randint(2, 6))]]
         else:
             args = [rnd.uniform(0, 500)]
         cases.append({"fn": fn, "grid": settings, "args": args})

@@ -78,7 +78,8 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("path", "value", "where", "code", "message_part"), [
-    (["dice_presets", 1, "notation"], "2d20kh1+x", "/dice_presets/1/notation", "bad_dice", "unexpected 'x' at position 9"),
+    (["dice_presets", 1, "notation"], "2d20kh1+x", "/dice_presets/1/notation", "bad_dice",
+     "unexpected 'x' at position 9"),
     (["dice_presets", 1, "notation"], "1d6!>=1", "/dice_presets/1/notation", "bad_dice", "explode"),
     (["dice_presets", 1, "notation"], 20, "/dice_presets/1/notation", "bad_template", "must be a string"),
     (["dice_presets", 0, "label"], "", "/dice_presets/0/label", "bad_template", "label must be a non-empty string"),
