@@ -39,6 +39,7 @@ from tableforge.domain.dice_terms import (
     Rng,
     Term,
     TermRoll,
+    checked,
     fail,
     roll_term,
 )
@@ -97,7 +98,7 @@ class DiceExpression:
     def roll(self, rng: Rng | None = None, budget: ExtraBudget | None = None) -> DiceRoll:
         """Roll every dice term; ``rng(sides)`` must return 1..sides and exists so tests can be exact.
         Dice are asked for in reading order, each die's explosion extras right after it."""
-        source = _default_rng if rng is None else rng
+        source = _default_rng if rng is None else checked(rng)
         extra = ExtraBudget() if budget is None else budget
         results: list[TermRoll | ConstantTerm] = []
         total = 0

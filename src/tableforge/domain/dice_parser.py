@@ -45,6 +45,7 @@ from tableforge.domain.dice_terms import (
 
 _DIGITS = "0123456789"  # str.isdigit() would also accept "²" or Arabic-Indic digits
 _DIGIT_SET = frozenset(_DIGITS)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _MODES: dict[str, KeepMode] = {"kh": "kh", "kl": "kl", "dh": "dh", "dl": "dl"}
 _SINGLE: dict[str, CompareOp] = {">": ">", "<": "<", "=": "="}
 _ZWJ = "\u200d"  # joins emoji (a family, a flag): invisible but harmless
@@ -69,6 +70,7 @@ class Parser:
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.low = text.translate(_ASCII_LOWER)  # same length as text, unlike str.lower()
         self.pos = 0
 
     # --- reading --------------------------------------------------------------------------------
@@ -76,10 +78,7 @@ class Parser:
     def peek(self, ahead: int = 0) -> str:
         """The character there, ASCII lower-cased (one character, or "" past the end)."""
         at = self.pos + ahead
-        if at >= len(self.text):
-            return ""
-        char = self.text[at]
-        return char.lower() if char.isascii() else char
+        return self.low[at] if at < len(self.low) else ""
 
     def skip_spaces(self) -> bool:
         start = self.pos

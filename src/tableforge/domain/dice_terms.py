@@ -14,7 +14,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn, TypeAlias
+from typing import Any, Literal, NamedTuple, NoReturn, TypeAlias
 
 from tableforge.domain.errors import ValidationFailed
 from tableforge.domain.limits import DICE_LABEL_MAX_CHARS
@@ -108,12 +108,8 @@ class DiceTerm:
         return "".join(parts)
 
     def face(self, rng: Rng) -> int:
-        sides = FUDGE_SIDES if self.fudge else self.sides
-        value = rng(sides)
-        # A broken injected rng is a programming error, not the player's fault, hence not ValidationFailed.
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= sides:
-            raise ValueError(f"rng returned {value!r} for a d{sides}; expected 1..{sides}")
-        return value - 2 if self.fudge else value
+        """One die; `rng` is trusted here (`checked` wraps one that is not)."""
+        return rng(FUDGE_SIDES) - 2 if self.fudge else rng(self.sides)
 
     def select(self, values: Sequence[int]) -> set[int]:
         """The indexes of the dice that count. Among equal values the die rolled first is the higher
@@ -135,12 +131,12 @@ class DiceTerm:
 Term: TypeAlias = DiceTerm | ConstantTerm
 
 
-@dataclass(frozen=True, slots=True)
-class Die:
+class Die(NamedTuple):
     """One die as rolled. `exploded`: it met the explosion condition and the next die is its extra;
     `extra`: added by the explosion of the die before it; `capped`: it met the condition, but the
     command had already added MAX_EXTRA_DICE dice; `dropped`: left out by keep/drop;
-    `success`/`failure`: counted as such (kept dice of a counting term only)."""
+    `success`/`failure`: counted as such (kept dice of a counting term only). A NamedTuple: a roll
+    makes up to 200 of them, and a frozen dataclass costs several times more to build."""
 
     value: int
     dropped: bool = False
@@ -153,10 +149,33 @@ class Die:
     def to_dict(self) -> dict[str, Any]:
         """Flags only when true: a roll of 100 plain dice stays small on the wire."""
         out: dict[str, Any] = {"value": self.value}
-        for flag in ("dropped", "exploded", "extra", "capped", "success", "failure"):
-            if getattr(self, flag):
-                out[flag] = True
+        if self.dropped:
+            out["dropped"] = True
+        if self.exploded:
+            out["exploded"] = True
+        if self.extra:
+            out["extra"] = True
+        if self.capped:
+            out["capped"] = True
+        if self.success:
+            out["success"] = True
+        if self.failure:
+            out["failure"] = True
         return out
+
+
+def checked(rng: Rng) -> Rng:
+    """An injected rng (tests) that must keep to its contract: a broken one is a programming error,
+    not the player's fault, hence ValueError and not ValidationFailed. The default one (secrets)
+    needs no check, and a roll does not pay for one."""
+
+    def check(sides: int) -> int:
+        value = rng(sides)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= sides:
+            raise ValueError(f"rng returned {value!r} for a d{sides}; expected 1..{sides}")
+        return value
+
+    return check
 
 
 class ExtraBudget:
@@ -178,14 +197,16 @@ class TermRoll:
     value: int  # unsigned: kept sum, or successes - failures
     successes: int = 0
     failures: int = 0
+    values: tuple[int, ...] = ()  # every die's value, in roll order
+    kept_values: tuple[int, ...] = ()  # the dice not dropped
 
     @property
     def rolls(self) -> list[int]:
-        return [d.value for d in self.dice]
+        return list(self.values)
 
     @property
     def kept(self) -> list[int]:
-        return [d.value for d in self.dice if not d.dropped]
+        return list(self.kept_values)
 
     def to_dict(self, set_index: int) -> dict[str, Any]:
         term = self.term
@@ -201,43 +222,51 @@ class TermRoll:
 
 
 def roll_term(term: DiceTerm, rng: Rng, budget: ExtraBudget) -> TermRoll:
-    values: list[int] = []
-    exploded: list[bool] = []
-    extra: list[bool] = []
-    capped: list[bool] = []
-    for _ in range(term.count):
-        value = term.face(rng)
-        values.append(value)
-        exploded.append(False)
-        extra.append(False)
-        capped.append(False)
-        # Ends: each extra die meets the condition with probability < 1 (the parser refuses a
-        # condition every face meets), and the budget bounds the dice added in any case.
-        while term.explode is not None and term.explode.matches(value):
-            if budget.left <= 0:
-                capped[-1] = True
-                break
-            budget.left -= 1
-            exploded[-1] = True
-            value = term.face(rng)
+    face = term.face
+    explode = term.explode
+    exploded: set[int] = set()
+    extra: set[int] = set()
+    capped: set[int] = set()
+    if explode is None:
+        if term.fudge:
+            values = [rng(FUDGE_SIDES) - 2 for _ in range(term.count)]
+        else:
+            sides = term.sides
+            values = [rng(sides) for _ in range(term.count)]
+    else:
+        values = []
+        for _ in range(term.count):
+            value = face(rng)
             values.append(value)
-            exploded.append(False)
-            extra.append(True)
-            capped.append(False)
-    chosen = term.select(values)
+            # Ends: each extra die meets the condition with probability < 1 (the parser refuses a
+            # condition every face meets), and the budget bounds the dice added in any case.
+            while explode.matches(value):
+                if budget.left <= 0:
+                    capped.add(len(values) - 1)
+                    break
+                budget.left -= 1
+                exploded.add(len(values) - 1)
+                extra.add(len(values))
+                value = face(rng)
+                values.append(value)
+    chosen = None if term.mode is None else term.select(values)
+    success, failure = term.success, term.failure
+    if chosen is None and success is None and explode is None:  # plain dice, the usual roll
+        return TermRoll(term, tuple(map(Die, values)), sum(values), 0, 0, tuple(values), tuple(values))
     dice: list[Die] = []
     successes = failures = total = 0
+    kept_values: list[int] = []
     for i, value in enumerate(values):
-        kept = i in chosen
+        kept = chosen is None or i in chosen
         hit = miss = False
         if kept:
             total += value
-            if term.success is not None:
-                hit = term.success.matches(value)
-                miss = not hit and term.failure is not None and term.failure.matches(value)
+            kept_values.append(value)
+            if success is not None:
+                hit = success.matches(value)
+                miss = not hit and failure is not None and failure.matches(value)
                 successes += hit
                 failures += miss
-        dice.append(Die(value, dropped=not kept, exploded=exploded[i], extra=extra[i], capped=capped[i],
-                        success=hit, failure=miss))
-    value = successes - failures if term.success is not None else total
-    return TermRoll(term, tuple(dice), value, successes, failures)
+        dice.append(Die(value, not kept, i in exploded, i in extra, i in capped, hit, miss))
+    value = successes - failures if success is not None else total
+    return TermRoll(term, tuple(dice), value, successes, failures, tuple(values), tuple(kept_values))
