@@ -118,7 +118,7 @@ def test_rolls_show_each_die_with_its_marks(server: ServerProcess, browser: Brow
     _roll(me, "/roll 4dF")
     fudge = log.nth(4)
     faces = fudge.locator(".die").all_inner_texts()
-    assert len(faces) == 4 and all(f.strip()[0] in "+−0" for f in faces), faces
+    assert len(faces) == 4 and all(f.strip()[0] in "+\u22120" for f in faces), faces  # +, minus sign, 0
 
     _roll(me, "/roll 3#1d20 attacks")
     repeat = log.nth(5)
@@ -139,6 +139,7 @@ def test_rolls_show_each_die_with_its_marks(server: ServerProcess, browser: Brow
     ARTIFACTS.mkdir(exist_ok=True)
     # the whole log in the picture: a tall window, and the log not scrolling inside it
     me.set_viewport_size({"width": 1280, "height": 2600})
-    me.locator("#chat-log").evaluate("el => { el.style.maxHeight = 'none'; el.closest('.side').style.overflow = 'visible'; }")
+    me.locator("#chat-log").evaluate(
+        "el => { el.style.maxHeight = 'none'; el.closest('.side').style.overflow = 'visible'; }")
     me.locator("#chat-log").screenshot(path=str(ARTIFACTS / "dice-log.png"))
     assert errors == []
