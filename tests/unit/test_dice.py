@@ -86,16 +86,24 @@ def test_ties_are_broken_by_roll_order() -> None:
 def test_to_dict_shape() -> None:
     result = rolled("4d6kh3 - 1d4 + 2 - 1", 3, 6, 1, 4, 2)
     assert result.to_dict() == {
+        # the v1 fields, as before
         "notation": "4d6kh3-1d4+2-1",
         "rolls": [[3, 6, 1, 4], [2]],
         "kept": [[3, 6, 4], [2]],
         "modifier": 1,
         "total": 12,
+        # the extension: no label, one set, and each die with its flags
+        "label": None,
+        "repeat": 1,
+        "totals": [12],
         "terms": [
-            {"dice": "4d6kh3", "sign": 1, "rolls": [3, 6, 1, 4], "kept": [3, 6, 4], "subtotal": 13},
-            {"dice": "1d4", "sign": -1, "rolls": [2], "kept": [2], "subtotal": 2},
-            {"constant": 2, "sign": 1},
-            {"constant": 1, "sign": -1},
+            {"set": 0, "dice": "4d6kh3", "sign": 1, "count": 4, "sides": 6, "rolls": [3, 6, 1, 4],
+             "kept": [3, 6, 4], "subtotal": 13,
+             "results": [{"value": 3}, {"value": 6}, {"value": 1, "dropped": True}, {"value": 4}]},
+            {"set": 0, "dice": "1d4", "sign": -1, "count": 1, "sides": 4, "rolls": [2], "kept": [2],
+             "subtotal": 2, "results": [{"value": 2}]},
+            {"set": 0, "constant": 2, "sign": 1},
+            {"set": 0, "constant": 1, "sign": -1},
         ],
     }
 

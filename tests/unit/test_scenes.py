@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from tableforge.domain.scenes import DEFAULT_GRID, GridError, grid, visible_to_players
+from tableforge.domain.errors import ValidationFailed
+from tableforge.domain.grid_settings import GridSettings
+from tableforge.domain.scenes import grid, visible_to_players
 
 
 def test_defaults_and_partial_updates() -> None:
-    assert grid(None) == DEFAULT_GRID and grid(None) is not DEFAULT_GRID
-    hexes = grid({"type": "hex", "size": 70})
-    assert hexes["type"] == "hex" and hexes["size"] == 70 and hexes["unit"] == "ft"
+    assert grid(None) == GridSettings().to_dict()
+    hexes = grid({"type": "hex_flat", "size": 60})
+    assert hexes["type"] == "hex_flat" and hexes["size"] == 60 and hexes["unit"] == "ft"
     moved = grid({"offset_x": -35}, hexes)
-    assert moved["type"] == "hex" and moved["offset_x"] == -35, "what is not named keeps its value"
+    assert moved["type"] == "hex_flat" and moved["offset_x"] == -35, "what is not named keeps its value"
 
 
 @pytest.mark.parametrize(("changes", "field"), [
     ({"type": "triangle"}, "type"), ({"size": 3}, "size"), ({"size": 1001}, "size"), ({"size": True}, "size"),
-    ({"offset_x": 51}, "offset_x"), ({"offset_y": float("nan")}, "offset_y"), ({"color": "red"}, "color"),
-    ({"opacity": 1.5}, "opacity"), ({"distance": 0}, "distance"), ({"unit": "furlongs!!!"}, "unit"),
+    ({"offset_y": float("nan")}, "offset_y"), ({"color": "red"}, "color"),
+    ({"opacity": 1.5}, "opacity"), ({"units_per_cell": 0}, "units_per_cell"), ({"unit": "x" * 17}, "unit"),
     ({"snap": True}, "snap"),
 ])
 def test_out_of_range_is_refused_by_field(changes: dict[str, object], field: str) -> None:
-    with pytest.raises(GridError) as refused:
+    with pytest.raises(ValidationFailed) as refused:
         grid(changes)
-    assert refused.value.field == field
+    assert refused.value.code == "bad_grid" and refused.value.details["field"] == field
 
 
 def test_the_visibility_rule() -> None:

@@ -48,6 +48,10 @@ def _detail(error: Any) -> dict[str, Any]:
         detail["limit"] = ctx.get("limit")
     if "path" in ctx:
         detail["path"] = ctx["path"]
+    if kind == "template_invalid":  # what kind of problem, and where in a dice notation (*extension*)
+        detail["code"] = ctx.get("code")
+        if "position" in ctx:
+            detail["position"] = ctx["position"]
     return detail
 
 

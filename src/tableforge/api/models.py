@@ -10,6 +10,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from tableforge.domain import freeform, limits
+from tableforge.domain.system_template import TemplateInvalid, check_template
 from tableforge.domain.text import INVALID_TEXT, NUL, NUL_MESSAGE
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.NAME_MAX_CHARS)]
@@ -52,6 +53,23 @@ def check_freeform(value: Any) -> Any:
         raise PydanticCustomError("freeform_limit", "{message} (at {path})",
                                   {"message": f"the document is over {limits.TEMPLATE_MAX_BYTES} bytes",
                                    "limit": "max_bytes", "path": "/"})
+    return value
+
+
+def check_system_template(value: Any) -> Any:
+    """The template's play-tool parts (dice presets, initiative formula, grid, token bars,
+    conditions) are ones the tools can use (domain/system_template.py); runs after check_freeform,
+    so the document is already bounded. `details[]` carries the kind (`code`: `bad_dice`,
+    `bad_grid`, `bad_template`), the `path` and, for dice, the `position` in the notation."""
+    if value is None:
+        return value
+    try:
+        check_template(value)
+    except TemplateInvalid as error:
+        context: dict[str, Any] = {"message": error.message, "path": error.path, "code": error.code}
+        if error.position is not None:
+            context["position"] = error.position
+        raise PydanticCustomError("template_invalid", "{message} (at {path})", context) from None
     return value
 
 
@@ -109,6 +127,7 @@ class SystemIn(Strict):
     template: dict[str, Any] = Field(default_factory=dict)
 
     _template_limits = field_validator("template")(check_freeform)
+    _template_tools = field_validator("template")(check_system_template)
 
 
 class SystemPatch(Strict):
@@ -127,6 +146,7 @@ class SystemPatch(Strict):
     _not_null = field_validator("name", "description", "category", "complexity", "is_public", "template",
                                 mode="before")(no_null)
     _template_limits = field_validator("template")(check_freeform)
+    _template_tools = field_validator("template")(check_system_template)
 
 
 class RatingIn(Strict):

@@ -220,7 +220,7 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
         case p.DiceRoll():
             role = _role(conn, msg.room_id)
             roll, version = await chat.roll(rt, conn.user_id, conn.username, msg.room_id, msg.notation, conn,
-                                            role=role, visibility=msg.visibility)
+                                            msg.label, role=role, visibility=msg.visibility)
             if reply:
                 conn.send(_ack(msg.id, roll=roll, version=version))
         case p.SceneView():

@@ -70,14 +70,6 @@ async def _check_map(conn: AsyncConnection, room_id: str, asset_id: str | None) 
         raise NotFound("no such asset in this room", code="asset_not_found")
 
 
-def _grid(changes: dict[str, Any] | None, current: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        return rules.grid(changes, current)
-    except rules.GridError as exc:
-        raise ValidationFailed(str(exc), code="invalid_message",
-                               details=[{"field": f"grid.{exc.field}".rstrip("."), "problem": exc.problem}]) from None
-
-
 async def _update_fog_free(conn: AsyncConnection, room_id: str) -> None:
     """`game_rooms.fog_free`: whether no scene of the room has any fog (a shape, or a hidden base)."""
     fogged = (await conn.execute(sa.select(sa.func.count()).where(
@@ -95,7 +87,7 @@ async def create_scene(log: Log, conn: AsyncConnection, room_id: str, c: CreateS
     await _check_map(conn, room_id, c.map_asset_id)
     await conn.execute(sa.insert(scenes).values(
         id=c.scene_id, room_id=room_id, name=c.name, position=(int(last) + 1) if last is not None else 0,
-        map_asset_id=c.map_asset_id, grid=_grid(c.grid, None), fog=fogs.Fog().to_json(), fog_count=0,
+        map_asset_id=c.map_asset_id, grid=rules.grid(c.grid, None), fog=fogs.Fog().to_json(), fog_count=0,
         fog_version=0, created_at=c.created_at))
     scene = scene_json(await read_scene(conn, room_id, c.scene_id))
     return await store(conn, log.history_size, room_id, version, ev.SCENE_ADDED, c.by, {"scene": scene}, scene, "g")
@@ -108,7 +100,7 @@ async def update_scene(log: Log, conn: AsyncConnection, room_id: str, c: UpdateS
     if c.name is not None:
         values["name"] = c.name
     if c.grid is not None:
-        values["grid"] = _grid(c.grid, row["grid"])
+        values["grid"] = rules.grid(c.grid, row["grid"])
     if c.map_asset_id is not UNCHANGED:
         map_asset_id = c.map_asset_id if isinstance(c.map_asset_id, str) else None
         await _check_map(conn, room_id, map_asset_id)

@@ -1,95 +1,56 @@
-"""Dice notation such as ``4d6kh3+2``, ``2d20kl1``, ``3d6 + 1d4 - 2`` or ``d%``: parsing, limits and rolling.
+"""Dice: ``/roll 3#4d6!kh3+2 stats``, ``6d6>=5``, ``10d10cs>=7f1``, ``4dF+1``, ``d%``: parse, check, roll.
 
-Parsing is separate from rolling so that the API can reject a bad notation (with a message that points at
-the offending character) before anything is rolled or stored.  Everything here is pure apart from the
-default random source, which is :mod:`secrets` because players must not be able to predict rolls.
+Parsing is separate from rolling so that a bad notation is refused (with a message that points at
+the offending character) before anything is rolled or stored. Everything here is pure apart from
+the default random source, which is :mod:`secrets` because players must not predict rolls.
 
-Grammar (case-insensitive, whitespace allowed around ``+`` and ``-`` but not inside a term)::
-
-    expression := [sign] term (sign term)*
-    sign       := "+" | "-"
-    term       := INT | [INT] "d" (INT | "%") [suffix]
-    suffix     := ("kh" | "k" | "kl" | "dh" | "dl" | "d") INT
-
-``k`` alone means ``kh`` and ``d`` alone (after the sides) means ``dl``; the count after a suffix is
-required.  Among equal values the die rolled first is treated as the higher (for ``kh``/``dh``) or the
-lower (for ``kl``/``dl``), so which dice are kept is deterministic.
+Two entry points:
+- `parse` / `roll`: one dice *expression* (``1d20+5``), what an initiative formula or a preset is;
+- `parse_command` / `roll_command`: what a player types after ``/roll``: an optional repeat
+  (``3#``), the expression, and an optional label (``stealth``).
+The grammar is in dice_parser.py, the terms and their rolling in dice_terms.py, the limits there too.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn, TypeAlias
+from typing import Any
 
-from tableforge.domain.errors import ValidationFailed
+from tableforge.domain.dice_parser import Parser
+from tableforge.domain.dice_terms import (
+    ERROR_CODE,
+    FUDGE_SIDES,
+    MAX_CONSTANT,
+    MAX_DICE,
+    MAX_EXTRA_DICE,
+    MAX_LABEL_CHARS,
+    MAX_REPEAT,
+    MAX_SIDES,
+    MAX_TERMS,
+    MIN_SIDES,
+    Compare,
+    ConstantTerm,
+    DiceTerm,
+    Die,
+    ExtraBudget,
+    KeepMode,
+    Rng,
+    Term,
+    TermRoll,
+    checked,
+    fail,
+    roll_term,
+)
 from tableforge.domain.limits import NOTATION_MAX_CHARS
 
-MAX_DICE = 100
-MAX_SIDES = 1000
-MIN_SIDES = 2
-MAX_TERMS = 20
-MAX_CONSTANT = 1_000_000
-ERROR_CODE = "bad_dice"
-
-KeepMode: TypeAlias = Literal["kh", "kl", "dh", "dl"]
-Rng: TypeAlias = Callable[[int], int]
-
-_MODES: dict[str, KeepMode] = {"kh": "kh", "kl": "kl", "dh": "dh", "dl": "dl"}
-_DIGITS = "0123456789"  # str.isdigit() would also accept "²" or Arabic-Indic digits
-
-
-def _fail(message: str, position: int | None = None) -> NoReturn:
-    details = None if position is None else {"position": position}
-    raise ValidationFailed(message, code=ERROR_CODE, details=details)
-
-
-@dataclass(frozen=True, slots=True)
-class ConstantTerm:
-    """A flat modifier; ``value`` is never negative so the sign lives in one place, as for dice."""
-
-    value: int
-    sign: int = 1
-
-    @property
-    def notation(self) -> str:
-        return str(self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class DiceTerm:
-    """``count`` dice with ``sides`` faces; ``mode``/``amount`` say which of them count towards the total."""
-
-    count: int
-    sides: int
-    sign: int = 1
-    mode: KeepMode | None = None
-    amount: int = 0
-
-    @property
-    def notation(self) -> str:
-        suffix = "" if self.mode is None else f"{self.mode}{self.amount}"
-        return f"{self.count}d{self.sides}{suffix}"
-
-    def select(self, values: Sequence[int]) -> list[int]:
-        """Return the kept values in roll order, so a reader can match them against ``rolls``."""
-        if self.mode is None:
-            return list(values)
-        highest_first = sorted(range(len(values)), key=lambda i: (-values[i], i))
-        lowest_first = sorted(range(len(values)), key=lambda i: (values[i], i))
-        if self.mode == "kh":
-            chosen = set(highest_first[: self.amount])
-        elif self.mode == "kl":
-            chosen = set(lowest_first[: self.amount])
-        elif self.mode == "dh":
-            chosen = set(highest_first[self.amount :])
-        else:
-            chosen = set(lowest_first[self.amount :])
-        return [value for i, value in enumerate(values) if i in chosen]
-
-
-Term: TypeAlias = DiceTerm | ConstantTerm
+__all__ = [
+    "ERROR_CODE", "FUDGE_SIDES", "MAX_CONSTANT", "MAX_DICE", "MAX_EXTRA_DICE", "MAX_LABEL_CHARS", "MAX_REPEAT",
+    "MAX_SIDES", "MAX_TERMS", "MIN_SIDES", "CommandRoll", "Compare", "ConstantTerm", "DiceCommand", "DiceExpression",
+    "DiceRoll", "DiceTerm", "Die", "KeepMode", "Rng", "Term", "TermRoll", "parse", "parse_command", "roll",
+    "roll_command",
+]
 
 
 def _join(terms: Sequence[Term]) -> str:
@@ -109,7 +70,7 @@ def _default_rng(sides: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DiceExpression:
-    """A validated notation, ready to roll any number of times without parsing again."""
+    """A validated expression, ready to roll any number of times without parsing again."""
 
     terms: tuple[Term, ...]
 
@@ -120,193 +81,193 @@ class DiceExpression:
 
     @property
     def dice_count(self) -> int:
+        """Dice before explosions."""
         return sum(term.count for term in self.terms if isinstance(term, DiceTerm))
 
     @property
     def modifier(self) -> int:
         return sum(term.sign * term.value for term in self.terms if isinstance(term, ConstantTerm))
 
+    @property
+    def counts_successes(self) -> bool:
+        return any(isinstance(term, DiceTerm) and term.success is not None for term in self.terms)
+
     def __str__(self) -> str:
         return self.notation
 
-    def roll(self, rng: Rng | None = None) -> DiceRoll:
-        """Roll every dice group; ``rng(sides)`` must return 1..sides and exists so tests can be exact."""
-        source = _default_rng if rng is None else rng
-        rolls: list[list[int]] = []
-        kept: list[list[int]] = []
-        total = self.modifier
+    def roll(self, rng: Rng | None = None, budget: ExtraBudget | None = None) -> DiceRoll:
+        """Roll every dice term; ``rng(sides)`` must return 1..sides and exists so tests can be exact.
+        Dice are asked for in reading order, each die's explosion extras right after it."""
+        source = _default_rng if rng is None else checked(rng)
+        extra = ExtraBudget() if budget is None else budget
+        results: list[TermRoll | ConstantTerm] = []
+        total = 0
         for term in self.terms:
-            if not isinstance(term, DiceTerm):
-                continue
-            values = [_checked(source(term.sides), term.sides) for _ in range(term.count)]
-            chosen = term.select(values)
-            rolls.append(values)
-            kept.append(chosen)
-            total += term.sign * sum(chosen)
-        return DiceRoll(notation=self.notation, rolls=rolls, kept=kept, modifier=self.modifier,
-                        total=total, expression=self)
-
-
-def _checked(value: int, sides: int) -> int:
-    # A broken injected rng is a programming error, not the player's fault, hence not ValidationFailed.
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= sides:
-        raise ValueError(f"rng returned {value!r} for a d{sides}; expected 1..{sides}")
-    return value
+            if isinstance(term, ConstantTerm):
+                results.append(term)
+                total += term.sign * term.value
+            else:
+                rolled = roll_term(term, source, extra)
+                results.append(rolled)
+                total += term.sign * rolled.value
+        return DiceRoll(expression=self, results=tuple(results), total=total)
 
 
 @dataclass(frozen=True, slots=True)
 class DiceRoll:
-    """The outcome of one roll; ``to_dict()`` is what gets stored and broadcast."""
+    """The outcome of rolling one expression once."""
 
-    notation: str
-    rolls: list[list[int]]
-    kept: list[list[int]]
-    modifier: int
-    total: int
     expression: DiceExpression
+    results: tuple[TermRoll | ConstantTerm, ...]
+    total: int
+
+    @property
+    def notation(self) -> str:
+        return self.expression.notation
+
+    @property
+    def modifier(self) -> int:
+        return self.expression.modifier
+
+    @property
+    def dice(self) -> list[TermRoll]:
+        return [r for r in self.results if isinstance(r, TermRoll)]
+
+    @property
+    def rolls(self) -> list[list[int]]:
+        """Every die of each dice term, extras included, in roll order (the v1 field)."""
+        return [r.rolls for r in self.dice]
+
+    @property
+    def kept(self) -> list[list[int]]:
+        """The dice of each dice term that were not dropped (the v1 field)."""
+        return [r.kept for r in self.dice]
+
+    def term_dicts(self, set_index: int) -> list[dict[str, Any]]:
+        return [{"set": set_index, "constant": r.value, "sign": r.sign} if isinstance(r, ConstantTerm)
+                else r.to_dict(set_index) for r in self.results]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready copy; lists are fresh so callers cannot mutate this (frozen) roll through it."""
-        groups: Iterator[tuple[list[int], list[int]]] = zip(self.rolls, self.kept, strict=True)
+        """What gets stored and broadcast: see CommandRoll.to_dict (this is a command of one set)."""
+        return CommandRoll(DiceCommand(self.expression), (self,)).to_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class DiceCommand:
+    """What follows ``/roll``: the expression, how many times to roll it, and an optional label."""
+
+    expression: DiceExpression
+    repeat: int = 1
+    label: str | None = None
+
+    @property
+    def notation(self) -> str:
+        """Canonical, without the label (which travels in its own field)."""
+        body = self.expression.notation
+        return body if self.repeat == 1 else f"{self.repeat}#{body}"
+
+    def roll(self, rng: Rng | None = None) -> CommandRoll:
+        budget = ExtraBudget()  # one budget for the whole command bounds the size of its event
+        return CommandRoll(self, tuple(self.expression.roll(rng, budget) for _ in range(self.repeat)))
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRoll:
+    command: DiceCommand
+    sets: tuple[DiceRoll, ...]
+
+    @property
+    def totals(self) -> list[int]:
+        return [s.total for s in self.sets]
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals)
+
+    def text(self) -> str:
+        """The chat line stored with the roll: ``stealth: 1d20+5 = 18``, ``3#1d20 = 4, 17, 9``."""
+        counted = ""
+        if self.command.expression.counts_successes:
+            counted = " success" if self.totals == [1] else " successes"
+        line = f"{self.command.notation} = {', '.join(str(t) for t in self.totals)}{counted}"
+        return f"{self.command.label}: {line}" if self.command.label else line
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready and freshly built (no list is shared with this frozen roll).
+
+        The v1 fields describe every set together, so an old client's arithmetic still adds up:
+        `rolls`/`kept` per dice term of every set in order, `modifier` the constants of every set,
+        `total` the sum of the sets' totals. The extension: `label`, `repeat`, `totals` (one per
+        set) and per term `set`, `count`, `sides` and `results` (each die with its flags)."""
         terms: list[dict[str, Any]] = []
-        for term in self.expression.terms:
-            if isinstance(term, ConstantTerm):
-                terms.append({"constant": term.value, "sign": term.sign})
-                continue
-            rolled, chosen = next(groups)
-            terms.append({"dice": term.notation, "sign": term.sign, "rolls": list(rolled),
-                          "kept": list(chosen), "subtotal": sum(chosen)})
+        for index, one in enumerate(self.sets):
+            terms.extend(one.term_dicts(index))
         return {
-            "notation": self.notation,
-            "rolls": [list(group) for group in self.rolls],
-            "kept": [list(group) for group in self.kept],
-            "modifier": self.modifier,
+            "notation": self.command.notation,
+            "label": self.command.label,
+            "rolls": [group for one in self.sets for group in one.rolls],
+            "kept": [group for one in self.sets for group in one.kept],
+            "modifier": self.command.expression.modifier * len(self.sets),
             "total": self.total,
+            "repeat": self.command.repeat,
+            "totals": self.totals,
             "terms": terms,
         }
 
 
-class _Parser:
-    """Single pass over the text; positions in messages are 1-based because people read them."""
+def _checked_text(notation: object) -> str:
+    if not isinstance(notation, str):
+        fail("dice notation must be a string")
+    if len(notation) > NOTATION_MAX_CHARS:
+        fail(f"dice notation too long: {len(notation)} characters (at most {NOTATION_MAX_CHARS})")
+    if not notation.strip():
+        fail("dice notation is empty; try something like 1d20+5")
+    return notation
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
 
-    def peek(self) -> str:
-        return self.text[self.pos].lower() if self.pos < len(self.text) else ""
-
-    def skip_spaces(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def unexpected(self, expected: str) -> NoReturn:
-        if self.pos >= len(self.text):
-            _fail(f"unexpected end of notation at position {self.pos + 1}; expected {expected}", self.pos + 1)
-        _fail(f"unexpected {self.text[self.pos]!r} at position {self.pos + 1}; expected {expected}",
-              self.pos + 1)
-
-    def digits(self) -> str:
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] in _DIGITS:
-            self.pos += 1
-        return self.text[start : self.pos]
-
-    def expression(self) -> DiceExpression:
-        terms: list[Term] = []
-        self.skip_spaces()
-        sign = 1
-        if self.peek() in ("+", "-"):
-            sign = -1 if self.peek() == "-" else 1
-            self.pos += 1
-            self.skip_spaces()
-        while True:
-            if len(terms) == MAX_TERMS:
-                _fail(f"too many terms: more than {MAX_TERMS} (term {MAX_TERMS + 1} starts at position "
-                      f"{self.pos + 1})", self.pos + 1)
-            terms.append(self.term(sign))
-            self.skip_spaces()
-            if self.pos >= len(self.text):
-                break
-            if self.peek() not in ("+", "-"):
-                self.unexpected("'+' or '-'")
-            sign = -1 if self.peek() == "-" else 1
-            self.pos += 1
-            self.skip_spaces()
-        expression = DiceExpression(tuple(terms))
-        if expression.dice_count > MAX_DICE:
-            _fail(f"too many dice: {expression.dice_count} in total (at most {MAX_DICE})")
-        return expression
-
-    def term(self, sign: int) -> Term:
-        start = self.pos + 1
-        count_text = self.digits()
-        if self.peek() != "d":
-            if not count_text:
-                self.unexpected("a number or a dice group like 1d20")
-            value = int(count_text)
-            if value > MAX_CONSTANT:
-                _fail(f"number too large: {value} at position {start} (at most {MAX_CONSTANT})", start)
-            return ConstantTerm(value, sign)
-        self.pos += 1
-        count = int(count_text) if count_text else 1
-        if count < 1:
-            _fail(f"a dice group needs at least 1 die, got {count} at position {start}", start)
-        if count > MAX_DICE:
-            _fail(f"too many dice: {count} at position {start} (at most {MAX_DICE})", start)
-        sides_at = self.pos + 1
-        if self.peek() == "%":
-            self.pos += 1
-            sides = 100
-        else:
-            sides_text = self.digits()
-            if not sides_text:
-                self.unexpected("the number of sides, like the 6 in 1d6")
-            sides = int(sides_text)
-        if sides < MIN_SIDES:
-            _fail(f"a die needs at least {MIN_SIDES} sides, got d{sides} at position {sides_at}", sides_at)
-        if sides > MAX_SIDES:
-            _fail(f"too many sides: d{sides} at position {sides_at} (at most {MAX_SIDES})", sides_at)
-        mode, amount = self.suffix(count)
-        return DiceTerm(count, sides, sign, mode, amount)
-
-    def suffix(self, count: int) -> tuple[KeepMode | None, int]:
-        start = self.pos + 1
-        letter = self.peek()
-        if letter not in ("k", "d"):
-            return None, 0
-        self.pos += 1
-        which = self.peek()
-        if which in ("h", "l"):
-            self.pos += 1
-        else:
-            which = "h" if letter == "k" else "l"
-        mode = _MODES[letter + which]
-        amount_text = self.digits()
-        if not amount_text:
-            verb = "keep" if letter == "k" else "drop"
-            self.unexpected(f"how many dice to {verb}, like the 3 in 4d6{mode}3")
-        amount = int(amount_text)
-        if letter == "k" and not 1 <= amount <= count:
-            _fail(f"cannot keep {amount} of {count} dice at position {start} (keep between 1 and {count})",
-                  start)
-        if letter == "d" and not 0 <= amount <= count - 1:
-            _fail(f"cannot drop {amount} of {count} dice at position {start} "
-                  f"(drop between 0 and {count - 1})", start)
-        return mode, amount
+def _bounded(expression: DiceExpression, repeat: int) -> None:
+    dice = expression.dice_count * repeat
+    if dice > MAX_DICE:
+        times = f" ({repeat} times {expression.dice_count})" if repeat > 1 else ""
+        fail(f"too many dice: {dice} in total{times} (at most {MAX_DICE})")
 
 
 def parse(notation: str) -> DiceExpression:
-    """Validate without rolling, so bad input is refused before any randomness or storage is involved."""
-    if not isinstance(notation, str):
-        _fail("dice notation must be a string")
-    if len(notation) > NOTATION_MAX_CHARS:
-        _fail(f"dice notation too long: {len(notation)} characters (at most {NOTATION_MAX_CHARS})")
-    if not notation.strip():
-        _fail("dice notation is empty; try something like 1d20+5")
-    return _Parser(notation).expression()
+    """One expression, no repeat or label: formulas and presets. Validates without rolling."""
+    parsed = Parser(_checked_text(notation)).command(allow_repeat=False, allow_label=False)
+    expression = DiceExpression(parsed.terms)
+    _bounded(expression, 1)
+    return expression
+
+
+def parse_command(text: str) -> DiceCommand:
+    """What a player typed after ``/roll``: ``[N#]expression [label]``."""
+    parsed = Parser(_checked_text(text)).command()
+    expression = DiceExpression(parsed.terms)
+    _bounded(expression, parsed.repeat)
+    return DiceCommand(expression, parsed.repeat, parsed.label)
 
 
 def roll(notation: str, rng: Rng | None = None) -> DiceRoll:
-    """Parse and roll in one step; ``rng`` is only for tests, real rolls come from :mod:`secrets`."""
+    """Parse and roll one expression; ``rng`` is only for tests, real rolls come from :mod:`secrets`."""
     return parse(notation).roll(rng)
+
+
+def roll_command(text: str, rng: Rng | None = None, *, label: str | None = None) -> CommandRoll:
+    """Parse and roll a command. `label`: one given apart from the text (the `dice.roll` message's
+    own field), checked like a typed one; giving both is refused rather than guessed at."""
+    command = parse_command(text)
+    if label is not None:
+        if command.label is not None:
+            fail("the label is given twice: in the notation and in the label field")
+        command = DiceCommand(command.expression, command.repeat, _checked_label(label))
+    return command.roll(rng)
+
+
+def _checked_label(label: str) -> str | None:
+    cleaned = " ".join(label.split())
+    if len(cleaned) > MAX_LABEL_CHARS:
+        fail(f"label too long: {len(cleaned)} characters (at most {MAX_LABEL_CHARS})")
+    if any(not c.isprintable() and c != "\u200d" for c in cleaned):
+        fail("the label may not hold control characters")
+    return cleaned or None

@@ -110,6 +110,8 @@ class DiceRoll(_Msg, tag="dice.roll"):
     room_id: RoomId
     notation: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.NOTATION_MAX_CHARS)]
     visibility: Literal["room", "gm", "self"] = "room"  # *extension*: a secret roll
+    # *extension*: a label given apart from the notation (a preset's name), checked like a typed one
+    label: Annotated[str, msgspec.Meta(max_length=limits.DICE_LABEL_MAX_CHARS)] | None = None
 
 
 # -- *extension*: scenes and fog of war (GMs only) ----------------------------------------------

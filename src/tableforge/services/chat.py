@@ -57,9 +57,10 @@ async def send(rt: Runtime, user_id: str, username: str, room_id: str, text: str
 
 
 async def roll(rt: Runtime, user_id: str, username: str, room_id: str, notation: str,
-               sender: Connection | None = None, *, role: str = "player", visibility: str = "room"
-               ) -> tuple[dict[str, Any], int]:
+               sender: Connection | None = None, label: str | None = None, *, role: str = "player",
+               visibility: str = "room") -> tuple[dict[str, Any], int]:
+    """`notation` is what follows `/roll` (repeat, expression, label); refused (422 `bad_dice`) before
+    anything is rolled or stored."""
     require_actor(role)
-    result = dice.roll(notation).to_dict()
-    text = f"{result['notation']} = {result['total']}"
-    return await _log(rt, user_id, username, room_id, text, result, sender, visibility)
+    result = dice.roll_command(notation, label=label)
+    return await _log(rt, user_id, username, room_id, result.text(), result.to_dict(), sender, visibility)

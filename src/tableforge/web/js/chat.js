@@ -1,48 +1,94 @@
 // Chat and dice: the room's log (history from the join snapshot, then live events) and the
-// message box, where `/roll 2d20kh1+3` (or `/r`) rolls dice on the server.
+// message box, where `/roll 2d20kh1+3` (or `/r`) rolls dice on the server: labels (`/roll 1d20+5
+// stealth`), exploding dice (3d6!), success counts (6d6>=5), Fudge dice (4dF) and repeats (3#1d20).
 
 import { describeError, formatTime, h, toast } from "./util.js";
 
 const ROLL_COMMAND = /^\/(?:roll|r)\s+(.+)$/i;
 const MAX_SHOWN = 500;
 
-/** The dice of one term as chips: kept dice stand out, dropped ones are struck through. */
-function diceChips(rolled, kept) {
+const FLAG_WORDS = {
+  dropped: "dropped", exploded: "exploded", extra: "added by an explosion", capped: "explosion limit reached",
+  success: "success", failure: "failure",
+};
+
+/** v1 rolls (no per-die results): kept dice stand out, dropped ones are struck through. */
+function legacyChips(rolled, kept) {
   const left = new Map();
   for (const value of kept || []) left.set(value, (left.get(value) || 0) + 1);
   return (rolled || []).map((value) => {
     const n = left.get(value) || 0;
-    const isKept = n > 0;
-    if (isKept) left.set(value, n - 1);
-    return h("span", {
-      class: `die ${isKept ? "die-kept" : "die-dropped"}`,
-      title: isKept ? "kept" : "dropped",
-    }, isKept ? String(value) : h("s", {}, String(value)), isKept ? null : h("span", { class: "visually-hidden" }, " (dropped)"));
+    if (n > 0) left.set(value, n - 1);
+    return dieChip({ value, dropped: n === 0 }, false);
   });
 }
 
+/** A Fudge die shows +, − or 0; the others their number. */
+function face(value, fudge) {
+  if (!fudge) return String(value);
+  return value > 0 ? "+" : value < 0 ? "−" : "0";
+}
+
+/** One die: kept dice stand out, dropped ones are struck through, an exploded one carries "!",
+ *  the die an explosion added a "↳", successes and failures their colour; each also in words. */
+function dieChip(die, fudge) {
+  const flags = Object.keys(FLAG_WORDS).filter((flag) => die[flag]);
+  const classes = ["die", die.dropped ? "die-dropped" : "die-kept", ...flags.filter((f) => f !== "dropped").map((f) => `die-${f}`)];
+  const text = face(die.value, fudge);
+  const words = flags.map((flag) => FLAG_WORDS[flag]).join(", ");
+  return h("span", { class: classes.join(" "), title: words || "kept" },
+    die.extra ? h("span", { class: "die-mark", "aria-hidden": "true" }, "↳") : null,
+    die.dropped ? h("s", {}, text) : text,
+    die.exploded ? h("span", { class: "die-mark", "aria-hidden": "true" }, "!") : null,
+    words ? h("span", { class: "visually-hidden" }, ` (${words})`) : null);
+}
+
+function termNode(term, first, alone) {
+  const sign = term.sign < 0 ? "−" : first ? "" : "+";
+  if ("constant" in term) return h("span", { class: "roll-term roll-constant" }, `${sign}${sign ? " " : ""}${term.constant}`);
+  const fudge = term.sides === "F";
+  const chips = Array.isArray(term.results) ? term.results.map((die) => dieChip(die, fudge)) : legacyChips(term.rolls, term.kept);
+  // A lone counting term's count is the total, shown once; among other terms it gets its own.
+  const counted = "successes" in term && (!alone || term.failures)
+    ? h("span", { class: "roll-count" }, `${term.subtotal} ${Math.abs(term.subtotal) === 1 ? "success" : "successes"}`
+      + (term.failures ? ` (${term.successes} − ${term.failures} failed)` : ""))
+    : null;
+  return h("span", { class: "roll-term" }, sign ? `${sign} ` : "", h("span", { class: "roll-dice-name" }, term.dice), " ", ...chips, counted);
+}
+
+function totalNode(total, counting) {
+  const unit = counting ? (Math.abs(total) === 1 ? " success" : " successes") : "";
+  return h("span", { class: "roll-total", "aria-label": `total ${total}${unit}` }, "= ", h("strong", {}, String(total)), unit);
+}
+
+/** A roll as the table sees it: its label, the notation, each set of dice with its total. */
 export function renderRoll(roll) {
-  const parts = [];
   const terms = Array.isArray(roll.terms) && roll.terms.length ? roll.terms : null;
-  if (terms) {
-    terms.forEach((term, i) => {
-      const sign = term.sign < 0 ? "−" : i ? "+" : "";
-      if ("constant" in term) {
-        parts.push(h("span", { class: "roll-term roll-constant" }, `${sign}${sign ? " " : ""}${term.constant}`));
-      } else {
-        parts.push(h("span", { class: "roll-term" },
-          sign ? `${sign} ` : "", h("span", { class: "roll-dice-name" }, term.dice), " ",
-          ...diceChips(term.rolls, term.kept)));
-      }
-    });
-  } else {
-    (roll.rolls || []).forEach((group, i) => parts.push(h("span", { class: "roll-term" }, ...diceChips(group, (roll.kept || [])[i]))));
-    if (roll.modifier) parts.push(h("span", { class: "roll-term roll-constant" }, roll.modifier > 0 ? `+ ${roll.modifier}` : `− ${-roll.modifier}`));
-  }
-  return h("div", { class: "roll" },
+  const head = [
+    roll.label ? h("span", { class: "roll-label" }, roll.label) : null,
     h("span", { class: "roll-notation" }, roll.notation),
-    h("span", { class: "roll-terms" }, ...parts),
-    h("span", { class: "roll-total", "aria-label": `total ${roll.total}` }, "= ", h("strong", {}, String(roll.total))));
+  ];
+  if (!terms) { // the oldest rolls: groups of dice and a modifier
+    const parts = (roll.rolls || []).map((group, i) => h("span", { class: "roll-term" }, ...legacyChips(group, (roll.kept || [])[i])));
+    if (roll.modifier) parts.push(h("span", { class: "roll-term roll-constant" }, roll.modifier > 0 ? `+ ${roll.modifier}` : `− ${-roll.modifier}`));
+    return h("div", { class: "roll" }, ...head, h("span", { class: "roll-terms" }, ...parts), totalNode(roll.total, false));
+  }
+  const sets = [];
+  for (const term of terms) {
+    const index = term.set || 0;
+    (sets[index] = sets[index] || []).push(term);
+  }
+  const totals = Array.isArray(roll.totals) && roll.totals.length === sets.length ? roll.totals : [roll.total];
+  const counting = terms.some((term) => "successes" in term);
+  if (sets.length === 1) {
+    return h("div", { class: "roll" }, ...head,
+      h("span", { class: "roll-terms" }, ...sets[0].map((term, i) => termNode(term, i === 0, sets[0].length === 1))),
+      totalNode(roll.total, counting));
+  }
+  return h("div", { class: "roll roll-repeat" }, ...head,
+    h("ol", { class: "roll-sets" }, ...sets.map((set, n) => h("li", { class: "roll-set" },
+      h("span", { class: "roll-terms" }, ...(set || []).map((term, i) => termNode(term, i === 0, (set || []).length === 1))),
+      totalNode(totals[n], counting)))));
 }
 
 export class Chat {
@@ -125,7 +171,8 @@ export class Chat {
           },
         });
       } else if (/^\/(help|\?)$/i.test(text)) {
-        toast("Type a message, or roll dice with /roll 2d20kh1+3 (also /r 4d6kh3, 1d8+2, 3d6).", "info");
+        toast("Type a message, or roll dice: /roll 1d20+5 stealth (a label after a space), 2d20kh1 (keep the "
+          + "highest), 3d6! (sixes explode), 6d6>=5 (count 5s and 6s), 4dF (Fudge), 1d20+1d4+3, 3#1d20 (three times).", "info", 12000);
       } else if (text.startsWith("/") && !text.startsWith("//")) {
         toast(`Unknown command ${text.split(/\s/)[0]}. Try /roll 1d20+5, or start with // to send a slash.`);
         return;

@@ -46,7 +46,7 @@ const WORDS = {
   invalid_credentials: "Wrong username or password.",
   invalid_token: "Your session has expired. Please log in again.",
   unauthorized: "Please log in.",
-  bad_dice: "That is not dice notation the table understands (try 1d20+5, 2d20kh1 or 4d6kh3).",
+  bad_dice: "That is not dice notation the table understands (try 1d20+5 stealth, 2d20kh1, 3d6!, 6d6>=5, 4dF or 3#1d20).",
   rate_limited: "Slow down: too many actions at once.",
   too_many_rooms: "This connection has joined too many rooms.",
   network: "The server could not be reached. Check your connection and try again.",

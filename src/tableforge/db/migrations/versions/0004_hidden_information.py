@@ -35,8 +35,9 @@ depends_on = None
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _UUID = sa.Uuid(as_uuid=False)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-_GRID = {"type": "square", "size": 50, "offset_x": 0, "offset_y": 0, "color": "#000000", "opacity": 0.25,
-         "distance": 5, "unit": "ft"}
+# domain/grid_settings.GridSettings() as of this revision (a migration keeps its own copy).
+_GRID = {"type": "square", "size": 70.0, "offset_x": 0.0, "offset_y": 0.0, "color": "#000000", "opacity": 0.25,
+         "hidden": False, "units_per_cell": 5.0, "unit": "ft", "diagonal": "5-5-5"}
 _FOG = {"base": "revealed", "shapes": []}
 
 
