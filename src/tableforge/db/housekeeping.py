@@ -1,0 +1,148 @@
+"""The SQL of the maintenance jobs (services/maintenance): event-history retention, dead sessions
+and invites, which asset files rows still name, and SQLite's free space.
+
+Every delete runs in bounded batches, each its own short transaction, with a yield to the event
+loop between them: a job never holds the SQLite writer (or PostgreSQL row locks) for long, so the
+requests and moves queued behind it wait milliseconds, not the length of the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from tableforge.db.engine import Database
+from tableforge.db.schema import game_assets, game_rooms, registration_invites, room_events, sessions
+
+ROWS_PER_BATCH = 2000
+ROOMS_PER_BATCH = 200
+HASHES_PER_QUERY = 500
+
+
+async def _delete_batches(db: Database, table: sa.Table, key: list[sa.Column[Any]], victims: sa.Select[Any]) -> int:
+    """Delete the rows `victims` selects (their `key` columns), ROWS_PER_BATCH per transaction.
+    `victims` reads an alias of `table`, so it is never correlated with the DELETE's own rows."""
+    target = sa.tuple_(*key) if len(key) > 1 else key[0]
+    deleted = 0
+    while True:
+        async with db.write() as conn:
+            n = (await conn.execute(sa.delete(table).where(target.in_(victims.limit(ROWS_PER_BATCH))))).rowcount
+        deleted += max(n, 0)
+        if n < ROWS_PER_BATCH:
+            return deleted
+        await asyncio.sleep(0)
+
+
+# --- event history --------------------------------------------------------------------------------
+
+async def trim_event_history(db: Database, history_size: int) -> dict[str, int]:
+    """Keep at most `history_size` events per open room and none for closed rooms.
+
+    The event log already prunes a room's history as it grows (every 100th version); this catches
+    what that cannot: rooms that went quiet between two prunes, every room after the history size
+    was lowered, and closed rooms, whose history nobody can ask for (`join` refuses a closed room)."""
+    rooms_seen = trimmed = closed = 0
+    after: str | None = None
+    ev_key = [room_events.c.room_id, room_events.c.version]
+    old = room_events.alias("old")
+    while True:
+        query = sa.select(game_rooms.c.id, game_rooms.c.is_active).order_by(game_rooms.c.id).limit(ROOMS_PER_BATCH)
+        if after is not None:
+            query = query.where(game_rooms.c.id > after)
+        async with db.read() as conn:
+            batch = (await conn.execute(query)).all()
+        if not batch:
+            break
+        after = str(batch[-1][0])
+        rooms_seen += len(batch)
+        open_ids = [str(r[0]) for r in batch if r[1]]
+        closed_ids = [str(r[0]) for r in batch if not r[1]]
+        if open_ids:
+            # A join, not a correlated subquery: each room's rows past its cut are one index range.
+            trimmed += await _delete_batches(db, room_events, ev_key, sa.select(old.c.room_id, old.c.version)
+                                             .join(game_rooms, game_rooms.c.id == old.c.room_id)
+                                             .where(game_rooms.c.id.in_(open_ids),
+                                                    old.c.version <= game_rooms.c.version - history_size))
+        if closed_ids:
+            closed += await _delete_batches(db, room_events, ev_key, sa.select(old.c.room_id, old.c.version)
+                                            .where(old.c.room_id.in_(closed_ids)))
+        await asyncio.sleep(0)
+    return {"rooms": rooms_seen, "events_trimmed": trimmed, "closed_room_events_deleted": closed,
+            "history_size": history_size}
+
+
+# --- sessions and invites -------------------------------------------------------------------------
+
+async def delete_dead_sessions(db: Database, cutoff: datetime) -> dict[str, int]:
+    """Sessions that expired, or were revoked, before `cutoff` (each through its own index)."""
+    key, dead = [sessions.c.token_hash], sessions.alias("dead")
+    expired = await _delete_batches(db, sessions, key, sa.select(dead.c.token_hash).where(dead.c.expires_at < cutoff))
+    revoked = await _delete_batches(db, sessions, key, sa.select(dead.c.token_hash).where(
+        dead.c.revoked_at.is_not(None), dead.c.revoked_at < cutoff))
+    return {"sessions_expired_deleted": expired, "sessions_revoked_deleted": revoked}
+
+
+async def delete_dead_invites(db: Database, cutoff: datetime) -> int:
+    """Registration invites that can no longer be used, dead since before `cutoff`: expired,
+    revoked, or used up (an invite records no time of last use, so: made before `cutoff`)."""
+    inv = registration_invites.alias("dead")
+    victims = sa.select(inv.c.id).where(sa.or_(inv.c.expires_at < cutoff, inv.c.revoked_at < cutoff,
+                                               sa.and_(inv.c.used >= inv.c.uses, inv.c.created_at < cutoff)))
+    return await _delete_batches(db, registration_invites, [registration_invites.c.id], victims)
+
+
+# --- assets ---------------------------------------------------------------------------------------
+
+async def referenced_hashes(db: Database, hashes: list[str]) -> set[str]:
+    """Which of these file hashes some asset row still names (indexed by sha256)."""
+    found: set[str] = set()
+    for i in range(0, len(hashes), HASHES_PER_QUERY):
+        chunk = hashes[i:i + HASHES_PER_QUERY]
+        async with db.read() as conn:
+            found.update(str(h) for h in (await conn.execute(
+                sa.select(game_assets.c.sha256).where(game_assets.c.sha256.in_(chunk)).distinct())).scalars())
+    return found
+
+
+async def asset_rows(db: Database, after: str | None, limit: int) -> list[tuple[str, str, str]]:
+    """(id, sha256, type) of asset rows after `after` by id: the rows whose files are checked."""
+    query = sa.select(game_assets.c.id, game_assets.c.sha256, game_assets.c.type).order_by(game_assets.c.id)
+    if after is not None:
+        query = query.where(game_assets.c.id > after)
+    async with db.read() as conn:
+        return [(str(i), str(h), str(t)) for i, h, t in (await conn.execute(query.limit(limit))).all()]
+
+
+# --- SQLite free space ----------------------------------------------------------------------------
+
+async def sqlite_space(db: Database) -> dict[str, int]:
+    """Page size and counts, and the auto_vacuum mode (0 none, 1 full, 2 incremental)."""
+    out: dict[str, int] = {}
+    async with db.read() as conn:
+        for pragma in ("page_size", "page_count", "freelist_count", "auto_vacuum"):
+            out[pragma] = int((await conn.execute(sa.text(f"PRAGMA {pragma}"))).scalar() or 0)
+    return out
+
+
+async def _sqlite_script(db: Database, script: str) -> None:
+    """Run a script on the writer connection outside any transaction (VACUUM cannot run inside one,
+    and Python's sqlite3 steps a PRAGMA such as incremental_vacuum to the end only in a script).
+    Holding the single writer connection keeps every other write waiting meanwhile."""
+    async with db.writer.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection  # aiosqlite's connection
+        assert driver is not None
+        await driver.executescript(script)
+
+
+async def sqlite_incremental_vacuum(db: Database, pages: int) -> None:
+    """Give up to `pages` free pages back to the file system (auto_vacuum = incremental only)."""
+    await _sqlite_script(db, f"PRAGMA incremental_vacuum({int(pages)});")
+
+
+async def sqlite_vacuum_into_incremental(db: Database) -> None:
+    """Rebuild the file once with auto_vacuum = incremental: it gives back every free page now,
+    and lets later runs give pages back a batch at a time instead of rebuilding the file again."""
+    await _sqlite_script(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
