@@ -56,7 +56,8 @@ async def test_a_job_runs_once_at_a_time(db: Database) -> None:
     again = await runs.begin(db, job=job, trigger="cli", instance_id="b", slot=None)
     assert again is not None and again["id"] > first["id"]
     rows = await _rows(db, job)
-    assert [(r["outcome"], r["instance_id"], r["trigger"]) for r in rows] == [("ok", "a", "api"), ("running", "b", "cli")]
+    assert [(r["outcome"], r["instance_id"], r["trigger"]) for r in rows] == [("ok", "a", "api"),
+                                                                              ("running", "b", "cli")]
     assert rows[0]["summary"] == {"deleted": 3} and rows[0]["duration_seconds"] == 0.5
 
 
@@ -129,8 +130,9 @@ async def _user(db: Database) -> str:
 async def _room(db: Database, gm: str, *, version: int, active: bool) -> str:
     room_id = str(uuid.uuid4())
     async with db.write() as conn:
-        await conn.execute(sa.insert(game_rooms).values(id=room_id, name="R", gm_id=gm, invite_code=uuid.uuid4().hex[:12],
-                                                        is_active=active, version=version, created_at=datetime.now(UTC)))
+        await conn.execute(sa.insert(game_rooms).values(
+            id=room_id, name="R", gm_id=gm, invite_code=uuid.uuid4().hex[:12], is_active=active, version=version,
+            created_at=datetime.now(UTC)))
         await conn.execute(sa.insert(room_events), [{"room_id": room_id, "version": v, "body": "{}"}
                                                     for v in range(1, version + 1)])
     return room_id

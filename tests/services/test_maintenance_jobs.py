@@ -183,7 +183,7 @@ async def test_a_failing_job_is_recorded_and_the_scheduler_goes_on(make_rt: Make
         return len(failed) >= 2 and len(ok) >= 2 and ok[-1]["started_at"] > failed[0]["finished_at"]
 
     await eventually(enough, within=30, what="failed sessions runs, and event_history runs after them")
-    failed = [r for r in await _runs(rt, "sessions") if r["outcome"] == "failed"][0]
+    failed = next(r for r in await _runs(rt, "sessions") if r["outcome"] == "failed")
     assert failed["error"] == "RuntimeError: the disk is on fire" and failed["trigger"] == "schedule"
     assert failed["slot"] is not None and failed["instance_id"] == rt.settings.instance_id
     assert rt.maintenance is not None and rt.maintenance.loop is not None and not rt.maintenance.loop.done()

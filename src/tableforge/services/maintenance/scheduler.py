@@ -103,10 +103,14 @@ async def _holding_changed(rt: Runtime, state: MaintenanceState, holding: bool) 
 
 
 def _pause(state: MaintenanceState, holding: bool, tick: float) -> float:
-    """Until the next renewal, or sooner when a job is due before it."""
-    if not holding or not state.next_due or (state.current is not None and not state.current.done()):
+    """Until the next renewal; sooner when a job is due before it, or when the lease would stop
+    being trusted before it (renewals failing): the run in progress is then interrupted in time."""
+    if not holding:
         return tick
-    return max(0.05, min(tick, min(state.next_due.values()) - time.time()))
+    pause = min(tick, state.lease.valid_until - time.monotonic())
+    if state.next_due and (state.current is None or state.current.done()):
+        pause = min(pause, min(state.next_due.values()) - time.time())
+    return max(0.05, pause)
 
 
 async def _start_next(rt: Runtime, state: MaintenanceState, schedules: dict[str, Schedule],
