@@ -4,9 +4,11 @@ last N runs kept; event history, sessions and invites deleted exactly when dead.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -196,3 +198,52 @@ async def test_dead_sessions_and_invites_go_live_ones_stay(db: Database, monkeyp
             .scalars()}
     assert left == {"expired-lately", "revoked-lately", "live"}
     assert invites == {"expired-lately", "used-up-new", "open"}
+
+
+async def _fill_and_empty(db: Database) -> None:
+    """2,000 rows of 1 KB in a scratch table, then deleted: about 2 MB of free pages."""
+    async with db.write() as conn:
+        await conn.execute(sa.text("CREATE TABLE IF NOT EXISTS scratch (x TEXT)"))
+        await conn.execute(sa.text("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+                                   "INSERT INTO scratch SELECT hex(randomblob(512)) FROM n"))
+    async with db.write() as conn:
+        await conn.execute(sa.text("DELETE FROM scratch"))
+
+
+async def test_sqlite_free_pages_go_back_to_the_file_system(tmp_path: Path) -> None:
+    db = Database(Settings(data_dir=tmp_path / "new"))
+    await upgrade(db)
+    try:
+        await _fill_and_empty(db)
+        before = await housekeeping.sqlite_space(db)
+        assert before["auto_vacuum"] == 2 and before["freelist_count"] * before["page_size"] > 1_000_000
+        summary = await housekeeping.optimize(db)
+        after = await housekeeping.sqlite_space(db)
+        assert summary["failed"] == [] and summary["space"]["auto_vacuum"] == "incremental"
+        assert after["freelist_count"] == 0 and after["page_count"] < before["page_count"]
+        assert summary["space"]["freed_bytes"] == summary["space"]["free_bytes"] > 1_000_000
+    finally:
+        await db.dispose()
+
+
+async def test_an_old_small_sqlite_file_is_rebuilt_as_incremental_once(tmp_path: Path) -> None:
+    legacy = tmp_path / "old"
+    legacy.mkdir()
+    with sqlite3.connect(legacy / "tableforge.db") as made:  # as earlier versions made it: auto_vacuum none
+        made.execute("PRAGMA auto_vacuum = NONE")
+        made.execute("CREATE TABLE early (x TEXT)")
+    db = Database(Settings(data_dir=legacy))
+    await upgrade(db)
+    try:
+        await _fill_and_empty(db)
+        before = await housekeeping.sqlite_space(db)
+        assert before["auto_vacuum"] == 0
+        summary = await housekeeping.optimize(db)
+        after = await housekeeping.sqlite_space(db)
+        assert summary["space"]["rebuilt"] is True and summary["space"]["auto_vacuum"] == "incremental"
+        assert after["auto_vacuum"] == 2 and after["freelist_count"] == 0
+        assert summary["space"]["freed_bytes"] >= 1_000_000
+        async with db.read() as conn:  # the data survived the rebuild
+            assert (await conn.execute(sa.text("SELECT count(*) FROM alembic_version"))).scalar() == 1
+    finally:
+        await db.dispose()

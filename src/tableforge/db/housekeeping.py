@@ -1,5 +1,6 @@
-"""The SQL of the maintenance jobs (services/maintenance): event-history retention, dead sessions
-and invites, which asset files rows still name, and SQLite's free space.
+"""The database side of the maintenance jobs (services/maintenance): optimize (and SQLite's free
+space), event-history retention, dead sessions and invites, which asset files rows still name.
+The services never ask which database they are on; where the two differ, it is decided here.
 
 Every delete runs in bounded batches, each its own short transaction, with a yield to the event
 loop between them: a job never holds the SQLite writer (or PostgreSQL row locks) for long, so the
@@ -14,12 +15,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tableforge.db import reports
 from tableforge.db.engine import Database
 from tableforge.db.schema import game_assets, game_rooms, registration_invites, room_events, sessions
 
 ROWS_PER_BATCH = 2000
 ROOMS_PER_BATCH = 200
 HASHES_PER_QUERY = 500
+SQLITE_VACUUM_BATCH_PAGES = 1024  # pages given back per step of an incremental vacuum (4 MiB at 4 KiB)
+SQLITE_FULL_VACUUM_MAX_BYTES = 64 * 1024 * 1024  # rebuild a database of at most this size in one go…
+SQLITE_FREE_RATIO = 0.2  # … when at least this share of it is free pages
+SQLITE_FREE_MIN_BYTES = 1024 * 1024
 
 
 async def _delete_batches(db: Database, table: sa.Table, key: list[sa.Column[Any]], victims: sa.Select[Any]) -> int:
@@ -34,6 +40,57 @@ async def _delete_batches(db: Database, table: sa.Table, key: list[sa.Column[Any
         if n < ROWS_PER_BATCH:
             return deleted
         await asyncio.sleep(0)
+
+
+# --- optimize -----------------------------------------------------------------------------------
+
+async def optimize(db: Database) -> dict[str, Any]:
+    """The optimize job: ANALYZE, and VACUUM (ANALYZE) the tables over the dead-row ratio
+    (PostgreSQL, `reports.vacuum_analyze`); ANALYZE, PRAGMA optimize, then free pages given back to
+    the file system (SQLite). `failed` lists the tables that could not be done."""
+    done = await reports.vacuum_analyze(db)
+    actions = done["actions"]
+    summary: dict[str, Any] = {
+        "backend": done["backend"],
+        "analyzed": sum(1 for a in actions if a["status"] == "ok"),
+        "vacuumed": [a["table"] for a in actions if a["action"] == "vacuum_analyze" and a["status"] == "ok"],
+        "failed": [{"table": a["table"], "error": a.get("error")} for a in actions if a["status"] != "ok"]}
+    if not db.is_postgres:
+        summary["space"] = await _sqlite_give_back(db)
+    return summary
+
+
+async def _sqlite_give_back(db: Database) -> dict[str, Any]:
+    """Give free pages back. Incremental databases (every new one): a batch of pages per step,
+    yielding in between. Older ones: rebuilt once as incremental when small (well under a second);
+    a large one is left alone with advice, since the rebuild would hold every write for its length."""
+    space = await sqlite_space(db)
+    page = space["page_size"] or 4096
+    before = space["freelist_count"]
+    out: dict[str, Any] = {"file_bytes": space["page_count"] * page, "free_bytes": before * page,
+                           "auto_vacuum": {0: "none", 1: "full", 2: "incremental"}.get(space["auto_vacuum"], "?")}
+    if space["auto_vacuum"] == 2:
+        left = before
+        while left > 0:
+            await sqlite_incremental_vacuum(db, SQLITE_VACUUM_BATCH_PAGES)
+            now_free = (await sqlite_space(db))["freelist_count"]
+            if now_free >= left:
+                break  # nothing more came free (another writer refilled it): stop, never spin
+            left = now_free
+            await asyncio.sleep(0)
+        out["freed_bytes"] = (before - left) * page
+    elif space["auto_vacuum"] == 0 and out["free_bytes"] >= SQLITE_FREE_MIN_BYTES \
+            and before >= SQLITE_FREE_RATIO * max(space["page_count"], 1):
+        if out["file_bytes"] <= SQLITE_FULL_VACUUM_MAX_BYTES:
+            await sqlite_vacuum_into_incremental(db)
+            after = await sqlite_space(db)
+            out.update(rebuilt=True, freed_bytes=(space["page_count"] - after["page_count"]) * page,
+                       auto_vacuum="incremental" if after["auto_vacuum"] == 2 else out["auto_vacuum"])
+        else:
+            out["advice"] = ("the file has much free space but was made without incremental vacuum; with the "
+                             "server stopped, run: sqlite3 <data dir>/tableforge.db "
+                             "'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;' once, and later runs give it back")
+    return out
 
 
 # --- event history --------------------------------------------------------------------------------

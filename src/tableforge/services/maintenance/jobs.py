@@ -9,13 +9,12 @@ recomputes statistics.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tableforge.db import housekeeping, reports
+from tableforge.db import housekeeping
 from tableforge.domain.maintenance import JOB_NAMES
 from tableforge.services import systems
 from tableforge.services.maintenance import asset_gc
@@ -37,63 +36,12 @@ class Job:
 
 # --- optimize -------------------------------------------------------------------------------------
 
-SQLITE_VACUUM_BATCH_PAGES = 1024  # pages given back per step of an incremental vacuum (4 MiB at 4 KiB)
-SQLITE_FULL_VACUUM_MAX_BYTES = 64 * 1024 * 1024  # rebuild a database of at most this size in one go
-SQLITE_FREE_RATIO = 0.2  # ... when at least this share of it is free pages
-SQLITE_FREE_MIN_BYTES = 1024 * 1024
-
-
 async def optimize(rt: Runtime) -> dict[str, Any]:
-    """`tableforge db optimize` without the index advice: ANALYZE, and VACUUM (ANALYZE) the tables
-    over the dead-row ratio (PostgreSQL); ANALYZE and PRAGMA optimize, then free pages given back
-    to the file system (SQLite)."""
-    done = await reports.vacuum_analyze(rt.db)
-    actions = done["actions"]
-    failed = [{"table": a["table"], "error": a.get("error")} for a in actions if a["status"] != "ok"]
-    summary: dict[str, Any] = {
-        "backend": done["backend"],
-        "analyzed": sum(1 for a in actions if a["status"] == "ok"),
-        "vacuumed": [a["table"] for a in actions if a["action"] == "vacuum_analyze" and a["status"] == "ok"],
-        "failed": failed}
-    if not rt.db.is_postgres:
-        summary["space"] = await _sqlite_space(rt)
-    if failed:
-        raise JobFailed(f"{len(failed)} of {len(actions)} tables could not be analyzed or vacuumed", summary)
+    """`tableforge db optimize` without the index advice, plus SQLite's free pages (db/housekeeping.py)."""
+    summary = await housekeeping.optimize(rt.db)
+    if summary["failed"]:
+        raise JobFailed(f"{len(summary['failed'])} tables could not be analyzed or vacuumed", summary)
     return summary
-
-
-async def _sqlite_space(rt: Runtime) -> dict[str, Any]:
-    """Give free pages back. Incremental databases (every new one): a batch of pages per step,
-    yielding in between. Older ones: rebuilt once as incremental when small (well under a second);
-    a large one is left alone with advice, since the rebuild would hold every write for its length."""
-    db = rt.db
-    space = await housekeeping.sqlite_space(db)
-    page = space["page_size"] or 4096
-    before = space["freelist_count"]
-    out: dict[str, Any] = {"file_bytes": space["page_count"] * page, "free_bytes": before * page,
-                           "auto_vacuum": {0: "none", 1: "full", 2: "incremental"}.get(space["auto_vacuum"], "?")}
-    if space["auto_vacuum"] == 2:
-        left = before
-        while left > 0:
-            await housekeeping.sqlite_incremental_vacuum(db, SQLITE_VACUUM_BATCH_PAGES)
-            now_free = (await housekeeping.sqlite_space(db))["freelist_count"]
-            if now_free >= left:
-                break  # nothing more came free (another writer refilled it): stop, never spin
-            left = now_free
-            await asyncio.sleep(0)
-        out["freed_bytes"] = (before - left) * page
-    elif space["auto_vacuum"] == 0 and out["free_bytes"] >= SQLITE_FREE_MIN_BYTES \
-            and before >= SQLITE_FREE_RATIO * max(space["page_count"], 1):
-        if out["file_bytes"] <= SQLITE_FULL_VACUUM_MAX_BYTES:
-            await housekeeping.sqlite_vacuum_into_incremental(db)
-            after = await housekeeping.sqlite_space(db)
-            out.update(rebuilt=True, freed_bytes=(space["page_count"] - after["page_count"]) * page,
-                       auto_vacuum="incremental" if after["auto_vacuum"] == 2 else out["auto_vacuum"])
-        else:
-            out["advice"] = ("the file has much free space but was made without incremental vacuum; with the "
-                             "server stopped, run: sqlite3 <data dir>/tableforge.db "
-                             "'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;' once, and later runs give it back")
-    return out
 
 
 # --- retention ------------------------------------------------------------------------------------
