@@ -149,7 +149,7 @@ async def _versions(db: Database, room_id: str) -> list[int]:
 
 async def test_event_history_is_trimmed_per_room_and_closed_rooms_lose_theirs(db: Database,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(housekeeping, "ROWS_PER_BATCH", 7)  # several batches per room
+    monkeypatch.setattr(housekeeping, "ROWS_PER_BATCH", {"postgresql": 7, "sqlite": 7})  # several batches per room
     monkeypatch.setattr(housekeeping, "ROOMS_PER_BATCH", 2)
     gm = await _user(db)
     busy = await _room(db, gm, version=40, active=True)
@@ -165,7 +165,7 @@ async def test_event_history_is_trimmed_per_room_and_closed_rooms_lose_theirs(db
 
 
 async def test_dead_sessions_and_invites_go_live_ones_stay(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(housekeeping, "ROWS_PER_BATCH", 2)
+    monkeypatch.setattr(housekeeping, "ROWS_PER_BATCH", {"postgresql": 2, "sqlite": 2})
     user = await _user(db)
     now = datetime.now(UTC)
     long_ago, lately, later = now - timedelta(days=30), now - timedelta(hours=1), now + timedelta(days=1)

@@ -19,7 +19,9 @@ from tableforge.db import reports
 from tableforge.db.engine import Database
 from tableforge.db.schema import game_assets, game_rooms, registration_invites, room_events, sessions
 
-ROWS_PER_BATCH = 2000
+# Rows deleted per transaction. SQLite has one writer: every move waits for the batch in progress,
+# so its batches are small (bench/bench_maintenance.py). PostgreSQL locks only the rows deleted.
+ROWS_PER_BATCH = {"postgresql": 2000, "sqlite": 500}
 ROOMS_PER_BATCH = 200
 HASHES_PER_QUERY = 500
 SQLITE_VACUUM_BATCH_PAGES = 1024  # pages given back per step of an incremental vacuum (4 MiB at 4 KiB)
@@ -32,12 +34,13 @@ async def _delete_batches(db: Database, table: sa.Table, key: list[sa.Column[Any
     """Delete the rows `victims` selects (their `key` columns), ROWS_PER_BATCH per transaction.
     `victims` reads an alias of `table`, so it is never correlated with the DELETE's own rows."""
     target = sa.tuple_(*key) if len(key) > 1 else key[0]
+    batch = ROWS_PER_BATCH[db.dialect]
     deleted = 0
     while True:
         async with db.write() as conn:
-            n = (await conn.execute(sa.delete(table).where(target.in_(victims.limit(ROWS_PER_BATCH))))).rowcount
+            n = (await conn.execute(sa.delete(table).where(target.in_(victims.limit(batch))))).rowcount
         deleted += max(n, 0)
-        if n < ROWS_PER_BATCH:
+        if n < batch:
             return deleted
         await asyncio.sleep(0)
 

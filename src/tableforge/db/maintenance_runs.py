@@ -88,14 +88,13 @@ async def finish(db: Database, run: dict[str, Any], *, outcome: str, duration: f
     """Record how a run ended and drop the job's runs beyond the newest `keep`; False if the row
     was no longer `running` (it was marked abandoned meanwhile; the outcome is not recorded)."""
     now = datetime.now(UTC)
+    values = {"outcome": outcome, "finished_at": now, "duration_seconds": round(duration, 6), "summary": summary,
+              "error": error[:ERROR_CHARS] if error else None}
+    run.update(values)  # the caller's copy says how it ended, even if the row cannot be written
     async with db.write() as conn:
-        done = await conn.execute(
-            sa.update(runs).where(runs.c.id == run["id"], runs.c.outcome == "running")
-            .values(outcome=outcome, finished_at=now, heartbeat_at=now, duration_seconds=round(duration, 6),
-                    summary=summary, error=error[:ERROR_CHARS] if error else None))
+        done = await conn.execute(sa.update(runs).where(runs.c.id == run["id"], runs.c.outcome == "running")
+                                  .values(heartbeat_at=now, **values))
         await prune(conn, run["job"], keep)
-    run.update(outcome=outcome, finished_at=now, duration_seconds=round(duration, 6), summary=summary,
-               error=error[:ERROR_CHARS] if error else None)
     return bool(done.rowcount == 1)
 
 

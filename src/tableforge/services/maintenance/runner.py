@@ -78,20 +78,25 @@ async def execute(rt: Runtime, run: dict[str, Any]) -> dict[str, Any]:
 
 async def _record(rt: Runtime, run: dict[str, Any], outcome: str, duration: float, summary: dict[str, Any] | None,
                   error: str | None, bound: Any) -> None:
+    """Count, log, then store how the run ended (counted and logged even if the database is gone)."""
     job = run["job"]
-    recorded = await runs.finish(rt.db, run, outcome=outcome, duration=duration, summary=summary, error=error,
-                                 keep=rt.settings.maintenance_keep_runs)
     m.RUNS.labels(job, outcome).inc()
     m.DURATION.labels(job).observe(duration)
     if outcome == "ok":
         m.LAST_SUCCESS.labels(job).set(datetime.now(UTC).timestamp())
     fields = {"outcome": outcome, "duration_ms": round(duration * 1000, 1), "summary": summary}
-    if not recorded:
-        bound.warning("maintenance.finished_unrecorded", reason="the run was marked abandoned meanwhile", **fields)
-    elif outcome == "ok":
+    if outcome == "ok":
         bound.info("maintenance.finished", **fields)
     else:
         bound.warning("maintenance.finished", error=error, **fields)
+    try:
+        recorded = await runs.finish(rt.db, run, outcome=outcome, duration=duration, summary=summary, error=error,
+                                     keep=rt.settings.maintenance_keep_runs)
+    except Exception as exc:  # its row stays `running` until it is found abandoned
+        bound.warning("maintenance.record_failed", error=repr(exc))
+        return
+    if not recorded:
+        bound.warning("maintenance.record_refused", reason="the run had been marked abandoned meanwhile")
 
 
 async def _heartbeat(rt: Runtime, run: dict[str, Any], work: asyncio.Future[Any]) -> None:
