@@ -5,7 +5,11 @@ run the dead one left behind is marked abandoned."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +92,15 @@ async def test_one_instance_runs_the_jobs_and_the_other_takes_over_after_kill_9(
         admin = await make_admin(api0, pair.env)
         holder = await _holder(api0, admin.headers)
         assert holder in survivors and await _holder(api1, admin.headers) == holder  # both see one holder
+        # the CLI, a process of its own, reads the same holder from Redis
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tableforge", "maintenance", "list", "--json",
+            env={**os.environ, **pair.env, "TABLEFORGE_LOG_LEVEL": "WARNING"}, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        lease = json.loads(out)["lease"]
+        assert lease["backend"] == "redis" and lease["holder"] == holder and lease["held_here"] is False
         # the holder ran the latest runs
         latest = {job: max((r for r in before if r["job"] == job), key=lambda r: r["id"]) for job in PERIODIC}
         assert {r["instance_id"] for r in latest.values()} <= {holder}
