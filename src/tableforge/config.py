@@ -7,10 +7,15 @@ import secrets
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tableforge.domain.maintenance import JOB_NAMES, Schedule, parse_duration, parse_schedule
+
+# A duration setting: seconds, or a number with s, m, h or d (`90s`, `15m`, `6h`, `1d`).
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def _default_instance_id() -> str:
@@ -112,6 +117,22 @@ class Settings(BaseSettings):
     ws_max_per_user: int = Field(20, ge=1)
     ws_max_per_address: int = Field(200, ge=1)
 
+    # Maintenance jobs (services/maintenance): run by one instance at a time, the holder of a lease
+    # (in Redis in scale-out mode). Each job's schedule: `off`, `start`, an interval (`6h`), or `start,6h`.
+    maintenance_enabled: bool = True  # false: this instance never takes the lease (jobs still run on demand)
+    maintenance_lease_seconds: Duration = Field(30.0, ge=1, le=600)
+    maintenance_start_delay: Duration = Field(60.0, ge=0, le=86400)  # periodic jobs wait this long after a start
+    maintenance_keep_runs: int = Field(100, ge=1, le=10000)  # recorded runs kept per job
+    maintenance_optimize_schedule: str = "6h"
+    maintenance_event_history_schedule: str = "1h"
+    maintenance_sessions_schedule: str = "1h"
+    maintenance_assets_schedule: str = "1d"
+    maintenance_warm_catalog_schedule: str = "start"
+    # An asset file no row names is deleted only once it is this old (an upload writes its file first).
+    maintenance_asset_grace: Duration = Field(6 * 3600.0, ge=60)
+    # Expired or revoked sessions, and dead registration invites, are deleted after this long.
+    maintenance_keep_expired: Duration = Field(7 * 86400.0, ge=0)
+
     # Logging.
     log_level: str = "INFO"
     log_json: bool = True
@@ -154,6 +175,11 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR") from None
         return v
+
+    @field_validator(*(f"maintenance_{job}_schedule" for job in JOB_NAMES))
+    @classmethod
+    def _check_schedule(cls, v: str) -> str:
+        return parse_schedule(v).describe()
 
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:
@@ -210,6 +236,11 @@ class Settings(BaseSettings):
     @property
     def assets_dir(self) -> Path:
         return self.data_dir / "assets"
+
+    @property
+    def maintenance_schedules(self) -> dict[str, Schedule]:
+        """Each maintenance job's schedule, by job name (validated when the settings were read)."""
+        return {job: parse_schedule(getattr(self, f"maintenance_{job}_schedule")) for job in JOB_NAMES}
 
 
 def _split(value: str) -> list[str]:

@@ -13,7 +13,7 @@ SERVICES = Path(tableforge.__file__).parent / "services"
 
 def test_services_do_not_ask_which_database() -> None:
     asked = []
-    for path in sorted(SERVICES.glob("*.py")):
+    for path in sorted(SERVICES.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr == "is_postgres":
                 asked.append(f"{path.name}:{node.lineno}")

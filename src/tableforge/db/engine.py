@@ -327,6 +327,10 @@ def _sqlite_engine(url: str, *, pool_size: int) -> AsyncEngine:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see the "begin" hook).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        # Before anything writes the file: a new database frees pages a batch at a time (the
+        # maintenance job's PRAGMA incremental_vacuum) instead of needing a blocking VACUUM. On an
+        # existing database this changes nothing until a VACUUM (see db/housekeeping.py).
+        cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")

@@ -126,8 +126,24 @@ async def _sqlite_sizes(conn: AsyncConnection) -> dict[str, int]:
 
 async def optimize(db: Database) -> dict[str, Any]:
     """ANALYZE the app's tables, VACUUM (ANALYZE) those over the dead-row ratio, then index advice."""
+    done = await vacuum_analyze(db)
     if not db.is_postgres:
-        return await _optimize_sqlite(db)
+        return done | {"advice": {
+            "available": False,
+            "reason": "SQLite keeps no scan or dead-row statistics, so there is nothing to base index advice or "
+                      "a selective VACUUM on; ANALYZE and PRAGMA optimize were run"}}
+    return done | {"advice": await index_advice(db)}
+
+
+async def vacuum_analyze(db: Database) -> dict[str, Any]:
+    """The maintenance half of `optimize`, without the advice (the scheduled optimize job runs it):
+    PostgreSQL: ANALYZE each app table, VACUUM (ANALYZE) those over the dead-row ratio; SQLite:
+    ANALYZE and PRAGMA optimize."""
+    if not db.is_postgres:
+        async with db.write() as conn:
+            await conn.execute(sa.text("ANALYZE"))
+            await conn.execute(sa.text("PRAGMA optimize"))
+        return {"backend": "sqlite", "actions": [{"table": "*", "action": "analyze", "status": "ok"}]}
     before = {r["table"]: r for r in (await table_stats(db))["tables"]}
     actions: list[dict[str, Any]] = []
     # VACUUM cannot run inside a transaction block: an autocommit connection, one statement each.
@@ -147,17 +163,7 @@ async def optimize(db: Database) -> dict[str, Any]:
                 action["status"] = "failed"
                 action["error"] = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
             actions.append(action)
-    return {"backend": "postgresql", "actions": actions, "advice": await index_advice(db)}
-
-
-async def _optimize_sqlite(db: Database) -> dict[str, Any]:
-    async with db.write() as conn:
-        await conn.execute(sa.text("ANALYZE"))
-        await conn.execute(sa.text("PRAGMA optimize"))
-    return {"backend": "sqlite", "actions": [{"table": "*", "action": "analyze", "status": "ok"}],
-            "advice": {"available": False,
-                       "reason": "SQLite keeps no scan or dead-row statistics, so there is nothing to base index "
-                                 "advice or a selective VACUUM on; ANALYZE and PRAGMA optimize were run"}}
+    return {"backend": "postgresql", "actions": actions}
 
 
 _UNUSED_INDEXES = """

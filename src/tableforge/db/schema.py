@@ -54,6 +54,10 @@ sessions = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
     sa.Column("revoked_at", TS),
+    # migration 0004: the maintenance job deletes dead sessions in batches by these two.
+    sa.Index("ix_sessions_expires_at", "expires_at"),
+    sa.Index("ix_sessions_revoked_at", "revoked_at", postgresql_where=sa.text("revoked_at IS NOT NULL"),
+             sqlite_where=sa.text("revoked_at IS NOT NULL")),
 )
 
 game_systems = sa.Table(
@@ -209,4 +213,31 @@ room_events = sa.Table(
     # (a JSON list of [selector, body]); see domain/audience.py.
     sa.Column("audience", sa.Text),
     sa.Column("variants", sa.Text),
+)
+
+# migration 0004: one row per maintenance job run (services/maintenance), the last N per job.
+# A run is inserted as `running` and the holder refreshes `heartbeat_at` while it works; the two
+# partial unique indexes make "one run of a job at a time" and "one successful run per scheduled
+# slot" hold across every instance and CLI process, whatever the lease says.
+_RUNNING = "outcome = 'running'"
+_SLOT_TAKEN = "outcome IN ('running', 'ok')"
+maintenance_runs = sa.Table(
+    "maintenance_runs", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(40), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # schedule, start, api, cli
+    sa.Column("slot", TS),  # the scheduled slot's start; NULL for runs on demand and at start
+    sa.Column("instance_id", sa.String(200), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("heartbeat_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("duration_seconds", sa.Float),
+    sa.Column("outcome", sa.String(16), nullable=False),  # running, ok, failed, abandoned
+    sa.Column("summary", JSONDoc),
+    sa.Column("error", sa.String(500)),
+    sa.Index("ix_maintenance_runs_job_id", "job", "id"),
+    sa.Index("ux_maintenance_runs_running", "job", unique=True, postgresql_where=sa.text(_RUNNING),
+             sqlite_where=sa.text(_RUNNING)),
+    sa.Index("ux_maintenance_runs_slot", "job", "slot", unique=True, postgresql_where=sa.text(_SLOT_TAKEN),
+             sqlite_where=sa.text(_SLOT_TAKEN)),
 )

@@ -118,7 +118,13 @@ def file_path(rt: Runtime, sha256: str, kind: str) -> Path:
 
 def _store_file(path: Path, data: bytes) -> None:
     if path.exists():
-        return  # content-addressed: the same bytes are already there
+        # Content-addressed: the same bytes are already there. A fresh time restarts the asset
+        # collector's grace period, as for a new file (services/maintenance/asset_gc.py).
+        try:
+            os.utime(path)
+            return
+        except FileNotFoundError:
+            pass  # the collector set it aside just now: write it again
     path.parent.mkdir(parents=True, exist_ok=True)
     # Unique per write: two uploads of the same bytes at once must not share a temp file.
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{secrets.token_hex(6)}.tmp")

@@ -23,6 +23,7 @@ from tableforge.realtime.revocation import Revocations
 from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.realtime.tickets import TicketStore
 from tableforge.services.guards import Guards
+from tableforge.services.maintenance.state import MaintenanceState
 
 if TYPE_CHECKING:
     from tableforge.realtime.registry import InstanceRegistry
@@ -43,6 +44,7 @@ class Runtime:
     # Token owners of the local rooms, fed by the hub: checks preview moves without a query per frame.
     room_tokens: RoomTokens
     registry: InstanceRegistry | None = None  # scale-out only
+    maintenance: MaintenanceState | None = None  # the maintenance lease and scheduler (services/maintenance)
     # Backend clients that only the wiring knows about (the presence/registry Redis client), closed last.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started_at: float = 0.0

@@ -23,6 +23,8 @@ from tableforge.realtime.tickets import MemoryTickets, TicketStore
 from tableforge.services.admin import local_stats
 from tableforge.services.attempts import MemoryAttemptStore
 from tableforge.services.guards import build_guards
+from tableforge.services.maintenance.lease import ProcessLease
+from tableforge.services.maintenance.state import MaintenanceState
 from tableforge.services.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -61,13 +63,16 @@ def build_runtime(settings: Settings) -> Runtime:
         return Runtime(settings=settings, db=db, events=events, broker=broker, hub=hub, presence=presence,
                        cache=_cache(settings),
                        tickets=tickets, revocations=Revocations(hub), room_tokens=_room_tokens(hub),
-                       guards=build_guards(settings, MemoryAttemptStore(settings.attempt_tracker_max_keys)))
+                       guards=build_guards(settings, MemoryAttemptStore(settings.attempt_tracker_max_keys)),
+                       maintenance=MaintenanceState(ProcessLease(settings.instance_id,
+                                                                 settings.maintenance_lease_seconds)))
 
     from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
     from tableforge.realtime.redis_presence import RedisPresence
     from tableforge.realtime.registry import InstanceRegistry
     from tableforge.realtime.tickets import RedisTickets
     from tableforge.services.attempts_redis import RedisAttemptStore
+    from tableforge.services.maintenance.redis_lease import RedisLease
 
     prefix = settings.redis_prefix
     broker = RedisBroker(settings.redis_url, settings.instance_id, BrokerOptions(prefix=prefix))
@@ -83,7 +88,9 @@ def build_runtime(settings: Settings) -> Runtime:
                    tickets=RedisTickets(redis, settings.ws_ticket_seconds, prefix), revocations=Revocations(hub),
                    room_tokens=_room_tokens(hub),
                    guards=build_guards(settings, RedisAttemptStore(redis, prefix, MemoryAttemptStore(
-                       settings.attempt_tracker_max_keys))), registry=registry, closers=[redis.aclose])
+                       settings.attempt_tracker_max_keys))), registry=registry, closers=[redis.aclose],
+                   maintenance=MaintenanceState(RedisLease(redis, prefix, settings.instance_id,
+                                                           settings.maintenance_lease_seconds)))
 
 
 def _event_log(db: Database, settings: Settings) -> EventLog:

@@ -13,6 +13,7 @@ from tableforge.domain import events as ev
 from tableforge.observability import metrics
 from tableforge.realtime import protocol
 from tableforge.services import admin, catalog_seed, play
+from tableforge.services.maintenance import scheduler as maintenance
 from tableforge.services.runtime import Runtime
 from tableforge.wiring import tuning
 
@@ -48,6 +49,7 @@ async def start(rt: Runtime) -> None:
         rt.registry.add_hook(count_instances)
         await rt.registry.start()
     tuning.freeze_start_up_objects()
+    maintenance.start(rt)  # last: the first job may read the seeded catalog
 
 
 def _register_control_handlers(rt: Runtime) -> None:
@@ -97,6 +99,7 @@ def _register_control_handlers(rt: Runtime) -> None:
 
 
 async def stop(rt: Runtime) -> None:
+    await maintenance.stop(rt)  # first: no job starts while the sockets close; the lease goes to another
     conns = list(rt.hub.connections.values())
     await asyncio.gather(*(c.drain(1.0) for c in conns), return_exceptions=True)
     for conn in conns:
