@@ -1,7 +1,7 @@
 """maintenance runs: the record of every maintenance job run; indexes for dead-session cleanup
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01
 
 - `maintenance_runs`: one row per run of a maintenance job (services/maintenance), inserted as
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
