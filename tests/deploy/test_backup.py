@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tableforge.config import Settings
-from tableforge.services.backup import libpq
+from tableforge.db.backup import libpq
 from tests.conftest import free_port
 from tests.support.accounts import make_admin
 from tests.support.client import Api, Player, png_bytes

@@ -21,9 +21,8 @@ from tableforge.api.routes.admin_backup import router as backup_router
 from tableforge.api.ws import router as ws_router
 from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
-from tableforge.observability import metrics
+from tableforge.observability import backup_record, metrics
 from tableforge.observability.logging import configure_logging, get_logger
-from tableforge.services import backup_record
 from tableforge.wiring import lifecycle
 from tableforge.wiring.backends import build_runtime
 

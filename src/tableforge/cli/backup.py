@@ -1,4 +1,4 @@
-"""`tableforge backup` and `tableforge restore` (services/backup.py does the work)."""
+"""`tableforge backup` and `tableforge restore` (db/backup.py does the work)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def backup(
     keep: Annotated[int | None, typer.Option(min=1, help="Keep only this many newest backups there.")] = None,
 ) -> None:
     """Back up the database (SQLite online backup, or pg_dump) and the uploaded assets; record the run."""
-    from tableforge.services.backup import BackupError
-    from tableforge.services.backup import backup as run
+    from tableforge.db.backup import BackupError
+    from tableforge.db.backup import backup as run
 
     settings = load_settings()
     try:
@@ -37,8 +37,8 @@ def restore(
                                       "is to be replaced by the backup's.")] = False,
 ) -> None:
     """Replace the database with a backup's and add its assets. Stop every instance first."""
-    from tableforge.services.backup import BackupError
-    from tableforge.services.backup import restore as run
+    from tableforge.db.backup import BackupError
+    from tableforge.db.backup import restore as run
 
     if not yes:
         raise fail("restore replaces the whole database: stop every instance, then run it again with --yes")

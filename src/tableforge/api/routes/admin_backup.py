@@ -1,4 +1,4 @@
-"""`GET /api/admin/backup`: when the last `tableforge backup` succeeded and failed (services/backup_record.py).
+"""`GET /api/admin/backup`: when the last `tableforge backup` succeeded and failed (observability/backup_record.py).
 
 Its response model lives here rather than in api/schemas.py: one route's shape, kept beside it."""
 
@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from tableforge.api import schemas as S
 from tableforge.api.deps import AdminDep, RuntimeDep
 from tableforge.api.responses import JSON
-from tableforge.services import backup_record
+from tableforge.observability import backup_record
 
 router = APIRouter(prefix="/api/admin")
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep
 from tableforge.api.responses import JSON
-from tableforge.services import backup_record
+from tableforge.observability import backup_record
 from tableforge.services.health import readiness
 
 router = APIRouter()

@@ -10,7 +10,7 @@ A backup is one directory `tableforge-backup-<UTC time>/` under the chosen outpu
 - `manifest.json`: when, which backend, the schema revision, what was copied.
 The database goes first: an asset uploaded after it is extra in the copy (harmless), and every asset
 the copied database refers to was stored before its row was.
-Each run, success or failure, is recorded in the data directory (`services/backup_record.py`).
+Each run, success or failure, is recorded in the data directory (`observability/backup_record.py`).
 It is written in the directory `.<name>.partial` and renamed when complete, so a crash never leaves
 something that looks like a backup.
 """
@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tableforge.config import Settings
-from tableforge.services import backup_record
+from tableforge.observability import backup_record
 
 PREFIX = "tableforge-backup-"
 SQLITE_FILE = "tableforge.db"
