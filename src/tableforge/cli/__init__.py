@@ -1,4 +1,4 @@
-"""`tableforge`: serve, migrate, users, db reports, maintenance, loadtest, cluster.
+"""`tableforge`: serve, migrate, users, db reports, maintenance, backup and restore, loadtest, cluster.
 
 The console script (`tableforge = "tableforge.cli:app"`) imports this package for every command,
 `serve` included, so the command modules import nothing heavy at module level: rich, Alembic, the
@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from tableforge.cli.backup import backup, restore
 from tableforge.cli.db import db_app
 from tableforge.cli.load import cluster, loadtest
 from tableforge.cli.maintenance import maintenance_app
@@ -26,6 +27,8 @@ app.command("loadtest")(loadtest)
 app.command("cluster")(cluster)
 app.command("serve")(serve)
 app.command("migrate")(migrate)
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 def main() -> None:  # pragma: no cover
