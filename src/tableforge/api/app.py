@@ -16,7 +16,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tableforge import __version__
 from tableforge.api import docs, edge, errors, schemas
 from tableforge.api.responses import JSON
-from tableforge.api.routes import admin, admin_accounts, admin_cache, admin_db, auth, health, rooms, systems
+from tableforge.api.routes import (
+    admin,
+    admin_accounts,
+    admin_balance,
+    admin_cache,
+    admin_db,
+    auth,
+    health,
+    rooms,
+    systems,
+)
 from tableforge.api.ws import router as ws_router
 from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
@@ -105,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         docs_url=None, redoc_url=None)  # /docs: docs.install, offline
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
-                   admin_cache.router, admin_db.router, ws_router):
+                   admin_balance.router, admin_cache.router, admin_db.router, ws_router):
         app.include_router(router)
     docs.install(app)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

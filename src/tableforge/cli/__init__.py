@@ -1,4 +1,4 @@
-"""`tableforge`: serve, migrate, users, db reports, loadtest, cluster.
+"""`tableforge`: serve, migrate, users, db reports, admin (cluster operations), loadtest, cluster.
 
 The console script (`tableforge = "tableforge.cli:app"`) imports this package for every command,
 `serve` included, so the command modules import nothing heavy at module level: rich, Alembic, the
@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from tableforge.cli.admin import admin_app
 from tableforge.cli.db import db_app
 from tableforge.cli.load import cluster, loadtest
 from tableforge.cli.serve import migrate, serve
@@ -20,6 +21,7 @@ app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop ser
 # the order of `tableforge --help`, as before the package split
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
 app.command("loadtest")(loadtest)
 app.command("cluster")(cluster)
 app.command("serve")(serve)

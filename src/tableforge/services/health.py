@@ -1,7 +1,8 @@
 """Readiness: each dependency's state. `down` (503) when the database is unreachable; `degraded`
 (still 200) when only Redis is, because players on one instance can still play (the cache then
 falls back to the database: `checks.cache`), or when some rooms cannot keep up with the event log
-(`checks.rooms`: the hub restarts their catch-up by itself, and the state clears when they are current)."""
+(`checks.rooms`: the hub restarts their catch-up by itself, and the state clears when they are current).
+`draining` (503) while this instance drains (services/draining.py), with `checks.drain`."""
 
 from __future__ import annotations
 
@@ -42,4 +43,8 @@ async def readiness(rt: Runtime) -> dict[str, Any]:
     }
     if not cache["healthy"] and status == "ok":
         status = "degraded"  # served from the database; the cache recovers by itself
+    if rt.drain.phase != "serving":
+        # Draining: the balancer must send nothing new here, whatever the dependencies say (503).
+        checks["drain"] = rt.drain.report()
+        status = "draining"
     return {"status": status, "instance_id": rt.settings.instance_id, "checks": checks}
