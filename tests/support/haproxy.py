@@ -165,3 +165,21 @@ class HAProxy:
             return self.log_path.read_text(errors="replace")[-5000:]
         except OSError:
             return ""
+
+
+def self_signed_pem(workdir: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate for an IP `address` made with the openssl command: (the PEM HAProxy loads, the
+    certificate alone, for a client's trust store)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        message = "the openssl command is not installed (run .ci/haproxy-deps)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    workdir.mkdir(parents=True, exist_ok=True)
+    key, cert, pem = workdir / "tls.key", workdir / "tls.crt", workdir / "tls.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={address}",
+                    "-addext", f"subjectAltName=IP:{address},DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    return pem, cert

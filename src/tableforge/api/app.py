@@ -16,22 +16,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tableforge import __version__
 from tableforge.api import docs, edge, errors, schemas
 from tableforge.api.responses import JSON
-from tableforge.api.routes import (
-    admin,
-    admin_accounts,
-    admin_balance,
-    admin_cache,
-    admin_db,
-    auth,
-    health,
-    rooms,
-    systems,
-)
+from tableforge.api.routes import admin, admin_accounts, admin_cache, admin_db, auth, health, rooms, systems
+from tableforge.api.routes.admin_backup import router as backup_router
+from tableforge.api.routes.admin_balance import router as balance_router
 from tableforge.api.ws import router as ws_router
 from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
 from tableforge.observability import metrics
 from tableforge.observability.logging import configure_logging, get_logger
+from tableforge.services import backup_record
 from tableforge.wiring import lifecycle
 from tableforge.wiring.backends import build_runtime
 
@@ -95,6 +88,7 @@ class TableForgeApp(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.instance_id, settings.log_level, settings.log_json)
+    backup_record.install_collector(settings.data_dir)  # /metrics: when the last backup ran
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         docs_url=None, redoc_url=None)  # /docs: docs.install, offline
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
-                   admin_balance.router, admin_cache.router, admin_db.router, ws_router):
+                   admin_cache.router, admin_db.router, backup_router, balance_router, ws_router):
         app.include_router(router)
     docs.install(app)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

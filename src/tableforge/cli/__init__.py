@@ -1,4 +1,5 @@
-"""`tableforge`: serve, migrate, users, db reports, admin (cluster operations), loadtest, cluster.
+"""`tableforge`: serve, migrate, users, db reports, backup and restore, admin (cluster operations),
+loadtest, cluster.
 
 The console script (`tableforge = "tableforge.cli:app"`) imports this package for every command,
 `serve` included, so the command modules import nothing heavy at module level: rich, Alembic, the
@@ -11,6 +12,7 @@ import sys
 import typer
 
 from tableforge.cli.admin import admin_app
+from tableforge.cli.backup import backup, restore
 from tableforge.cli.db import db_app
 from tableforge.cli.load import cluster, loadtest
 from tableforge.cli.serve import migrate, serve
@@ -26,6 +28,8 @@ app.command("loadtest")(loadtest)
 app.command("cluster")(cluster)
 app.command("serve")(serve)
 app.command("migrate")(migrate)
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 def main() -> None:  # pragma: no cover

@@ -208,10 +208,13 @@ def unavailable(exc: BaseException) -> Unavailable:
     """The 503 a caller sees for a database failure: timeout, pool exhausted, or unavailable."""
     text = str(exc).lower()
     if "statement timeout" in text or "canceling statement" in text:
-        return Unavailable("the database query took too long and was cancelled", code="db_timeout")
-    if isinstance(exc, PoolTimeout):
-        return Unavailable("no database connection became free in time", code="db_pool_exhausted")
-    return Unavailable("the database is unavailable", code="db_unavailable")
+        error = Unavailable("the database query took too long and was cancelled", code="db_timeout")
+    elif isinstance(exc, PoolTimeout):
+        error = Unavailable("no database connection became free in time", code="db_pool_exhausted")
+    else:
+        error = Unavailable("the database is unavailable", code="db_unavailable")
+    metrics.DB_ERRORS.labels(error.code).inc()
+    return error
 
 
 def _postgres_engine(settings: Settings) -> AsyncEngine:

@@ -53,6 +53,11 @@ ROOM_TOKENS_EVICTED = Counter("tableforge_room_tokens_evicted_total",
                               "Room token indexes evicted to stay within the room limit")
 DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write transaction duration",
                                    buckets=_LATENCY_BUCKETS)
+# Every database failure a caller saw as a 503 (engine.unavailable): the "PostgreSQL degraded" signal.
+DB_ERRORS = Counter("tableforge_db_errors_total",
+                    "Database operations that failed: code=db_unavailable|db_timeout|db_pool_exhausted", ["code"])
+for _code in ("db_unavailable", "db_timeout", "db_pool_exhausted"):
+    DB_ERRORS.labels(_code)  # present from the start at 0, so rate() sees the first failure
 DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],
                              buckets=_LATENCY_BUCKETS)
 LIVE_INSTANCES = Gauge("tableforge_live_instances", "Instances in the registry, as this one last saw it",

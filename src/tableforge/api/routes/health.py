@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep
 from tableforge.api.responses import JSON
+from tableforge.services import backup_record
 from tableforge.services.health import readiness
 
 router = APIRouter()
@@ -27,11 +28,12 @@ async def ready(rt: RuntimeDep) -> JSON:
 
 
 @router.get("/metrics", response_class=Response, responses=S.TEXT)
-async def metrics() -> Response:
+async def metrics(rt: RuntimeDep) -> Response:
     """With several workers (PROMETHEUS_MULTIPROC_DIR set by `serve --workers`), one scrape reads
     every worker's values: counters and histograms summed, live gauges summed over live workers."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(backup_record.BackupCollector(rt.settings.data_dir))  # read from its file, not mmap
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
