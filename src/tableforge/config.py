@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # notice, long enough for the balancer's health checks to see it, then closes the sockets (1012)
     # evenly over the window. A shed (rebalancing) closes the excess over its own window.
     drain_seconds: float = Field(20.0, ge=0, le=3600)
-    drain_notice_seconds: float = Field(3.0, ge=0, le=600)
+    drain_notice_seconds: float = Field(5.0, ge=0, le=600)
     rebalance_seconds: float = Field(30.0, ge=0, le=3600)
     # The policy: every N seconds each instance compares its sockets with the cluster's mean and sheds
     # its own excess. 0 = off (the default); `POST /api/admin/rebalance` works either way.
