@@ -130,6 +130,7 @@ class MovingPlayer:
     acked: int = 0
     reconnects: int = 0
     close_codes: list[int] = field(default_factory=list)
+    close_reasons: list[str] = field(default_factory=list)
     servers: list[str] = field(default_factory=list)  # where each of its sockets landed, in order
     errors: list[dict[str, Any]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -178,6 +179,7 @@ class MovingPlayer:
             pass
         finally:
             self.close_codes.append(sock.close_code or 1006)
+            self.close_reasons.append(sock.close_reason or "")
             for fut in futures.values():
                 if not fut.done():
                     fut.set_result(None)  # no answer: the socket closed first

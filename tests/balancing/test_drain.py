@@ -73,7 +73,8 @@ class Game:
             except AssertionError:
                 raise AssertionError(f"room {table.room_id} at v{final}: " + "; ".join(
                     f"missing {mp.missing(final)} (first v{mp.first_version}, covered {mp.covered}, "
-                    f"on {mp.servers}, closes {mp.close_codes})" for mp in mine)) from None
+                    f"on {mp.servers}, closes {list(zip(mp.close_codes, mp.close_reasons, strict=True))})"
+                    for mp in mine)) from None
             stored = {t["id"]: (t["x"], t["y"]) for t in snap["tokens"]}
             for mp in mine:
                 assert mp.errors == []
@@ -203,8 +204,9 @@ async def test_sigterm_drains_then_stops_and_no_change_is_lost(
         await asyncio.to_thread(proxy.wait_state, "tableforge", "tf3", "DOWN")
         await game.moved(3)
         await game.stop_and_check(trio.servers[0].base_url)
-        for mp in on_victim:
-            assert mp.close_codes[0] == 1012 and mp.servers[-1] in ("tf1", "tf2")
+        for mp in on_victim:  # closed by the drain (not by the server's own stop), and moved
+            assert (mp.close_codes[0], mp.close_reasons[0]) == (1012, "server draining")
+            assert mp.servers[-1] in ("tf1", "tf2")
         log = victim.log()
         assert '"drain.begin"' in log and '"cause": "signal"' in log and '"drain.done"' in log
     finally:

@@ -128,6 +128,14 @@ class Connection:
             self._close_after = None
             self.close(code, reason, flush=True)
 
+    async def close_sent(self) -> None:
+        """Until the close frame (and what was queued before it) is handed to the server: a drain must
+        not let the process stop before, or an answer already queued could be cut off."""
+        closing = self._closing
+        if closing is not None and not closing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(closing)
+
     async def _flushed(self) -> None:
         writer = self._writer
         if self._flush and self._queue and writer is not None and writer is not asyncio.current_task():

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, Protocol, TypeVar
 
 CLOSE_SERVICE_RESTART: Final = 1012
 MIN_TICK: Final = 0.05  # never wake more often than this: faster rates close several sockets per tick
@@ -34,6 +34,9 @@ class Closable(Protocol):
     def closing(self) -> bool: ...
 
     def close_when_idle(self, code: int, reason: str) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
 
 
 def due(count: int, elapsed: float, window: float) -> int:
@@ -57,13 +60,13 @@ def next_wait(count: int, done: int, elapsed: float, window: float) -> float:
 
 
 async def close_gradually(
-    candidates: Callable[[], Sequence[Closable]],
+    candidates: Callable[[], Sequence[C]],
     count: int,
     window: float,
     reason: str,
     *,
     keep: int = 0,
-    on_close: Callable[[], None] = lambda: None,
+    on_close: Callable[[C], None] = lambda _conn: None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> int:
@@ -83,16 +86,16 @@ async def close_gradually(
         for conn in open_now[:excess]:
             conn.close_when_idle(CLOSE_SERVICE_RESTART, reason)
             closed += 1
-            on_close()
+            on_close(conn)
         if closed >= count or len(open_now) - excess <= keep:
             return closed
         await sleep(next_wait(count, done, elapsed, window))
 
 
-def room_order(conns: Sequence[Closable]) -> list[Closable]:
+def room_order(conns: Sequence[C]) -> list[C]:
     """A room's local sockets one after another: they land on the same new instance close together
     (with room affinity, all of them), so the room spans two instances for a shorter time."""
-    def key(conn: Closable) -> tuple[str, str]:
+    def key(conn: C) -> tuple[str, str]:
         rooms = getattr(conn, "rooms", None) or {}
         return (min(rooms) if rooms else "", str(getattr(conn, "conn_id", "")))
 

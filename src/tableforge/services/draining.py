@@ -20,6 +20,7 @@ from typing import Any, Final
 from tableforge.domain.errors import NotFound
 from tableforge.observability import balance_metrics as bm
 from tableforge.observability.logging import get_logger
+from tableforge.realtime.connection import Connection
 from tableforge.realtime.drain import close_gradually, room_order
 from tableforge.services import admin
 from tableforge.services.runtime import Runtime
@@ -64,18 +65,24 @@ async def _drain(rt: Runtime, window: float, notice: float) -> None:
     d.to_close = len(hub.connections)
     bm.DRAIN_PENDING.set(d.to_close)
 
-    def closed_one() -> None:
+    closed: list[Connection] = []
+
+    def closed_one(conn: Connection) -> None:
+        closed.append(conn)
         d.closed += 1
         bm.DRAIN_PENDING.dec()
         bm.SOCKETS_MOVED_BY_WHY["drain"].inc()
 
     await close_gradually(lambda: room_order(list(hub.connections.values())), d.to_close, window, REASON_DRAIN,
                           on_close=closed_one)
-    # The last ones may still be answering a message; they leave the hub when their close is done.
+    # The last ones may still be answering a message (they leave the hub when they are done), and each
+    # close frame must be handed over with the answers queued before it: a SIGTERM drain stops the
+    # server next, which would cut off whatever is still on its way.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SETTLE_SECONDS):
             while hub.connections:  # noqa: ASYNC110 - the hub has no "empty" event; once per drain
                 await asyncio.sleep(0.05)
+            await asyncio.gather(*(conn.close_sent() for conn in closed))
     bm.DRAIN_PENDING.set(0)
     d.phase = "drained"
     _set_phase(rt)
@@ -118,7 +125,7 @@ def shed(rt: Runtime, count: int, window: float, origin: str) -> int:
     bm.DRAIN_PENDING.set(count)
     log.info("rebalance.shed", origin=origin, count=count, window_s=window, keep=keep)
 
-    def closed_one() -> None:
+    def closed_one(_conn: Connection) -> None:
         bm.DRAIN_PENDING.dec()
         bm.SOCKETS_MOVED_BY_WHY["rebalance"].inc()
 
