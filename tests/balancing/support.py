@@ -138,7 +138,16 @@ class MovingPlayer:
 
     @property
     def last_version(self) -> int:
-        return max([*self.versions, self.first_version or 0, *(b for _, b in self.covered)])
+        """The `since` of a rejoin: the highest version up to which it has seen every one. Not the
+        highest seen: the ack of its own move can overtake another instance's event still on its
+        way, and a rejoin after that one would skip the event."""
+        seen = set(self.versions)
+        for after, upto in self.covered:
+            seen.update(range(after + 1, upto + 1))
+        version = self.first_version or 0
+        while version + 1 in seen:
+            version += 1
+        return version
 
     async def _connect(self) -> tuple[websockets.ClientConnection, asyncio.Task[None], dict[int, asyncio.Future[Any]]]:
         for attempt in range(100):
