@@ -63,13 +63,18 @@ def balancer_config(backend: str, port: int, check_interval: str = "300ms") -> s
     """global + resolvers + defaults of the shipped file, the given backend, one plain frontend."""
     keep = [body for header, body in sections(ROOMS.read_text())
             if header == "global" or header.startswith(("resolvers ", "defaults"))]
-    backend = backend.replace("inter 2s", f"inter {check_interval}")
+    if check_interval != "2s":
+        # quicker checks, each still allowed the time a loaded machine may take to answer /ready
+        backend = backend.replace("inter 2s", f"inter {check_interval}").replace(
+            "\n    option httpchk\n", "\n    timeout check 3s\n    option httpchk\n")
+        assert "timeout check 3s" in backend
     frontend = (f"frontend test\n    bind 127.0.0.1:{port}\n"
                 f"    http-response set-header {SERVER_HEADER} %s\n    default_backend tableforge\n\n")
     return "".join(keep) + frontend + backend
 
 
-def start_balancer(cluster: Cluster, backend: str, workdir: Path) -> tuple[HAProxy, str]:
+def start_balancer(cluster: Cluster, backend: str, workdir: Path, check_interval: str = "300ms"
+                   ) -> tuple[HAProxy, str]:
     """HAProxy in front of the cluster's instances (up to three); returns it and its base URL."""
     port = free_port()
     n = len(cluster.servers)
@@ -78,7 +83,7 @@ def start_balancer(cluster: Cluster, backend: str, workdir: Path) -> tuple[HAPro
                       if not re.match(rf"\s+server tf([{n + 1}-9])\b", line))
     env = {f"LB_SERVER_{i + 1}": f"127.0.0.1:{s.port}" for i, s in enumerate(cluster.servers)}
     env["LB_ADMIN_SOCKET"] = str(workdir / "lb-admin-2.sock")
-    proxy = HAProxy(balancer_config(backend, port), workdir, ports=[port], env=env).start()
+    proxy = HAProxy(balancer_config(backend, port, check_interval), workdir, ports=[port], env=env).start()
     for i in range(len(cluster.servers)):
         proxy.wait_state("tableforge", f"tf{i + 1}", "UP")
     return proxy, f"http://127.0.0.1:{port}"
