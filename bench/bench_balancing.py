@@ -133,6 +133,9 @@ def one_run(strategy: str, cluster: Cluster, redis_port: int, args: argparse.Nam
         "redis_commands_per_s": round(d["redis_commands"] / d["t"], 1),
         "redis_publish_per_s": round(d["redis_publish_calls"] / d["t"], 1),
         "broker_received_per_s": round(d["broker_received"] / d["t"], 1),
+        # per message published: independent of how much was played in the run
+        "redis_out_bytes_per_publish": round(d["redis_out_bytes"] / max(d["redis_publish_calls"], 1)),
+        "received_per_publish": round(d["broker_received"] / max(d["redis_publish_calls"], 1), 2),
         "rooms_subscribed": lt.during["rooms_subscribed"], "sockets_per_instance": lt.during["sockets"],
         "delivery_p95_ms": round(delivery.quantile(95), 2) if delivery.count else None,
         "delivery_p50_ms": round(delivery.quantile(50), 2) if delivery.count else None,
@@ -142,7 +145,8 @@ def one_run(strategy: str, cluster: Cluster, redis_port: int, args: argparse.Nam
 
 
 KEYS = ("cpu_us_per_frame", "cpu_pct", "frames_per_s", "redis_out_kb_per_s", "redis_commands_per_s",
-        "redis_publish_per_s", "broker_received_per_s", "rooms_subscribed", "delivery_p95_ms", "delivery_p50_ms")
+        "redis_publish_per_s", "broker_received_per_s", "redis_out_bytes_per_publish", "received_per_publish",
+        "rooms_subscribed", "delivery_p95_ms", "delivery_p50_ms")
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
