@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     instance_heartbeat_seconds: float = Field(10.0, gt=0)
     instance_ttl_seconds: float = Field(30.0, gt=0)
 
+    # Draining and rebalancing (docs/load-balancing.md). A drain (SIGTERM in scale-out mode, or
+    # POST /api/admin/instances/{id}/drain) answers /ready with 503 and refuses new sockets for the
+    # notice, long enough for the balancer's health checks to see it, then closes the sockets (1012)
+    # evenly over the window. A shed (rebalancing) closes the excess over its own window.
+    drain_seconds: float = Field(20.0, ge=0, le=3600)
+    drain_notice_seconds: float = Field(5.0, ge=0, le=600)
+    rebalance_seconds: float = Field(30.0, ge=0, le=3600)
+    # The policy: every N seconds each instance compares its sockets with the cluster's mean and sheds
+    # its own excess. 0 = off (the default); `POST /api/admin/rebalance` works either way.
+    rebalance_interval_seconds: float = Field(0.0, ge=0, le=86400)
+    rebalance_tolerance: float = Field(0.2, ge=0, le=10)  # busy above mean x (1 + tolerance) ...
+    rebalance_min_sockets: int = Field(10, ge=1, le=1_000_000)  # ... and at least this many over the mean
+
     # Database pool (PROTOCOL.md names; seconds).
     db_pool_min: int = Field(5, ge=1, le=1000)
     db_pool_max: int = Field(20, ge=1, le=1000)

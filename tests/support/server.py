@@ -36,7 +36,10 @@ class ServerProcess:
 
     def start_async(self) -> None:
         """Launch the process without waiting for it (see `wait_healthy`)."""
-        env = {**os.environ, "TABLEFORGE_LOG_JSON": "true", "TABLEFORGE_LOG_LEVEL": "INFO", **self.env}
+        # SIGTERM stops at once unless a test asks for a drain (tests/balancing): a drain's notice and
+        # window would slow every other test's teardown.
+        env = {**os.environ, "TABLEFORGE_LOG_JSON": "true", "TABLEFORGE_LOG_LEVEL": "INFO",
+               "TABLEFORGE_DRAIN_NOTICE_SECONDS": "0", "TABLEFORGE_DRAIN_SECONDS": "0", **self.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

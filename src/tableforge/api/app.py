@@ -28,6 +28,7 @@ from tableforge.api.routes import (
     systems,
 )
 from tableforge.api.routes.admin_backup import router as backup_router
+from tableforge.api.routes.admin_balance import router as balance_router
 from tableforge.api.ws import router as ws_router
 from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
@@ -117,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         docs_url=None, redoc_url=None)  # /docs: docs.install, offline
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
-                   admin_cache.router, admin_db.router, admin_maintenance.router, backup_router, ws_router):
+                   admin_cache.router, admin_db.router, admin_maintenance.router, backup_router, balance_router,
+                   ws_router):
         app.include_router(router)
     docs.install(app)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -13,7 +13,7 @@ import msgspec
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from tableforge.api import ws_handshake, ws_limits
+from tableforge.api import ws_gate, ws_handshake, ws_limits
 from tableforge.domain.audience import View
 from tableforge.domain.errors import AppError, Forbidden, NotFound, Unauthorized, ValidationFailed
 from tableforge.observability import metrics
@@ -49,6 +49,8 @@ def _error(conn: Connection, code: str, message: str, msg_id: Any = None, detail
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     rt: Runtime = websocket.app.state.runtime
+    if await ws_gate.refused(rt, websocket):  # this instance drains (also reads the ?room= hint)
+        return
     await websocket.accept()
     authenticated_at = time.monotonic()  # before the session is read: see Revocations.revoked_since
     try:
@@ -104,7 +106,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                     conn.close(CLOSE_POLICY, "rate limit exceeded", flush=True)
                     break
                 continue
+            conn.busy = True  # a drain's polite close waits for this message's answer
             await _handle(rt, conn, frame)
+            conn.handled()
     except WebSocketDisconnect:
         pass
     except asyncio.CancelledError:

@@ -1,4 +1,5 @@
-"""`tableforge`: serve, migrate, users, db reports, maintenance, backup and restore, loadtest, cluster.
+"""`tableforge`: serve, migrate, users, db reports, maintenance, backup and restore, admin (cluster
+operations), loadtest, cluster.
 
 The console script (`tableforge = "tableforge.cli:app"`) imports this package for every command,
 `serve` included, so the command modules import nothing heavy at module level: rich, Alembic, the
@@ -10,6 +11,7 @@ import sys
 
 import typer
 
+from tableforge.cli.admin import admin_app
 from tableforge.cli.backup import backup, restore
 from tableforge.cli.db import db_app
 from tableforge.cli.load import cluster, loadtest
@@ -23,6 +25,7 @@ app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop ser
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(admin_app, name="admin")
 app.command("loadtest")(loadtest)
 app.command("cluster")(cluster)
 app.command("serve")(serve)

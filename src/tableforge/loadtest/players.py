@@ -113,7 +113,9 @@ class Simulation(Recorder):
     async def connect(self, p: Player, since: int | None = None) -> bool:
         t = time.perf_counter()
         try:
-            ws = await connect(self.cfg.ws_url(p.url), additional_headers={"Authorization": f"Bearer {p.token}"},
+            # ?room= as the web page sends it: a balancer with room affinity hashes it (a hint only)
+            ws = await connect(f"{self.cfg.ws_url(p.url)}?room={p.room.id}",
+                               additional_headers={"Authorization": f"Bearer {p.token}"},
                                compression=None, max_size=2 ** 22, open_timeout=30, ping_interval=None,
                                max_queue=None)
         except Exception as exc:

@@ -28,9 +28,9 @@ CloseSocket = Callable[[int, str], Awaitable[None]]
 
 
 class Connection:
-    __slots__ = ("_close_socket", "_closing", "_flush", "_idle", "_queue", "_send", "_wake", "_writer", "close_code",
-                 "closed", "conn_id", "max_queue", "owner", "profile", "refused_at", "rooms", "session_id", "user_id",
-                 "username")
+    __slots__ = ("_close_after", "_close_socket", "_closing", "_flush", "_idle", "_queue", "_send", "_wake", "_writer",
+                 "busy", "close_code", "closed", "conn_id", "max_queue", "owner", "profile", "refused_at", "rooms",
+                 "session_id", "user_id", "username")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
@@ -47,6 +47,9 @@ class Connection:
         self.closed = False
         self.close_code: int | None = None
         self._flush = False  # closing politely: frames already queued still go out (bounded)
+        # The reader is handling a message (set by the endpoint): a polite close waits for its answer.
+        self.busy = False
+        self._close_after: tuple[int, str] | None = None
         self._send = send
         self._close_socket = close
         self._queue: deque[str] = deque()
@@ -94,6 +97,44 @@ class Connection:
         if not flush:
             self._queue.clear()
         self._closing = asyncio.get_running_loop().create_task(self._close(code, reason, asyncio.current_task()))
+
+    @property
+    def closing(self) -> bool:
+        """Closed, or to be closed as soon as the message being handled is answered."""
+        return self.closed or self._close_after is not None
+
+    def close_when_idle(self, code: int, reason: str = "") -> None:
+        """Close as `close(flush=True)` does, but only once the message being handled (if any) has
+        its answer queued: a drain must not cut a request between its commit and its ack. So every
+        message read from the socket is answered before the close frame, and one left unanswered
+        was never read: the client may send it again after reconnecting."""
+        if self.closed:
+            return
+        if self.busy:
+            self._close_after = (code, reason)
+            return
+        # Idle, the reader waits for the next frame: stop it now rather than after the flush, or it
+        # could read (and apply) one more message whose answer the closed socket would drop.
+        reader, self.owner = self.owner, None
+        self.close(code, reason, flush=True)
+        if reader is not None and reader is not asyncio.current_task() and not reader.done():
+            reader.cancel()
+
+    def handled(self) -> None:
+        """The endpoint finished a message: a polite close that waited for it happens now."""
+        self.busy = False
+        if self._close_after is not None:
+            code, reason = self._close_after
+            self._close_after = None
+            self.close(code, reason, flush=True)
+
+    async def close_sent(self) -> None:
+        """Until the close frame (and what was queued before it) is handed to the server: a drain must
+        not let the process stop before, or an answer already queued could be cut off."""
+        closing = self._closing
+        if closing is not None and not closing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(closing)
 
     async def _flushed(self) -> None:
         writer = self._writer

@@ -97,6 +97,7 @@ class InstanceRegistry:
         self.started_at = started_at if started_at is not None else time.time()
         self._hook_timeout = hook_timeout if hook_timeout is not None else interval
         self._hooks: list[HeartbeatHook] = []
+        self._more_stats: list[StatsProvider] = []
         self._script = redis.register_script(_HEARTBEAT)
         self._process = psutil.Process(os.getpid())
         self._host = socket.gethostname()
@@ -114,6 +115,10 @@ class InstanceRegistry:
         """Run `hook(revived)` after every heartbeat (e.g. presence upkeep), in the heartbeat task."""
         self._hooks.append(hook)
 
+    def add_stats(self, provider: StatsProvider) -> None:
+        """More fields for every heartbeat (e.g. the drain state), after the main provider's."""
+        self._more_stats.append(provider)
+
     def payload(self) -> dict[str, Any]:
         now = time.time()
         body: dict[str, Any] = {
@@ -123,9 +128,9 @@ class InstanceRegistry:
             "connections": 0,
             "rooms": 0,
         }
-        if self._stats is not None:
+        for provider in ([self._stats] if self._stats is not None else []) + self._more_stats:
             try:
-                body.update(self._stats())
+                body.update(provider())
             except Exception:
                 log.exception("registry.stats_failed")
         try:

@@ -1,7 +1,8 @@
 """Readiness: each dependency's state. `down` (503) when the database is unreachable; `degraded`
 (still 200) when only Redis is, because players on one instance can still play (the cache then
 falls back to the database: `checks.cache`), or when some rooms cannot keep up with the event log
-(`checks.rooms`: the hub restarts their catch-up by itself, and the state clears when they are current)."""
+(`checks.rooms`: the hub restarts their catch-up by itself, and the state clears when they are current).
+`draining` (503) while this instance drains (services/draining.py), with `checks.drain`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from tableforge.services.runtime import Runtime
 
 
 async def readiness(rt: Runtime) -> dict[str, Any]:
+    if rt.drain.phase != "serving":
+        # Draining: the balancer must send nothing new here, whatever the dependencies say. Answered
+        # without asking them, so that a busy database cannot slow the balancer's check down.
+        return {"status": "draining", "instance_id": rt.settings.instance_id, "checks": {"drain": rt.drain.report()}}
     checks: dict[str, Any] = {}
     status = "ok"
     try:

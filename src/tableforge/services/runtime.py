@@ -17,6 +17,7 @@ from tableforge.config import Settings
 from tableforge.db.engine import Database
 from tableforge.db.event_log import EventLog
 from tableforge.realtime.broker import Broker
+from tableforge.realtime.drain import DrainState
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import Presence
 from tableforge.realtime.revocation import Revocations
@@ -51,6 +52,8 @@ class Runtime:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # Admin stats requests waiting for other instances' replies: request id -> replies.
     stats_waiters: dict[str, asyncio.Queue[dict[str, Any]]] = field(default_factory=dict)
+    # Draining (services/balance.py): /ready answers 503 and new sockets are refused while it lasts.
+    drain: DrainState = field(default_factory=DrainState)
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

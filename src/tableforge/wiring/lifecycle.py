@@ -12,10 +12,10 @@ from tableforge.db import migrate
 from tableforge.domain import events as ev
 from tableforge.observability import metrics
 from tableforge.realtime import protocol
-from tableforge.services import admin, catalog_seed, play
+from tableforge.services import admin, catalog_seed, draining, play, rebalance
 from tableforge.services.maintenance import scheduler as maintenance
 from tableforge.services.runtime import Runtime
-from tableforge.wiring import tuning
+from tableforge.wiring import sigterm, tuning
 
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_GOING_AWAY = 1001
@@ -34,6 +34,7 @@ async def start(rt: Runtime) -> None:
     if not rt.settings.scale_out:
         await play.reset_presence(rt)
     _register_control_handlers(rt)
+    draining.register(rt)  # drain / resume / shed commands (docs/load-balancing.md)
     rt.revocations.register()
     rt.hub.start()
     await rt.broker.start()
@@ -48,6 +49,13 @@ async def start(rt: Runtime) -> None:
 
         rt.registry.add_hook(count_instances)
         await rt.registry.start()
+        rt.spawn(rebalance.policy_loop(rt))  # returns at once unless the policy is on
+    restore_sigterm = sigterm.install(rt)  # scale-out: SIGTERM drains first
+
+    async def put_back_sigterm() -> None:
+        restore_sigterm()
+
+    rt.closers.append(put_back_sigterm)
     tuning.freeze_start_up_objects()
     maintenance.start(rt)  # last: the first job may read the seeded catalog
 

@@ -20,10 +20,11 @@ async def health() -> JSON:
 
 
 @router.get("/ready", responses={200: {"model": S.ReadyOut},
-                                 503: {"model": S.ReadyOut, "description": "a dependency is down"}})
+                                 503: {"model": S.ReadyOut,
+                                       "description": "the database is down, or this instance is draining"}})
 async def ready(rt: RuntimeDep) -> JSON:
     report = await readiness(rt)
-    return JSON(report, status_code=200 if report["status"] != "down" else 503)
+    return JSON(report, status_code=503 if report["status"] in ("down", "draining") else 200)
 
 
 @router.get("/metrics", response_class=Response, responses=S.TEXT)

@@ -12,6 +12,12 @@ const PING_EVERY_MS = 20000;
 const PONG_WAIT_MS = 10000;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
+// Close 1012 (service restart): the instance is draining or rebalancing and the balancer will send us
+// elsewhere. The server already spreads these closes over a window, so a short jitter is enough.
+const RESTART_JITTER_MS = 1000;
+// With these reasons the server answered every message it read before closing (PROTOCOL.md): an
+// unanswered request was not applied, and is sent again once we have rejoined.
+const POLITE_CLOSE_REASONS = ["server draining", "rebalancing"];
 
 export class RoomSocket {
   /**
@@ -33,7 +39,8 @@ export class RoomSocket {
     this.ws = null;
     this.version = null; // last applied room version; null until the first snapshot
     this.held = new Map(); // version -> event waiting for the ones before it
-    this.pending = new Map(); // request id -> {resolve, reject, timer, asEvent}
+    this.pending = new Map(); // request id -> {resolve, reject, timer, asEvent, message}
+    this.resend = new Map(); // requests unanswered at a polite 1012 close: sent again after the rejoin
     this.nextId = 1;
     this.joined = false;
     this.joining = false;
@@ -79,11 +86,14 @@ export class RoomSocket {
   }
 
   async _socketUrl() {
+    // `room` first: a balancer may hash it to keep a room's players on one instance (a routing
+    // hint only; joining still checks membership).
+    const room = `room=${encodeURIComponent(this.roomId)}`;
     if (this.getTicket) {
       const { ticket } = await this.getTicket();
-      return `${this.url}?ticket=${encodeURIComponent(ticket)}`;
+      return `${this.url}?${room}&ticket=${encodeURIComponent(ticket)}`;
     }
-    return `${this.url}?token=${encodeURIComponent(this.token)}`;
+    return `${this.url}?${room}&token=${encodeURIComponent(this.token)}`;
   }
 
   _open(url) {
@@ -129,6 +139,7 @@ export class RoomSocket {
     const ws = this.ws;
     this.ws = null;
     this._failPending("disconnected", "left the room");
+    this._failResend("disconnected", "left the room");
     if (ws) {
       try {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "leave", room_id: this.roomId }));
@@ -165,12 +176,14 @@ export class RoomSocket {
       const id = this.nextId++;
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        this.resend.delete(id);
         const err = new Error("timeout");
         err.code = "timeout";
         reject(err);
       }, REQUEST_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer, asEvent, type });
-      this._sendRaw({ type, id, room_id: this.roomId, ...payload });
+      const message = { type, id, room_id: this.roomId, ...payload };
+      this.pending.set(id, { resolve, reject, timer, asEvent, type, message });
+      this._sendRaw(message);
     });
   }
 
@@ -226,6 +239,7 @@ export class RoomSocket {
     this.joined = true;
     this.attempt = 0;
     this._drain();
+    this._resendUnanswered();
     this._status("online", { rejoined: wasJoined || this.stats.reconnects > 0 });
   }
 
@@ -338,6 +352,7 @@ export class RoomSocket {
         return;
       }
       this.stopped = true;
+      this._failResend(err.code, err.message);
       this.handlers.onJoinFailed(err);
       return;
     }
@@ -358,6 +373,10 @@ export class RoomSocket {
     this.joined = false;
     this.joining = false;
     this._stopPing();
+    if (code === 1012 && POLITE_CLOSE_REASONS.includes(reason) && !this.stopped) {
+      for (const [id, entry] of this.pending) this.resend.set(id, entry);
+      this.pending.clear();
+    }
     this._failPending("disconnected", "the connection dropped");
     if (this.stopped) {
       this._status("offline", { code, reason });
@@ -365,6 +384,7 @@ export class RoomSocket {
     }
     if (code === 4401) {
       this.stopped = true;
+      this._failResend("disconnected", "signed out");
       this._status("offline", { code, reason });
       this.handlers.onAuthFailed({ code: "invalid_token", message: reason });
       return;
@@ -384,11 +404,17 @@ export class RoomSocket {
 
   _scheduleReconnect(code, reason) {
     this.stats.reconnects += 1;
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
-    // full jitter, with a floor so a restarting server is not hammered
-    let delay = 250 + Math.random() * ceiling;
-    if (code === 1008) delay += 2000; // we were flooding: wait longer
-    this.attempt = Math.min(this.attempt + 1, 10);
+    let delay;
+    if (code === 1012 && this.attempt === 0) {
+      // sent elsewhere on purpose: come back promptly, jittered (not a failure: no backoff step)
+      delay = 100 + Math.random() * RESTART_JITTER_MS;
+    } else {
+      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+      // full jitter, with a floor so a restarting server is not hammered
+      delay = 250 + Math.random() * ceiling;
+      if (code === 1008) delay += 2000; // we were flooding: wait longer
+      this.attempt = Math.min(this.attempt + 1, 10);
+    }
     this._status("reconnecting", { code, reason, delay });
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
@@ -398,6 +424,27 @@ export class RoomSocket {
     if (this.stopped || this.ws) return;
     clearTimeout(this.reconnectTimer);
     this.connect();
+  }
+
+  /** After a rejoin: the requests a polite 1012 left unanswered (they were not applied). */
+  _resendUnanswered() {
+    if (!this.resend.size) return;
+    const entries = [...this.resend];
+    this.resend.clear();
+    for (const [id, entry] of entries) {
+      this.pending.set(id, entry);
+      this._sendRaw(entry.message);
+    }
+  }
+
+  _failResend(code, message) {
+    for (const entry of this.resend.values()) {
+      clearTimeout(entry.timer);
+      const err = new Error(message);
+      err.code = code;
+      entry.reject(err);
+    }
+    this.resend.clear();
   }
 
   _failPending(code, message) {
