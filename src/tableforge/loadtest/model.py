@@ -32,6 +32,9 @@ class LoadConfig:
     think_time: float = 2.0
     admin_token: str | None = None
     setup_timeout: float = 600.0
+    processes: int = 1  # processes that run the players (rooms are split between them, never a room)
+    pin_client: set[int] | None = None  # CPUs for the load generator
+    pin_server: set[int] | None = None  # CPUs for the local instances, for the run
 
     def ws_url(self, base: str) -> str:
         return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws"

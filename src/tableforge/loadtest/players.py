@@ -29,6 +29,18 @@ class Simulation(Recorder):
     def online(self) -> int:
         return sum(1 for p in self.players if p.online)
 
+    def progress(self) -> dict[str, Any]:
+        """The live counts `tableforge loadtest` shows while it runs (ramp-up included)."""
+        def counted(steady: dict[str, Hist], kind: str) -> int:
+            ramp = self.ramp_hist.get(kind)
+            return sum(h.count for h in steady.values()) + (ramp.count if ramp else 0)
+
+        recent = self.tl_delivery.series()[-2:-1] or self.tl_delivery.series()[-1:]
+        return {"online": self.online(), "users": len(self.players), "actions": sum(self.actions.values()),
+                "errors": sum(self.errors.values()), "http": counted(self.http_hist, "http"),
+                "acks": counted(self.ack_hist, "ack"), "deliveries": counted(self.delivery_hist, "delivery"),
+                "delivery_p95_ms": recent[0]["p95"] if recent else None}
+
     # ------------------------------------------------------------ WebSocket
     async def request(self, p: Player, msg: dict[str, Any], kind: str, wait_s: float = 15.0) -> dict[str, Any] | None:
         if p.ws is None:
