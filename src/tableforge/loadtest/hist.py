@@ -97,6 +97,15 @@ class Timeline:
             self.seconds[sec] = [*mine, *theirs]
             self.counts[sec] = n_mine + n_theirs
 
+    def recent_p95(self) -> float | None:
+        """p95 of the last complete second (the current one while nothing else is there): what the
+        live view shows twice a second, without sorting the whole run."""
+        if not self.seconds:
+            return None
+        last = max(self.seconds)
+        sec = last - 1 if last - 1 in self.seconds else last
+        return pick(sorted(self.seconds[sec]), 0.95)
+
     def series(self) -> list[dict[str, float]]:
         out = []
         for sec in sorted(self.seconds):

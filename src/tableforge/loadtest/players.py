@@ -35,11 +35,10 @@ class Simulation(Recorder):
             ramp = self.ramp_hist.get(kind)
             return sum(h.count for h in steady.values()) + (ramp.count if ramp else 0)
 
-        recent = self.tl_delivery.series()[-2:-1] or self.tl_delivery.series()[-1:]
         return {"online": self.online(), "users": len(self.players), "actions": sum(self.actions.values()),
                 "errors": sum(self.errors.values()), "http": counted(self.http_hist, "http"),
                 "acks": counted(self.ack_hist, "ack"), "deliveries": counted(self.delivery_hist, "delivery"),
-                "delivery_p95_ms": recent[0]["p95"] if recent else None}
+                "delivery_p95_ms": self.tl_delivery.recent_p95()}
 
     # ------------------------------------------------------------ WebSocket
     async def request(self, p: Player, msg: dict[str, Any], kind: str, wait_s: float = 15.0) -> dict[str, Any] | None:
