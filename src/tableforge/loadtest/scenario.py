@@ -141,6 +141,8 @@ class LoadTest(Simulation, Conductor):
             r = await self.http(http, "GET", f"{gm.url}/api/rooms/{room.id}", "/api/rooms/{id}", gm, setup=True)
             if r is not None and r.status == 200:
                 room.final_version = int(r.json()["room"]["version"])
+        for p in self.players:
+            p.online_at_end = p.online
         await asyncio.sleep(0.5)
         await asyncio.gather(*(self.disconnect(p) for p in self.players))
         self.players_joined = sum(1 for p in self.players if p.first_version is not None)

@@ -254,9 +254,9 @@ class MultiLoadTest(Conductor):
             finally:
                 self._stop()
                 self.close_run()
-        checked = {"lost": 0, "duplicates": 0, "versions_checked": 0}
+        checked: dict[str, int] = {}
         for r in results:
             self.absorb(r["wire"])
-            for k in checked:
-                checked[k] += r["integrity"][k]
+            for k, n in r["integrity"].items():
+                checked[k] = checked.get(k, 0) + n
         return self.result_of(checked)
