@@ -272,3 +272,12 @@ def test_a_player_offline_at_the_end_is_checked_up_to_what_it_saw() -> None:
     # online: 5 missing, 10 twice; gone: 4 missing before its last version, 7-10 never checked
     assert result == {"lost": 2, "duplicates": 1, "versions_checked": 8 + 4, "offline_at_end": 1,
                       "versions_not_checked": 4}
+
+
+def test_a_quantile_past_the_last_bucket_is_flagged_as_a_lower_bound() -> None:
+    from tableforge.loadtest.hist import beyond_last_bucket, series_quantile
+
+    slow = {"buckets": {"1.0": 10.0, "5.0": 50.0, "+Inf": 100.0}, "sum": 400.0, "count": 100.0}
+    fast = {"buckets": {"1.0": 96.0, "5.0": 100.0, "+Inf": 100.0}, "sum": 40.0, "count": 100.0}
+    assert series_quantile(slow, 0.95) == 5000.0 and beyond_last_bucket(slow, 0.95)
+    assert series_quantile(fast, 0.95) is not None and not beyond_last_bucket(fast, 0.95)

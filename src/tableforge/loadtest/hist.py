@@ -229,6 +229,13 @@ def series_quantile(series: Series, q: float) -> float | None:
     return prev_le * 1000
 
 
+def beyond_last_bucket(series: Series, q: float) -> bool:
+    """The q-th observation fell in the +Inf bucket: `series_quantile` gives the last finite bound,
+    a lower bound of the real value."""
+    finite = [c for le, c in series["buckets"].items() if le != "+Inf"]
+    return series["count"] > 0 and bool(finite) and max(finite) < q * series["count"]
+
+
 def series_summary(series: Series) -> dict[str, float | None]:
     n = series["count"]
     return {"n": n, "mean": (series["sum"] / n * 1000) if n > 0 else None,

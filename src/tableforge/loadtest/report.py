@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from tableforge.loadtest.hist import Hist, Series, add_series, series_quantile, series_summary
+from tableforge.loadtest.hist import Hist, Series, add_series, beyond_last_bucket, series_quantile, series_summary
 from tableforge.loadtest.probes import ServerProbe, merged
 from tableforge.loadtest.reasons import LOOKUP_METRIC, target_reason, unread_instances
 
@@ -109,7 +109,8 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
         "api_p95_ms": (http_all.quantile(95) if http_all.count else None,
                        f"client, {http_all.count} HTTP requests during play"),
         "database_p95_ms": (series_quantile(db, 0.95),
-                            "server /metrics: db_transaction + db_query seconds, bucket deltas"),
+                            "server /metrics: db_transaction + db_query seconds, bucket deltas"
+                            + (" (above the last bucket: a lower bound)" if beyond_last_bucket(db, 0.95) else "")),
         "cache_p95_ms": (cache_p95, cache_src),
         "delivery_p95_ms": (delivery_all.quantile(95) if delivery_all.count else None,
                             "client: send → each other member's receipt, all event kinds"),
