@@ -62,6 +62,14 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def wait_for_quiet(below: float, at_most: float) -> float:
+    """Seconds waited for the 1-min load average to drop below `below` (others share the machine)."""
+    t = time.monotonic()
+    while below and os.getloadavg()[0] >= below and time.monotonic() - t < at_most:
+        time.sleep(5)
+    return time.monotonic() - t
+
+
 def psql(pg: str, sql: str) -> None:
     subprocess.run(["psql", f"{pg}/postgres", "-q", "-c", sql], check=True, capture_output=True)
 
@@ -248,6 +256,9 @@ def main() -> None:
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--setup-timeout", type=float, default=600)
+    ap.add_argument("--wait-load", type=float, default=0,
+                    help="before each run, wait until the 1-min load average is below this (0: do not wait)")
+    ap.add_argument("--wait-max", type=float, default=900, help="longest wait for --wait-load (s)")
     args = ap.parse_args()
     args.rooms = args.rooms or max(1, args.users // 5)
     if bool(args.pin_client) != bool(args.pin_server):
@@ -257,7 +268,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, {os.cpu_count()} CPUs")
     for index in range(1, args.runs + 1):
+        waited = wait_for_quiet(args.wait_load, args.wait_max)
         rec = run_once(args, index, args.out)
+        if args.wait_load:
+            print(f"(waited {waited:.0f} s for a 1-min load average below {args.wait_load:g})")
         print(f"$ {rec.get('command')}")
         print(line(rec), flush=True)
         if rec.get("profile"):
