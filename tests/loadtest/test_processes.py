@@ -281,3 +281,55 @@ def test_a_quantile_past_the_last_bucket_is_flagged_as_a_lower_bound() -> None:
     fast = {"buckets": {"1.0": 96.0, "5.0": 100.0, "+Inf": 100.0}, "sum": 40.0, "count": 100.0}
     assert series_quantile(slow, 0.95) == 5000.0 and beyond_last_bucket(slow, 0.95)
     assert series_quantile(fast, 0.95) is not None and not beyond_last_bucket(fast, 0.95)
+
+
+async def test_an_ack_after_the_wait_still_counts_its_version() -> None:
+    """A server that acks `chat.send` late: the client gives up waiting (a timeout, counted), yet the
+    version in the late ack reached the player, so it is not reported lost."""
+    import asyncio
+
+    from aiohttp import WSMsgType, web
+
+    from tableforge.loadtest.model import Player, Room, integrity
+    from tableforge.loadtest.players import Simulation
+    from tests.support.waiting import wait_until
+
+    release = asyncio.Event()
+
+    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for frame in ws:
+            if frame.type != WSMsgType.TEXT:
+                break
+            msg = json.loads(frame.data)
+            if msg["type"] == "join":
+                await ws.send_json({"type": "ack", "id": msg["id"], "version": 4})
+            else:
+                await release.wait()  # held until the client has given up
+                await ws.send_json({"type": "ack", "id": msg["id"], "version": 5})
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", ws_handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    room = Room(0, id="r1")
+    p = Player(0, "a", room, base, random.Random(0), token="t")
+    sim = Simulation(LoadConfig(urls=[base], users=1, rooms=1, duration=1, ramp_up=0), [p], [room])
+    try:
+        assert await sim.connect(p)
+        assert p.first_version == 4
+        assert await sim.request(p, {"type": "chat.send", "room_id": "r1", "text": "hi"}, "chat.send",
+                                 wait_s=0.2) is None
+        assert sim.errors == {"ack_timeout:chat.send": 1} and sim.unanswered == 1
+        release.set()
+        await wait_until(lambda: sim.late_acks == 1, 10, "the late ack")
+        room.final_version = 5
+        assert p.versions == [5]
+        assert integrity([p])["lost"] == 0
+    finally:
+        await sim.disconnect(p)
+        await runner.cleanup()

@@ -13,6 +13,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 PASSWORD = "loadtest-pass-123"
+LATE_KEPT = 256  # timed-out request ids kept per player, for their late acks
 SEARCH_WORDS = ("dragon", "space", "horror", "fantasy", "dice", "quest", "d20", "mystery", "", "")
 DICE = ("1d20", "2d6+3", "4d6kh3", "1d100", "3d8-1", "1d20+5")
 MIX: tuple[tuple[str, int], ...] = (
@@ -79,6 +80,9 @@ class Player:
     versions: list[int] = field(default_factory=list)
     covered: list[tuple[int, int]] = field(default_factory=list)  # (after, upto] ranges resynced by a snapshot
     futures: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    # requests whose ack did not come within the client's wait: id -> kind. An ack that comes later
+    # still carries a version this player must not be counted as missing (bounded: LATE_KEPT).
+    late: dict[int, str] = field(default_factory=dict)
     next_id: int = 0
     x: float = 0.0
     etag: str = ""

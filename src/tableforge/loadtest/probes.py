@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ import psutil
 from tableforge.loadtest.hist import Series, add_series, counter_delta, hist_delta, median, parse_prometheus
 from tableforge.loadtest.meter import TreeMeter
 
-SCRAPE_TIMEOUT = aiohttp.ClientTimeout(total=10)
+SCRAPE_TIMEOUT = aiohttp.ClientTimeout(total=20)
 RESET_NAMES = ("process_start_time_seconds",)
 
 
@@ -72,10 +73,12 @@ class ServerProbe:
         if status != 200:
             raise Unreachable(f"{self.url}/health answered {status}; is this a TableForge server?")
 
-    async def scrape(self, http: aiohttp.ClientSession, attempts: int = 3) -> dict[str, Any]:
-        """/metrics parsed; on failure (after `attempts` tries) an empty scrape with `error` saying why,
-        which the targets read from this instance then report instead of a bare n/a."""
+    async def scrape(self, http: aiohttp.ClientSession, attempts: int = 2) -> dict[str, Any]:
+        """/metrics parsed, with `took_s` (a busy server answers late: the counters are read when it
+        answers). On failure (after `attempts` tries) an empty scrape with `error` saying why, which
+        the targets read from this instance report instead of a bare n/a."""
         error = ""
+        t = time.perf_counter()
         for attempt in range(attempts):
             try:
                 async with http.get(f"{self.url}/metrics", timeout=SCRAPE_TIMEOUT) as r:
@@ -86,7 +89,8 @@ class ServerProbe:
                     error = f"no answer within {SCRAPE_TIMEOUT.total:g} s"
             else:
                 if status == 200:
-                    return parse_prometheus(body.decode("utf-8", "replace"))
+                    return {**parse_prometheus(body.decode("utf-8", "replace")),
+                            "took_s": round(time.perf_counter() - t, 3)}
                 error = f"HTTP {status}"
             if attempt + 1 < attempts:
                 await asyncio.sleep(0.5)
@@ -177,7 +181,8 @@ class ServerProbe:
         return {"url": self.url, "pid": self.pid, "instance_id": self.instance_id,
                 "cpu_pct_median": round(median(self.cpu), 1), "cpu_pct_max": round(max(self.cpu, default=0.0), 1),
                 "rss_mb_median": round(median(self.rss_mb), 1), "rss_mb_max": round(max(self.rss_mb, default=0.0), 1),
-                "samples": len(self.cpu), "not_measured": self.process_note()}
+                "samples": len(self.cpu), "not_measured": self.process_note(),
+                "metrics_scrape_s": {"start": self.before.get("took_s"), "end": self.after.get("took_s")}}
 
 
 def merged(probes: list[ServerProbe], name: str, match: dict[str, str] | None = None) -> Series:

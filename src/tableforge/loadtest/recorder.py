@@ -82,6 +82,7 @@ class Recorder:
         self.errors: dict[str, int] = {}
         self.actions: dict[str, int] = {}
         self.unanswered = 0
+        self.late_acks = 0  # acks that came after the client's wait (see Simulation._late_ack)
         self.reconnects = 0
         self.resyncs_by_snapshot = 0
         self.setup_seconds = 0.0
@@ -93,7 +94,7 @@ class Recorder:
     # ------------------------------------------------------------ one report from several processes
     HIST_GROUPS = ("http_hist", "setup_hist", "ramp_hist", "ack_hist", "delivery_hist")
     TIMELINES = ("tl_http", "tl_ack", "tl_delivery")
-    COUNTS = ("unanswered", "reconnects", "resyncs_by_snapshot", "players_joined")
+    COUNTS = ("unanswered", "late_acks", "reconnects", "resyncs_by_snapshot", "players_joined")
 
     def to_wire(self) -> dict[str, Any]:
         """What a worker process measured, as plain picklable data (histograms in HdrHistogram's

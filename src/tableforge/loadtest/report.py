@@ -154,7 +154,8 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
         "ramp_up": {kind: h.summary() for kind, h in sorted(lt.ramp_hist.items())},
         "deliveries_per_s": round(delivery_all.count / max(lt.steady_seconds, 1e-9), 1),
         "integrity": integrity, "reconnects": lt.reconnects, "resyncs_by_snapshot": lt.resyncs_by_snapshot,
-        "unanswered": lt.unanswered, "errors": dict(sorted(lt.errors.items())), "errors_total": errors_total,
+        "unanswered": lt.unanswered, "late_acks": lt.late_acks, "errors": dict(sorted(lt.errors.items())),
+        "errors_total": errors_total,
         "server": {"database_ms": series_summary(db),
                    "delivery_fanout_ms": series_summary(merged(probes, "tableforge_delivery_seconds")),
                    "http_ms": series_summary(merged(probes, "tableforge_http_request_seconds")),
@@ -210,6 +211,7 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     info.add_row("actions (per s)", f"{sum(res['actions'].values())} ({res['actions_per_s']})")
     info.add_row("deliveries per s", str(res["deliveries_per_s"]))
     info.add_row("reconnects (resynced by snapshot)", f"{res['reconnects']} ({res['resyncs_by_snapshot']})")
+    info.add_row("acks not within the wait / of them late", f"{res['unanswered']} / {res['late_acks']}")
     info.add_row("errors", ", ".join(f"{k} x{v}" for k, v in res["errors"].items()) or "0")
     info.add_row("server db p50/p95/p99 ms", " / ".join(_fmt(srv["database_ms"][k]) for k in ("p50", "p95", "p99")))
     info.add_row("server fan-out p95 ms", _fmt(srv["delivery_fanout_ms"]["p95"]))
@@ -236,7 +238,7 @@ def print_report(res: dict[str, Any], console: Console) -> None:
                  f"{client['loop_lag_ms_max']}")
     info.add_row("machine CPU % median", f"{client['machine_cpu_pct_median']:.0f} of {client['cores']} cores")
     console.print(info)
-    for warning in client["warnings"]:
+    for warning in client["warnings"] + scrape_warnings(res):
         console.print(f"[yellow]warning: {warning}[/yellow]")
 
     tgt = Table(title="targets")
@@ -247,6 +249,17 @@ def print_report(res: dict[str, Any], console: Console) -> None:
         source = t["source"] if t["reason"] is None else f"[yellow]not read: {t['reason']}[/yellow]"
         tgt.add_row(t["name"], t["target"], _fmt(t["measured"], " " + t["unit"]), verdict, source)
     console.print(tgt)
+
+
+def scrape_warnings(res: dict[str, Any], slow_s: float = 1.0) -> list[str]:
+    """A /metrics answer that took long moves the server-side baseline (or end) by that much."""
+    out = []
+    for inst in res["server"]["instances"]:
+        for moment, took in (inst.get("metrics_scrape_s") or {}).items():
+            if took is not None and took > slow_s:
+                out.append(f"{inst['url']}/metrics took {took:.1f} s to answer at the {moment} of the steady phase: "
+                           "the server-side figures cover the steady phase that much shifted")
+    return out
 
 
 def write_json(res: dict[str, Any], path: Path) -> None:
@@ -331,7 +344,7 @@ def write_html(res: dict[str, Any], path: Path) -> None:
                    f"<td>{i['cpu_pct_max']}</td><td>{i['rss_mb_max']}</td></tr>" if i["samples"] else
                    f"<tr><td>{e(i['url'])}</td><td colspan='4'>not measured: {e(i['not_measured'] or '')}</td></tr>"
                    for i in res["server"]["instances"])
-    warnings = "".join(f"<p class='warn'>Warning: {e(w)}</p>" for w in client["warnings"])
+    warnings = "".join(f"<p class='warn'>Warning: {e(w)}</p>" for w in client["warnings"] + scrape_warnings(res))
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>TableForge load test</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}

@@ -151,19 +151,19 @@ class LoadTest(Simulation, Conductor):
     # ------------------------------------------------------------ the run, in this process
     async def run(self) -> dict[str, Any]:
         async with new_session(len(self.cfg.urls)) as http:
-            await self.open_run(http)
             try:
+                await self.open_run()
                 await self.prepare(http)
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(self.sample(stop, own_lag=True))
                 t0 = time.perf_counter()
-                steady = asyncio.create_task(self.begin_steady(http, t0 + self.cfg.ramp_up))
+                steady = asyncio.create_task(self.begin_steady(t0 + self.cfg.ramp_up))
                 await self.play(http, t0)
                 await steady
-                await self.end_steady(http)
+                await self.end_steady()
                 stop.set()
                 await sampler
                 checked = await self.finish(http)
             finally:
-                self.close_run()
+                await self.close_run()
         return self.result_of(checked)

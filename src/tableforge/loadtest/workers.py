@@ -226,34 +226,33 @@ class MultiLoadTest(Conductor):
                 conn.close()
 
     async def run(self) -> dict[str, Any]:
-        async with new_session(len(self.cfg.urls)) as http:
-            await self.open_run(http)
-            try:
-                self.on_phase(f"setting up in {self.cfg.processes} processes")
-                t = time.perf_counter()
-                self._start()
-                await self._gather("ready")
-                self.setup_seconds = time.perf_counter() - t
-                self._send("go", time.time() + GO_DELAY_S)
-                t0 = time.perf_counter() + GO_DELAY_S
-                self.play_started = t0
-                self.measuring = True
-                stop = asyncio.Event()
-                sampler = asyncio.create_task(self.sample(stop, own_lag=False))
-                steady = asyncio.create_task(self.begin_steady(http, t0 + self.cfg.ramp_up))
-                await asyncio.sleep(GO_DELAY_S)
-                self.on_phase("playing")
-                self.play_seconds = max(await self._gather("drained"))
-                await steady
-                await self.end_steady(http)
-                stop.set()
-                await sampler
-                self.on_phase("checking versions")
-                self._send("finish")
-                results = await self._gather("result")
-            finally:
-                self._stop()
-                self.close_run()
+        try:
+            await self.open_run()
+            self.on_phase(f"setting up in {self.cfg.processes} processes")
+            t = time.perf_counter()
+            self._start()
+            await self._gather("ready")
+            self.setup_seconds = time.perf_counter() - t
+            self._send("go", time.time() + GO_DELAY_S)
+            t0 = time.perf_counter() + GO_DELAY_S
+            self.play_started = t0
+            self.measuring = True
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(self.sample(stop, own_lag=False))
+            steady = asyncio.create_task(self.begin_steady(t0 + self.cfg.ramp_up))
+            await asyncio.sleep(GO_DELAY_S)
+            self.on_phase("playing")
+            self.play_seconds = max(await self._gather("drained"))
+            await steady
+            await self.end_steady()
+            stop.set()
+            await sampler
+            self.on_phase("checking versions")
+            self._send("finish")
+            results = await self._gather("result")
+        finally:
+            self._stop()
+            await self.close_run()
         checked: dict[str, int] = {}
         for r in results:
             self.absorb(r["wire"])
