@@ -12,7 +12,7 @@ import importlib.util
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -41,13 +41,28 @@ def require_loadtest_extra(command: str) -> None:
                     "pip install 'tableforge[loadtest]'")
 
 
+def _cpus(option: str, spec: str | None) -> set[int] | None:
+    """A `taskset -c` CPU list, or exit 2 saying what is wrong with it."""
+    if spec is None:
+        return None
+    from tableforge.loadtest.affinity import PinError, parse_cpus
+
+    try:
+        return parse_cpus(spec)
+    except PinError as exc:
+        raise _fail(f"{option}: {exc}") from None
+
+
 def cluster(
     instances: Annotated[int, typer.Option("--instances", "-k", min=1, max=32, help="How many instances.")] = 2,
     base_port: Annotated[int, typer.Option(min=1024, max=65000, help="First port; the rest follow.")] = 8001,
     log_dir: Annotated[Path | None, typer.Option(help="Instance logs (default: <data dir>/logs).")] = None,
+    pin_server: Annotated[str | None, typer.Option("--pin-server", metavar="CPUS",
+                                                   help="Run the instances on these CPUs (e.g. 1).")] = None,
 ) -> None:
     """Run K scale-out instances on 127.0.0.1 ports P, P+1, … until Ctrl-C or SIGTERM."""
     require_loadtest_extra("cluster")
+    cpus = _cpus("--pin-server", pin_server)
     from pydantic import ValidationError
     from rich.console import Console
 
@@ -72,7 +87,8 @@ def cluster(
         raise _fail("--base-port + --instances runs past port 65535")
     prefix = settings.redis_namespace or None
     runner = ClusterRunner(instances, base_port, log_dir or Path(settings.data_dir) / "logs",
-                           prefix=f"{prefix}-{int(time.time())}" if prefix else None, console=console)
+                           prefix=f"{prefix}-{int(time.time())}" if prefix else None, console=console,
+                           cpus=cpus)
     try:
         code = runner.run()
     except ClusterError as exc:
@@ -97,6 +113,12 @@ def loadtest(
     setup_timeout: Annotated[float, typer.Option(min=5, max=3600,
                                                  help="Cap on registration and room setup (s).")] = 600.0,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when a target fails.")] = False,
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Processes that run the players (rooms are "
+                                           "dealt out whole); the report is one.")] = 1,
+    pin_client: Annotated[str | None, typer.Option("--pin-client", metavar="CPUS",
+                                                   help="Run the load generator on these CPUs (e.g. 0, 0-1).")] = None,
+    pin_server: Annotated[str | None, typer.Option("--pin-server", metavar="CPUS",
+                                                   help="Pin the local instances to these CPUs for the run.")] = None,
 ) -> None:
     """Simulated players against one or more servers; latency, integrity and the plan's targets."""
     require_loadtest_extra("loadtest")
@@ -113,6 +135,9 @@ def loadtest(
         urls.append(u.strip().rstrip("/"))
     if rooms > users:
         raise _fail(f"--rooms ({rooms}) cannot exceed --users ({users}): every room needs a game master")
+    if processes > rooms:
+        raise _fail(f"--processes ({processes}) cannot exceed --rooms ({rooms}): a room's players share a process")
+    client_cpus, server_cpus = _cpus("--pin-client", pin_client), _cpus("--pin-server", pin_server)
     for path in (json_path, report):
         if path is not None and not path.parent.exists():
             raise _fail(f"directory {path.parent} does not exist (for {path})")
@@ -121,35 +146,34 @@ def loadtest(
     from rich.live import Live
     from rich.table import Table
 
+    from tableforge.loadtest.affinity import PinError
     from tableforge.loadtest.probes import Unreachable
     from tableforge.loadtest.report import print_report, write_html, write_json
     from tableforge.loadtest.scenario import LoadConfig, LoadTest, SetupError
+    from tableforge.loadtest.workers import MultiLoadTest, WorkerError
 
     console, out = Console(stderr=True), Console()
     cfg = LoadConfig(urls=urls, users=users, rooms=rooms, duration=duration, ramp_up=ramp_up, seed=seed,
-                     think_time=think_time, admin_token=admin_token, setup_timeout=setup_timeout)
-    lt = LoadTest(cfg)
+                     think_time=think_time, admin_token=admin_token, setup_timeout=setup_timeout,
+                     processes=processes, pin_client=client_cpus, pin_server=server_cpus)
+    lt: LoadTest | MultiLoadTest = LoadTest(cfg) if processes == 1 else MultiLoadTest(cfg)
 
     def status() -> Table:
         t = Table(show_header=False, title="tableforge loadtest")
         t.add_column()
         t.add_column(justify="right")
         elapsed = time.perf_counter() - lt.play_started if lt.play_started else 0.0
+        now = lt.progress()
         t.add_row("phase", lt.phase)
-        t.add_row("elapsed / planned s", f"{elapsed:.0f} / {ramp_up + duration:g}")
-        t.add_row("players online", f"{lt.online()} / {users}")
-        t.add_row("actions", str(sum(lt.actions.values())))
-        t.add_row("errors", str(sum(lt.errors.values())))
-
-        def counted(steady: dict[str, Any], kind: str) -> int:  # ramp-up included
-            ramp = lt.ramp_hist.get(kind)
-            return sum(h.count for h in steady.values()) + (ramp.count if ramp else 0)
-
-        t.add_row("HTTP requests / acks / deliveries", f"{counted(lt.http_hist, 'http')} / "
-                  f"{counted(lt.ack_hist, 'ack')} / {counted(lt.delivery_hist, 'delivery')}")
-        recent = lt.tl_delivery.series()[-2:-1] or lt.tl_delivery.series()[-1:]
-        t.add_row("delivery p95 ms (last second)", f"{recent[0]['p95']:.1f}" if recent else "-")
-        t.add_row("client CPU %", f"{lt.client.cpu[-1]:.0f}" if lt.client.cpu else "-")
+        t.add_row("elapsed / planned s", f"{max(0.0, elapsed):.0f} / {ramp_up + duration:g}")
+        t.add_row("players online", f"{now['online']} / {users}")
+        t.add_row("actions", str(now["actions"]))
+        t.add_row("errors", str(now["errors"]))
+        t.add_row("HTTP requests / acks / deliveries", f"{now['http']} / {now['acks']} / {now['deliveries']}")
+        p95 = now["delivery_p95_ms"]
+        t.add_row("delivery p95 ms (last second)", "-" if p95 is None else f"{p95:.1f}")
+        t.add_row(f"client CPU % ({processes} process{'es' if processes > 1 else ''})",
+                  f"{lt.client.cpu[-1]:.0f}" if lt.client.cpu else "-")
         return t
 
     def set_phase(phase: str) -> None:
@@ -183,6 +207,10 @@ def loadtest(
         raise _fail(f"{exc}. Start one with `tableforge serve` or `tableforge cluster`.") from None
     except SetupError as exc:
         raise _fail(f"setup failed: {exc}", 1) from None
+    except PinError as exc:
+        raise _fail(str(exc)) from None
+    except WorkerError as exc:
+        raise _fail(str(exc), 1) from None
     except TimeoutError:
         raise _fail(f"the run did not finish within {bound:g} s (setup timeout + ramp-up + duration + 120 s)",
                     1) from None

@@ -10,17 +10,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import httpx
-import psutil
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from tableforge.loadtest.affinity import affinity_of, format_cpus
 from tableforge.loadtest.hist import parse_prometheus
+from tableforge.loadtest.meter import TreeMeter
 
 HOST = "127.0.0.1"
 
@@ -46,7 +48,8 @@ class Instance:
     instance_id: str
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    ps: psutil.Process | None = None
+    meter: TreeMeter | None = None
+    cpus: str = "-"
     health: str = "starting"
     connections: str = "-"
     cpu: float = 0.0
@@ -66,7 +69,8 @@ class Instance:
 
 class ClusterRunner:
     def __init__(self, instances: int, base_port: int, log_dir: Path, prefix: str | None = None,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, cpus: set[int] | None = None) -> None:
+        self.cpus = cpus  # --pin-server: every instance (and every thread it starts) runs on these
         self.console = console or Console(stderr=True)
         self.prefix = prefix or f"{socket.gethostname()}-{os.getpid()}"
         self.log_dir = log_dir
@@ -96,11 +100,9 @@ class ClusterRunner:
             log = inst.log_path.open("ab")
             inst.proc = subprocess.Popen(
                 [sys.executable, "-m", "tableforge", "serve", "--host", HOST, "--port", str(inst.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=self._pin())
             log.close()
-            with contextlib.suppress(psutil.Error):
-                inst.ps = psutil.Process(inst.proc.pid)
-                inst.ps.cpu_percent(None)
+            inst.meter = TreeMeter(inst.proc.pid)
         deadline = time.monotonic() + timeout
         waiting = list(self.instances)
         while waiting:
@@ -119,6 +121,14 @@ class ClusterRunner:
                 raise ClusterError(f"instance(s) on port(s) {', '.join(str(i.port) for i in waiting)} did not "
                                    f"become healthy in {timeout:g} s; logs in {self.log_dir}")
             time.sleep(0.2)
+
+    def _pin(self) -> Callable[[], None] | None:
+        """Set in the child before it execs, so the server and every thread it starts inherit the set
+        (this process has no other thread yet: the live table starts after)."""
+        cpus = self.cpus
+        if cpus is None:
+            return None
+        return lambda: os.sched_setaffinity(0, cpus)
 
     def stop(self, timeout: float = 20.0) -> list[int | None]:
         running = [i for i in self.instances if i.proc is not None and i.proc.poll() is None]
@@ -153,20 +163,22 @@ class ClusterRunner:
                 inst.connections = str(int(sum(values.values()))) if values else "?"
             except httpx.HTTPError:
                 inst.health = "down"
-            if inst.ps is not None:
-                with contextlib.suppress(psutil.Error):
-                    procs = [inst.ps, *inst.ps.children(recursive=True)]
-                    inst.cpu = sum(p.cpu_percent(None) for p in procs)
-                    inst.rss_mb = sum(p.memory_info().rss for p in procs) / 2 ** 20
+            if inst.meter is not None and inst.meter.sample():
+                inst.cpu, inst.rss_mb = inst.meter.cpu[-1], inst.meter.rss_mb[-1]
+                inst.meter.cpu.clear()  # the table shows the last second only
+                inst.meter.rss_mb.clear()
+                inst.meter.per_pid.clear()
+                inst.cpus = format_cpus(affinity_of([inst.meter.root]) or ())
 
     def table(self) -> Table:
         t = Table(title=f"TableForge cluster: {len(self.instances)} instance(s) — Ctrl-C or SIGTERM stops them all")
-        for col in ("port", "instance id", "pid", "health", "connections", "RSS MB", "CPU %"):
+        for col in ("port", "instance id", "pid", "health", "connections", "RSS MB", "CPU %", "CPUs"):
             t.add_column(col, justify="right" if col in ("port", "pid", "connections", "RSS MB", "CPU %") else "left")
         for inst in self.instances:
             color = "green" if inst.health == "ok" else "red"
             t.add_row(str(inst.port), inst.instance_id, str(inst.proc.pid if inst.proc else "-"),
-                      f"[{color}]{inst.health}[/{color}]", inst.connections, f"{inst.rss_mb:.0f}", f"{inst.cpu:.0f}")
+                      f"[{color}]{inst.health}[/{color}]", inst.connections, f"{inst.rss_mb:.0f}", f"{inst.cpu:.0f}",
+                      inst.cpus)
         return t
 
     def run(self, refresh_s: float = 1.0, until: float | None = None) -> int:

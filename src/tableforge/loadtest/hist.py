@@ -36,6 +36,21 @@ class Hist:
         return {"n": self.count, **{f"p{q}": round(self.quantile(q), 3) for q in QUANTILES},
                 "max": round(self.h.get_max_value() / 1000, 3), "mean": round(self.h.get_mean_value() / 1000, 3)}
 
+    def encode(self) -> bytes:
+        """The histogram as HdrHistogram's compressed wire form (to send from a worker process)."""
+        return bytes(self.h.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Hist:
+        out = cls()
+        if data:
+            out.h.add(HdrHistogram.decode(data))
+        return out
+
+    def add(self, other: Hist) -> None:
+        if other.count:
+            self.h.add(other.h)
+
     def distribution(self, points: int = 60) -> list[tuple[float, float]]:
         """(percentile, ms) pairs on a log scale of 1/(1-p), for a percentile-distribution chart."""
         out = []
@@ -66,6 +81,30 @@ class Timeline:
             j = self.rng.randrange(n)
             if j < self.cap:
                 bucket[j] = ms
+
+    def merge(self, seconds: dict[int, list[float]], counts: dict[int, int]) -> None:
+        """Add another process's timeline (same `t0`: both count seconds from the start of play).
+        Where the two reservoirs hold more than `cap` samples together, each keeps a share of the
+        cap in proportion to how many latencies it stood for, drawn at random."""
+        for sec, theirs in seconds.items():
+            n_theirs = counts.get(sec, len(theirs))
+            mine, n_mine = self.seconds.get(sec, []), self.counts.get(sec, 0)
+            if len(mine) + len(theirs) > self.cap:
+                keep = round(self.cap * n_mine / max(n_mine + n_theirs, 1))
+                keep = min(len(mine), max(keep, self.cap - len(theirs)))
+                mine = self.rng.sample(mine, keep)
+                theirs = self.rng.sample(theirs, min(len(theirs), self.cap - keep))
+            self.seconds[sec] = [*mine, *theirs]
+            self.counts[sec] = n_mine + n_theirs
+
+    def recent_p95(self) -> float | None:
+        """p95 of the last complete second (the current one while nothing else is there): what the
+        live view shows twice a second, without sorting the whole run."""
+        if not self.seconds:
+            return None
+        last = max(self.seconds)
+        sec = last - 1 if last - 1 in self.seconds else last
+        return pick(sorted(self.seconds[sec]), 0.95)
 
     def series(self) -> list[dict[str, float]]:
         out = []
@@ -188,6 +227,13 @@ def series_quantile(series: Series, q: float) -> float | None:
             return (prev_le + (le - prev_le) * frac) * 1000
         prev_le, prev_c = le, c
     return prev_le * 1000
+
+
+def beyond_last_bucket(series: Series, q: float) -> bool:
+    """The q-th observation fell in the +Inf bucket: `series_quantile` gives the last finite bound,
+    a lower bound of the real value."""
+    finite = [c for le, c in series["buckets"].items() if le != "+Inf"]
+    return series["count"] > 0 and bool(finite) and max(finite) < q * series["count"]
 
 
 def series_summary(series: Series) -> dict[str, float | None]:

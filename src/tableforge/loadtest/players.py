@@ -13,7 +13,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from tableforge.loadtest.hist import Hist
-from tableforge.loadtest.model import DICE, MIX, SEARCH_WORDS, LoadConfig, Player, Room
+from tableforge.loadtest.model import DICE, LATE_KEPT, MIX, SEARCH_WORDS, LoadConfig, Player, Room
 from tableforge.loadtest.recorder import Recorder
 
 
@@ -28,6 +28,17 @@ class Simulation(Recorder):
 
     def online(self) -> int:
         return sum(1 for p in self.players if p.online)
+
+    def progress(self) -> dict[str, Any]:
+        """The live counts `tableforge loadtest` shows while it runs (ramp-up included)."""
+        def counted(steady: dict[str, Hist], kind: str) -> int:
+            ramp = self.ramp_hist.get(kind)
+            return sum(h.count for h in steady.values()) + (ramp.count if ramp else 0)
+
+        return {"online": self.online(), "users": len(self.players), "actions": sum(self.actions.values()),
+                "errors": sum(self.errors.values()), "http": counted(self.http_hist, "http"),
+                "acks": counted(self.ack_hist, "ack"), "deliveries": counted(self.delivery_hist, "delivery"),
+                "delivery_p95_ms": self.tl_delivery.recent_p95()}
 
     # ------------------------------------------------------------ WebSocket
     async def request(self, p: Player, msg: dict[str, Any], kind: str, wait_s: float = 15.0) -> dict[str, Any] | None:
@@ -44,6 +55,9 @@ class Simulation(Recorder):
         except TimeoutError:
             self.unanswered += 1
             self.error(f"ack_timeout:{kind}")
+            if len(p.late) >= LATE_KEPT:
+                p.late.pop(next(iter(p.late)))
+            p.late[mid] = kind
             return None
         except Exception as exc:
             self.error(f"ws_send:{type(exc).__name__}")
@@ -86,6 +100,13 @@ class Simulation(Recorder):
         if isinstance(msg.get("ts"), int | float):
             self.delivery_ts.record(max(0.0, wall_ms - float(msg["ts"])))
 
+    def _late_ack(self, p: Player, kind: str, msg: dict[str, Any]) -> None:
+        """An ack after the client gave up waiting: not a latency sample (the timeout was counted),
+        but its version was delivered to this player (a join's is the snapshot's: not an event)."""
+        self.late_acks += 1
+        if kind != "join" and msg.get("type") == "ack" and isinstance(msg.get("version"), int):
+            p.versions.append(msg["version"])
+
     async def read_loop(self, p: Player, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
@@ -96,8 +117,8 @@ class Simulation(Recorder):
                     fut = p.futures.get(msg["id"])
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
-                    if mtype == "error":
-                        continue
+                    elif fut is None and msg["id"] in p.late:
+                        self._late_ack(p, p.late.pop(msg["id"]), msg)
                     continue
                 if mtype == "error":
                     self.error(f"ws_error:{msg.get('code')}")

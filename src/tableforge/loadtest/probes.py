@@ -3,6 +3,7 @@ stats, and CPU and memory of the server processes (psutil, when they run on this
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import time
@@ -15,6 +16,10 @@ import orjson
 import psutil
 
 from tableforge.loadtest.hist import Series, add_series, counter_delta, hist_delta, median, parse_prometheus
+from tableforge.loadtest.meter import TreeMeter
+
+SCRAPE_TIMEOUT = aiohttp.ClientTimeout(total=20)
+RESET_NAMES = ("process_start_time_seconds",)
 
 
 class Unreachable(Exception):
@@ -46,10 +51,8 @@ class ServerProbe:
     instance_id: str | None = None
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
-    cpu: list[float] = field(default_factory=list)
-    rss_mb: list[float] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
-    _proc: psutil.Process | None = None
+    meter: TreeMeter | None = None
 
     @property
     def port(self) -> int:
@@ -70,13 +73,28 @@ class ServerProbe:
         if status != 200:
             raise Unreachable(f"{self.url}/health answered {status}; is this a TableForge server?")
 
-    async def scrape(self, http: aiohttp.ClientSession) -> dict[str, Any]:
-        try:
-            async with http.get(f"{self.url}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
-                status, body = r.status, await r.read()
-        except (aiohttp.ClientError, TimeoutError):
-            return {"hist": {}, "value": {}}
-        return parse_prometheus(body.decode("utf-8", "replace")) if status == 200 else {"hist": {}, "value": {}}
+    async def scrape(self, http: aiohttp.ClientSession, attempts: int = 2) -> dict[str, Any]:
+        """/metrics parsed, with `took_s` (a busy server answers late: the counters are read when it
+        answers). On failure (after `attempts` tries) an empty scrape with `error` saying why, which
+        the targets read from this instance report instead of a bare n/a."""
+        error = ""
+        t = time.perf_counter()
+        for attempt in range(attempts):
+            try:
+                async with http.get(f"{self.url}/metrics", timeout=SCRAPE_TIMEOUT) as r:
+                    status, body = r.status, await r.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}"
+                if isinstance(exc, TimeoutError):
+                    error = f"no answer within {SCRAPE_TIMEOUT.total:g} s"
+            else:
+                if status == 200:
+                    return {**parse_prometheus(body.decode("utf-8", "replace")),
+                            "took_s": round(time.perf_counter() - t, 3)}
+                error = f"HTTP {status}"
+            if attempt + 1 < attempts:
+                await asyncio.sleep(0.5)
+        return {"hist": {}, "value": {}, "error": f"GET {self.url}/metrics failed {attempts} times ({error})"}
 
     async def admin_stats(self, http: aiohttp.ClientSession) -> dict[str, Any] | None:
         if not self.admin_token:
@@ -91,30 +109,64 @@ class ServerProbe:
         return None
 
     def find_process(self) -> None:
+        """The instance's process, when it runs on this machine (found by its listening port)."""
+        if self.meter is not None:
+            return
         if self.pid is None and self.local:
             self.pid = pid_listening_on(self.port)
         if self.pid is not None:
-            with contextlib.suppress(psutil.Error):
-                self._proc = psutil.Process(self.pid)
-                self._proc.cpu_percent(None)
+            self.meter = TreeMeter(self.pid)
 
     def sample(self) -> None:
-        if self._proc is None:
-            return
-        try:
-            procs = [self._proc, *self._proc.children(recursive=True)]
-            cpu = sum(p.cpu_percent(None) for p in procs)
-            rss = sum(p.memory_info().rss for p in procs)
-        except psutil.Error:
-            return
-        self.cpu.append(cpu)
-        self.rss_mb.append(rss / 2 ** 20)
+        if self.meter is not None:
+            self.meter.sample()
+
+    @property
+    def cpu(self) -> list[float]:
+        return self.meter.cpu if self.meter else []
+
+    @property
+    def rss_mb(self) -> list[float]:
+        return self.meter.rss_mb if self.meter else []
+
+    def process_note(self) -> str | None:
+        """Why this instance's CPU and memory were not sampled (None when they were)."""
+        if self.cpu:
+            return None
+        if self.meter is not None:
+            return f"{self.url}: {self.meter.lost or 'no sample taken (the steady phase ended first)'}"
+        if not self.local:
+            return f"{self.url} is not on this machine: its process cannot be measured from here"
+        return (f"no process this user can see listens on port {self.port} (another user's, or in a "
+                "container): its CPU and memory cannot be read")
+
+    def unreadable(self) -> str | None:
+        """Why this instance's /metrics deltas over the steady phase mean nothing (None when they do)."""
+        for moment, scraped in (("start", self.before), ("end", self.after)):
+            if not scraped:
+                return f"{self.url}/metrics was not scraped at the {moment} of the steady phase"
+            if scraped.get("error"):
+                return f"{scraped['error']} at the {moment} of the steady phase"
+        started = [s.get("value", {}).get("process_start_time_seconds", {}) for s in (self.before, self.after)]
+        if started[0] and started[1] and started[0] != started[1]:
+            return f"{self.url} restarted during the steady phase (its process start time changed)"
+        before = self.before.get("value", {})
+        for name, series in self.after.get("value", {}).items():
+            if name.endswith(("_total", "_count")):
+                old = before.get(name, {})
+                if any(v < old.get(k, 0.0) for k, v in series.items()):
+                    return f"{self.url} restarted during the steady phase ({name} went backwards)"
+        return None
 
     # -- deltas over the run
     def hist(self, name: str, match: dict[str, str] | None = None) -> Series:
+        if self.unreadable():
+            return {"buckets": {}, "sum": 0.0, "count": 0.0}
         return hist_delta(self.before.get("hist", {}).get(name, {}), self.after.get("hist", {}).get(name, {}), match)
 
     def counter(self, name: str, match: dict[str, str] | None = None) -> float:
+        if self.unreadable():
+            return 0.0
         return counter_delta(self.before.get("value", {}).get(name, {}), self.after.get("value", {}).get(name, {}),
                              match)
 
@@ -129,7 +181,8 @@ class ServerProbe:
         return {"url": self.url, "pid": self.pid, "instance_id": self.instance_id,
                 "cpu_pct_median": round(median(self.cpu), 1), "cpu_pct_max": round(max(self.cpu, default=0.0), 1),
                 "rss_mb_median": round(median(self.rss_mb), 1), "rss_mb_max": round(max(self.rss_mb, default=0.0), 1),
-                "samples": len(self.cpu)}
+                "samples": len(self.cpu), "not_measured": self.process_note(),
+                "metrics_scrape_s": {"start": self.before.get("took_s"), "end": self.after.get("took_s")}}
 
 
 def merged(probes: list[ServerProbe], name: str, match: dict[str, str] | None = None) -> Series:
@@ -137,32 +190,3 @@ def merged(probes: list[ServerProbe], name: str, match: dict[str, str] | None = 
     for p in probes:
         out = add_series(out, p.hist(name, match))
     return out
-
-
-class ClientMeter:
-    """The load generator's own cost: CPU of this process and event-loop lag."""
-
-    def __init__(self) -> None:
-        self.proc = psutil.Process()
-        self.proc.cpu_percent(None)
-        self.cpu: list[float] = []
-        self.loop_lag_ms: list[float] = []
-        self.cores = psutil.cpu_count() or 1
-        self.machine_cpu: list[float] = []
-        psutil.cpu_percent(None)
-
-    def sample(self, lag_ms: float) -> None:
-        self.cpu.append(self.proc.cpu_percent(None))
-        self.machine_cpu.append(psutil.cpu_percent(None))
-        self.loop_lag_ms.append(lag_ms)
-
-    def summary(self) -> dict[str, Any]:
-        return {"cpu_pct_median": round(median(self.cpu), 1), "cpu_pct_max": round(max(self.cpu, default=0.0), 1),
-                "loop_lag_ms_median": round(median(self.loop_lag_ms), 1),
-                "loop_lag_ms_max": round(max(self.loop_lag_ms, default=0.0), 1),
-                "machine_cpu_pct_median": round(median(self.machine_cpu), 1), "cores": self.cores,
-                "saturated": median(self.cpu) > 85 or median(self.loop_lag_ms) > 50}
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -13,9 +13,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tableforge.loadtest.affinity import Pinning
 from tableforge.loadtest.hist import Hist, Timeline
+from tableforge.loadtest.meter import ClientMeter
 from tableforge.loadtest.model import LoadConfig, Player
-from tableforge.loadtest.probes import ClientMeter, ServerProbe
+from tableforge.loadtest.probes import ServerProbe
 
 HTTP_CONCURRENCY = 32  # pooled keep-alive connections per server URL
 SETUP_TIMEOUT = aiohttp.ClientTimeout(total=60)
@@ -60,7 +62,10 @@ class Recorder:
     def __init__(self, cfg: LoadConfig) -> None:
         self.cfg = cfg
         self.probes = [ServerProbe(u, cfg.admin_token) for u in cfg.urls]
-        self.client = ClientMeter()
+        self.client = ClientMeter(players=max(1, cfg.processes))
+        self.pinning = Pinning(cfg.pin_client, cfg.pin_server)
+        self.players_joined = 0  # players whose first join was acked (set when play ends)
+        self.players_per_process = [cfg.users]
         self.measuring = False  # play (ramp-up and steady phase): integrity and timelines
         self.steady = False  # the steady phase, after the ramp-up: the histograms the targets read
         self.t0 = time.perf_counter()
@@ -77,6 +82,7 @@ class Recorder:
         self.errors: dict[str, int] = {}
         self.actions: dict[str, int] = {}
         self.unanswered = 0
+        self.late_acks = 0  # acks that came after the client's wait (see Simulation._late_ack)
         self.reconnects = 0
         self.resyncs_by_snapshot = 0
         self.setup_seconds = 0.0
@@ -84,6 +90,42 @@ class Recorder:
         self.play_seconds = 0.0
         self.steady_started = 0.0
         self.steady_seconds = 0.0
+
+    # ------------------------------------------------------------ one report from several processes
+    HIST_GROUPS = ("http_hist", "setup_hist", "ramp_hist", "ack_hist", "delivery_hist")
+    TIMELINES = ("tl_http", "tl_ack", "tl_delivery")
+    COUNTS = ("unanswered", "late_acks", "reconnects", "resyncs_by_snapshot", "players_joined")
+
+    def to_wire(self) -> dict[str, Any]:
+        """What a worker process measured, as plain picklable data (histograms in HdrHistogram's
+        compressed form); the coordinator `absorb`s every worker's into one report."""
+        return {
+            "hists": {g: {k: h.encode() for k, h in getattr(self, g).items()} for g in self.HIST_GROUPS},
+            "delivery_ts": self.delivery_ts.encode(),
+            "timelines": {t: (getattr(self, t).seconds, getattr(self, t).counts) for t in self.TIMELINES},
+            "errors": self.errors, "actions": self.actions, "counts": {c: getattr(self, c) for c in self.COUNTS},
+            "loop_lag_ms": self.client.loop_lag_ms,
+        }
+
+    def absorb(self, wire: dict[str, Any]) -> None:
+        for group, hists in wire["hists"].items():
+            mine = getattr(self, group)
+            for key, data in hists.items():
+                mine.setdefault(key, Hist()).add(Hist.decode(data))
+        self.delivery_ts.add(Hist.decode(wire["delivery_ts"]))
+        for name, (seconds, counts) in wire["timelines"].items():
+            getattr(self, name).merge(seconds, counts)
+        for target, source in ((self.errors, wire["errors"]), (self.actions, wire["actions"])):
+            for key, n in source.items():
+                target[key] = target.get(key, 0) + n
+        for name, n in wire["counts"].items():
+            setattr(self, name, getattr(self, name) + n)
+        self.client.loop_lag_ms.extend(wire["loop_lag_ms"])
+
+    def start_timelines(self, t0: float) -> None:
+        """Timelines count seconds from the start of play (`t0`, this process's clock)."""
+        for name in self.TIMELINES:
+            getattr(self, name).t0 = t0
 
     # ------------------------------------------------------------ bookkeeping
     def error(self, code: str) -> None:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from tableforge.loadtest.hist import Hist, Series, add_series, series_quantile, series_summary
+from tableforge.loadtest.hist import Hist, Series, add_series, beyond_last_bucket, series_quantile, series_summary
 from tableforge.loadtest.probes import ServerProbe, merged
+from tableforge.loadtest.reasons import LOOKUP_METRIC, target_reason, unread_instances
 
 if TYPE_CHECKING:
     from tableforge.loadtest.recorder import Recorder
@@ -40,9 +41,6 @@ def merge(hists: list[Hist]) -> Hist:
         if h.count:
             out.h.add(h.h)
     return out
-
-
-LOOKUP_METRIC = "tableforge_cache_lookup_seconds"
 
 
 def _cache_metrics(probes: list[ServerProbe]) -> dict[str, Any]:
@@ -111,7 +109,8 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
         "api_p95_ms": (http_all.quantile(95) if http_all.count else None,
                        f"client, {http_all.count} HTTP requests during play"),
         "database_p95_ms": (series_quantile(db, 0.95),
-                            "server /metrics: db_transaction + db_query seconds, bucket deltas"),
+                            "server /metrics: db_transaction + db_query seconds, bucket deltas"
+                            + (" (above the last bucket: a lower bound)" if beyond_last_bucket(db, 0.95) else "")),
         "cache_p95_ms": (cache_p95, cache_src),
         "delivery_p95_ms": (delivery_all.quantile(95) if delivery_all.count else None,
                             "client: send → each other member's receipt, all event kinds"),
@@ -123,18 +122,27 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
                     "busiest instance's median CPU % during play (100 = one core, psutil)"),
     }
     targets = []
+    left_out = unread_instances(probes)  # instances whose /metrics deltas mean nothing
+    server_read = {"database_p95_ms", "cache_hit_rate_pct"} | ({"cache_p95_ms"} if cache["lookup_latency"] else set())
     for name, key, threshold, op, unit in TARGETS:
         value, source = measured[key]
         ok = None if value is None else (value < threshold if op == "<" else value > threshold)
+        reason = target_reason(key, lt, cache_client.count) if value is None else None
+        if value is not None and left_out and key in server_read:
+            source += f" (instances left out: {left_out})"
         targets.append({"name": name, "key": key, "target": f"{op} {threshold:g} {unit}", "threshold": threshold,
                         "op": op, "unit": unit, "measured": None if value is None else round(value, 2),
-                        "pass": ok, "source": source})
+                        "pass": ok, "source": source, "reason": reason})
     errors_total = sum(lt.errors.values())
     return {
         "tool": "tableforge loadtest",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": {"urls": cfg.urls, "users": cfg.users, "rooms": cfg.rooms, "duration": cfg.duration,
-                   "ramp_up": cfg.ramp_up, "seed": cfg.seed, "think_time": cfg.think_time},
+                   "ramp_up": cfg.ramp_up, "seed": cfg.seed, "think_time": cfg.think_time,
+                   "processes": max(1, cfg.processes)},
+        "players": {"users": cfg.users, "joined": lt.players_joined, "processes": max(1, cfg.processes),
+                    "per_process": lt.players_per_process},
+        "pinning": lt.pinning.report(),
         "setup_seconds": round(lt.setup_seconds, 2), "play_seconds": round(lt.play_seconds, 2),
         "steady_seconds": round(lt.steady_seconds, 2),
         "actions": dict(sorted(lt.actions.items())), "actions_per_s": round(sum(lt.actions.values()) / elapsed, 1),
@@ -146,7 +154,8 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
         "ramp_up": {kind: h.summary() for kind, h in sorted(lt.ramp_hist.items())},
         "deliveries_per_s": round(delivery_all.count / max(lt.steady_seconds, 1e-9), 1),
         "integrity": integrity, "reconnects": lt.reconnects, "resyncs_by_snapshot": lt.resyncs_by_snapshot,
-        "unanswered": lt.unanswered, "errors": dict(sorted(lt.errors.items())), "errors_total": errors_total,
+        "unanswered": lt.unanswered, "late_acks": lt.late_acks, "errors": dict(sorted(lt.errors.items())),
+        "errors_total": errors_total,
         "server": {"database_ms": series_summary(db),
                    "delivery_fanout_ms": series_summary(merged(probes, "tableforge_delivery_seconds")),
                    "http_ms": series_summary(merged(probes, "tableforge_http_request_seconds")),
@@ -196,9 +205,13 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     client = res["client"]
     info.add_row("lost / duplicate events (versions checked)",
                  f"{integ['lost']} / {integ['duplicates']} ({integ['versions_checked']})")
+    if integ.get("offline_at_end"):
+        info.add_row("players offline at the end (versions after their last one not checked)",
+                     f"{integ['offline_at_end']} ({integ['versions_not_checked']})")
     info.add_row("actions (per s)", f"{sum(res['actions'].values())} ({res['actions_per_s']})")
     info.add_row("deliveries per s", str(res["deliveries_per_s"]))
     info.add_row("reconnects (resynced by snapshot)", f"{res['reconnects']} ({res['resyncs_by_snapshot']})")
+    info.add_row("acks not within the wait / of them late", f"{res['unanswered']} / {res['late_acks']}")
     info.add_row("errors", ", ".join(f"{k} x{v}" for k, v in res["errors"].items()) or "0")
     info.add_row("server db p50/p95/p99 ms", " / ".join(_fmt(srv["database_ms"][k]) for k in ("p50", "p95", "p99")))
     info.add_row("server fan-out p95 ms", _fmt(srv["delivery_fanout_ms"]["p95"]))
@@ -209,24 +222,44 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     for inst in srv["instances"]:
         info.add_row(f"instance {inst['url']} (pid {inst['pid'] or '?'}) CPU % / RSS MB",
                      f"{inst['cpu_pct_median']:.0f} (max {inst['cpu_pct_max']:.0f}) / {inst['rss_mb_max']:.0f}"
-                     if inst["samples"] else "not local: n/a")
-    info.add_row("client CPU % median / max (100 = one core)", f"{client['cpu_pct_median']:.0f} / "
-                 f"{client['cpu_pct_max']:.0f}")
+                     if inst["samples"] else f"n/a: {inst['not_measured']}")
+    players = res["players"]
+    info.add_row("players joined / users (per process)",
+                 f"{players['joined']} / {players['users']} ({' + '.join(map(str, players['per_process']))})")
+    cores = min(client["players_processes"], client["usable_cores"])
+    info.add_row(f"client CPU % median / max, {client['players_processes']} playing process(es) "
+                 "(100 = one core)", f"{client['cpu_pct_median']:.0f} / {client['cpu_pct_max']:.0f} "
+                 f"({client['cpu_share_of_usable_pct']:.0f} % of {cores} usable core(s))")
+    pin = res["pinning"]
+    info.add_row("pinned apart (client CPUs / instance CPUs)",
+                 f"{'yes' if pin['pinned'] else 'no'} ({pin['client_affinity'] or '?'} / "
+                 f"{', '.join(v or '?' for v in pin['server_affinity'].values()) or '?'})")
     info.add_row("client event-loop lag ms median / max", f"{client['loop_lag_ms_median']} / "
                  f"{client['loop_lag_ms_max']}")
     info.add_row("machine CPU % median", f"{client['machine_cpu_pct_median']:.0f} of {client['cores']} cores")
     console.print(info)
-    if client["saturated"]:
-        console.print("[yellow]the load generator itself was saturated (CPU or event-loop lag): "
-                      "latencies are upper bounds; use fewer users per client[/yellow]")
+    for warning in client["warnings"] + scrape_warnings(res):
+        console.print(f"[yellow]warning: {warning}[/yellow]")
 
     tgt = Table(title="targets")
     for col in ("target", "goal", "measured", "result", "source"):
         tgt.add_column(col, justify="right" if col in ("goal", "measured") else "left")
     for t in res["targets"]:
         verdict = {True: "[green]pass[/green]", False: "[red]fail[/red]"}.get(t["pass"], "[yellow]n/a[/yellow]")
-        tgt.add_row(t["name"], t["target"], _fmt(t["measured"], " " + t["unit"]), verdict, t["source"])
+        source = t["source"] if t["reason"] is None else f"[yellow]not read: {t['reason']}[/yellow]"
+        tgt.add_row(t["name"], t["target"], _fmt(t["measured"], " " + t["unit"]), verdict, source)
     console.print(tgt)
+
+
+def scrape_warnings(res: dict[str, Any], slow_s: float = 1.0) -> list[str]:
+    """A /metrics answer that took long moves the server-side baseline (or end) by that much."""
+    out = []
+    for inst in res["server"]["instances"]:
+        for moment, took in (inst.get("metrics_scrape_s") or {}).items():
+            if took is not None and took > slow_s:
+                out.append(f"{inst['url']}/metrics took {took:.1f} s to answer at the {moment} of the steady phase: "
+                           "the server-side figures cover the steady phase that much shifted")
+    return out
 
 
 def write_json(res: dict[str, Any], path: Path) -> None:
@@ -256,7 +289,8 @@ def charts(res: dict[str, Any]) -> list[tuple[str, str]]:
     ax.set_ylabel("ms")
     ax.set_yscale("symlog", linthresh=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=3)
+    if ax.get_legend_handles_labels()[0]:  # a run with nothing timed draws empty axes, without a legend
+        ax.legend(fontsize=8, ncol=3)
     out.append(("Latency over time (per second)", _png(fig)))
     plt.close(fig)
 
@@ -271,7 +305,8 @@ def charts(res: dict[str, Any]) -> list[tuple[str, str]]:
     ax.set_xlabel("percentile")
     ax.set_ylabel("ms")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     out.append(("Latency distribution (HDR histograms)", _png(fig)))
     plt.close(fig)
 
@@ -292,9 +327,11 @@ def charts(res: dict[str, Any]) -> list[tuple[str, str]]:
 def write_html(res: dict[str, Any], path: Path) -> None:
     e = html.escape
     rows = "".join(
-        f"<tr class='{'ok' if t['pass'] else 'bad'}'><td>{e(t['name'])}</td><td>{e(t['target'])}</td>"
+        f"<tr class='{ {True: 'ok', False: 'bad'}.get(t['pass'], 'na')}'><td>{e(t['name'])}</td>"
+        f"<td>{e(t['target'])}</td>"
         f"<td>{_fmt(t['measured'], ' ' + t['unit'])}</td><td>{ {True: 'pass', False: 'fail'}.get(t['pass'], 'n/a')}"
-        f"</td><td>{e(t['source'])}</td></tr>" for t in res["targets"])
+        f"</td><td>{e(t['source']) if t['reason'] is None else '<b>not read:</b> ' + e(t['reason'])}</td></tr>"
+        for t in res["targets"])
 
     def lat_rows(group: dict[str, Any], prefix: str) -> str:
         return "".join(f"<tr><td>{e(prefix + k)}</td><td>{s['n']}</td>" + "".join(
@@ -304,19 +341,28 @@ def write_html(res: dict[str, Any], path: Path) -> None:
                    for title, b64 in charts(res))
     c, integ, client = res["config"], res["integrity"], res["client"]
     inst = "".join(f"<tr><td>{e(i['url'])}</td><td>{i['pid'] or '?'}</td><td>{i['cpu_pct_median']}</td>"
-                   f"<td>{i['cpu_pct_max']}</td><td>{i['rss_mb_max']}</td></tr>" for i in res["server"]["instances"])
+                   f"<td>{i['cpu_pct_max']}</td><td>{i['rss_mb_max']}</td></tr>" if i["samples"] else
+                   f"<tr><td>{e(i['url'])}</td><td colspan='4'>not measured: {e(i['not_measured'] or '')}</td></tr>"
+                   for i in res["server"]["instances"])
+    warnings = "".join(f"<p class='warn'>Warning: {e(w)}</p>" for w in client["warnings"] + scrape_warnings(res))
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>TableForge load test</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
-tr.ok td:nth-child(4){{color:#080}}tr.bad td:nth-child(4){{color:#c00;font-weight:bold}}img{{max-width:100%}}</style>
+tr.ok td:nth-child(4){{color:#080}}
+.warn{{color:#a60}}tr.bad td:nth-child(4){{color:#c00;font-weight:bold}}img{{max-width:100%}}</style>
 </head><body><h1>TableForge load test</h1>
 <p>{e(res['date'])}: {c['users']} users, {c['rooms']} rooms, {c['duration']:g} s (+{c['ramp_up']:g} s ramp-up),
 seed {c['seed']}, against {e(', '.join(c['urls']))}.</p>
 <h2>Targets</h2><table><tr><th>target</th><th>goal</th><th>measured</th><th>result</th><th>source</th></tr>{rows}</table>
-<p>Lost events: {integ['lost']}, duplicates: {integ['duplicates']} (of {integ['versions_checked']} versions checked);
+<p>Lost events: {integ['lost']}, duplicates: {integ['duplicates']} (of {integ['versions_checked']} versions checked;
+{integ.get('offline_at_end', 0)} players offline at the end, {integ.get('versions_not_checked', 0)} versions after
+their last one not checked);
 errors: {res['errors_total']}; reconnects: {res['reconnects']}.
-Client CPU median {client['cpu_pct_median']} % (max {client['cpu_pct_max']} %), event-loop lag median
-{client['loop_lag_ms_median']} ms{' — <b>the load generator was saturated</b>' if client['saturated'] else ''}.</p>
+Players joined: {res['players']['joined']} of {res['players']['users']} in {res['players']['processes']}
+process(es). Client CPU median {client['cpu_pct_median']} % (max {client['cpu_pct_max']} %, all its processes;
+{client['cpu_share_of_usable_pct']} % of the cores it can use), event-loop lag median
+{client['loop_lag_ms_median']} ms. Pinned apart from the instances: {'yes' if res['pinning']['pinned'] else 'no'}
+(client CPUs {e(str(res['pinning']['client_affinity']))}).</p>{warnings}
 <h2>Latency (ms)</h2><table><tr><th>series</th><th>n</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>
 {lat_rows(res['http'], 'HTTP ')}{lat_rows(res['ack'], 'ack ')}{lat_rows(res['delivery'], 'delivery ')}</table>
 <h2>Instances</h2><table><tr><th>url</th><th>pid</th><th>CPU % median</th><th>CPU % max</th><th>RSS MB max</th></tr>

@@ -10,46 +10,51 @@ its actions one after another with an exponential think time between them:
   downloads (half revalidated with `If-None-Match`);
 - reconnect: close the socket, wait a little, reconnect and `join` with `since` = the last version seen.
 
-Delivery latency is the sender's send time → each other member's receipt (one clock: one process).
+Delivery latency is the sender's send time → each other member's receipt (one clock: a room's
+players always play in one process, also with `--processes`).
 Lost / duplicate events come from room versions: every socket must see every version from its first
 join to the room's final version, through events, its own acks and the `since` replays."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import aiohttp
 
+from tableforge.loadtest.conductor import Conductor
 from tableforge.loadtest.model import PASSWORD, LoadConfig, Player, Room, SetupError, integrity, tiny_png
 from tableforge.loadtest.players import Simulation
 from tableforge.loadtest.recorder import HttpResult, new_session
-from tableforge.loadtest.report import build_result
 
 __all__ = ["HttpResult", "LoadConfig", "LoadTest", "SetupError", "new_session"]
 
 SETUP_CONCURRENCY = 16
+ACK_DRAIN_MAX_S = 30.0  # the longest wait at the end for acks the client stopped waiting for
 
 
-class LoadTest(Simulation):
-    """One run: setup over HTTP, the ramped-up play, the steady phase's baseline, the final checks."""
+class LoadTest(Simulation, Conductor):
+    """One run: setup over HTTP, the ramped-up play, the steady phase's baseline, the final checks.
 
-    def __init__(self, cfg: LoadConfig, on_phase: Callable[[str], None] | None = None) -> None:
-        self.rng = random.Random(cfg.seed)
+    `rooms_subset` keeps only those rooms and their players (a worker process of `--processes`);
+    `tag` names the accounts (one tag for all the workers of a run)."""
+
+    def __init__(self, cfg: LoadConfig, on_phase: Callable[[str], None] | None = None,
+                 rooms_subset: Collection[int] | None = None, tag: str | None = None) -> None:
         self.on_phase = on_phase or (lambda _p: None)
-        tag = uuid.uuid4().hex[:6]
-        rooms = [Room(i) for i in range(cfg.rooms)]
+        tag = tag or uuid.uuid4().hex[:6]
+        rooms = [Room(i) for i in range(cfg.rooms) if rooms_subset is None or i in rooms_subset]
+        by_index = {r.index: r for r in rooms}
         n_urls = len(cfg.urls)
         players = [
-            Player(i, f"lt{tag}_{i}", rooms[i % cfg.rooms], cfg.urls[(i // cfg.rooms + i % cfg.rooms) % n_urls],
+            Player(i, f"lt{tag}_{i}", by_index[i % cfg.rooms], cfg.urls[(i // cfg.rooms + i % cfg.rooms) % n_urls],
                    random.Random(cfg.seed * 1_000_003 + i))
-            for i in range(cfg.users)
+            for i in range(cfg.users) if i % cfg.rooms in by_index
         ]
         super().__init__(cfg, players, rooms)
         self.phase = "starting"
@@ -74,7 +79,7 @@ class LoadTest(Simulation):
 
         self.on_phase("registering players")
         await asyncio.gather(*(register(p) for p in self.players))
-        gms = self.players[: self.cfg.rooms]
+        gms = [p for p in self.players if p.index < self.cfg.rooms]  # player r is room r's GM
 
         async def make_room(gm: Player) -> None:
             room = gm.room
@@ -92,99 +97,80 @@ class LoadTest(Simulation):
             await need("POST", "/api/rooms/join", "/api/rooms/join", p, json={"invite_code": p.room.invite_code})
 
         self.on_phase("joining rooms")
-        await asyncio.gather(*(join(p) for p in self.players[self.cfg.rooms:]))
+        await asyncio.gather(*(join(p) for p in self.players if p.index >= self.cfg.rooms))
         body = await need("GET", "/api/systems?limit=50", "/api/systems", None)
         self.systems = [s["id"] for s in body.get("systems", [])]
         self.setup_seconds = time.perf_counter() - t
 
     # ------------------------------------------------------------ the phases
-    async def sample(self, stop: asyncio.Event) -> None:
-        for probe in self.probes:
-            probe.find_process()
-        expected = time.perf_counter() + 1.0
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, expected - time.perf_counter()))
-            lag = max(0.0, time.perf_counter() - expected) * 1000
-            expected = time.perf_counter() + 1.0
-            if not self.steady:
-                continue
-            self.client.sample(lag)
-            for probe in self.probes:
-                probe.sample()
+    async def prepare(self, http: aiohttp.ClientSession) -> None:
+        await asyncio.wait_for(self.setup(http), self.cfg.setup_timeout)
+        # Everything set up so far (players, sockets, histograms) lives until the end: out of the
+        # collector's generations, full collections stop re-scanning it. Measured: without this,
+        # the generator's own gen-2 pauses showed up as 40-60 ms delivery spikes every few seconds
+        # while the server's event loop lag stayed under 2 ms.
+        gc.collect()
+        gc.freeze()
 
-    async def _scrape(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
-        """/metrics of every server (and the admin stats, kept), scraped at the same moment."""
-        scraped = []
-        for probe in self.probes:
-            scraped.append(await probe.scrape(http))
-            stats = await probe.admin_stats(http)
-            if stats:
-                probe.stats = stats
-        return scraped
+    async def play(self, http: aiohttp.ClientSession, t0: float) -> None:
+        """The players arrive over the ramp-up from `t0` (this process's clock) and play until
+        the steady phase ends; then the last fan-out drains."""
+        stop = asyncio.Event()
+        pruner = asyncio.create_task(self.prune_sent(stop))
+        self.measuring = True
+        self.start_timelines(t0)
+        self.play_started = t0
+        self.on_phase("playing")
+        stop_at = t0 + self.cfg.ramp_up + self.cfg.duration
+        n = len(self.players)
+        lives = [self.player_life(p, http, t0 + self.cfg.ramp_up * i / n, stop_at)
+                 for i, p in enumerate(sorted(self.players, key=lambda q: q.rng.random()))]
+        await asyncio.gather(*lives)
+        self.play_seconds = time.perf_counter() - t0
+        self.on_phase("draining")
+        await asyncio.sleep(1.5)  # let the last fan-out arrive
+        stop.set()
+        await pruner
 
-    async def _begin_steady(self, http: aiohttp.ClientSession, at: float) -> None:
-        """At the end of the ramp-up: the servers' counters as they are now (the steady phase's
-        baseline), then switch the client's histograms over."""
-        await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        for probe, scraped in zip(self.probes, await self._scrape(http), strict=True):
-            probe.before = scraped
-        self.steady = True
-        self.steady_started = time.perf_counter()
+    async def finish(self, http: aiohttp.ClientSession) -> dict[str, int]:
+        """The rooms' versions once play has gone quiet, before the sockets close (their
+        `player.left` events come after, and nobody is left to see them); then the integrity check."""
+        self.on_phase("checking versions")
+        # An ack still on its way (the client stopped waiting, the server is behind) carries a
+        # version that belongs in the check: wait for the connected players' ones, within a bound.
+        for _ in range(int(ACK_DRAIN_MAX_S / 0.2)):
+            if not any(p.online and (p.late or p.futures) for p in self.players):
+                break
+            await asyncio.sleep(0.2)
+        gm_of = {p.room.index: p for p in self.players if p.index < self.cfg.rooms}
+        for room in self.rooms:
+            gm = gm_of[room.index]
+            r = await self.http(http, "GET", f"{gm.url}/api/rooms/{room.id}", "/api/rooms/{id}", gm, setup=True)
+            if r is not None and r.status == 200:
+                room.final_version = int(r.json()["room"]["version"])
+        for p in self.players:
+            p.online_at_end = p.online
+        await asyncio.sleep(0.5)
+        await asyncio.gather(*(self.disconnect(p) for p in self.players))
+        self.players_joined = sum(1 for p in self.players if p.first_version is not None)
+        return integrity(self.players)
 
-    # ------------------------------------------------------------ the run
+    # ------------------------------------------------------------ the run, in this process
     async def run(self) -> dict[str, Any]:
         async with new_session(len(self.cfg.urls)) as http:
-            for probe in self.probes:
-                await probe.check(http)
-            await asyncio.wait_for(self.setup(http), self.cfg.setup_timeout)
-            # Everything set up so far (players, sockets, histograms) lives until the end: out of the
-            # collector's generations, full collections stop re-scanning it. Measured: without this,
-            # the generator's own gen-2 pauses showed up as 40-60 ms delivery spikes every few seconds
-            # while the server's event loop lag stayed under 2 ms.
-            gc.collect()
-            gc.freeze()
-            stop = asyncio.Event()
-            sampler = asyncio.create_task(self.sample(stop))
-            pruner = asyncio.create_task(self.prune_sent(stop))
-            self.measuring = True
-            self.on_phase("playing")
-            t0 = self.play_started = time.perf_counter()
-            steady = asyncio.create_task(self._begin_steady(http, t0 + self.cfg.ramp_up))
-            stop_at = t0 + self.cfg.ramp_up + self.cfg.duration
-            n = len(self.players)
-            lives = [self.player_life(p, http, t0 + self.cfg.ramp_up * i / n, stop_at)
-                     for i, p in enumerate(sorted(self.players, key=lambda q: q.rng.random()))]
-            await asyncio.gather(*lives)
-            self.play_seconds = time.perf_counter() - t0
-            self.on_phase("draining")
-            await asyncio.sleep(1.5)  # let the last fan-out arrive
-            await steady
-            self.measuring = self.steady = False
-            self.steady_seconds = time.perf_counter() - self.steady_started
-            stop.set()
-            await asyncio.gather(sampler, pruner)
-            for probe, scraped in zip(self.probes, await self._scrape(http), strict=True):
-                probe.after = scraped
-            # the rooms' versions once play has gone quiet, before the sockets close (their
-            # `player.left` events come after, and nobody is left to see them)
-            self.on_phase("checking versions")
-            gm_of = {p.room.index: p for p in self.players[: self.cfg.rooms]}
-            for room in self.rooms:
-                gm = gm_of[room.index]
-                r = await self.http(http, "GET", f"{gm.url}/api/rooms/{room.id}", "/api/rooms/{id}", gm, setup=True)
-                if r is not None and r.status == 200:
-                    room.final_version = int(r.json()["room"]["version"])
-            await asyncio.sleep(0.5)
-            await asyncio.gather(*(self.disconnect(p) for p in self.players))
-            self._attach_pids_from_stats()
-        return self.result()
-
-    def _attach_pids_from_stats(self) -> None:
-        for probe in self.probes:
-            for inst in probe.stats.get("instances", []):
-                if probe.pid is not None and inst.get("pid") == probe.pid:
-                    probe.instance_id = inst.get("instance_id")
-
-    def result(self) -> dict[str, Any]:
-        return build_result(self, integrity(self.players))
+            try:
+                await self.open_run()
+                await self.prepare(http)
+                stop = asyncio.Event()
+                sampler = asyncio.create_task(self.sample(stop, own_lag=True))
+                t0 = time.perf_counter()
+                steady = asyncio.create_task(self.begin_steady(t0 + self.cfg.ramp_up))
+                await self.play(http, t0)
+                await steady
+                await self.end_steady()
+                stop.set()
+                await sampler
+                checked = await self.finish(http)
+            finally:
+                await self.close_run()
+        return self.result_of(checked)

@@ -1,0 +1,288 @@
+"""Capacity of one instance under `tableforge loadtest` (issue 17), optionally with a py-spy profile
+of the instance during the steady phase.
+
+Run: .venv/bin/python bench/bench_capacity.py --mode scaleout|embedded [--users 1000 --rooms 200
+     --duration 30 --ramp-up 10] [--processes N] [--pin-client CPUS --pin-server CPUS]
+     [--profile SECONDS] [--runs R] [--out DIR] [--pg postgresql://postgres@127.0.0.1:5432]
+     [--redis redis://127.0.0.1:6379/0]
+
+Each run: a fresh database (scale-out: a new PostgreSQL database and Redis namespace, started with
+`tableforge cluster --instances 1`; embedded: a new data directory and `tableforge serve`), then
+`tableforge loadtest --users N --rooms N/5 --duration 30 --ramp-up 10 --json` against it, then the
+instance is stopped and the database dropped. The load averages (`uptime`) are read at the start,
+when the steady phase starts and at the end: the machine is shared, so the figures are noisy.
+
+`--profile S` (needs `pip install py-spy`): once every player is connected (the ramp-up is over,
+`tableforge_ws_connections` >= 99 % of the users), `py-spy record --nonblocking` samples the
+instance for S seconds, twice at once: raw collapsed stacks (`prof-<run>.txt`, read here) and a
+flame graph (`prof-<run>.svg`). A profiled run's own figures include py-spy's cost: measure apart.
+Printed: one line of figures per run and, for a profile, the top 15 functions by inclusive share
+(own + children) with their own share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+BIN = Path(sys.executable).parent
+SCAFFOLD = ("<module>", "asyncio/events.py", "asyncio/base_events.py", "asyncio/runners.py", "runpy.py",
+            "threading.py", "uvicorn/server.py", "uvicorn/main.py", "uvicorn/_compat.py", "tableforge/cli/", "typer/",
+            "click/")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def wait_for_quiet(below: float, at_most: float) -> float:
+    """Seconds waited for the 1-min load average to drop below `below` (others share the machine)."""
+    t = time.monotonic()
+    while below and os.getloadavg()[0] >= below and time.monotonic() - t < at_most:
+        time.sleep(5)
+    return time.monotonic() - t
+
+
+def psql(pg: str, sql: str) -> None:
+    subprocess.run(["psql", f"{pg}/postgres", "-q", "-c", sql], check=True, capture_output=True)
+
+
+def get(url: str, timeout: float = 2.0) -> str | None:
+    try:
+        with urlopen(url, timeout=timeout) as r:
+            return r.read().decode()
+    except (URLError, OSError):
+        return None
+
+
+def listening_pid(port: int, parent: int) -> int | None:
+    import psutil
+
+    for child in [*psutil.Process(parent).children(recursive=True), psutil.Process(parent)]:
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections("tcp")):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def connections(port: int) -> int:
+    text = get(f"http://127.0.0.1:{port}/metrics") or ""
+    for line in text.splitlines():
+        if line.startswith("tableforge_ws_connections"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def top_functions(raw: Path, n: int = 15) -> tuple[int, list[tuple[str, float, float]]]:
+    """(samples, [(function, inclusive %, own %)]) from py-spy's collapsed stacks."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        k = int(count)
+        total += k
+        # "name (path/to/file.py:123)": a function is its name and file, whatever the line
+        frames = [f.rsplit(":", 1)[0] + ")" if f.endswith(")") and ":" in f else f for f in stack.split(";")]
+        for f in set(frames):
+            inclusive[f] += k
+        own[frames[-1]] += k
+    rows = [(f, 100 * c / total, 100 * own[f] / total) for f, c in inclusive.most_common()]
+    # the entry and dispatch frames (the event loop running a callback, the CLI that started the
+    # server) hold nearly everything: keep the functions that say where the time goes
+    rows = [r for r in rows if r[1] < 99.5 and not any(s in r[0] for s in SCAFFOLD)]
+    return total, rows[:n]
+
+
+def top_own(raw: Path, n: int = 15) -> list[tuple[str, float]]:
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            leaf = stack.split(";")[-1]
+            own[leaf.rsplit(":", 1)[0] + ")" if ":" in leaf else leaf] += int(count)
+            total += int(count)
+    return [(f, 100 * c / total) for f, c in own.most_common(n)]
+
+
+def short(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for marker in ("site-packages/", "src/", "lib/python3"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{name} ({where})"
+
+
+def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, object]:
+    tag = f"{args.mode}-p{args.processes}{'-pinned' if args.pin_client else ''}-{index}"
+    work = Path(tempfile.mkdtemp(prefix=f"cap-{tag}-", dir=out))
+    port = free_port()
+    db = f"cap_{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "TABLEFORGE_DATA_DIR": str(work / "data"), "TABLEFORGE_LOG_LEVEL": "WARNING",
+           "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000"}
+    if args.mode == "scaleout":
+        psql(args.pg, f"CREATE DATABASE {db}")
+        env |= {"TABLEFORGE_DATABASE_URL": f"{args.pg}/{db}", "TABLEFORGE_REDIS_URL": args.redis,
+                "TABLEFORGE_REDIS_NAMESPACE": f"cap{uuid.uuid4().hex[:8]}"}
+        cmd = [str(BIN / "tableforge"), "cluster", "--instances", "1", "--base-port", str(port),
+               "--log-dir", str(work / "logs")]
+    else:
+        env |= {"TABLEFORGE_DATABASE_URL": "", "TABLEFORGE_REDIS_URL": ""}
+        cmd = [str(BIN / "tableforge"), "serve", "--port", str(port)]
+    log = (work / "server.log").open("wb")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    record: dict[str, object] = {"run": tag, "load_start": load()}
+    try:
+        deadline = time.monotonic() + 120
+        while get(f"http://127.0.0.1:{port}/ready") is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{tag}: the instance did not start; see {work}/server.log")
+            time.sleep(0.3)
+        pid = listening_pid(port, server.pid)
+        result = work / "r.json"
+        lt = [str(BIN / "tableforge"), "loadtest", "--url", f"http://127.0.0.1:{port}", "--users", str(args.users),
+              "--rooms", str(args.rooms), "--duration", str(args.duration), "--ramp-up", str(args.ramp_up),
+              "--processes", str(args.processes), "--json", str(result)]
+        if args.pin_client:
+            lt += ["--pin-client", args.pin_client, "--pin-server", args.pin_server]
+        record["command"] = " ".join(["tableforge", *lt[1:]]).replace(str(result), "r.json")
+        client = subprocess.Popen(lt, env={**os.environ, "COLUMNS": "200"}, stdout=(work / "loadtest.txt").open("w"),
+                                  stderr=subprocess.STDOUT)
+        while connections(port) < 0.99 * args.users and client.poll() is None:
+            time.sleep(0.5)
+        record["load_steady"] = load()
+        if args.profile and client.poll() is None and pid is not None:
+            time.sleep(2)
+            spy = str(BIN / "py-spy")
+            base = ["record", "--nonblocking", "-d", str(args.profile), "-p", str(pid)]
+            raw, svg = out / f"prof-{tag}.txt", out / f"prof-{tag}.svg"
+            spy_log = (work / "py-spy.log").open("w")
+            procs = [subprocess.Popen([spy, *base, "-f", "raw", "-o", str(raw)], stdout=spy_log, stderr=spy_log),
+                     subprocess.Popen([spy, *base, "-r", "50", "-o", str(svg)], stdout=spy_log, stderr=spy_log)]
+            for p in procs:
+                p.wait()
+            if raw.exists():
+                record["profile"] = str(raw)
+            else:
+                print(f"{tag}: py-spy wrote nothing (pid {pid}):\n{(work / 'py-spy.log').read_text()[-2000:]}")
+        client.wait(timeout=args.setup_timeout + args.duration + args.ramp_up + 300)
+        record["load_end"] = load()
+        res = json.loads(result.read_text()) if result.exists() else None
+        record["result"] = res
+        shutil.copy(work / "loadtest.txt", out / f"loadtest-{tag}.txt")
+        if res:
+            shutil.copy(result, out / f"r-{tag}.json")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(5)
+        if args.mode == "scaleout":
+            psql(args.pg, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return record
+
+
+def line(rec: dict[str, object]) -> str:
+    res = rec.get("result")
+    if not isinstance(res, dict):
+        return f"{rec['run']}: no result (see loadtest-{rec['run']}.txt)"
+    t = {x["key"]: x for x in res["targets"]}
+
+    def v(key: str) -> str:
+        x = t[key]
+        return "n/a" if x["measured"] is None else f"{x['measured']:g}{'' if x['pass'] else ' ✗'}"
+
+    c, i = res["client"], res["integrity"]
+    passed = sum(1 for x in res["targets"] if x["pass"])
+    read = sum(1 for x in res["targets"] if x["measured"] is not None)
+    return (f"{rec['run']}: API {v('api_p95_ms')} | DB {v('database_p95_ms')} | cache {v('cache_p95_ms')} | "
+            f"delivery {v('delivery_p95_ms')} | hit {v('cache_hit_rate_pct')} | mem {v('memory_mb_per_1000_users')} | "
+            f"CPU {v('cpu_pct')} | {passed}/{read} of {len(res['targets'])} | client {c['cpu_pct_median']} % "
+            f"({c['cpu_share_of_usable_pct']} % of usable, lag {c['loop_lag_ms_median']} ms) | machine "
+            f"{c['machine_cpu_pct_median']} % | pinned {res['pinning']['pinned']} | lost/dup {i['lost']}/"
+            f"{i['duplicates']} | errors {res['errors_total']} | load {rec['load_start']} / {rec['load_steady']} / "
+            f"{rec['load_end']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mode", choices=("scaleout", "embedded"), required=True)
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--rooms", type=int, default=0, help="default: users / 5")
+    ap.add_argument("--duration", type=float, default=30)
+    ap.add_argument("--ramp-up", type=float, default=10)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--pin-client")
+    ap.add_argument("--pin-server")
+    ap.add_argument("--profile", type=int, default=0, help="py-spy seconds in the steady phase")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("bench-capacity"))
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--setup-timeout", type=float, default=600)
+    ap.add_argument("--wait-load", type=float, default=0,
+                    help="before each run, wait until the 1-min load average is below this (0: do not wait)")
+    ap.add_argument("--wait-max", type=float, default=900, help="longest wait for --wait-load (s)")
+    args = ap.parse_args()
+    args.rooms = args.rooms or max(1, args.users // 5)
+    if bool(args.pin_client) != bool(args.pin_server):
+        ap.error("--pin-client and --pin-server go together")
+    if args.profile and not (BIN / "py-spy").exists():
+        ap.error(f"--profile needs py-spy in {BIN}: pip install py-spy")
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, {os.cpu_count()} CPUs")
+    for index in range(1, args.runs + 1):
+        waited = wait_for_quiet(args.wait_load, args.wait_max)
+        rec = run_once(args, index, args.out)
+        if args.wait_load:
+            print(f"(waited {waited:.0f} s for a 1-min load average below {args.wait_load:g})")
+        print(f"$ {rec.get('command')}")
+        print(line(rec), flush=True)
+        if rec.get("profile"):
+            total, rows = top_functions(Path(str(rec["profile"])))
+            print(f"  profile: {total} samples of the instance (py-spy, on-CPU only); inclusive % / own %:")
+            for frame, inc, self_ in rows:
+                print(f"  {inc:5.1f} {self_:5.1f}  {short(frame)}")
+            print("  top by own share:")
+            for frame, self_ in top_own(Path(str(rec["profile"]))):
+                print(f"        {self_:5.1f}  {short(frame)}")
+
+
+if __name__ == "__main__":
+    main()
