@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData(
     naming_convention={
@@ -20,23 +17,7 @@ metadata = sa.MetaData(
 
 UUID = sa.Uuid(as_uuid=False)
 TS = sa.DateTime(timezone=True)
-
-
-class JSONDoc(sa.TypeDecorator[Any]):
-    """JSON, stored as JSONB on PostgreSQL. The same as `sa.JSON().with_variant(JSONB(), "postgresql")`
-    (DDL, binds, results, SQL NULL vs JSON null), except that the PostgreSQL dialect is imported on
-    PostgreSQL only: the embedded (SQLite) server does not load it (~2 MB of RSS)."""
-
-    impl = sa.JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import JSONB
-
-            return dialect.type_descriptor(JSONB())
-        return dialect.type_descriptor(sa.JSON())
-
+JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 users = sa.Table(
     "users", metadata,
@@ -115,12 +96,9 @@ game_rooms = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", TS, nullable=False),
-    # migration 0002: usage counts of the catalog read only active rooms; a partial index (WHERE
-    # is_active) on both databases. Declared here without its predicate: a `postgresql_where` option
-    # makes SQLAlchemy import the PostgreSQL dialect to check it, which the embedded server otherwise
-    # never loads (~2 MB of RSS). Only Alembic reads these declarations, and it compares an index's
-    # name and columns, not its predicate, so autogenerate still sees the schema as it is.
-    sa.Index("ix_game_rooms_active_system", "game_system_id"),
+    # migration 0002: usage counts of the catalog read only active rooms.
+    sa.Index("ix_game_rooms_active_system", "game_system_id", postgresql_where=sa.text("is_active"),
+             sqlite_where=sa.text("is_active")),
 )
 
 room_players = sa.Table(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import secrets
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -156,16 +157,12 @@ def _messages_query(room_id: str) -> sa.Select[Any]:
 
 def _json_list(query: sa.Select[Any], *order: str) -> sa.ScalarSelect[Any]:
     """`(SELECT coalesce(json_agg(row ORDER BY …), '[]') FROM (query) row)`: a list in one column."""
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
-
     sub = query.order_by(None).subquery() if query._limit_clause is None else query.subquery()
     agg = sa.func.json_agg(aggregate_order_by(sub.table_valued(), *(sub.c[name] for name in order)))
     return sa.select(sa.func.coalesce(agg, sa.literal_column("'[]'::json"))).scalar_subquery()
 
 
 def _snapshot_statement(room_id: Any) -> sa.Select[Any]:
-    from sqlalchemy.dialects import postgresql
-
     return sa.select(
         game_rooms,
         sa.type_coerce(_json_list(_players_query(room_id), "joined_at"), postgresql.JSON).label("tf_players"),
@@ -187,7 +184,7 @@ def _parse_times(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]
 
 
 async def _read_snapshot_pg(conn: AsyncConnection, room_id: str, *, is_gm: bool) -> dict[str, Any]:
-    row = (await conn.execute(_snapshot_pg(), {"room_id": room_id})).mappings().first()
+    row = (await conn.execute(_SNAPSHOT_PG, {"room_id": room_id})).mappings().first()
     if row is None:
         raise NotFound("no such room", code="room_not_found")
     return {
@@ -230,12 +227,9 @@ def _players_query(room_id: str, online: bool | None = None) -> sa.Select[Any]:
     return query
 
 
-@functools.cache
-def _snapshot_pg() -> sa.Select[Any]:
-    """Built once: constructing this statement (four subqueries, table-valued rows) cost more CPU
-    than running it. Reused, SQLAlchemy's compiled cache serves it and only `room_id` is bound per
-    call. Built on first use, on PostgreSQL only: the SQLite server never loads that dialect."""
-    return _snapshot_statement(sa.bindparam("room_id"))
+# Built once: constructing this statement (four subqueries, table-valued rows) cost more CPU than
+# running it. Reused, SQLAlchemy's compiled cache serves it and only `room_id` is bound per call.
+_SNAPSHOT_PG = _snapshot_statement(sa.bindparam("room_id"))
 
 
 def players_key(room_id: str) -> str:
