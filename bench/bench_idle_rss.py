@@ -9,14 +9,21 @@ directory is made (scale-out: a temporary PostgreSQL database, created here and 
 a unique Redis namespace) and migrated by `tableforge migrate`, so that the server measured is a
 restart on an existing database, the everyday case (`--fresh` measures a first start, which also
 runs the migrations in the server and loads Alembic). The server is started on a free loopback port;
-once `/ready` answers 200, and after one more second of quiet, VmRSS and VmHWM are read from
+once `/ready` answers 200, and after one more second of quiet, VmRSS (split into RssAnon, the heap
+and other private memory, and RssFile, the mapped libraries' pages) and VmHWM are read from
 /proc/<pid>/status.
 Printed: the median of the runs per mode (VmRSS now, VmHWM the peak during start-up).
+
+`--floor` measures instead what the libraries cost before any TableForge code: a fresh interpreter
+imports them step by step, in the order the server needs them, and VmRSS is read after each step
+(rich and pygments hidden, as the server hides them; medians of `--runs`). Each step's figure is
+what it adds on top of the steps before it (modules shared with an earlier step are counted there).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -95,7 +102,8 @@ def measure(python: str, mode: str, pg: str, redis: str, fresh: bool) -> dict[st
         try:
             wait_ready(proc, f"http://127.0.0.1:{port}/ready", log)
             time.sleep(1.0)  # start-up tasks (cache warm-up, registry heartbeat) settle
-            return {"rss_kb": status_kb(proc.pid, "VmRSS"), "hwm_kb": status_kb(proc.pid, "VmHWM")}
+            return {key: status_kb(proc.pid, field) for key, field in (
+                ("rss_kb", "VmRSS"), ("anon_kb", "RssAnon"), ("file_kb", "RssFile"), ("hwm_kb", "VmHWM"))}
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -107,6 +115,69 @@ def measure(python: str, mode: str, pg: str, redis: str, fresh: bool) -> dict[st
                 psql(pg, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
+# The floor: (label, modules imported at that step). The embedded and scale-out drivers come last.
+FLOOR_STEPS: list[tuple[str, list[str]]] = [
+    ("asyncio (with ssl, which asyncio imports)", ["asyncio"]),
+    ("uvloop, uvicorn, httptools, its websockets-sansio protocol",
+     ["uvloop", "uvicorn", "uvicorn.loops.uvloop", "uvicorn.lifespan.on", "uvicorn.protocols.http.httptools_impl",
+      "uvicorn.protocols.websockets.websockets_sansio_impl"]),
+    ("pydantic, pydantic-settings", ["pydantic", "pydantic_settings"]),
+    ("FastAPI (Starlette, opentelemetry-api)", ["fastapi", "fastapi.staticfiles"]),
+    ("SQLAlchemy Core", ["sqlalchemy"]),
+    ("sqlalchemy.orm, which sqlalchemy.ext.asyncio imports", ["sqlalchemy.orm"]),
+    ("sqlalchemy.ext.asyncio (the async Core itself)", ["sqlalchemy.ext.asyncio"]),
+    ("structlog, prometheus_client, msgspec, orjson, cachetools, argon2-cffi, zstandard",
+     ["structlog", "prometheus_client", "msgspec", "orjson", "cachetools", "argon2", "zstandard"]),
+    ("embedded: aiosqlite and SQLAlchemy's SQLite dialect", ["aiosqlite", "sqlalchemy.dialects.sqlite.aiosqlite"]),
+    ("typer (the `tableforge` command, which runs `serve` in its own process)", ["typer"]),
+    ("pydantic.v1 (FastAPI checks each route's models against it)", ["pydantic.v1"]),
+    ("SQLAlchemy's PostgreSQL dialect (a partial index's postgresql_where loads it, embedded too)",
+     ["sqlalchemy.dialects.postgresql"]),
+    ("TableForge's own modules (the CLI package and the app), embedded", ["tableforge.cli", "tableforge.api.app"]),
+]
+SCALE_OUT_STEPS: list[tuple[str, list[str]]] = [
+    ("scale-out: asyncpg and SQLAlchemy's PostgreSQL dialect", ["asyncpg", "sqlalchemy.dialects.postgresql.asyncpg"]),
+    ("scale-out: redis-py's asyncio client (hiredis)", ["redis.asyncio"]),
+    ("TableForge's scale-out modules (PostgreSQL event log, Redis broker, presence, registry)",
+     ["tableforge.db.pg_event_log", "tableforge.realtime.redis_broker", "tableforge.realtime.redis_presence",
+      "tableforge.realtime.registry", "tableforge.realtime.tickets", "tableforge.services.attempts_redis"]),
+]
+FLOOR_CHILD = """
+import sys
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+out = [rss()]  # the bare interpreter, before this script imports anything
+import importlib, json
+for name in ("rich", "pygments"):
+    sys.modules[name] = None  # as tableforge.without_rich does for the server's first imports
+for step in json.loads(sys.argv[1]):
+    for module in step:
+        importlib.import_module(module)
+    out.append(rss())
+print(json.dumps(out))
+"""
+
+
+def floor(python: str, runs: int) -> None:
+    steps = FLOOR_STEPS + SCALE_OUT_STEPS
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run([python, "-c", FLOOR_CHILD, json.dumps([m for _, m in steps])], check=True,
+                              capture_output=True, text=True, env={**os.environ, "TABLEFORGE_LOG_LEVEL": "WARNING"})
+        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    kb = [statistics.median(run[i] for run in samples) for i in range(len(steps) + 1)]
+    print(f"{'step':92s} {'adds MB':>8s} {'VmRSS MB':>9s}")
+    print(f"{'the bare interpreter':92s} {'':>8s} {kb[0] / 1024:9.1f}")
+    for i, (label, _) in enumerate(steps, start=1):
+        print(f"{label:92s} {(kb[i] - kb[i - 1]) / 1024:+8.1f} {kb[i] / 1024:9.1f}")
+
+
+def python_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--python", default=sys.executable, help="interpreter with the tableforge to measure")
@@ -115,17 +186,21 @@ def main() -> None:
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--fresh", action="store_true", help="no `tableforge migrate` first: a first start")
+    ap.add_argument("--floor", action="store_true", help="the libraries' cost step by step, no server")
     args = ap.parse_args()
     print(f"date {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, CPU {cpu_model()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, interpreter {args.python}, "
-          f"{'first start' if args.fresh else 'restart on a migrated database'}")
-    print(f"{'mode':10s} {'VmRSS MB (median)':>18s} {'VmHWM MB (median)':>18s}  runs (RSS MB)")
+          f"{os.cpu_count()} cores, Python {python_version(args.python)}, interpreter {args.python}"
+          + ("" if args.floor else f", {'first start' if args.fresh else 'restart on a migrated database'}"))
+    if args.floor:
+        floor(args.python, args.runs)
+        return
+    print(f"{'mode':10s} {'VmRSS MB (median)':>18s} {'anon / file MB':>15s} {'VmHWM MB (median)':>18s}  runs (RSS MB)")
     for mode in args.modes:
         runs = [measure(args.python, mode, args.pg, args.redis, args.fresh) for _ in range(args.runs)]
-        rss = statistics.median(r["rss_kb"] for r in runs) / 1024
-        hwm = statistics.median(r["hwm_kb"] for r in runs) / 1024
+        rss, anon, file, hwm = (statistics.median(r[key] for r in runs) / 1024
+                                for key in ("rss_kb", "anon_kb", "file_kb", "hwm_kb"))
         each = ", ".join(f"{r['rss_kb'] / 1024:.1f}" for r in runs)
-        print(f"{mode:10s} {rss:18.1f} {hwm:18.1f}  {each}")
+        print(f"{mode:10s} {rss:18.1f} {f'{anon:.1f} / {file:.1f}':>15s} {hwm:18.1f}  {each}")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,11 @@ commands and stats gathered from every instance, and messages to one user wherev
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import time
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from tableforge.domain import events as ev
 from tableforge.domain.errors import NotFound
@@ -17,8 +16,19 @@ from tableforge.realtime.broker import Broker
 from tableforge.realtime.hub import Hub
 from tableforge.services.runtime import Runtime
 
+if TYPE_CHECKING:
+    import psutil
+
 STATS_TIMEOUT = 1.0
-_process = psutil.Process(os.getpid())
+
+
+@functools.cache
+def _process() -> psutil.Process:
+    """psutil is loaded by the first stats request, not at start-up (in scale-out the instance
+    registry loads it anyway; an embedded server otherwise never needs it)."""
+    import psutil
+
+    return psutil.Process(os.getpid())
 
 
 def this_instance(rt: Runtime) -> dict[str, Any]:
@@ -26,7 +36,7 @@ def this_instance(rt: Runtime) -> dict[str, Any]:
         return rt.registry.payload()
     now = time.time()
     return {"instance_id": rt.settings.instance_id, "pid": os.getpid(), **local_stats(rt.hub, rt.broker),
-            "memory_rss": _process.memory_info().rss, "uptime": round(now - rt.started_at, 3),
+            "memory_rss": _process().memory_info().rss, "uptime": round(now - rt.started_at, 3),
             "last_heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
 
 
