@@ -26,11 +26,6 @@ RULES = DEPLOY / "prometheus" / "alerts.yml"
 # Made by Prometheus itself for each scrape target, never on an instance's /metrics.
 FROM_PROMETHEUS = {"up"}
 
-# The maintenance scheduler (another branch, issue 14) adds these two. Until it is merged they may be
-# missing, and only they: after the merge, delete this set and its use below.
-PENDING_MAINTENANCE_METRICS = {"tableforge_maintenance_runs_total",
-                               "tableforge_maintenance_last_success_timestamp_seconds"}
-
 # PromQL words that are not metric names (functions, aggregations, keywords) used in our expressions.
 PROMQL_WORDS = {
     "sum", "min", "max", "avg", "count", "rate", "increase", "irate", "histogram_quantile", "clamp_min",
@@ -107,9 +102,8 @@ def test_every_metric_in_the_dashboard_and_the_rules_exists(exposed: set[str]) -
     undefined = {n for n in used if ":" in n} - recorded
     assert not undefined, f"recording rules used but not defined in alerts.yml: {sorted(undefined)}"
     missing = {n for n in used if ":" not in n} - exposed - FROM_PROMETHEUS
-    missing -= PENDING_MAINTENANCE_METRICS  # delete after merging the maintenance branch (see above)
     assert not missing, f"named in the dashboard or the rules, absent from /metrics: {sorted(missing)}"
-    assert used >= PENDING_MAINTENANCE_METRICS  # the dashboard and rules do watch them
-    for required in ("tableforge_backup_last_success_timestamp_seconds", "tableforge_db_errors_total",
+    for required in ("tableforge_backup_last_success_timestamp_seconds", "tableforge_maintenance_runs_total",
+                     "tableforge_maintenance_last_success_timestamp_seconds", "tableforge_db_errors_total",
                      "process_cpu_seconds_total", "tableforge_broker_healthy", "tableforge_delivery_seconds_bucket"):
         assert required in used and required in exposed
