@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tableforge.db import reports
 from tableforge.db.engine import Database
 from tableforge.db.schema import game_assets, game_rooms, registration_invites, room_events, sessions
 
@@ -51,6 +50,8 @@ async def optimize(db: Database) -> dict[str, Any]:
     """The optimize job: ANALYZE, and VACUUM (ANALYZE) the tables over the dead-row ratio
     (PostgreSQL, `reports.vacuum_analyze`); ANALYZE, PRAGMA optimize, then free pages given back to
     the file system (SQLite). `failed` lists the tables that could not be done."""
+    from tableforge.db import reports  # only when the job runs: an idle server does not load the reports
+
     done = await reports.vacuum_analyze(db)
     actions = done["actions"]
     summary: dict[str, Any] = {
