@@ -4,7 +4,10 @@ being handled before it closes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import uuid
 
 import httpx
@@ -88,3 +91,49 @@ async def test_an_admin_drains_the_embedded_server_and_resumes_it(api: Api, serv
     assert unknown.status_code == 404
     async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
         assert (await anonymous.delete(f"/api/admin/instances/{me}/drain")).status_code == 401
+
+
+async def _cli(*args: str, token: str | None = None) -> tuple[int, str, str]:
+    env = {**os.environ, "TABLEFORGE_ADMIN_TOKEN": token or ""}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tableforge", "admin", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_admin_cli_drains_resumes_and_rebalances(api: Api, server: ServerProcess) -> None:
+    admin = await make_admin(api, server.env)
+    url = ["--url", server.base_url]
+    code, out, err = await _cli("instances", *url, token=admin.token)
+    assert code == 0, err
+    [line] = out.splitlines()
+    instance_id = line.split("\t")[0]
+    assert "serving" in line and "1 instance(s)" in err
+    try:
+        code, _, err = await _cli("drain", instance_id, "--window", "0", "--notice", "0", *url, token=admin.token)
+        assert code == 0 and f"{instance_id}: draining (notice 0 s, window 0 s)" in err, err
+
+        async def drained() -> bool:
+            return (await api.http.get("/ready")).status_code == 503
+
+        await eventually(drained, 10, "the drain to take effect")
+        async def listed_drained() -> bool:
+            code, out, _ = await _cli("instances", *url, token=admin.token)
+            return code == 0 and out.split("\t")[-1].strip() == "drained"
+
+        await eventually(listed_drained, 60, "`tableforge admin instances` to list it drained", poll=0.5)
+    finally:
+        code, _, err = await _cli("resume", instance_id, *url, token=admin.token)
+        assert code == 0 and f"{instance_id}: serving" in err, err
+    code, out, err = await _cli("rebalance", "--min-sockets", "1", *url, token=admin.token)
+    assert code == 0 and "nothing to shed" in err and instance_id in out, err
+    # mistakes are explained, with an exit code and no traceback
+    code, _, err = await _cli("rebalance", *url, token=None)
+    assert code == 2 and "TABLEFORGE_ADMIN_TOKEN" in err
+    code, _, err = await _cli("drain", "no-such-instance", *url, token=admin.token)
+    assert code == 1 and "404 instance_not_found" in err
+    code, _, err = await _cli("instances", *url, token="not-a-token")
+    assert code == 1 and "401" in err and "Traceback" not in err
+    code, _, err = await _cli("instances", "--url", "ftp://x", token=admin.token)
+    assert code == 2 and "is not an http(s) URL" in err

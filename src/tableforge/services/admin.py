@@ -37,7 +37,7 @@ def this_instance(rt: Runtime) -> dict[str, Any]:
     now = time.time()
     return {"instance_id": rt.settings.instance_id, "pid": os.getpid(), **local_stats(rt.hub, rt.broker),
             "memory_rss": _process().memory_info().rss, "uptime": round(now - rt.started_at, 3),
-            "last_heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
+            "last_heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "drain": rt.drain.report()}
 
 
 async def instances(rt: Runtime) -> list[dict[str, Any]]:
