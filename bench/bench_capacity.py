@@ -13,7 +13,8 @@ instance is stopped and the database dropped. The load averages (`uptime`) are r
 when the steady phase starts and at the end: the machine is shared, so the figures are noisy.
 
 `--profile S` (needs `pip install py-spy`): once every player is connected (the ramp-up is over,
-`tableforge_ws_connections` >= 99 % of the users), `py-spy record --nonblocking` samples the
+`tableforge_ws_connections` >= 99 % of the users, or ramp-up + 2 s since the first socket, whichever
+comes first), `py-spy record --nonblocking` samples the
 instance for S seconds, twice at once: raw collapsed stacks (`prof-<run>.txt`, read here) and a
 flame graph (`prof-<run>.svg`). A profiled run's own figures include py-spy's cost: measure apart.
 Printed: one line of figures per run and, for a profile, the top 15 functions by inclusive share
@@ -182,7 +183,15 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
         record["command"] = " ".join(["tableforge", *lt[1:]]).replace(str(result), "r.json")
         client = subprocess.Popen(lt, env={**os.environ, "COLUMNS": "200"}, stdout=(work / "loadtest.txt").open("w"),
                                   stderr=subprocess.STDOUT)
-        while connections(port) < 0.99 * args.users and client.poll() is None:
+        # the steady phase: every player connected, or the ramp-up over since the first one came
+        # (on a saturated machine some never connect)
+        first = None
+        while client.poll() is None:
+            n = connections(port)
+            if n and first is None:
+                first = time.monotonic()
+            if n >= 0.99 * args.users or (first is not None and time.monotonic() - first > args.ramp_up + 2):
+                break
             time.sleep(0.5)
         record["load_steady"] = load()
         if args.profile and client.poll() is None and pid is not None:
