@@ -67,17 +67,24 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
 
 
 def test_embedded_server_loads_no_tool_packages(tmp_path: Path) -> None:
-    loaded = _server_modules({"TABLEFORGE_DATA_DIR": str(tmp_path)}, migrate_first=True)
+    modules = _all_server_modules({"TABLEFORGE_DATA_DIR": str(tmp_path)}, migrate_first=True)
+    loaded = {m.split(".")[0] for m in modules}
     assert [m for m in NOT_IN_A_SERVER if m in loaded] == []
     assert "redis" not in loaded, "embedded mode has no Redis: the wiring imports its client only for a redis URL"
+    # each costs RSS in every idle instance (docs/benchmarks.md, "an idle instance's memory")
+    assert _loaded(modules, NOT_AT_START_UP + NOT_IN_EMBEDDED) == []
+    assert "tableforge.cache.purge" in modules  # a real list: the module that would import httpx is there
 
 
 def test_scale_out_server_loads_no_tool_packages(tmp_path: Path, pg_url: str, redis_url: str) -> None:
     env = {"TABLEFORGE_DATA_DIR": str(tmp_path), "TABLEFORGE_DATABASE_URL": pg_url, "TABLEFORGE_REDIS_URL": redis_url,
            "TABLEFORGE_REDIS_NAMESPACE": f"lean{uuid.uuid4().hex[:8]}"}
-    loaded = _server_modules(env, migrate_first=True)
+    modules = _all_server_modules(env, migrate_first=True)
+    loaded = {m.split(".")[0] for m in modules}
     assert [m for m in NOT_IN_A_SERVER if m in loaded] == []
     assert "redis" in loaded  # the probe sees the backends it was configured with
+    assert _loaded(modules, NOT_AT_START_UP) == []
+    assert _loaded(modules, NOT_IN_EMBEDDED) == list(NOT_IN_EMBEDDED)  # the registry reports memory with psutil
 
 
 def test_a_first_start_migrates_with_alembic(tmp_path: Path) -> None:
@@ -102,19 +109,6 @@ def test_embedded_server_loads_no_postgres_driver(tmp_path: Path) -> None:
     """SQLite: the wiring imports the PostgreSQL event log, and with it asyncpg, only for its URL."""
     loaded = _server_modules({"TABLEFORGE_DATA_DIR": str(tmp_path)}, migrate_first=True)
     assert "asyncpg" not in loaded
-
-
-def test_idle_server_loads_only_what_idle_needs(tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    """Each of these costs RSS in every instance (docs/benchmarks.md, "an idle instance's memory")."""
-    embedded = _all_server_modules({"TABLEFORGE_DATA_DIR": str(tmp_path / "embedded")}, migrate_first=True)
-    assert _loaded(embedded, NOT_AT_START_UP + NOT_IN_EMBEDDED) == []
-    assert "sqlalchemy.dialects.sqlite" in embedded and "tableforge.cache.purge" in embedded  # a real list
-    scale_out = _all_server_modules({
-        "TABLEFORGE_DATA_DIR": str(tmp_path / "scale-out"), "TABLEFORGE_DATABASE_URL": pg_url,
-        "TABLEFORGE_REDIS_URL": redis_url, "TABLEFORGE_REDIS_NAMESPACE": f"lean{uuid.uuid4().hex[:8]}"},
-        migrate_first=True)
-    assert _loaded(scale_out, NOT_AT_START_UP) == []
-    assert _loaded(scale_out, NOT_IN_EMBEDDED) == list(NOT_IN_EMBEDDED)
 
 
 # A server with a CDN purge URL (a small HTTP server in the probe stands for the edge): the first
