@@ -18,7 +18,7 @@ from tests.support.haproxy import require_haproxy
 FAST_DRAIN = {"TABLEFORGE_DRAIN_NOTICE_SECONDS": "1", "TABLEFORGE_DRAIN_SECONDS": "2"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one cluster for the package: each start costs ~10 s per instance
 def trio(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_haproxy()
     cluster = Cluster(3, pg_url, redis_url, tmp_path_factory.mktemp("balanced"), **FAST_DRAIN).start()
@@ -26,7 +26,7 @@ def trio(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) 
     cluster.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def admin(trio: Cluster) -> Player:
     async with Api(trio.servers[0].base_url) as api:
         return await make_admin(api, trio.env)

@@ -84,7 +84,7 @@ def _start(page: Page) -> None:
 def test_the_socket_url_names_the_room(page: Page) -> None:
     _start(page)
     url = page.evaluate("window.sockets[0].url")
-    assert url == f"ws://lb.example/ws?room={ROOM}&token=secret-token"
+    assert url == f"ws://lb.example/ws?token=secret-token&room={ROOM}"
 
 
 def test_a_polite_1012_reconnects_promptly_and_sends_the_unanswered_request_again(page: Page) -> None:

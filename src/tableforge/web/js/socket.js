@@ -86,14 +86,14 @@ export class RoomSocket {
   }
 
   async _socketUrl() {
-    // `room` first: a balancer may hash it to keep a room's players on one instance (a routing
-    // hint only; joining still checks membership).
+    // `room`: a balancer may hash it to keep a room's players on one instance (a routing hint
+    // only; joining still checks membership).
     const room = `room=${encodeURIComponent(this.roomId)}`;
     if (this.getTicket) {
       const { ticket } = await this.getTicket();
-      return `${this.url}?${room}&ticket=${encodeURIComponent(ticket)}`;
+      return `${this.url}?ticket=${encodeURIComponent(ticket)}&${room}`;
     }
-    return `${this.url}?${room}&token=${encodeURIComponent(this.token)}`;
+    return `${this.url}?token=${encodeURIComponent(this.token)}&${room}`;
   }
 
   _open(url) {
