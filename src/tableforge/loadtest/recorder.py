@@ -83,6 +83,7 @@ class Recorder:
         self.actions: dict[str, int] = {}
         self.unanswered = 0
         self.late_acks = 0  # acks that came after the client's wait (see Simulation._late_ack)
+        self.end_wait_s = 0.0  # waited at the end for acks and events in flight (LoadTest.finish)
         self.reconnects = 0
         self.resyncs_by_snapshot = 0
         self.setup_seconds = 0.0
@@ -104,7 +105,7 @@ class Recorder:
             "delivery_ts": self.delivery_ts.encode(),
             "timelines": {t: (getattr(self, t).seconds, getattr(self, t).counts) for t in self.TIMELINES},
             "errors": self.errors, "actions": self.actions, "counts": {c: getattr(self, c) for c in self.COUNTS},
-            "loop_lag_ms": self.client.loop_lag_ms,
+            "loop_lag_ms": self.client.loop_lag_ms, "end_wait_s": self.end_wait_s,
         }
 
     def absorb(self, wire: dict[str, Any]) -> None:
@@ -121,6 +122,7 @@ class Recorder:
         for name, n in wire["counts"].items():
             setattr(self, name, getattr(self, name) + n)
         self.client.loop_lag_ms.extend(wire["loop_lag_ms"])
+        self.end_wait_s = max(self.end_wait_s, wire["end_wait_s"])  # the workers wait at the same time
 
     def start_timelines(self, t0: float) -> None:
         """Timelines count seconds from the start of play (`t0`, this process's clock)."""

@@ -144,7 +144,7 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
                     "per_process": lt.players_per_process},
         "pinning": lt.pinning.report(),
         "setup_seconds": round(lt.setup_seconds, 2), "play_seconds": round(lt.play_seconds, 2),
-        "steady_seconds": round(lt.steady_seconds, 2),
+        "steady_seconds": round(lt.steady_seconds, 2), "end_wait_seconds": round(lt.end_wait_s, 2),
         "actions": dict(sorted(lt.actions.items())), "actions_per_s": round(sum(lt.actions.values()) / elapsed, 1),
         "http": {route: h.summary() for route, h in sorted(lt.http_hist.items())}, "http_all": http_all.summary(),
         "setup_http": {route: h.summary() for route, h in sorted(lt.setup_hist.items())},
@@ -212,6 +212,7 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     info.add_row("deliveries per s", str(res["deliveries_per_s"]))
     info.add_row("reconnects (resynced by snapshot)", f"{res['reconnects']} ({res['resyncs_by_snapshot']})")
     info.add_row("acks not within the wait / of them late", f"{res['unanswered']} / {res['late_acks']}")
+    info.add_row("waited at the end for what was in flight, s", f"{res['end_wait_seconds']:.1f}")
     info.add_row("errors", ", ".join(f"{k} x{v}" for k, v in res["errors"].items()) or "0")
     info.add_row("server db p50/p95/p99 ms", " / ".join(_fmt(srv["database_ms"][k]) for k in ("p50", "p95", "p99")))
     info.add_row("server fan-out p95 ms", _fmt(srv["delivery_fanout_ms"]["p95"]))

@@ -35,7 +35,7 @@ from tableforge.loadtest.recorder import HttpResult, new_session
 __all__ = ["HttpResult", "LoadConfig", "LoadTest", "SetupError", "new_session"]
 
 SETUP_CONCURRENCY = 16
-ACK_DRAIN_MAX_S = 30.0  # the longest wait at the end for acks the client stopped waiting for
+END_WAIT_MAX_S = 30.0  # each of the two waits at the end for what is still in flight (see `finish`)
 
 
 class LoadTest(Simulation, Conductor):
@@ -134,26 +134,36 @@ class LoadTest(Simulation, Conductor):
 
     async def finish(self, http: aiohttp.ClientSession) -> dict[str, int]:
         """The rooms' versions once play has gone quiet, before the sockets close (their
-        `player.left` events come after, and nobody is left to see them); then the integrity check."""
+        `player.left` events come after, and nobody is left to see them); then the integrity check.
+
+        A server far behind (seconds of delivery lag on a saturated machine) still has acks and
+        events on their way when play ends: what is in flight is not lost, so the check waits
+        (`END_WAIT_MAX_S` at most, the wait reported) for the connected players' acks, then for
+        every connected player to reach its room's final version."""
         self.on_phase("checking versions")
-        # An ack still on its way (the client stopped waiting, the server is behind) carries a
-        # version that belongs in the check: wait for the connected players' ones, within a bound.
-        for _ in range(int(ACK_DRAIN_MAX_S / 0.2)):
-            if not any(p.online and (p.late or p.futures) for p in self.players):
-                break
-            await asyncio.sleep(0.2)
+        t = time.perf_counter()
+        await self._wait_for(lambda p: bool(p.late or p.futures))
         gm_of = {p.room.index: p for p in self.players if p.index < self.cfg.rooms}
         for room in self.rooms:
             gm = gm_of[room.index]
             r = await self.http(http, "GET", f"{gm.url}/api/rooms/{room.id}", "/api/rooms/{id}", gm, setup=True)
             if r is not None and r.status == 200:
                 room.final_version = int(r.json()["room"]["version"])
+        await self._wait_for(lambda p: p.first_version is not None and p.last_version < p.room.final_version)
+        self.end_wait_s = time.perf_counter() - t
         for p in self.players:
             p.online_at_end = p.online
         await asyncio.sleep(0.5)
         await asyncio.gather(*(self.disconnect(p) for p in self.players))
         self.players_joined = sum(1 for p in self.players if p.first_version is not None)
         return integrity(self.players)
+
+    async def _wait_for(self, behind: Callable[[Player], bool]) -> None:
+        """Until no connected player is `behind`, or `END_WAIT_MAX_S`."""
+        for _ in range(int(END_WAIT_MAX_S / 0.2)):
+            if not any(p.online and behind(p) for p in self.players):
+                return
+            await asyncio.sleep(0.2)
 
     # ------------------------------------------------------------ the run, in this process
     async def run(self) -> dict[str, Any]:
