@@ -27,7 +27,7 @@ from tableforge.db.changes import (
     UpdateToken,
 )
 from tableforge.db.log_store import FogCache, Variant, next_versions, store, token_routing
-from tableforge.db.schema import board_tokens, game_assets, scenes
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, scenes
 from tableforge.domain import events as ev
 from tableforge.domain import wire
 from tableforge.domain.errors import Conflict, Forbidden, NotFound
@@ -153,6 +153,9 @@ async def add_asset(log: Log, conn: AsyncConnection, room_id: str, c: AddAsset) 
 
 
 async def remove_asset(log: Log, conn: AsyncConnection, room_id: str, c: RemoveAsset) -> StoredEvent[bool]:
+    # The room row is locked before its tokens are read (as every change locks it first), so what
+    # players see of each token cannot change between this read and the events (SQLite: one writer).
+    await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id).with_for_update())
     rows = (await conn.execute(_STATE.where(board_tokens.c.asset_id == c.asset_id)
                                .order_by(board_tokens.c.created_at))).mappings().all()
     version, players_scene = await next_versions(conn, room_id, len(rows) + 1)
