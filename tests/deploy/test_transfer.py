@@ -18,6 +18,7 @@ from tests.deploy.test_backup import cli
 from tests.support.client import Api, Player, png_bytes
 from tests.support.server import ServerProcess
 from tests.support.services import require_postgres, temp_database
+from tests.support.waiting import eventually
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _VOLATILE = {"invite_code", "spectator_invite_code", "is_online", "online"}
@@ -38,6 +39,16 @@ def normalized(value: Any) -> Any:
         return v
 
     return walk(value)
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two normalized snapshots differ (an empty list when they are equal), for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(a.keys() | b.keys())
+                for d in differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for n, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{n}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
 async def register(api: Api, name: str) -> Player:
@@ -68,6 +79,8 @@ async def play(api: Api, people: dict[str, Player]) -> str:
     scene = (await api.snapshot(gm, rid))["scene_id"]
     g, a = await api.ws(gm), await api.ws(alice)
     try:
+        for ws in (g, a):
+            assert (await ws.request("join", room_id=rid))["type"] == "ack"
         steps = [
             (g, "token.add", {"asset_id": the_map["id"], "x": 100, "y": 100}),
             (g, "token.add", {"asset_id": the_map["id"], "x": 200, "y": 200, "hidden": True}),
@@ -91,6 +104,11 @@ async def play(api: Api, people: dict[str, Player]) -> str:
     finally:
         await g.close()
         await a.close()
+
+    async def everyone_left() -> bool:  # leaving is a room event too: the version settles after it
+        return not [p for p in (await api.snapshot(gm, rid))["players"] if p["is_online"]]
+
+    await eventually(everyone_left, 30, "the players' sockets to leave")
     return str(rid)
 
 
@@ -143,7 +161,7 @@ async def test_a_game_moves_from_sqlite_to_postgresql_and_back(servers: tuple[Se
         moved = done["rooms"][0]
         assert moved["skipped_members"] == [] and moved["id"] != rid
         after = await views(there, moved["id"], people_there)
-        assert normalized(after) == normalized(before)
+        assert differences(normalized(after), normalized(before)) == []
         for asset in before["gm"]["assets"]:  # served by hash there, byte for byte
             here_bytes = (await here.http.get(asset["url"])).content
             there_r = await there.http.get(asset["url"])
@@ -153,7 +171,7 @@ async def test_a_game_moves_from_sqlite_to_postgresql_and_back(servers: tuple[Se
         await export_room(pg.env, moved["id"], tmp_path / "back.tfroom")
         back = (await import_file(lite.env, tmp_path / "back.tfroom"))["rooms"][0]
         assert back["id"] not in (rid, moved["id"])
-        assert normalized(await views(here, back["id"], people)) == normalized(before)
+        assert differences(normalized(await views(here, back["id"], people)), normalized(before)) == []
 
 
 def room_count(data_dir: Path) -> int:
