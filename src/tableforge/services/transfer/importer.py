@@ -184,7 +184,10 @@ async def _write_room(conn: AsyncConnection, room: doc.Room, gm_id: str, people:
 
 
 async def import_rooms(db: Database, settings: Settings, path: Path, owner: str | None, dry_run: bool,
-                       limits: archive.Limits) -> dict[str, Any]:
+                       limits: archive.Limits, *, others: bool = True) -> dict[str, Any]:
+    """`others`: map the file's other usernames to accounts here (the operator's CLI). Over HTTP a
+    user imports only as themselves: a file they made up must not put words in other users' mouths
+    nor make them members of a room, so every other name counts as absent."""
     reader = archive.Reader(path, limits)
     staging = settings.data_dir / f".import-{uuid.uuid4().hex[:12]}"
     try:
@@ -192,7 +195,7 @@ async def import_rooms(db: Database, settings: Settings, path: Path, owner: str 
         names: set[str] = set().union(*(_names_of(r) for r in checked.rooms))
         if owner is not None:
             names.add(owner)
-        people = await _users(db, names)
+        people = await _users(db, names if others else {owner} if owner else set())
         owner_id = people.id(owner) if owner is not None else None
         if owner is not None and owner_id is None:
             raise NotFound(f"--owner: there is no user {owner!r} here", code="user_not_found")
