@@ -36,7 +36,7 @@ def export(
         try:
             await migrations.upgrade(db)
             return await export_rooms(db, settings.assets_dir, None if all_rooms else list(room or ()),
-                                      output.resolve(), "postgresql" if settings.is_postgres else "sqlite")
+                                      output.resolve())
         finally:
             await db.dispose()
 

@@ -45,9 +45,9 @@ async def _usernames(conn: AsyncConnection) -> dict[str, str]:
     return {str(i): str(n) for i, n in rows}
 
 
-def _terms(audience: str | None, names: dict[str, str]) -> list[str] | None:
-    """A selector with usernames for user ids; a user deleted since is left out (narrower, never wider:
-    the importer keeps an emptied selector matching no one)."""
+def _terms(audience: str | None, names: dict[str, str], scene_ids: set[str]) -> list[str] | None:
+    """A selector with usernames for user ids; a user or scene deleted since is left out (narrower,
+    never wider: the importer keeps an emptied selector matching no one)."""
     if audience is None:
         return None
     out = []
@@ -55,6 +55,9 @@ def _terms(audience: str | None, names: dict[str, str]) -> list[str] | None:
         if term.startswith("u:"):
             if term[2:] in names:
                 out.append("u:" + names[term[2:]])
+        elif term.startswith("g@"):
+            if term[2:] in scene_ids:
+                out.append(term)
         elif term:
             out.append(term)
     return out
@@ -81,6 +84,7 @@ async def _room(conn: AsyncConnection, room: Any, names: dict[str, str]) -> doc.
                                      .order_by(board_tokens.c.z_index, board_tokens.c.created_at))).mappings().all()
     message_rows = (await conn.execute(sa.select(room_messages).where(room_messages.c.room_id == rid)
                                        .order_by(room_messages.c.version))).mappings().all()
+    scene_ids = {str(s["id"]) for s in scene_rows}
     return doc.Room(
         id=str(rid), name=room["name"], version=int(room["version"]), created_at=room["created_at"],
         is_active=bool(room["is_active"]), gm=names[str(room["gm_id"])],
@@ -97,14 +101,14 @@ async def _room(conn: AsyncConnection, room: Any, names: dict[str, str]) -> doc.
                           created_at=t["created_at"], hidden=bool(t["hidden"])) for t in token_rows],
         messages=[doc.Message(id=str(m["id"]), user=names.get(str(m["user_id"])), kind=m["kind"], text=m["text"],
                               roll=m["roll"], version=int(m["version"]), created_at=m["created_at"],
-                              visibility=m["visibility"] or "room", audience=_terms(m["audience"], names),
+                              visibility=m["visibility"] or "room", audience=_terms(m["audience"], names, scene_ids),
                               to=[names[u] for u in m["to_users"] if u in names] if m["to_users"] else None)
                   for m in message_rows],
     )
 
 
-async def export_rooms(db: Database, assets_dir: Path, room_ids: list[str] | None, output: Path,
-                       source: str) -> dict[str, Any]:
+async def export_rooms(db: Database, assets_dir: Path, room_ids: list[str] | None, output: Path
+                       ) -> dict[str, Any]:
     """Write the rooms (`None`: every room) to `output` (via a temporary file, renamed when complete)."""
     rooms: list[doc.Room] = []
     async with db.read_transaction() as conn:  # one snapshot for every room
@@ -126,7 +130,7 @@ async def export_rooms(db: Database, assets_dir: Path, room_ids: list[str] | Non
             files.setdefault(asset.sha256, doc.AssetEntry(sha256=asset.sha256, type=asset.type, size=asset.size))
     manifest = doc.Manifest(
         format=doc.FORMAT, format_version=doc.FORMAT_VERSION, schema_revision=head_revision(),
-        exported_at=datetime.now(UTC), source=source,  # type: ignore[arg-type]
+        exported_at=datetime.now(UTC), source=db.dialect,  # type: ignore[arg-type]
         rooms=[doc.RoomEntry(file=f"rooms/{n}.json", id=r.id, name=r.name) for n, r in enumerate(rooms)],
         files=list(files.values()))
     size = await asyncio.to_thread(_write, output, manifest, rooms, list(files.values()), assets_dir)
@@ -148,7 +152,7 @@ def _write(output: Path, manifest: doc.Manifest, rooms: list[doc.Room], files: l
             for entry in files:
                 source_file = assets_dir / entry.sha256[:2] / f"{entry.sha256}.{EXTENSIONS[entry.type]}"
                 if not source_file.is_file():
-                    raise NotFound(f"the asset file {source_file} is missing from the data directory",
+                    raise NotFound(f"the image {entry.sha256} is missing from the asset store",
                                    code="asset_file_missing")
                 writer.asset(archive.asset_name(entry.sha256, entry.type), source_file)
             writer.close()

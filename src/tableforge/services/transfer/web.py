@@ -31,8 +31,7 @@ async def export_file(rt: Runtime, user: dict[str, Any], room_id: str) -> Path:
         require_gm(await rooms.require_member(conn, room_id, user))
     target = _scratch(rt, "export")
     async with rt.guards.decodes.slot():
-        await export_rooms(rt.db, rt.settings.assets_dir, [room_id], target,
-                           "postgresql" if rt.settings.is_postgres else "sqlite")
+        await export_rooms(rt.db, rt.settings.assets_dir, [room_id], target)
     return target
 
 
