@@ -38,6 +38,7 @@ class Limits:
     max_total_bytes: int = 4 * 1024 * 1024 * 1024  # inflated, all entries together
     max_entries: int = 20_000
     max_asset_bytes: int = 20 * 1024 * 1024  # the server's upload limit, normally
+    max_json_bytes: int = JSON_MAX_BYTES  # one room document (decoded in memory: lower it for untrusted callers)
 
 
 def asset_name(sha256: str, kind: str) -> str:

@@ -119,7 +119,7 @@ def read_documents(reader: archive.Reader) -> Checked:
             raise ArchiveInvalid(f"{name}: its extension does not match its type in manifest.json")
     rooms = []
     for entry in manifest.rooms:
-        room: doc.Room = _decode(reader.read(entry.file, archive.JSON_MAX_BYTES), doc.Room, entry.file)
+        room: doc.Room = _decode(reader.read(entry.file, reader.limits.max_json_bytes), doc.Room, entry.file)
         _check_room(room, files, entry.file)
         rooms.append(room)
     return Checked(manifest, rooms)

@@ -19,6 +19,7 @@ from tableforge.services.transfer.export import export_rooms
 from tableforge.services.transfer.importer import import_rooms
 
 _CHUNK = 1024 * 1024
+HTTP_JSON_MAX_BYTES = 32 * 1024 * 1024
 
 
 def _scratch(rt: Runtime, kind: str) -> Path:
@@ -51,7 +52,10 @@ async def import_file(rt: Runtime, user: dict[str, Any], source: IO[bytes]) -> d
     path = _scratch(rt, "import")
     try:
         await asyncio.to_thread(_copy, source, path, limit)
-        limits = archive.Limits(max_total_bytes=limit * 4, max_asset_bytes=rt.settings.max_upload_bytes)
+        # Any user may send one: the documents are decoded in memory, so they are held to far less
+        # than an operator's import allows.
+        limits = archive.Limits(max_total_bytes=limit * 4, max_asset_bytes=rt.settings.max_upload_bytes,
+                                max_json_bytes=min(limit, HTTP_JSON_MAX_BYTES))
         async with rt.guards.decodes.slot():
             return await import_rooms(rt.db, rt.settings, path, user["username"], False, limits, others=False)
     finally:
