@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     # Uploads.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(64_000_000, ge=1)
+    # A room file sent to `POST /api/rooms/import` (its images are each held to max_upload_bytes).
+    max_import_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     # Image checks (Pillow) running at once; the rest wait up to `decode_wait_seconds`, then 503 `server_busy`.
     max_concurrent_decodes: int = Field(2, ge=1, le=64)
     decode_wait_seconds: float = Field(10.0, gt=0)

@@ -29,6 +29,7 @@ from tableforge.api.routes import (
 )
 from tableforge.api.routes.admin_backup import router as backup_router
 from tableforge.api.routes.admin_balance import router as balance_router
+from tableforge.api.routes.transfer import router as transfer_router
 from tableforge.api.ws import router as ws_router
 from tableforge.api.ws import websocket_endpoint
 from tableforge.config import Settings
@@ -46,15 +47,17 @@ class MetricsMiddleware:
     edge refusals (api/edge.py: a body over the upload limit, a NUL in the path or query) before
     anything routes the request or reads its body."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, import_max_body: int) -> None:
         self.app = app
         self.max_body = max_body
+        self.import_max_body = import_max_body  # `POST /api/rooms/import` only: room files are larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = edge.refusal(scope, self.max_body)
+        refused = edge.refusal(scope, self.import_max_body if scope.get("path") == "/api/rooms/import"
+                               else self.max_body)
         if refused is not None:
             refused.raw_headers.extend(edge.security_headers("/api/"))
             await refused(scope, receive, send)
@@ -119,9 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in (health.router, auth.router, systems.router, rooms.router, admin.router, admin_accounts.router,
                    admin_cache.router, admin_db.router, admin_maintenance.router, backup_router, balance_router,
-                   ws_router):
+                   transfer_router, ws_router):
         app.include_router(router)
     docs.install(app)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
-    app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_bytes + 1024 * 1024,
+                       import_max_body=settings.max_import_bytes + 1024 * 1024)
     return app

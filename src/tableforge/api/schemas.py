@@ -320,3 +320,31 @@ IMAGE: dict[int | str, dict[str, Any]] = {
           "content": {t: {"schema": {"type": "string", "format": "binary"}}
                       for t in ("image/png", "image/jpeg", "image/webp", "image/gif")}},
     304: {"description": "Not Modified (If-None-Match matched the ETag)"}}
+
+
+# Export and import of rooms (docs/deploy.md, "Moving a game between modes").
+ROOM_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The room file (a zip: manifest.json, rooms/<n>.json, assets/<sha256>.<ext>)",
+          "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+class ImportedRoomOut(Out):
+    source_id: str
+    id: str
+    name: str
+    version: int
+    scenes: int
+    tokens: int
+    assets: int
+    messages: int
+    members: int
+    skipped_members: list[str]
+    system: str
+
+
+class ImportOut(Out):
+    dry_run: bool
+    rooms: list[ImportedRoomOut]
+    files: int
+    files_added: int
+    users_missing: list[str]

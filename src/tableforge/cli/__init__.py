@@ -1,5 +1,5 @@
-"""`tableforge`: serve, migrate, users, db reports, maintenance, backup and restore, admin (cluster
-operations), loadtest, cluster.
+"""`tableforge`: serve, migrate, users, db reports, maintenance, backup and restore, export and import
+of rooms, admin (cluster operations), loadtest, cluster.
 
 The console script (`tableforge = "tableforge.cli:app"`) imports this package for every command,
 `serve` included, so the command modules import nothing heavy at module level: rich, Alembic, the
@@ -17,6 +17,7 @@ from tableforge.cli.db import db_app
 from tableforge.cli.load import cluster, loadtest
 from tableforge.cli.maintenance import maintenance_app
 from tableforge.cli.serve import migrate, serve
+from tableforge.cli.transfer import export, import_
 from tableforge.cli.users import users_app
 
 app = typer.Typer(help="TableForge: a real-time multiplayer virtual tabletop server.", no_args_is_help=True,
@@ -32,6 +33,8 @@ app.command("serve")(serve)
 app.command("migrate")(migrate)
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.command("export")(export)
+app.command("import")(import_)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,1 @@
+"""Moving rooms between servers: `tableforge export` / `tableforge import` (one portable room file)."""
