@@ -90,10 +90,16 @@ class Table:
             await ws.close()
 
 
-async def seat(gm_api: Api, player_api: Api) -> Table:
-    """A room with a GM (on gm_api's server), two players and a spectator (on player_api's), all joined."""
+async def seat(gm_api: Api, player_api: Api, system: dict[str, Any] | None = None) -> Table:
+    """A room with a GM (on gm_api's server), two players and a spectator (on player_api's), all joined.
+    `system`: a game system (POST /api/systems body) the GM makes first and the room uses."""
     gm, alice, bob, spectator = [await gm_api.register(n) for n in ("gm", "alice", "bob", "spec")]
-    room = await gm_api.room(gm, alice, bob)
+    system_id = None
+    if system is not None:
+        made = await gm_api.http.post("/api/systems", headers=gm.headers, json=system)
+        assert made.status_code == 201, made.text
+        system_id = str(made.json()["id"])
+    room = await gm_api.room(gm, alice, bob, system_id=system_id)
     assert room["spectator_invite_code"] and room["spectator_invite_code"] != room["invite_code"]
     r = await player_api.http.post("/api/rooms/join", json={"invite_code": room["spectator_invite_code"]},
                                    headers=spectator.headers)

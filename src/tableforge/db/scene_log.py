@@ -31,6 +31,7 @@ from tableforge.domain import fog as fogs
 from tableforge.domain import scenes as rules
 from tableforge.domain import wire
 from tableforge.domain.errors import Conflict, NotFound, ValidationFailed
+from tableforge.domain.token_fields import LEVEL_PLAYER, for_level
 
 SCENE_COLUMNS = (scenes.c.id, scenes.c.room_id, scenes.c.name, scenes.c.position, scenes.c.map_asset_id,
                  scenes.c.grid, scenes.c.fog, scenes.c.created_at)
@@ -130,7 +131,8 @@ async def visible_tokens(conn: AsyncConnection, scene_id: str) -> list[dict[str,
     rows = (await conn.execute(_STATE.where(board_tokens.c.scene_id == scene_id, board_tokens.c.hidden.is_(False),
                                             board_tokens.c.fogged.is_(False), board_tokens.c.asset_hidden.is_(False))
                                .order_by(board_tokens.c.z_index, board_tokens.c.created_at))).mappings().all()
-    return [wire.token(r) for r in rows]
+    # Players' copies (the owner's extra fields reach them with the next snapshot or token event).
+    return [for_level(wire.token(r), LEVEL_PLAYER) for r in rows]
 
 
 async def activate_scene(log: Log, conn: AsyncConnection, room_id: str, c: ActivateScene) -> StoredEvent[None]:
@@ -183,7 +185,7 @@ async def change_fog(log: Log, conn: AsyncConnection, room_id: str, c: ChangeFog
             if fogged:
                 removed.append(str(token["id"]))
             else:
-                added.append(wire.token(token))
+                added.append(for_level(wire.token(token), LEVEL_PLAYER))
     for ids, value in ((covered, True), (uncovered, False)):
         for start in range(0, len(ids), 500):
             await conn.execute(sa.update(board_tokens).where(board_tokens.c.id.in_(ids[start : start + 500]))

@@ -70,6 +70,22 @@ class TokenAdd(_Msg, tag="token.add"):
     z_index: ZIndex = 0
     hidden: bool = False  # *extension*: the GM layer (GMs only)
     scene_id: RoomId | None = None  # *extension*: default the scene the socket views
+    name: TokenName | None = None
+    size: Cells | None = None
+    bars: Bars | None = None  # None: the game system's token_defaults
+    conditions: Conditions | None = None
+    name_visibility: FieldVisibility | None = None
+    conditions_visibility: FieldVisibility | None = None
+
+
+# *extension*: tokens as characters (checked in domain/token_fields.py; sizes bounded here)
+TokenName = Annotated[str, msgspec.Meta(max_length=64)]
+Cells = Annotated[float, msgspec.Meta(ge=0.25, le=20)]
+Bars = Annotated[list[dict[str, Any]], msgspec.Meta(max_length=3)]
+Conditions = Annotated[list[Annotated[str, msgspec.Meta(max_length=32)]], msgspec.Meta(max_length=20)]
+FieldVisibility = Literal["everyone", "owners", "gm"]
+BarValue = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+BarMax = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 
 
 class TokenMove(_Msg, tag="token.move"):
@@ -90,6 +106,33 @@ class TokenUpdate(_Msg, tag="token.update"):
     scale: Scale | None = None
     z_index: ZIndex | None = None
     hidden: bool | None = None  # *extension*: GMs only
+    if_version: Version | None = None
+    name: TokenName | None = None
+    size: Cells | None = None
+    bars: Bars | None = None  # GMs only
+    conditions: Conditions | None = None
+    name_visibility: FieldVisibility | None = None  # GMs only
+    conditions_visibility: FieldVisibility | None = None  # GMs only
+
+
+class TokenBar(_Msg, tag="token.bar"):
+    """*extension*: one bar's value and/or max (`max: null` drops the max)."""
+
+    room_id: RoomId
+    token_id: RoomId
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    value: BarValue | None = None
+    max: BarMax | msgspec.UnsetType | None = msgspec.UNSET
+    if_version: Version | None = None
+
+
+class TokenCondition(_Msg, tag="token.condition"):
+    """*extension*: conditions added and/or removed."""
+
+    room_id: RoomId
+    token_id: RoomId
+    add: Conditions | None = None
+    remove: Conditions | None = None
     if_version: Version | None = None
 
 
@@ -180,11 +223,13 @@ class Ping(_Msg, tag="ping"):
 
 
 ClientMessage = (Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
-                 | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange)
+                 | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange | TokenBar
+                 | TokenCondition)
 _decoder = msgspec.json.Decoder(ClientMessage)
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
-     "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change")
+     "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change",
+     "token.bar", "token.condition")
 )
 
 

@@ -68,12 +68,14 @@ def _players_get_main(routing: Routing) -> bool:
 
 
 def _seen_after(routing: Routing) -> bool | None:
-    """Whether players see the token after an event whose players' copy may differ (None: unknown)."""
+    """Whether players see the token after an event whose players' copy may differ (None: unknown):
+    a players' copy that is not `token.removed` (`token.added`, or the event itself with the fields
+    players may see) means they see it."""
     if _players_get_main(routing):
         return True
     for sel, body in routing.variants:
         if selector_for(sel).players:
-            return body.startswith(_ADDED.encode())
+            return not body.startswith(_REMOVED.encode())
     return False
 
 
@@ -248,7 +250,7 @@ class RoomTokens:
                         room.owners = {}
                     else:
                         room.owners[token_id] = Token(str(owner) if owner else None, str(token.get("scene_id", "")),
-                                                      _players_get_main(routing))
+                                                      bool(_seen_after(routing)))
                         self._token_count += 1
             elif room.owners.pop(str(event["token_id"]), Lookup.MISSING) is not Lookup.MISSING:
                 self._token_count -= 1
