@@ -84,7 +84,8 @@ def _check(row: RowMapping, players_scene_id: str, owner: str | None, if_version
     return before
 
 
-_TEMPLATE = (sa.select(game_systems.c.template)
+# The room's game system's template (no row: the room has none).
+TEMPLATE = (sa.select(game_systems.c.template)
              .select_from(game_rooms.join(game_systems, game_systems.c.id == game_rooms.c.game_system_id))
              .where(game_rooms.c.id == sa.bindparam("room_id")))
 
@@ -94,7 +95,7 @@ async def _character(conn: AsyncConnection, room_id: str, c: AddToken) -> dict[s
     token_defaults, else none."""
     size, bars = c.size, c.bars
     if size is None or bars is None:
-        template = (await conn.execute(_TEMPLATE, {"room_id": room_id})).scalar()
+        template = (await conn.execute(TEMPLATE, {"room_id": room_id})).scalar()
         default_size, default_bars = token_fields.defaults(template)
         size = size if size is not None else (default_size or 1.0)
         bars = bars if bars is not None else default_bars

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db.board_log import TOKEN_COLUMNS, Log, seen
+from tableforge.db.board_log import TEMPLATE, TOKEN_COLUMNS, Log, seen
 from tableforge.db.changes import (
     UNCHANGED,
     ActivateScene,
@@ -86,9 +86,11 @@ async def create_scene(log: Log, conn: AsyncConnection, room_id: str, c: CreateS
     if int(count) >= rules.MAX_SCENES:
         raise Conflict(f"a room has at most {rules.MAX_SCENES} scenes", code="too_many_scenes")
     await _check_map(conn, room_id, c.map_asset_id)
+    # A new scene starts from its game system's grid, then the defaults; `grid` changes that.
+    start = rules.template_grid((await conn.execute(TEMPLATE, {"room_id": room_id})).scalar())
     await conn.execute(sa.insert(scenes).values(
         id=c.scene_id, room_id=room_id, name=c.name, position=(int(last) + 1) if last is not None else 0,
-        map_asset_id=c.map_asset_id, grid=rules.grid(c.grid, None), fog=fogs.Fog().to_json(), fog_count=0,
+        map_asset_id=c.map_asset_id, grid=rules.grid(c.grid, start), fog=fogs.Fog().to_json(), fog_count=0,
         fog_version=0, created_at=c.created_at))
     scene = scene_json(await read_scene(conn, room_id, c.scene_id))
     return await store(conn, log.history_size, room_id, version, ev.SCENE_ADDED, c.by, {"scene": scene}, scene, "g")
