@@ -38,7 +38,7 @@ async def character_session(gm_api: Api, player_api: Api) -> None:
         await t.close()
 
 
-async def _play(t: Any) -> None:  # noqa: PLR0915 - one scripted session, step by step
+async def _play(t: Any) -> None:
     asset = await t.gm_api.asset(t.gm, t.room_id)
     g, a, b = t.g, t.a, t.b
 

@@ -63,7 +63,7 @@ def test_each_level_gets_only_what_it_may_see() -> None:
 def test_set_bar_and_conditions_respect_visibility() -> None:
     t = token()
     bars, bar = tf.set_bar(t["bars"], "stress", 4, "keep", tf.LEVEL_OWNER)
-    assert bar["value"] == 4 and bar["max"] is None and t["bars"][1]["value"] == 0
+    assert bars[1] == bar and bar["value"] == 4 and bar["max"] is None and t["bars"][1]["value"] == 0
     with pytest.raises(AppError) as info:
         tf.set_bar(t["bars"], "hp", 1, "keep", tf.LEVEL_OWNER)
     assert info.value.code == "bar_not_found"

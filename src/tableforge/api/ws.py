@@ -21,7 +21,7 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, play, replies, scenes, tokens
+from tableforge.services import chat, initiative, play, replies, scenes, tokens
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -235,6 +235,11 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
                                                             msg.if_version, conn)
             if reply:
                 conn.send(_ack(msg.id, token=token, version=version))
+        case p.Initiative():
+            tracker, version = await initiative.change(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id, msg.op,
+                                                       msg.token_id, msg.entry_id, msg.value, msg.if_version, conn)
+            if reply:
+                conn.send(_ack(msg.id, initiative=tracker, version=version))
         case p.ChatSend():
             role = _role(conn, msg.room_id)
             message, version = await chat.send(rt, conn.user_id, conn.username, msg.room_id, msg.text, conn,

@@ -56,6 +56,22 @@ class AddToken(Change[dict[str, Any]]):
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeInitiative(Change[dict[str, Any]]):
+    """initiative.changed: one operation on the room's turn order (domain/initiative.py). `value`
+    None on `add`: rolled with the room's game system's formula. `is_gm` False: a player, who may
+    add and remove their own tokens' entries and end their own turn (`next`). Result: the tracker."""
+
+    by: str
+    op: str
+    token_id: str | None
+    entry_id: str | None
+    value: int | None
+    if_version: int | None
+    is_gm: bool
+    new_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetBar(Change[dict[str, Any]]):
     """token.bar_changed: one bar's value and/or max (`top` "keep": unchanged). Result: the token.
     `level`: what the caller may see of the token (domain/token_fields.py)."""

@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db import board_log, scene_log
+from tableforge.db import board_log, initiative_log, scene_log
 from tableforge.db.changes import (
     UNCHANGED,
     ActivateScene,
@@ -43,6 +43,7 @@ from tableforge.db.changes import (
     Change,
     ChangeConditions,
     ChangeFog,
+    ChangeInitiative,
     CreateScene,
     MoveToken,
     PostMessage,
@@ -182,6 +183,7 @@ _APPLY: dict[type[Any], _Apply] = {
     RemoveToken: board_log.remove_token,
     SetBar: board_log.set_bar,
     ChangeConditions: board_log.change_conditions,
+    ChangeInitiative: initiative_log.change_initiative,
     AddAsset: board_log.add_asset,
     RemoveAsset: board_log.remove_asset,
     SetAssetHidden: board_log.set_asset_hidden,

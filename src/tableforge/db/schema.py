@@ -109,6 +109,8 @@ game_rooms = sa.Table(
     # locks and PostgreSQL re-checks under that lock, so the one-statement move and add (which
     # need no geometry on a fog-free room) can never race a fog change.
     sa.Column("fog_free", sa.Boolean, nullable=False, server_default=sa.true()),
+    # migration 0006: the turn order (domain/initiative.py), NULL until first used.
+    sa.Column("initiative", JSONDoc),
     # migration 0002: usage counts of the catalog read only active rooms.
     sa.Index("uq_game_rooms_spectator_invite_code", "spectator_invite_code", unique=True),  # migration 0004
     sa.Index("ix_game_rooms_active_system", "game_system_id", postgresql_where=sa.text("is_active"),

@@ -11,6 +11,7 @@ TOKEN_UPDATED = "token.updated"
 TOKEN_REMOVED = "token.removed"
 TOKEN_BAR_CHANGED = "token.bar_changed"  # *extension*: tokens as characters
 TOKEN_CONDITIONS_CHANGED = "token.conditions_changed"
+INITIATIVE_CHANGED = "initiative.changed"  # *extension*: the turn order
 CHAT_MESSAGE = "chat.message"
 DICE_ROLLED = "dice.rolled"
 ASSET_ADDED = "asset.added"

@@ -41,7 +41,7 @@ MsgId = (Annotated[str, msgspec.Meta(max_length=limits.MSG_ID_MAX_CHARS)]
 # Python's `re` (msgspec's engine) lets `$` match before a final newline: \A and \Z do not.
 RoomId = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")]
 _ANY_UUID = re.compile(limits.UUID_PATTERN)  # used with fullmatch, for the same reason
-_ID_FIELDS = ("room_id", "token_id", "asset_id", "scene_id", "map_asset_id")
+_ID_FIELDS = ("room_id", "token_id", "asset_id", "scene_id", "map_asset_id", "entry_id")
 _ID_LISTS = ("to",)
 MAX_DEPTH = 32  # nesting levels of arrays/objects in one frame (the message object is level 1)
 
@@ -123,6 +123,17 @@ class TokenBar(_Msg, tag="token.bar"):
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     value: BarValue | None = None
     max: BarMax | msgspec.UnsetType | None = msgspec.UNSET
+    if_version: Version | None = None
+
+
+class Initiative(_Msg, tag="initiative"):
+    """*extension*: one operation on the room's turn order."""
+
+    room_id: RoomId
+    op: Literal["add", "remove", "sort", "next", "prev", "next_round", "clear"]
+    token_id: RoomId | None = None  # add
+    entry_id: RoomId | None = None  # remove
+    value: BarValue | None = None  # add: None rolls the game system's formula
     if_version: Version | None = None
 
 
@@ -224,12 +235,12 @@ class Ping(_Msg, tag="ping"):
 
 ClientMessage = (Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
                  | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange | TokenBar
-                 | TokenCondition)
+                 | TokenCondition | Initiative)
 _decoder = msgspec.json.Decoder(ClientMessage)
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
      "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change",
-     "token.bar", "token.condition")
+     "token.bar", "token.condition", "initiative")
 )
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tableforge.db.engine import timed
 from tableforge.db.scene_log import scene_json
 from tableforge.db.schema import UUID, board_tokens, game_assets, game_rooms, room_messages, room_players, scenes, users
-from tableforge.domain import limits, token_fields
+from tableforge.domain import initiative, limits, token_fields
 from tableforge.domain.errors import NotFound
 from tableforge.services import replies
 
@@ -148,6 +148,12 @@ def _seen_as(token: dict[str, Any], is_gm: bool, user_id: str) -> dict[str, Any]
     return token_fields.for_level(token, token_fields.level_of(is_gm, user_id, token["owner_id"]))
 
 
+def _turn_order(room: RowMapping | dict[str, Any], tokens: list[Any], is_gm: bool) -> dict[str, Any]:
+    """*extension*: the turn order; players' entries are those of the tokens in their snapshot."""
+    doc = initiative.load(room.get("initiative"))
+    return doc if is_gm else initiative.for_players(doc, {str(t["id"]) for t in tokens})
+
+
 def _shape(room: RowMapping | dict[str, Any], players: list[Any], assets: list[Any], tokens: list[Any],
            messages: list[Any], shown: list[Any], listed: list[Any], is_gm: bool, user_id: str = ""
            ) -> dict[str, Any]:
@@ -159,6 +165,7 @@ def _shape(room: RowMapping | dict[str, Any], players: list[Any], assets: list[A
         "players": [replies.player(p) for p in players],
         "assets": [replies.asset(a) for a in assets],
         "tokens": [_seen_as(replies.token(t), is_gm, user_id) for t in tokens],
+        "initiative": _turn_order(room, tokens, is_gm),
         "messages": [replies.message(m) for m in messages],
         "scene_id": scene["id"],
         "scene": scene,

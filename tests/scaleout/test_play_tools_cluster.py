@@ -1,4 +1,4 @@
-"""Tokens as characters across two real instances (PostgreSQL + Redis): the GM on one, the players
+"""Tokens as characters and the turn order across two real instances (PostgreSQL + Redis): the GM on one, the players
 and the spectator on the other, so each field's audience (the owner's `pu:` copy included) travels
 through the broker and the stored history."""
 
@@ -11,6 +11,7 @@ import pytest
 from tests.support.character_session import character_session
 from tests.support.client import Api
 from tests.support.cluster import Cluster
+from tests.support.initiative_session import initiative_session
 
 
 @pytest.fixture(scope="module")
@@ -23,3 +24,8 @@ def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) 
 async def test_each_audience_gets_its_copy_across_instances(pair: Cluster) -> None:
     async with Api(pair.servers[0].base_url) as gm_api, Api(pair.servers[1].base_url) as player_api:
         await character_session(gm_api, player_api)
+
+
+async def test_turn_order_across_instances(pair: Cluster) -> None:
+    async with Api(pair.servers[0].base_url) as gm_api, Api(pair.servers[1].base_url) as player_api:
+        await initiative_session(gm_api, player_api)
