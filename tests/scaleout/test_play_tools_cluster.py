@@ -12,6 +12,7 @@ from tests.support.character_session import character_session
 from tests.support.client import Api
 from tests.support.cluster import Cluster
 from tests.support.initiative_session import initiative_session
+from tests.support.ruler_session import ruler_session
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +30,8 @@ async def test_each_audience_gets_its_copy_across_instances(pair: Cluster) -> No
 async def test_turn_order_across_instances(pair: Cluster) -> None:
     async with Api(pair.servers[0].base_url) as gm_api, Api(pair.servers[1].base_url) as player_api:
         await initiative_session(gm_api, player_api)
+
+
+async def test_ruler_and_ping_across_instances(pair: Cluster) -> None:
+    async with Api(pair.servers[0].base_url) as gm_api, Api(pair.servers[1].base_url) as player_api:
+        await ruler_session(gm_api, player_api)

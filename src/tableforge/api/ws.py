@@ -21,7 +21,7 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, initiative, play, replies, scenes, tokens
+from tableforge.services import board_frames, chat, initiative, play, replies, scenes, tokens
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -186,6 +186,16 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
                 conn.send(_ack(msg.id, version=version, token_version=token_version))
         case p.Pointer():
             await tokens.pointer(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.x, msg.y, conn)
+            if reply:
+                conn.send(_ack(msg.id))
+        case p.Ruler():
+            found = await board_frames.ruler(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.scene_id,
+                                             [(x, y) for x, y in msg.points], conn)
+            if reply:
+                conn.send(_ack(msg.id) if found is None else
+                          _ack(msg.id, cells=found.cells, units=found.units, text=found.text))
+        case p.BoardPing():
+            await board_frames.ping(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.x, msg.y, conn)
             if reply:
                 conn.send(_ack(msg.id))
         case p.Join():

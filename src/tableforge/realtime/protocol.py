@@ -229,18 +229,34 @@ class Pointer(_Msg, tag="pointer"):
     y: Coord
 
 
+class Ruler(_Msg, tag="ruler"):
+    """*extension*: a ruler's path (2..64 points; none: put away), measured and relayed, never stored."""
+
+    room_id: RoomId
+    points: Annotated[list[Point], msgspec.Meta(max_length=64)]
+    scene_id: RoomId | None = None  # GMs: default the scene the socket views
+
+
+class BoardPing(_Msg, tag="board.ping"):
+    """*extension*: draw everyone's eye to a spot; relayed like a pointer, never stored."""
+
+    room_id: RoomId
+    x: Coord
+    y: Coord
+
+
 class Ping(_Msg, tag="ping"):
     pass
 
 
 ClientMessage = (Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
                  | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange | TokenBar
-                 | TokenCondition | Initiative)
+                 | TokenCondition | Initiative | Ruler | BoardPing)
 _decoder = msgspec.json.Decoder(ClientMessage)
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
      "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change",
-     "token.bar", "token.condition", "initiative")
+     "token.bar", "token.condition", "initiative", "ruler", "board.ping")
 )
 
 

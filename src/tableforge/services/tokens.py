@@ -156,7 +156,7 @@ _BOARD = (
 )
 
 
-async def _load_board(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None, str, bool]], str]:
+async def load_board(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None, str, bool]], str]:
     async with rt.db.read() as conn:
         rows = (await conn.execute(_BOARD, {"room_id": room_id, "limit": rt.room_tokens.max_tokens + 1})).all()
     if not rows:
@@ -182,8 +182,8 @@ async def _load_fog(rt: Runtime, scene_id: str) -> Fog:
     return parse_fog(raw)
 
 
-async def _fogged(rt: Runtime, room_id: str, scene_id: str, x: float, y: float) -> bool:
-    fog = await rt.room_tokens.fog(room_id, scene_id, lambda: _load_board(rt, room_id), lambda: _load_fog(rt, scene_id))
+async def fogged(rt: Runtime, room_id: str, scene_id: str, x: float, y: float) -> bool:
+    fog = await rt.room_tokens.fog(room_id, scene_id, lambda: load_board(rt, room_id), lambda: _load_fog(rt, scene_id))
     return fog.fogged(x, y)
 
 
@@ -194,7 +194,7 @@ async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token
     to the GMs viewing the token's scene, and to the players only if they see the token and its
     preview position is not under fog."""
     require_actor(role)
-    found = await rt.room_tokens.token(room_id, token_id, lambda: _load_board(rt, room_id))
+    found = await rt.room_tokens.token(room_id, token_id, lambda: load_board(rt, room_id))
     if found is Lookup.UNKNOWN:
         found = await _token_in_db(rt, room_id, token_id)
     if isinstance(found, Lookup) or (role != GM and not found.seen):  # MISSING (the db never answers UNKNOWN)
@@ -202,7 +202,7 @@ async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token
     if not can_change_token(role, user_id, found.owner or ""):
         raise Forbidden("players may only change their own tokens", code="not_token_owner")
     audience = f"g@{found.scene_id}"
-    if found.seen and not await _fogged(rt, room_id, found.scene_id, x, y):
+    if found.seen and not await fogged(rt, room_id, found.scene_id, x, y):
         audience += ";p"
     await preview(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender, audience)
 
@@ -211,10 +211,10 @@ async def pointer(rt: Runtime, view: View, room_id: str, x: float, y: float, sen
     """A pointer goes to whoever views the scene it is on: a GM's on another scene, or over fog, to
     the GMs of that scene only."""
     require_actor(view.role)
-    players_scene = await rt.room_tokens.players_scene(room_id, lambda: _load_board(rt, room_id))
+    players_scene = await rt.room_tokens.players_scene(room_id, lambda: load_board(rt, room_id))
     scene = view.scene_id if view.is_gm and view.scene_id else players_scene
     audience = f"g@{scene}"
-    if scene == players_scene and not (view.is_gm and await _fogged(rt, room_id, scene, x, y)):
+    if scene == players_scene and not (view.is_gm and await fogged(rt, room_id, scene, x, y)):
         audience += ";p"
     await preview(rt, view.user_id, room_id, ev.POINTER, {"user_id": view.user_id, "x": x, "y": y}, sender, audience)
 
