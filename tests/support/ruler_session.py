@@ -8,11 +8,10 @@ import json
 import uuid
 from typing import Any
 
-from tests.support.hidden_session import Table, seat
-from tests.support.waiting import wait_until
-
 from tableforge.domain.grid import measure
 from tableforge.domain.grid_settings import GridSettings
+from tests.support.hidden_session import Table, seat
+from tests.support.waiting import wait_until
 
 GRID = {"type": "square", "size": 50, "units_per_cell": 5, "unit": "ft", "diagonal": "5-10-5"}
 
