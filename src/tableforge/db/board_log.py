@@ -149,13 +149,19 @@ async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveTok
     new = (await conn.execute(sa.update(board_tokens).where(board_tokens.c.id == c.token_id)
                               .values(**values, version=board_tokens.c.version + 1)
                               .returning(*TOKEN_COLUMNS))).mappings().one()
-    token = wire.token(new)
     after = seen(new, players_scene)
     if isinstance(c, MoveToken):
-        payload = {"token_id": c.token_id, "x": token["x"], "y": token["y"], "token_version": token["version"]}
-        audience, variants = routed(token, before, after, ev.TOKEN_MOVED, lambda _: payload, carries_fields=False)
+        token_version = int(new["version"])
+        payload = {"token_id": c.token_id, "x": float(new["x"]), "y": float(new["y"]), "token_version": token_version}
+        if before == after:  # the usual move: no copy of the token is needed (the hot path stays lean)
+            audience, _ = token_routing(str(new["scene_id"]), before, after)
+            variants: tuple[Variant, ...] = ()
+        else:
+            audience, variants = routed(wire.token(new), before, after, ev.TOKEN_MOVED, lambda _: payload,
+                                        carries_fields=False)
         return await store(conn, log.history_size, room_id, version, ev.TOKEN_MOVED, c.by, payload,
-                           token["version"], audience, variants)
+                           token_version, audience, variants)
+    token = wire.token(new)
     audience, variants = routed(token, before, after, ev.TOKEN_UPDATED, _whole)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_UPDATED, c.by, {"token": token}, token,
                        audience, variants)
