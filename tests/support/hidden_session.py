@@ -18,7 +18,8 @@ from tests.support.client import Api, Player, Ws, png_bytes
 from tests.support.waiting import wait_until
 
 ACTIONS = ("token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll", "pointer",
-           "scene.create", "scene.update", "scene.remove", "scene.activate", "scene.view", "fog.change")
+           "scene.create", "scene.update", "scene.remove", "scene.activate", "scene.view", "fog.change",
+           "token.bar", "token.condition", "initiative", "ruler", "board.ping")
 
 
 def frames(ws: Ws, start: int = 0) -> list[dict[str, Any]]:
@@ -401,6 +402,11 @@ async def spectator_session(gm_api: Api, player_api: Api) -> None:
             ("scene.activate", {"scene_id": scene}),
             ("scene.view", {"scene_id": scene}),
             ("fog.change", {"scene_id": scene, "op": "hide_all"}),
+            ("token.bar", {"token_id": token["id"], "key": "hp", "value": 1}),
+            ("token.condition", {"token_id": token["id"], "add": ["prone"]}),
+            ("initiative", {"op": "add", "token_id": token["id"], "value": 3}),
+            ("ruler", {"points": [[0, 0], [100, 0]]}),
+            ("board.ping", {"x": 1, "y": 1}),
         ]
         assert {name for name, _ in attempts} == set(ACTIONS)
         for name, fields in attempts:
