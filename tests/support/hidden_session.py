@@ -18,7 +18,8 @@ from tests.support.client import Api, Player, Ws, png_bytes
 from tests.support.waiting import wait_until
 
 ACTIONS = ("token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll", "pointer",
-           "scene.create", "scene.update", "scene.remove", "scene.activate", "scene.view", "fog.change")
+           "scene.create", "scene.update", "scene.remove", "scene.activate", "scene.view", "fog.change",
+           "token.bar", "token.condition", "initiative", "ruler", "board.ping")
 
 
 def frames(ws: Ws, start: int = 0) -> list[dict[str, Any]]:
@@ -90,10 +91,16 @@ class Table:
             await ws.close()
 
 
-async def seat(gm_api: Api, player_api: Api) -> Table:
-    """A room with a GM (on gm_api's server), two players and a spectator (on player_api's), all joined."""
+async def seat(gm_api: Api, player_api: Api, system: dict[str, Any] | None = None) -> Table:
+    """A room with a GM (on gm_api's server), two players and a spectator (on player_api's), all joined.
+    `system`: a game system (POST /api/systems body) the GM makes first and the room uses."""
     gm, alice, bob, spectator = [await gm_api.register(n) for n in ("gm", "alice", "bob", "spec")]
-    room = await gm_api.room(gm, alice, bob)
+    system_id = None
+    if system is not None:
+        made = await gm_api.http.post("/api/systems", headers=gm.headers, json=system)
+        assert made.status_code == 201, made.text
+        system_id = str(made.json()["id"])
+    room = await gm_api.room(gm, alice, bob, system_id=system_id)
     assert room["spectator_invite_code"] and room["spectator_invite_code"] != room["invite_code"]
     r = await player_api.http.post("/api/rooms/join", json={"invite_code": room["spectator_invite_code"]},
                                    headers=spectator.headers)
@@ -395,6 +402,11 @@ async def spectator_session(gm_api: Api, player_api: Api) -> None:
             ("scene.activate", {"scene_id": scene}),
             ("scene.view", {"scene_id": scene}),
             ("fog.change", {"scene_id": scene, "op": "hide_all"}),
+            ("token.bar", {"token_id": token["id"], "key": "hp", "value": 1}),
+            ("token.condition", {"token_id": token["id"], "add": ["prone"]}),
+            ("initiative", {"op": "add", "token_id": token["id"], "value": 3}),
+            ("ruler", {"points": [[0, 0], [100, 0]]}),
+            ("board.ping", {"x": 1, "y": 1}),
         ]
         assert {name for name, _ in attempts} == set(ACTIONS)
         for name, fields in attempts:

@@ -49,6 +49,11 @@ def test_every_message_type_is_accepted_in_its_plain_form() -> None:
         "scene.remove": {"room_id": ROOM, "scene_id": TOKEN},
         "scene.activate": {"room_id": ROOM, "scene_id": TOKEN},
         "fog.change": {"room_id": ROOM, "scene_id": TOKEN, "op": "reveal_all"},
+        "token.bar": {"room_id": ROOM, "token_id": TOKEN, "key": "hp", "value": 3},
+        "token.condition": {"room_id": ROOM, "token_id": TOKEN, "add": ["prone"]},
+        "initiative": {"room_id": ROOM, "op": "next"},
+        "ruler": {"room_id": ROOM, "points": [[0, 0], [10, 10]]},
+        "board.ping": {"room_id": ROOM, "x": 1, "y": 2},
     }
     assert set(plain) == protocol.KNOWN_TYPES
     for mtype, fields in plain.items():
@@ -148,3 +153,17 @@ def test_an_id_that_is_neither_text_nor_a_number_is_not_echoed() -> None:
         assert error.code == "invalid_message" and error.msg_id is None
     error = refused(frame(type="ping", id="i" * 65))  # over 64 characters
     assert error.code == "invalid_message"
+
+
+def test_play_tool_messages_are_bounded_where_they_are_decoded() -> None:
+    bar = decode(frame(type="token.bar", room_id=ROOM, token_id=TOKEN, key="hp", max=None))
+    assert isinstance(bar, protocol.TokenBar) and bar.max is None and bar.value is None
+    kept = decode(frame(type="token.bar", room_id=ROOM, token_id=TOKEN, key="hp", value=1))
+    assert isinstance(kept, protocol.TokenBar) and kept.max is protocol.msgspec.UNSET
+    for bad in (frame(type="token.bar", room_id=ROOM, token_id=TOKEN, key="hp", value=1_000_001),
+                frame(type="token.condition", room_id=ROOM, token_id=TOKEN, add=["x" * 33]),
+                frame(type="initiative", room_id=ROOM, op="shuffle"),
+                frame(type="ruler", room_id=ROOM, points=[[0, 0]] * 65),
+                frame(type="token.add", room_id=ROOM, asset_id=TOKEN, x=1, y=2, size=21),
+                frame(type="token.update", room_id=ROOM, token_id=TOKEN, name_visibility="nobody")):
+        assert refused(bad).code == "invalid_message", bad

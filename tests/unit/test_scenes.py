@@ -35,3 +35,13 @@ def test_the_visibility_rule() -> None:
     assert not visible_to_players(True, True, False, False), "the GM layer"
     assert not visible_to_players(True, False, True, False), "a hidden asset"
     assert not visible_to_players(True, False, False, True), "under fog"
+
+
+def test_a_new_scene_starts_from_the_template_grid_or_the_defaults() -> None:
+    from tableforge.domain.scenes import grid, template_grid
+
+    start = template_grid({"grid": {"type": "hex_flat", "size": 50}})
+    assert start is not None and grid(None, start)["type"] == "hex_flat" and grid(None, start)["size"] == 50
+    assert grid({"size": 80}, start)["type"] == "hex_flat"
+    assert template_grid({"grid": {"type": "hexagonal"}}) is None, "a template stored before the checks"
+    assert template_grid({"sheet": {}}) is None and template_grid(None) is None

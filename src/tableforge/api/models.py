@@ -162,7 +162,22 @@ class JoinIn(Strict):
     invite_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=16)]
 
 
-class TokenIn(Strict):
+class TokenCharacter(Strict):
+    """*extension*: tokens as characters (checked again in domain/token_fields.py: keys, colours,
+    values); `bars` and the visibilities are the GM's."""
+
+    name: Annotated[str, StringConstraints(max_length=64)] | None = None
+    size: Annotated[float, Field(ge=0.25, le=20)] | None = None
+    bars: Annotated[list[dict[str, Any]], Field(max_length=3)] | None = None
+    conditions: Annotated[list[Annotated[str, StringConstraints(max_length=32)]], Field(max_length=20)] | None = None
+    name_visibility: Literal["everyone", "owners", "gm"] | None = None
+    conditions_visibility: Literal["everyone", "owners", "gm"] | None = None
+
+
+CHARACTER_FIELDS = tuple(TokenCharacter.model_fields)
+
+
+class TokenIn(TokenCharacter):
     asset_id: Uuid
     x: Coord
     y: Coord
@@ -177,7 +192,7 @@ class AssetPatch(Strict):
     hidden: bool
 
 
-class TokenPatch(Strict):
+class TokenPatch(TokenCharacter):
     x: Coord | None = None
     y: Coord | None = None
     rotation: Rotation | None = None

@@ -149,6 +149,12 @@ class TokenOut(Out):
     version: int
     scene_id: str | None = None
     hidden: bool = False
+    # *extension*: tokens as characters (fields the caller may not see are left out)
+    name: str = ""
+    size: float = 1.0
+    bars: list[dict[str, Any]] = []
+    conditions: list[str] = []
+    visibility: dict[str, str] = {}
 
 
 class TokenChangeOut(TokenOut):

@@ -21,7 +21,7 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, play, replies, scenes, tokens
+from tableforge.services import board_frames, chat, initiative, play, replies, scenes, tokens
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -155,6 +155,9 @@ def _view(rt: Runtime, conn: Connection, room_id: str) -> View:
     return rt.hub.view_of(conn, room_id) or View(role, None, conn.user_id)
 
 
+_CHARACTER = ("name", "size", "bars", "conditions", "name_visibility", "conditions_visibility")
+
+
 async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None:
     reply = msg.id is not None
     match msg:
@@ -185,6 +188,16 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             await tokens.pointer(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.x, msg.y, conn)
             if reply:
                 conn.send(_ack(msg.id))
+        case p.Ruler():
+            found = await board_frames.ruler(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.scene_id,
+                                             [(x, y) for x, y in msg.points], conn)
+            if reply:
+                conn.send(_ack(msg.id) if found is None else
+                          _ack(msg.id, cells=found.cells, units=found.units, text=found.text))
+        case p.BoardPing():
+            await board_frames.ping(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.x, msg.y, conn)
+            if reply:
+                conn.send(_ack(msg.id))
         case p.Join():
             await play.join(rt, conn, msg.room_id, msg.since, msg.id, msg.scene_id)
         case p.Leave():
@@ -196,15 +209,16 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             view = _view(rt, conn, msg.room_id)
             token, version = await tokens.add(rt, conn.user_id, msg.room_id, msg.asset_id, msg.x, msg.y,
                                               msg.rotation, msg.scale, msg.z_index, conn, role=view.role,
-                                              scene_id=msg.scene_id or view.scene_id, hidden=msg.hidden)
+                                              scene_id=msg.scene_id or view.scene_id, hidden=msg.hidden,
+                                              fields={k: getattr(msg, k) for k in _CHARACTER})
             if reply:
                 conn.send(_ack(msg.id, token=token, version=version))
         case p.TokenUpdate():
             role = _role(conn, msg.room_id)
-            values = {k: getattr(msg, k) for k in ("x", "y", "rotation", "scale", "z_index", "hidden")
+            values = {k: getattr(msg, k) for k in ("x", "y", "rotation", "scale", "z_index", "hidden", *_CHARACTER)
                       if getattr(msg, k) is not None}
             if not values:
-                raise AppError("nothing to change: give x, y, rotation, scale, z_index or hidden",
+                raise AppError("nothing to change: give x, y, rotation, scale, z_index, hidden or a character field",
                                code="nothing_to_change", status=422)
             token, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id, values,
                                                  msg.if_version, conn)
@@ -215,6 +229,27 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             version = await tokens.remove(rt, conn.user_id, role, msg.room_id, msg.token_id, msg.if_version, conn)
             if reply:
                 conn.send(_ack(msg.id, version=version))
+        case p.TokenBar():
+            top = "keep" if msg.max is msgspec.UNSET else msg.max
+            if msg.value is None and top == "keep":
+                raise AppError("nothing to change: give value or max", code="nothing_to_change", status=422)
+            token, version = await tokens.set_bar(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id,
+                                                  msg.token_id, msg.key, msg.value, top, msg.if_version, conn)
+            if reply:
+                conn.send(_ack(msg.id, token=token, version=version))
+        case p.TokenCondition():
+            if not msg.add and not msg.remove:
+                raise AppError("nothing to change: give add or remove", code="nothing_to_change", status=422)
+            token, version = await tokens.change_conditions(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id,
+                                                            msg.token_id, msg.add or [], msg.remove or [],
+                                                            msg.if_version, conn)
+            if reply:
+                conn.send(_ack(msg.id, token=token, version=version))
+        case p.Initiative():
+            tracker, version = await initiative.change(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id, msg.op,
+                                                       msg.token_id, msg.entry_id, msg.value, msg.if_version, conn)
+            if reply:
+                conn.send(_ack(msg.id, initiative=tracker, version=version))
         case p.ChatSend():
             role = _role(conn, msg.room_id)
             message, version = await chat.send(rt, conn.user_id, conn.username, msg.room_id, msg.text, conn,

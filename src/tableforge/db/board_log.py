@@ -19,19 +19,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tableforge.db.changes import (
     AddAsset,
     AddToken,
+    ChangeConditions,
     MoveToken,
     RemoveAsset,
     RemoveToken,
     SetAssetHidden,
+    SetBar,
     StoredEvent,
     UpdateToken,
 )
 from tableforge.db.log_store import FogCache, Variant, next_versions, store, token_routing
-from tableforge.db.schema import board_tokens, game_assets, game_rooms, scenes
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, game_systems, scenes
+from tableforge.db.token_views import routed
 from tableforge.domain import events as ev
-from tableforge.domain import wire
+from tableforge.domain import token_fields, wire
 from tableforge.domain.errors import Conflict, Forbidden, NotFound
 from tableforge.domain.scenes import visible_to_players
+from tableforge.domain.token_fields import GM_ONLY, LEVEL_PLAYER, for_level
 
 
 class Log(Protocol):
@@ -42,7 +46,8 @@ class Log(Protocol):
 TOKEN_COLUMNS = (board_tokens.c.id, board_tokens.c.asset_id, board_tokens.c.owner_id, board_tokens.c.x,
                  board_tokens.c.y, board_tokens.c.rotation, board_tokens.c.scale, board_tokens.c.z_index,
                  board_tokens.c.version, board_tokens.c.scene_id, board_tokens.c.hidden, board_tokens.c.fogged,
-                 board_tokens.c.asset_hidden)
+                 board_tokens.c.asset_hidden, board_tokens.c.name, board_tokens.c.size, board_tokens.c.bars,
+                 board_tokens.c.conditions, board_tokens.c.name_visibility, board_tokens.c.conditions_visibility)
 _STATE = sa.select(*TOKEN_COLUMNS)
 
 
@@ -79,12 +84,29 @@ def _check(row: RowMapping, players_scene_id: str, owner: str | None, if_version
     return before
 
 
-def _flip(flip: str | None, token: dict[str, Any]) -> tuple[Variant, ...]:
-    if flip == "added":
-        return (("p", ev.TOKEN_ADDED, {"token": token}),)
-    if flip == "removed":
-        return (("p", ev.TOKEN_REMOVED, {"token_id": token["id"]}),)
-    return ()
+# The room's game system's template (no row: the room has none).
+TEMPLATE = (sa.select(game_systems.c.template)
+             .select_from(game_rooms.join(game_systems, game_systems.c.id == game_rooms.c.game_system_id))
+             .where(game_rooms.c.id == sa.bindparam("room_id")))
+
+
+async def _character(conn: AsyncConnection, room_id: str, c: AddToken) -> dict[str, Any]:
+    """A new token's character columns: what the change gives, else the room's game system's
+    token_defaults, else none."""
+    size, bars = c.size, c.bars
+    if size is None or bars is None:
+        template = (await conn.execute(TEMPLATE, {"room_id": room_id})).scalar()
+        default_size, default_bars = token_fields.defaults(template)
+        size = size if size is not None else (default_size or 1.0)
+        bars = bars if bars is not None else default_bars
+    return {"name": c.fields.get("name", ""), "size": size, "bars": bars or None,
+            "conditions": c.fields.get("conditions") or None,
+            "name_visibility": c.fields.get("name_visibility", "everyone"),
+            "conditions_visibility": c.fields.get("conditions_visibility", "everyone")}
+
+
+def _whole(token: dict[str, Any]) -> dict[str, Any]:
+    return {"token": token}
 
 
 async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) -> StoredEvent[dict[str, Any]]:
@@ -100,15 +122,16 @@ async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) 
     if asset is None or str(asset[0]) != room_id or (asset[1] and not c.is_gm):
         raise NotFound("no such asset in this room", code="asset_not_found")
     fogged = (await log.fogs.fog(conn, scene_id)).fogged(c.x, c.y)
+    columns = await _character(conn, room_id, c)
     await conn.execute(sa.insert(board_tokens).values(
         id=c.token_id, room_id=room_id, asset_id=c.asset_id, owner_id=c.by, x=c.x, y=c.y, rotation=c.rotation,
         scale=c.scale, z_index=c.z_index, version=1, created_at=c.created_at, scene_id=scene_id, hidden=c.hidden,
-        fogged=fogged, asset_hidden=bool(asset[1])))
-    token = c.token(scene_id)
+        fogged=fogged, asset_hidden=bool(asset[1]), **columns))
+    token = c.token(scene_id, columns)
     visible = visible_to_players(scene_id == players_scene, c.hidden, bool(asset[1]), fogged)
-    audience, _ = token_routing(scene_id, None, visible)
+    audience, variants = routed(token, None, visible, ev.TOKEN_ADDED, _whole)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_ADDED, c.by, {"token": token}, token,
-                       audience)
+                       audience, variants)
 
 
 async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken | UpdateToken
@@ -117,21 +140,81 @@ async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveTok
     row = await _state(conn, room_id, c.token_id)
     before = _check(row, players_scene, c.owner, c.if_version)
     values = {"x": c.x, "y": c.y} if isinstance(c, MoveToken) else dict(c.values)
+    if c.owner is not None and (("name" in values and row["name_visibility"] == GM_ONLY)
+                                or ("conditions" in values and row["conditions_visibility"] == GM_ONLY)):
+        raise Forbidden("only the GM may change this field of the token", code="not_gm")
     if "x" in values or "y" in values:
         fog = await log.fogs.fog(conn, str(row["scene_id"]))
         values["fogged"] = fog.fogged(values.get("x", row["x"]), values.get("y", row["y"]))
     new = (await conn.execute(sa.update(board_tokens).where(board_tokens.c.id == c.token_id)
                               .values(**values, version=board_tokens.c.version + 1)
                               .returning(*TOKEN_COLUMNS))).mappings().one()
-    token = wire.token(new)
     after = seen(new, players_scene)
-    audience, flip = token_routing(token["scene_id"], before, after)
     if isinstance(c, MoveToken):
-        payload = {"token_id": c.token_id, "x": token["x"], "y": token["y"], "token_version": token["version"]}
+        token_version = int(new["version"])
+        payload = {"token_id": c.token_id, "x": float(new["x"]), "y": float(new["y"]), "token_version": token_version}
+        if before == after:  # the usual move: no copy of the token is needed (the hot path stays lean)
+            audience, _ = token_routing(str(new["scene_id"]), before, after)
+            variants: tuple[Variant, ...] = ()
+        else:
+            audience, variants = routed(wire.token(new), before, after, ev.TOKEN_MOVED, lambda _: payload,
+                                        carries_fields=False)
         return await store(conn, log.history_size, room_id, version, ev.TOKEN_MOVED, c.by, payload,
-                           token["version"], audience, _flip(flip, token))
+                           token_version, audience, variants)
+    token = wire.token(new)
+    audience, variants = routed(token, before, after, ev.TOKEN_UPDATED, _whole)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_UPDATED, c.by, {"token": token}, token,
-                       audience, _flip(flip, token))
+                       audience, variants)
+
+
+async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> StoredEvent[dict[str, Any]]:
+    """token.bar_changed {token_id, token_version, bar}: those who may not see the bar get it without
+    `bar` (the token's version still rises for them, so their next `if_version` is right)."""
+    version, players_scene = await next_versions(conn, room_id)
+    row = await _state(conn, room_id, c.token_id)
+    before = _check(row, players_scene, c.owner, c.if_version)
+    bars, _ = token_fields.set_bar(list(row["bars"] or []), c.key, c.value, c.top, c.level)
+    token = await _save(conn, c.token_id, {"bars": bars})
+
+    def payload(copy: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
+        bar = next((b for b in copy["bars"] if b["key"] == c.key), None)
+        if bar is not None:
+            out["bar"] = bar
+        return out
+
+    audience, variants = routed(token, before, before, ev.TOKEN_BAR_CHANGED, payload)
+    return await store(conn, log.history_size, room_id, version, ev.TOKEN_BAR_CHANGED, c.by, payload(token), token,
+                       audience, variants)
+
+
+async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: ChangeConditions
+                            ) -> StoredEvent[dict[str, Any]]:
+    """token.conditions_changed {token_id, token_version, conditions}: without `conditions` for those
+    who may not see them."""
+    version, players_scene = await next_versions(conn, room_id)
+    row = await _state(conn, room_id, c.token_id)
+    before = _check(row, players_scene, c.owner, c.if_version)
+    conditions = token_fields.change_conditions(list(row["conditions"] or []), str(row["conditions_visibility"]),
+                                                c.level, list(c.add), list(c.remove))
+    token = await _save(conn, c.token_id, {"conditions": conditions or None})
+
+    def payload(copy: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
+        if "conditions" in copy["visibility"]:
+            out["conditions"] = copy["conditions"]
+        return out
+
+    audience, variants = routed(token, before, before, ev.TOKEN_CONDITIONS_CHANGED, payload)
+    return await store(conn, log.history_size, room_id, version, ev.TOKEN_CONDITIONS_CHANGED, c.by, payload(token),
+                       token, audience, variants)
+
+
+async def _save(conn: AsyncConnection, token_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    new = (await conn.execute(sa.update(board_tokens).where(board_tokens.c.id == token_id)
+                              .values(**values, version=board_tokens.c.version + 1)
+                              .returning(*TOKEN_COLUMNS))).mappings().one()
+    return wire.token(new)
 
 
 async def remove_token(log: Log, conn: AsyncConnection, room_id: str, c: RemoveToken) -> StoredEvent[None]:
@@ -196,6 +279,7 @@ async def set_asset_hidden(log: Log, conn: AsyncConnection, room_id: str, c: Set
                 board_tokens.c.asset_id == c.asset_id, board_tokens.c.scene_id == players_scene,
                 board_tokens.c.hidden.is_(False), board_tokens.c.fogged.is_(False))
                 .order_by(board_tokens.c.z_index, board_tokens.c.created_at))).mappings().all()
-            variants = (("p", ev.ASSET_ADDED, {"asset": asset, "tokens": [wire.token(t) for t in uncovered]}),)
+            variants = (("p", ev.ASSET_ADDED, {"asset": asset, "tokens": [for_level(wire.token(t), LEVEL_PLAYER)
+                                                                   for t in uncovered]}),)
     return await store(conn, log.history_size, room_id, version, ev.ASSET_UPDATED, c.by, {"asset": asset}, asset,
                        "g", variants)

@@ -43,11 +43,60 @@ class AddToken(Change[dict[str, Any]]):
     scene_id: str | None = None
     hidden: bool = False
     is_gm: bool = True
+    # *extension* tokens as characters: None takes the room's game system's token_defaults.
+    fields: dict[str, Any] = field(default_factory=dict)  # name, name_visibility, conditions, ...
+    size: float | None = None
+    bars: list[dict[str, Any]] | None = None
 
-    def token(self, scene_id: str) -> dict[str, Any]:
+    def token(self, scene_id: str, columns: dict[str, Any]) -> dict[str, Any]:
+        """The new token's wire shape; `columns` are its character columns as stored."""
         return wire.token({"id": self.token_id, "asset_id": self.asset_id, "owner_id": self.by, "x": self.x,
                            "y": self.y, "rotation": self.rotation, "scale": self.scale, "z_index": self.z_index,
-                           "version": 1, "scene_id": scene_id, "hidden": self.hidden})
+                           "version": 1, "scene_id": scene_id, "hidden": self.hidden} | columns)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeInitiative(Change[dict[str, Any]]):
+    """initiative.changed: one operation on the room's turn order (domain/initiative.py). `value`
+    None on `add`: rolled with the room's game system's formula. `is_gm` False: a player, who may
+    add and remove their own tokens' entries and end their own turn (`next`). Result: the tracker."""
+
+    by: str
+    op: str
+    token_id: str | None
+    entry_id: str | None
+    value: int | None
+    if_version: int | None
+    is_gm: bool
+    new_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetBar(Change[dict[str, Any]]):
+    """token.bar_changed: one bar's value and/or max (`top` "keep": unchanged). Result: the token.
+    `level`: what the caller may see of the token (domain/token_fields.py)."""
+
+    by: str
+    token_id: str
+    key: str
+    value: int | None
+    top: int | str | None
+    owner: str | None
+    if_version: int | None
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeConditions(Change[dict[str, Any]]):
+    """token.conditions_changed: conditions added and removed. Result: the token."""
+
+    by: str
+    token_id: str
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+    owner: str | None
+    if_version: int | None
+    level: str
 
 
 @dataclass(frozen=True, slots=True)

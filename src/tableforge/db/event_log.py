@@ -34,14 +34,16 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db import board_log, scene_log
+from tableforge.db import board_log, initiative_log, scene_log
 from tableforge.db.changes import (
     UNCHANGED,
     ActivateScene,
     AddAsset,
     AddToken,
     Change,
+    ChangeConditions,
     ChangeFog,
+    ChangeInitiative,
     CreateScene,
     MoveToken,
     PostMessage,
@@ -49,6 +51,7 @@ from tableforge.db.changes import (
     RemoveScene,
     RemoveToken,
     SetAssetHidden,
+    SetBar,
     SetPresence,
     StoredEvent,
     UpdateScene,
@@ -178,6 +181,9 @@ _APPLY: dict[type[Any], _Apply] = {
     MoveToken: board_log.change_token,
     UpdateToken: board_log.change_token,
     RemoveToken: board_log.remove_token,
+    SetBar: board_log.set_bar,
+    ChangeConditions: board_log.change_conditions,
+    ChangeInitiative: initiative_log.change_initiative,
     AddAsset: board_log.add_asset,
     RemoveAsset: board_log.remove_asset,
     SetAssetHidden: board_log.set_asset_hidden,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db.board_log import TOKEN_COLUMNS, Log, seen
+from tableforge.db.board_log import TEMPLATE, TOKEN_COLUMNS, Log, seen
 from tableforge.db.changes import (
     UNCHANGED,
     ActivateScene,
@@ -31,6 +31,7 @@ from tableforge.domain import fog as fogs
 from tableforge.domain import scenes as rules
 from tableforge.domain import wire
 from tableforge.domain.errors import Conflict, NotFound, ValidationFailed
+from tableforge.domain.token_fields import LEVEL_PLAYER, for_level
 
 SCENE_COLUMNS = (scenes.c.id, scenes.c.room_id, scenes.c.name, scenes.c.position, scenes.c.map_asset_id,
                  scenes.c.grid, scenes.c.fog, scenes.c.created_at)
@@ -85,9 +86,11 @@ async def create_scene(log: Log, conn: AsyncConnection, room_id: str, c: CreateS
     if int(count) >= rules.MAX_SCENES:
         raise Conflict(f"a room has at most {rules.MAX_SCENES} scenes", code="too_many_scenes")
     await _check_map(conn, room_id, c.map_asset_id)
+    # A new scene starts from its game system's grid, then the defaults; `grid` changes that.
+    start = rules.template_grid((await conn.execute(TEMPLATE, {"room_id": room_id})).scalar())
     await conn.execute(sa.insert(scenes).values(
         id=c.scene_id, room_id=room_id, name=c.name, position=(int(last) + 1) if last is not None else 0,
-        map_asset_id=c.map_asset_id, grid=rules.grid(c.grid, None), fog=fogs.Fog().to_json(), fog_count=0,
+        map_asset_id=c.map_asset_id, grid=rules.grid(c.grid, start), fog=fogs.Fog().to_json(), fog_count=0,
         fog_version=0, created_at=c.created_at))
     scene = scene_json(await read_scene(conn, room_id, c.scene_id))
     return await store(conn, log.history_size, room_id, version, ev.SCENE_ADDED, c.by, {"scene": scene}, scene, "g")
@@ -130,7 +133,8 @@ async def visible_tokens(conn: AsyncConnection, scene_id: str) -> list[dict[str,
     rows = (await conn.execute(_STATE.where(board_tokens.c.scene_id == scene_id, board_tokens.c.hidden.is_(False),
                                             board_tokens.c.fogged.is_(False), board_tokens.c.asset_hidden.is_(False))
                                .order_by(board_tokens.c.z_index, board_tokens.c.created_at))).mappings().all()
-    return [wire.token(r) for r in rows]
+    # Players' copies (the owner's extra fields reach them with the next snapshot or token event).
+    return [for_level(wire.token(r), LEVEL_PLAYER) for r in rows]
 
 
 async def activate_scene(log: Log, conn: AsyncConnection, room_id: str, c: ActivateScene) -> StoredEvent[None]:
@@ -183,7 +187,7 @@ async def change_fog(log: Log, conn: AsyncConnection, room_id: str, c: ChangeFog
             if fogged:
                 removed.append(str(token["id"]))
             else:
-                added.append(wire.token(token))
+                added.append(for_level(wire.token(token), LEVEL_PLAYER))
     for ids, value in ((covered, True), (uncovered, False)):
         for start in range(0, len(ids), 500):
             await conn.execute(sa.update(board_tokens).where(board_tokens.c.id.in_(ids[start : start + 500]))

@@ -109,6 +109,8 @@ game_rooms = sa.Table(
     # locks and PostgreSQL re-checks under that lock, so the one-statement move and add (which
     # need no geometry on a fog-free room) can never race a fog change.
     sa.Column("fog_free", sa.Boolean, nullable=False, server_default=sa.true()),
+    # migration 0006: the turn order (domain/initiative.py), NULL until first used.
+    sa.Column("initiative", JSONDoc),
     # migration 0002: usage counts of the catalog read only active rooms.
     sa.Index("uq_game_rooms_spectator_invite_code", "spectator_invite_code", unique=True),  # migration 0004
     sa.Index("ix_game_rooms_active_system", "game_system_id", postgresql_where=sa.text("is_active"),
@@ -181,6 +183,15 @@ board_tokens = sa.Table(
     # The asset's `hidden`, copied (hiding an asset updates its tokens), so that a token's row alone
     # says whether players see it; see `fog_free` for why that matters.
     sa.Column("asset_hidden", sa.Boolean, nullable=False, server_default=sa.false()),
+    # migration 0006: tokens as characters (domain/token_fields.py): name, size in cells, bars
+    # (a JSON list of {key, label, value, max, color, visibility}), conditions (a JSON list of
+    # names), and the visibility of the name and of the conditions.
+    sa.Column("name", sa.String(64), nullable=False, server_default=""),
+    sa.Column("size", sa.Float, nullable=False, server_default="1"),
+    sa.Column("bars", JSONDoc),
+    sa.Column("conditions", JSONDoc),
+    sa.Column("name_visibility", sa.String(8), nullable=False, server_default="everyone"),
+    sa.Column("conditions_visibility", sa.String(8), nullable=False, server_default="everyone"),
     sa.Index("ix_board_tokens_room_order", "room_id", "z_index", "created_at"),  # migration 0002
     sa.Index("ix_board_tokens_scene_order", "scene_id", "z_index", "created_at"),  # migration 0004
 )

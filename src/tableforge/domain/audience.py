@@ -12,7 +12,9 @@ joined by `;`:
 - `g@<scene>`  the GMs viewing that scene;
 - `p`          the players and spectators (they always see the players' scene: the service that
                stores the event already knows whether its scene was the players' one);
-- `u:<user>`   one user (whispers, secret rolls).
+- `u:<user>`   one user (whispers, secret rolls);
+- `pu:<user>`  one user on a socket that is not a GM's (a token's owner, for the fields only owners
+               see: a GM owner viewing another scene must not get that scene's token events).
 A main selector of None means everyone.
 
 Matching is per socket, but memoised per event by the socket's `View.key` (GMs of one scene, or the
@@ -75,13 +77,14 @@ class View:
 class Selector:
     """A parsed selector string."""
 
-    __slots__ = ("all_gms", "gm_scenes", "players", "users")
+    __slots__ = ("all_gms", "gm_scenes", "player_users", "players", "users")
 
     def __init__(self, text: str) -> None:
         self.all_gms = False
         self.players = False
         gm_scenes: set[str] = set()
         users: set[str] = set()
+        player_users: set[str] = set()
         for term in text.split(";"):
             if term == GMS:
                 self.all_gms = True
@@ -91,17 +94,20 @@ class Selector:
                 gm_scenes.add(term[2:])
             elif term.startswith("u:"):
                 users.add(term[2:])
+            elif term.startswith("pu:"):
+                player_users.add(term[3:])
             elif term:
                 raise ValueError(f"unknown audience term {term[:40]!r}")
         self.gm_scenes = frozenset(gm_scenes)
         self.users = frozenset(users)
+        self.player_users = frozenset(player_users)
 
     def matches(self, view: View) -> bool:
         if view.user_id in self.users:
             return True
         if view.role == GM_ROLE:
             return self.all_gms or (view.scene_id is not None and view.scene_id in self.gm_scenes)
-        return self.players
+        return self.players or view.user_id in self.player_users
 
 
 _PARSED: dict[str, Selector] = {}
@@ -184,7 +190,7 @@ class Picker:
                 selectors.append((selector_for(sel), body.decode()))
         self._selectors = selectors
         self._bodies = main
-        self._per_user = any(s.users for s, _ in selectors)
+        self._per_user = any(s.users or s.player_users for s, _ in selectors)
         self._memo: dict[tuple[str, ...], str | None] = {}
         self._skip: str | None = None
 

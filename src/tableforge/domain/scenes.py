@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from tableforge.domain.errors import ValidationFailed
 from tableforge.domain.grid_settings import GridSettings
 
 MAX_SCENES: Final = 100
@@ -20,6 +21,18 @@ def grid(changes: dict[str, Any] | None, current: dict[str, Any] | None = None) 
     raises ValidationFailed `bad_grid`."""
     base = GridSettings.from_dict(current) if current else GridSettings()
     return (base if changes is None else GridSettings.from_dict(changes, base)).to_dict()
+
+
+def template_grid(template: Any) -> dict[str, Any] | None:
+    """The grid a new scene starts from: its game system's `template.grid` over the defaults, or
+    None (the defaults) when there is none, or when a template stored before the checks existed
+    holds one that no longer passes them (a scene is never refused for its system's fault)."""
+    if not isinstance(template, dict) or not isinstance(template.get("grid"), dict):
+        return None
+    try:
+        return GridSettings.from_dict(template["grid"]).to_dict()
+    except ValidationFailed:
+        return None
 
 
 def visible_to_players(on_players_scene: bool, hidden: bool, asset_hidden: bool, fogged: bool) -> bool:

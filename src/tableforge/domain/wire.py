@@ -55,6 +55,14 @@ def token(row: Row) -> dict[str, Any]:
         "version": int(row["version"]),
         "scene_id": str(row["scene_id"]),
         "hidden": bool(row["hidden"]),
+        # *extension* tokens as characters (domain/token_fields.py); `for_level` cuts what an
+        # audience may not see before a token leaves the server.
+        "name": row["name"] or "",
+        "size": float(row["size"]) if row["size"] is not None else 1.0,
+        "bars": list(row["bars"] or []),
+        "conditions": list(row["conditions"] or []),
+        "visibility": {"name": row["name_visibility"] or "everyone",
+                       "conditions": row["conditions_visibility"] or "everyone"},
     }
 
 

@@ -41,7 +41,7 @@ MsgId = (Annotated[str, msgspec.Meta(max_length=limits.MSG_ID_MAX_CHARS)]
 # Python's `re` (msgspec's engine) lets `$` match before a final newline: \A and \Z do not.
 RoomId = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")]
 _ANY_UUID = re.compile(limits.UUID_PATTERN)  # used with fullmatch, for the same reason
-_ID_FIELDS = ("room_id", "token_id", "asset_id", "scene_id", "map_asset_id")
+_ID_FIELDS = ("room_id", "token_id", "asset_id", "scene_id", "map_asset_id", "entry_id")
 _ID_LISTS = ("to",)
 MAX_DEPTH = 32  # nesting levels of arrays/objects in one frame (the message object is level 1)
 
@@ -70,6 +70,22 @@ class TokenAdd(_Msg, tag="token.add"):
     z_index: ZIndex = 0
     hidden: bool = False  # *extension*: the GM layer (GMs only)
     scene_id: RoomId | None = None  # *extension*: default the scene the socket views
+    name: TokenName | None = None
+    size: Cells | None = None
+    bars: Bars | None = None  # None: the game system's token_defaults
+    conditions: Conditions | None = None
+    name_visibility: FieldVisibility | None = None
+    conditions_visibility: FieldVisibility | None = None
+
+
+# *extension*: tokens as characters (checked in domain/token_fields.py; sizes bounded here)
+TokenName = Annotated[str, msgspec.Meta(max_length=64)]
+Cells = Annotated[float, msgspec.Meta(ge=0.25, le=20)]
+Bars = Annotated[list[dict[str, Any]], msgspec.Meta(max_length=3)]
+Conditions = Annotated[list[Annotated[str, msgspec.Meta(max_length=32)]], msgspec.Meta(max_length=20)]
+FieldVisibility = Literal["everyone", "owners", "gm"]
+BarValue = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+BarMax = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 
 
 class TokenMove(_Msg, tag="token.move"):
@@ -90,6 +106,44 @@ class TokenUpdate(_Msg, tag="token.update"):
     scale: Scale | None = None
     z_index: ZIndex | None = None
     hidden: bool | None = None  # *extension*: GMs only
+    if_version: Version | None = None
+    name: TokenName | None = None
+    size: Cells | None = None
+    bars: Bars | None = None  # GMs only
+    conditions: Conditions | None = None
+    name_visibility: FieldVisibility | None = None  # GMs only
+    conditions_visibility: FieldVisibility | None = None  # GMs only
+
+
+class TokenBar(_Msg, tag="token.bar"):
+    """*extension*: one bar's value and/or max (`max: null` drops the max)."""
+
+    room_id: RoomId
+    token_id: RoomId
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    value: BarValue | None = None
+    max: BarMax | msgspec.UnsetType | None = msgspec.UNSET
+    if_version: Version | None = None
+
+
+class Initiative(_Msg, tag="initiative"):
+    """*extension*: one operation on the room's turn order."""
+
+    room_id: RoomId
+    op: Literal["add", "remove", "sort", "next", "prev", "next_round", "clear"]
+    token_id: RoomId | None = None  # add
+    entry_id: RoomId | None = None  # remove
+    value: BarValue | None = None  # add: None rolls the game system's formula
+    if_version: Version | None = None
+
+
+class TokenCondition(_Msg, tag="token.condition"):
+    """*extension*: conditions added and/or removed."""
+
+    room_id: RoomId
+    token_id: RoomId
+    add: Conditions | None = None
+    remove: Conditions | None = None
     if_version: Version | None = None
 
 
@@ -175,16 +229,34 @@ class Pointer(_Msg, tag="pointer"):
     y: Coord
 
 
+class Ruler(_Msg, tag="ruler"):
+    """*extension*: a ruler's path (2..64 points; none: put away), measured and relayed, never stored."""
+
+    room_id: RoomId
+    points: Annotated[list[Point], msgspec.Meta(max_length=64)]
+    scene_id: RoomId | None = None  # GMs: default the scene the socket views
+
+
+class BoardPing(_Msg, tag="board.ping"):
+    """*extension*: draw everyone's eye to a spot; relayed like a pointer, never stored."""
+
+    room_id: RoomId
+    x: Coord
+    y: Coord
+
+
 class Ping(_Msg, tag="ping"):
     pass
 
 
 ClientMessage = (Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
-                 | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange)
+                 | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange | TokenBar
+                 | TokenCondition | Initiative | Ruler | BoardPing)
 _decoder = msgspec.json.Decoder(ClientMessage)
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
-     "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change")
+     "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change",
+     "token.bar", "token.condition", "initiative", "ruler", "board.ping")
 )
 
 

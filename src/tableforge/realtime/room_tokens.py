@@ -11,7 +11,8 @@ added, then removed; whether players see it changes only with an event whose pla
 from the main one (`token.added`/`token.removed` in place of a move or update: its routing has
 variants). Events that change what players see in bulk (fog, the players' scene, an asset hidden or
 revealed, a scene removed) drop the room's index: it is loaded again when next needed. A scene's fog
-is read (and parsed) the first time a preview on that scene needs it, and forgotten with the index.
+is read (and parsed) the first time a preview on that scene needs it, and forgotten with the index;
+so is its grid (the ruler's), and a `scene.updated` drops the index too.
 
 Consistency: an event is delivered only after it is committed, so whatever was delivered before
 the load started is in what the load reads; events delivered while it runs are held and applied
@@ -38,6 +39,7 @@ import orjson
 from tableforge.domain import events as ev
 from tableforge.domain.audience import Routing, routing_of, selector_for
 from tableforge.domain.fog import Fog
+from tableforge.domain.grid_settings import GridSettings
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 
@@ -47,13 +49,15 @@ log = get_logger(__name__)
 # at most max_tokens + 1 tokens are needed.
 OwnersLoader = Callable[[], Awaitable[tuple[Any, ...]]]
 FogLoader = Callable[[], Awaitable[Fog]]
+GridLoader = Callable[[], Awaitable[GridSettings]]
 # Stored bodies start with their type (the event log's one encoder puts it first),
 # so the hot `token.moved` and everything else is skipped with one prefix test, unparsed.
 _ADDED = f'{{"type":"{ev.TOKEN_ADDED}"'
 _REMOVED = f'{{"type":"{ev.TOKEN_REMOVED}"'
 _WATCHED = (_ADDED, _REMOVED)
 _FLIPS = (f'{{"type":"{ev.TOKEN_MOVED}"', f'{{"type":"{ev.TOKEN_UPDATED}"')
-_DROPS = tuple(f'{{"type":"{t}"' for t in (ev.FOG_CHANGED, ev.SCENE_ACTIVATED, ev.SCENE_REMOVED, ev.ASSET_UPDATED))
+_DROPS = tuple(f'{{"type":"{t}"' for t in (ev.FOG_CHANGED, ev.SCENE_ACTIVATED, ev.SCENE_REMOVED, ev.ASSET_UPDATED,
+                                            ev.SCENE_UPDATED))  # scene.updated: the grids the ruler measures with
 _TOKEN_ID = '"token_id":"'
 
 
@@ -68,12 +72,14 @@ def _players_get_main(routing: Routing) -> bool:
 
 
 def _seen_after(routing: Routing) -> bool | None:
-    """Whether players see the token after an event whose players' copy may differ (None: unknown)."""
+    """Whether players see the token after an event whose players' copy may differ (None: unknown):
+    a players' copy that is not `token.removed` (`token.added`, or the event itself with the fields
+    players may see) means they see it."""
     if _players_get_main(routing):
         return True
     for sel, body in routing.variants:
         if selector_for(sel).players:
-            return body.startswith(_ADDED.encode())
+            return not body.startswith(_REMOVED.encode())
     return False
 
 
@@ -83,13 +89,14 @@ class Lookup(enum.Enum):
 
 
 class _Room:
-    __slots__ = ("fogs", "held", "loading", "overflow", "owners", "players_scene", "version")
+    __slots__ = ("fogs", "grids", "held", "loading", "overflow", "owners", "players_scene", "version")
 
     def __init__(self) -> None:
         self.version = 0  # the stored version the index reflects
         self.owners: dict[str, Token] = {}
         self.players_scene = ""
         self.fogs: dict[str, Fog] = {}
+        self.grids: dict[str, GridSettings] = {}
         self.overflow = False
         self.loading: asyncio.Future[None] | None = None
         # Versions delivered while loading, with the event of those that matter (None: too many).
@@ -157,6 +164,17 @@ class RoomTokens:
             if self._rooms.get(room_id) is room and len(room.fogs) < 256:
                 room.fogs[scene_id] = fog
         return fog
+
+    async def grid(self, room_id: str, scene_id: str, load: OwnersLoader, load_grid: GridLoader) -> GridSettings:
+        """The scene's grid as the index knows it (read once per scene while the index lives; any
+        scene.updated drops the index)."""
+        room = await self._room(room_id, load)
+        grid = room.grids.get(scene_id)
+        if grid is None:
+            grid = await load_grid()
+            if self._rooms.get(room_id) is room and len(room.grids) < 256:
+                room.grids[scene_id] = grid
+        return grid
 
     async def _room(self, room_id: str, load: OwnersLoader) -> _Room:
         room = self._rooms.get(room_id)
@@ -248,7 +266,7 @@ class RoomTokens:
                         room.owners = {}
                     else:
                         room.owners[token_id] = Token(str(owner) if owner else None, str(token.get("scene_id", "")),
-                                                      _players_get_main(routing))
+                                                      bool(_seen_after(routing)))
                         self._token_count += 1
             elif room.owners.pop(str(event["token_id"]), Lookup.MISSING) is not Lookup.MISSING:
                 self._token_count -= 1

@@ -91,11 +91,13 @@ async def create(rt: Runtime, user: dict[str, Any], name: str, game_system_id: s
                   "fog_free": True}
         try:
             async with rt.db.write() as conn:
+                template = None
                 if game_system_id is not None:
-                    await systems.ensure_usable(conn, game_system_id, user)
+                    template = await systems.ensure_usable(conn, game_system_id, user)
                 await conn.execute(sa.insert(game_rooms).values(**values))
                 await conn.execute(sa.insert(scenes).values(
-                    id=scene_id, room_id=values["id"], name="Scene 1", position=0, grid=scene_rules.grid(None),
+                    id=scene_id, room_id=values["id"], name="Scene 1", position=0,
+                    grid=scene_rules.grid(None, scene_rules.template_grid(template)),
                     fog=Fog().to_json(), fog_count=0, fog_version=0, created_at=now))
                 await conn.execute(sa.insert(room_players).values(
                     room_id=values["id"], user_id=user["id"], role=GM, is_online=False, joined_at=now))

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tableforge.db.engine import timed
 from tableforge.db.scene_log import scene_json
 from tableforge.db.schema import UUID, board_tokens, game_assets, game_rooms, room_messages, room_players, scenes, users
-from tableforge.domain import limits
+from tableforge.domain import initiative, limits, token_fields
 from tableforge.domain.errors import NotFound
 from tableforge.services import replies
 
@@ -143,8 +143,20 @@ def _params(room_id: str, is_gm: bool, scene_id: str | None, user_id: str) -> di
             "user_audience": f"%u:{user_id}%" if user_id else "-"}
 
 
+def _seen_as(token: dict[str, Any], is_gm: bool, user_id: str) -> dict[str, Any]:
+    """The token's fields the caller may see (domain/token_fields.py)."""
+    return token_fields.for_level(token, token_fields.level_of(is_gm, user_id, token["owner_id"]))
+
+
+def _turn_order(room: RowMapping | dict[str, Any], tokens: list[Any], is_gm: bool) -> dict[str, Any]:
+    """*extension*: the turn order; players' entries are those of the tokens in their snapshot."""
+    doc = initiative.load(room.get("initiative"))
+    return doc if is_gm else initiative.for_players(doc, {str(t["id"]) for t in tokens})
+
+
 def _shape(room: RowMapping | dict[str, Any], players: list[Any], assets: list[Any], tokens: list[Any],
-           messages: list[Any], shown: list[Any], listed: list[Any], is_gm: bool) -> dict[str, Any]:
+           messages: list[Any], shown: list[Any], listed: list[Any], is_gm: bool, user_id: str = ""
+           ) -> dict[str, Any]:
     if not shown:
         raise NotFound("no such scene in this room", code="scene_not_found")
     scene = scene_json(shown[0])
@@ -152,7 +164,8 @@ def _shape(room: RowMapping | dict[str, Any], players: list[Any], assets: list[A
         "room": replies.room(room, is_gm=is_gm),
         "players": [replies.player(p) for p in players],
         "assets": [replies.asset(a) for a in assets],
-        "tokens": [replies.token(t) for t in tokens],
+        "tokens": [_seen_as(replies.token(t), is_gm, user_id) for t in tokens],
+        "initiative": _turn_order(room, tokens, is_gm),
         "messages": [replies.message(m) for m in messages],
         "scene_id": scene["id"],
         "scene": scene,
@@ -174,7 +187,7 @@ async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, sce
             return _shape(row, [cast(RowMapping, p) for p in _parse_times(row["tf_players"], "joined_at")],
                           _parse_times(row["tf_assets"], "created_at"), row["tf_tokens"],
                           _parse_times(row["tf_messages"], "created_at"), _parse_times(row["tf_scene"], "created_at"),
-                          _parse_times(row["tf_scenes"], "created_at"), is_gm)
+                          _parse_times(row["tf_scenes"], "created_at"), is_gm, user_id)
         room = (await conn.execute(sa.select(game_rooms).where(game_rooms.c.id == room_id))).mappings().first()
         if room is None:
             raise NotFound("no such room", code="room_not_found")
@@ -185,4 +198,4 @@ async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, sce
         players = list((await conn.execute(players_query(room_id))).mappings().all())
         return _shape(room, players, await rows(_assets_query()), await rows(_tokens_query()),
                       list(reversed(await rows(_messages_query()))), await rows(_scenes_query(only_shown=True)),
-                      await rows(_scenes_query(only_shown=False)), is_gm)
+                      await rows(_scenes_query(only_shown=False)), is_gm, user_id)

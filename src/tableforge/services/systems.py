@@ -263,11 +263,13 @@ async def rate(rt: Runtime, system_id: str, user: dict[str, Any], rating: int) -
             "rating_count": int(count)}
 
 
-async def ensure_usable(conn: Any, system_id: str, user: dict[str, Any]) -> None:
-    """A room may use a public system or one of the caller's own; using it counts as a download."""
-    row = (await conn.execute(sa.select(game_systems.c.is_public, game_systems.c.owner_id)
+async def ensure_usable(conn: Any, system_id: str, user: dict[str, Any]) -> Any:
+    """A room may use a public system or one of the caller's own; using it counts as a download.
+    Returns the system's template (the room's first scene takes its grid)."""
+    row = (await conn.execute(sa.select(game_systems.c.is_public, game_systems.c.owner_id, game_systems.c.template)
                               .where(game_systems.c.id == system_id))).first()
     if row is None or not (row[0] or str(row[1]) == user["id"]):
         raise NotFound("no such game system", code="system_not_found")
     await conn.execute(sa.update(game_systems).where(game_systems.c.id == system_id)
                        .values(download_count=game_systems.c.download_count + 1))
+    return row[2]

@@ -13,9 +13,18 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tableforge.db.changes import AddToken, MoveToken, RemoveToken, StoredEvent, UpdateToken
+from tableforge.db.changes import (
+    AddToken,
+    ChangeConditions,
+    MoveToken,
+    RemoveToken,
+    SetBar,
+    StoredEvent,
+    UpdateToken,
+)
 from tableforge.db.schema import board_tokens, game_rooms, scenes
 from tableforge.domain import events as ev
+from tableforge.domain import token_fields as tf
 from tableforge.domain.audience import Routing, View
 from tableforge.domain.errors import Forbidden, NotFound
 from tableforge.domain.fog import Fog, parse_fog
@@ -30,17 +39,50 @@ async def _publish(rt: Runtime, room_id: str, stored: StoredEvent[Any], sender: 
     await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body, stored.routing)
 
 
+def _mine(token: dict[str, Any], role: str, user_id: str) -> dict[str, Any]:
+    """The token as the caller may see it (an ack or an HTTP reply is an audience of one)."""
+    return tf.for_level(token, tf.level_of(role == GM, user_id, token.get("owner_id")))
+
+
+def character(values: dict[str, Any], role: str) -> dict[str, Any]:
+    """The character fields of `token.add`/`token.update` checked, as columns. Bars and every
+    visibility are the GM's to set: a player could otherwise hide a field from the GM's rules."""
+    out: dict[str, Any] = {}
+    if values.get("name") is not None:
+        out["name"] = tf.check_name(values["name"])
+    if values.get("size") is not None:
+        out["size"] = tf.check_size(values["size"])
+    if values.get("conditions") is not None:
+        out["conditions"] = tf.check_conditions(values["conditions"]) or None
+    if values.get("bars") is not None:
+        require_gm(role)
+        out["bars"] = tf.check_bars(values["bars"]) or None
+    for field in ("name_visibility", "conditions_visibility"):
+        if values.get(field) is not None:
+            require_gm(role)
+            out[field] = tf.check_visibility(values[field], field)
+    return out
+
+
 async def add(rt: Runtime, user_id: str, room_id: str, asset_id: str, x: float, y: float, rotation: float,
               scale: float, z_index: int, sender: Connection | None = None, *, role: str = GM,
-              scene_id: str | None = None, hidden: bool = False) -> tuple[dict[str, Any], int]:
-    """token.add: `scene_id` None is the players' scene; `hidden` (the GM layer) is for GMs only."""
+              scene_id: str | None = None, hidden: bool = False, fields: dict[str, Any] | None = None
+              ) -> tuple[dict[str, Any], int]:
+    """token.add: `scene_id` None is the players' scene; `hidden` (the GM layer) is for GMs only.
+    `fields`: the character fields (name, size, bars, conditions, visibilities); bars and size not
+    given come from the room's game system's token_defaults."""
     require_actor(role)
     if hidden:
         require_gm(role)
+    columns = character(fields or {}, role)
+    size, bars = columns.pop("size", None), columns.pop("bars", None)
+    if fields and fields.get("bars") == []:
+        bars = []  # explicitly none: not the template's
     stored = await rt.events.append(room_id, AddToken(user_id, replies.new_id(), asset_id, x, y, rotation, scale,
-                                                      z_index, replies.now(), scene_id, hidden, role == GM))
+                                                      z_index, replies.now(), scene_id, hidden, role == GM,
+                                                      columns, size, bars))
     await _publish(rt, room_id, stored, sender)
-    return stored.result, stored.version
+    return _mine(stored.result, role, user_id), stored.version
 
 
 async def change(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, values: dict[str, Any],
@@ -50,9 +92,35 @@ async def change(rt: Runtime, user_id: str, role: str, room_id: str, token_id: s
     if "hidden" in values:
         require_gm(role)
     owner = None if role == GM else user_id
+    values = {k: v for k, v in values.items() if k not in tf.CHARACTER_FIELDS} | character(values, role)
     stored = await rt.events.append(room_id, UpdateToken(user_id, token_id, values, owner, if_version))
     await _publish(rt, room_id, stored, sender)
-    return stored.result, stored.version
+    return _mine(stored.result, role, user_id), stored.version
+
+
+async def set_bar(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, key: str, value: int | None,
+                  top: int | str | None, if_version: int | None, sender: Connection | None = None
+                  ) -> tuple[dict[str, Any], int]:
+    """token.bar: (the token as the caller sees it, the room version)."""
+    require_actor(role)
+    owner = None if role == GM else user_id
+    level = tf.LEVEL_GM if role == GM else tf.LEVEL_OWNER
+    stored = await rt.events.append(room_id, SetBar(user_id, token_id, key, value, top, owner, if_version, level))
+    await _publish(rt, room_id, stored, sender)
+    return _mine(stored.result, role, user_id), stored.version
+
+
+async def change_conditions(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, add: list[str],
+                            remove: list[str], if_version: int | None, sender: Connection | None = None
+                            ) -> tuple[dict[str, Any], int]:
+    """token.condition: (the token, the room version)."""
+    require_actor(role)
+    owner = None if role == GM else user_id
+    level = tf.LEVEL_GM if role == GM else tf.LEVEL_OWNER
+    stored = await rt.events.append(room_id, ChangeConditions(user_id, token_id, tuple(add), tuple(remove), owner,
+                                                              if_version, level))
+    await _publish(rt, room_id, stored, sender)
+    return _mine(stored.result, role, user_id), stored.version
 
 
 async def move(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, x: float, y: float,
@@ -88,7 +156,7 @@ _BOARD = (
 )
 
 
-async def _load_board(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None, str, bool]], str]:
+async def load_board(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None, str, bool]], str]:
     async with rt.db.read() as conn:
         rows = (await conn.execute(_BOARD, {"room_id": room_id, "limit": rt.room_tokens.max_tokens + 1})).all()
     if not rows:
@@ -114,8 +182,8 @@ async def _load_fog(rt: Runtime, scene_id: str) -> Fog:
     return parse_fog(raw)
 
 
-async def _fogged(rt: Runtime, room_id: str, scene_id: str, x: float, y: float) -> bool:
-    fog = await rt.room_tokens.fog(room_id, scene_id, lambda: _load_board(rt, room_id), lambda: _load_fog(rt, scene_id))
+async def fogged(rt: Runtime, room_id: str, scene_id: str, x: float, y: float) -> bool:
+    fog = await rt.room_tokens.fog(room_id, scene_id, lambda: load_board(rt, room_id), lambda: _load_fog(rt, scene_id))
     return fog.fogged(x, y)
 
 
@@ -126,7 +194,7 @@ async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token
     to the GMs viewing the token's scene, and to the players only if they see the token and its
     preview position is not under fog."""
     require_actor(role)
-    found = await rt.room_tokens.token(room_id, token_id, lambda: _load_board(rt, room_id))
+    found = await rt.room_tokens.token(room_id, token_id, lambda: load_board(rt, room_id))
     if found is Lookup.UNKNOWN:
         found = await _token_in_db(rt, room_id, token_id)
     if isinstance(found, Lookup) or (role != GM and not found.seen):  # MISSING (the db never answers UNKNOWN)
@@ -134,7 +202,7 @@ async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token
     if not can_change_token(role, user_id, found.owner or ""):
         raise Forbidden("players may only change their own tokens", code="not_token_owner")
     audience = f"g@{found.scene_id}"
-    if found.seen and not await _fogged(rt, room_id, found.scene_id, x, y):
+    if found.seen and not await fogged(rt, room_id, found.scene_id, x, y):
         audience += ";p"
     await preview(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender, audience)
 
@@ -143,10 +211,10 @@ async def pointer(rt: Runtime, view: View, room_id: str, x: float, y: float, sen
     """A pointer goes to whoever views the scene it is on: a GM's on another scene, or over fog, to
     the GMs of that scene only."""
     require_actor(view.role)
-    players_scene = await rt.room_tokens.players_scene(room_id, lambda: _load_board(rt, room_id))
+    players_scene = await rt.room_tokens.players_scene(room_id, lambda: load_board(rt, room_id))
     scene = view.scene_id if view.is_gm and view.scene_id else players_scene
     audience = f"g@{scene}"
-    if scene == players_scene and not (view.is_gm and await _fogged(rt, room_id, scene, x, y)):
+    if scene == players_scene and not (view.is_gm and await fogged(rt, room_id, scene, x, y)):
         audience += ";p"
     await preview(rt, view.user_id, room_id, ev.POINTER, {"user_id": view.user_id, "x": x, "y": y}, sender, audience)
 

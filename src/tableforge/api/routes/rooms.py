@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse
 
 from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep, UserDep, client_address
-from tableforge.api.models import AssetPatch, JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
+from tableforge.api.models import CHARACTER_FIELDS, AssetPatch, JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
 from tableforge.cache.http import CACHE_IMMUTABLE, CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
 from tableforge.domain import limits
@@ -146,7 +146,8 @@ async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep)
     token, version = await tokens.add(rt, user["id"], room_id, body.asset_id, body.x, body.y, body.rotation,
                                       body.scale, body.z_index, role=role,
                                       scene_id=str(uuid.UUID(body.scene_id)) if body.scene_id else None,
-                                      hidden=body.hidden)
+                                      hidden=body.hidden,
+                                      fields={k: getattr(body, k) for k in CHARACTER_FIELDS})
     return JSON(token | {"room_version": version}, status_code=201)
 
 
@@ -157,7 +158,7 @@ async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: Us
     values = body.model_dump(exclude_unset=True, exclude={"if_version"})
     values = {k: v for k, v in values.items() if v is not None}
     if not values:
-        raise ValidationFailed("nothing to change: give x, y, rotation, scale, z_index or hidden",
+        raise ValidationFailed("nothing to change: give x, y, rotation, scale, z_index, hidden or a character field",
                                code="nothing_to_change")
     token, version = await tokens.change(rt, user["id"], role, room_id, token_id, values, body.if_version)
     return JSON(token | {"room_version": version})

@@ -94,6 +94,19 @@ export class RoomState {
         this.tokens.set(event.token.id, event.token);
         this.emit("tokens", { id: event.token.id, type: event.type, by: event.by });
         break;
+      case "token.bar_changed":
+      case "token.conditions_changed": {
+        // Small changes: the token's version rises even when this copy carries no field (one we may not see).
+        const token = this.tokens.get(event.token_id);
+        if (token) {
+          const next = { ...token, version: event.token_version };
+          if (event.bar) next.bars = (token.bars || []).map((b) => (b.key === event.bar.key ? event.bar : b));
+          if (event.conditions) next.conditions = event.conditions;
+          this.tokens.set(token.id, next);
+        }
+        this.emit("tokens", { id: event.token_id, type: event.type, by: event.by });
+        break;
+      }
       case "token.removed":
         this.tokens.delete(event.token_id);
         this.emit("tokens", { id: event.token_id, type: event.type, by: event.by });
