@@ -5,6 +5,11 @@
 // change, turned into the same event) with version v is applied only when v == version + 1;
 // later ones wait in `held`; older ones are duplicates and are dropped. A gap that does not fill
 // within GAP_WAIT_MS makes us rejoin with `since=version` (events or a snapshot come back).
+// `room.skip {version}` is a version that carries nothing for this socket (a change it may not
+// see): it is applied like any event, as an empty one, and never makes us resync.
+//
+// Scenes: a GM's socket views one scene (`sceneId`); `viewScene` switches it (its ack is that
+// scene's snapshot) and a rejoin names it, so recovery brings that scene's events.
 
 const GAP_WAIT_MS = 1200;
 const REQUEST_TIMEOUT_MS = 15000;
@@ -44,7 +49,8 @@ export class RoomSocket {
     this.pingTimer = null;
     this.pongTimer = null;
     this.role = null;
-    this.stats = { resyncs: 0, snapshots: 0, reconnects: 0 };
+    this.sceneId = null; // the scene this socket views (a GM's choice; players follow theirs)
+    this.stats = { resyncs: 0, snapshots: 0, reconnects: 0, skips: 0 };
     this._onOnline = () => this._reconnectNow();
     window.addEventListener("online", this._onOnline);
   }
@@ -193,6 +199,7 @@ export class RoomSocket {
   _join() {
     const message = { type: "join", room_id: this.roomId, id: `join-${this.nextId++}` };
     if (this.version !== null) message.since = this.version;
+    if (this.sceneId && this.role === "gm") message.scene_id = this.sceneId;
     this.joining = true;
     this.joinId = message.id;
     this._sendRaw(message);
@@ -205,14 +212,62 @@ export class RoomSocket {
     this._join();
   }
 
+  /**
+   * GM: view another scene. The ack is that scene's snapshot (applied as a new board); its
+   * events follow it, and the other scenes' become room.skip for this socket.
+   */
+  viewScene(sceneId) {
+    return new Promise((resolve, reject) => {
+      if (!this.connected) {
+        const err = new Error("you are offline; reconnecting");
+        err.code = "disconnected";
+        reject(err);
+        return;
+      }
+      const id = `view-${this.nextId++}`;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        const err = new Error("timeout");
+        err.code = "timeout";
+        reject(err);
+        this._rejoinFresh(); // we cannot tell which scene the server has us on: start over
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, {
+        resolve, timer, type: "scene.view",
+        onAck: (frame) => this._applySnapshot(frame),
+        reject: (err) => {
+          // Refused before anything changed (an unknown scene, not a GM): we still view the old
+          // one. Anything else may have detached us on the server: join again from scratch.
+          if (!["scene_not_found", "not_gm", "invalid_message", "rate_limited", "disconnected"].includes(err.code)) {
+            this._rejoinFresh();
+          }
+          reject(err);
+        },
+      });
+      this._sendRaw({ type: "scene.view", id, room_id: this.roomId, scene_id: sceneId });
+    });
+  }
+
+  _rejoinFresh() {
+    this.version = null;
+    this.held.clear();
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && !this.joining) this._join();
+  }
+
+  _applySnapshot(frame) {
+    this.stats.snapshots += 1;
+    this.role = frame.role || this.role;
+    this.sceneId = frame.scene_id || frame.snapshot.scene_id || null;
+    this.version = frame.version ?? frame.snapshot.room?.version ?? 0;
+    for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
+    this.handlers.onSnapshot(frame.snapshot, { role: this.role, version: this.version, sceneId: this.sceneId });
+  }
+
   _onJoinAck(frame) {
     this.joining = false;
     this.role = frame.role || this.role;
     if (frame.snapshot) {
-      this.stats.snapshots += 1;
-      this.version = frame.version ?? frame.snapshot.room?.version ?? 0;
-      for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
-      this.handlers.onSnapshot(frame.snapshot, { role: frame.role, version: this.version });
+      this._applySnapshot(frame);
     } else if (Array.isArray(frame.events)) {
       for (const event of frame.events) this._ingest(event, { fromHistory: true });
       if (typeof frame.version === "number" && (this.version === null || this.version < frame.version)) {
@@ -252,6 +307,11 @@ export class RoomSocket {
 
   _apply(event) {
     this.version = event.version;
+    if (event.type === "room.skip") {
+      this.stats.skips += 1; // a change this socket may not see: nothing to apply, nothing lost
+      return;
+    }
+    if (event.type === "scene.activated" && event.scene && this.role !== "gm") this.sceneId = event.scene_id;
     try {
       this.handlers.onEvent(event);
     } catch (err) {
@@ -320,7 +380,10 @@ export class RoomSocket {
     if (!entry) return;
     this.pending.delete(frame.id);
     clearTimeout(entry.timer);
-    if (entry.asEvent && typeof frame.version === "number") {
+    if (entry.onAck) {
+      entry.onAck(frame);
+      this._drain();
+    } else if (entry.asEvent && typeof frame.version === "number") {
       const event = entry.asEvent(frame);
       if (event) this._ingest({ room_id: this.roomId, version: frame.version, ...event });
     }
@@ -335,6 +398,12 @@ export class RoomSocket {
       this.joining = false;
       if (["invalid_token", "unauthorized"].includes(frame.code)) {
         this.handlers.onAuthFailed(err);
+        return;
+      }
+      if (frame.code === "scene_not_found" && this.sceneId) {
+        // the scene this GM viewed was removed while we were away: back to the players' scene
+        this.sceneId = null;
+        this._rejoinFresh();
         return;
       }
       this.stopped = true;
