@@ -34,7 +34,7 @@ from tableforge.db.event_log import (
     encode_body,
 )
 from tableforge.db.migrate import upgrade
-from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, users
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, scenes, users
 from tableforge.domain.errors import AppError
 
 HISTORY = 5
@@ -81,6 +81,7 @@ class Room:
     def __init__(self) -> None:
         self.id, self.gm, self.alice = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
         self.asset, self.other_room, self.other_asset = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+        self.scene = ""
 
 
 async def _room(log: EventLog) -> Room:
@@ -92,6 +93,12 @@ async def _room(log: EventLog) -> Room:
         for rid in (r.id, r.other_room):
             await conn.execute(sa.insert(game_rooms).values(id=rid, name="r", gm_id=r.gm, invite_code=rid[:16],
                                                             created_at=now))
+            scene = str(uuid.uuid4())  # every room has its players' scene (migration 0004)
+            await conn.execute(sa.insert(scenes).values(id=scene, room_id=rid, name="s", position=0, grid={},
+                                                        fog={"base": "revealed", "shapes": []}, created_at=now))
+            await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == rid).values(players_scene_id=scene))
+            if rid == r.id:
+                r.scene = scene
         for uid, role in ((r.gm, "gm"), (r.alice, "player")):
             await conn.execute(sa.insert(room_players).values(room_id=r.id, user_id=uid, role=role, joined_at=now))
         for aid, rid in ((r.asset, r.id), (r.other_asset, r.other_room)):
@@ -153,7 +160,7 @@ async def test_every_change_stores_its_event(log: EventLog) -> None:
 
     since = await log.since(r.id, 2)
     assert since[0] == 8
-    assert [(v, b.encode()) for v, b in since[1]] == [(e.version, e.body) for e in
+    assert [(row.version, row.body.encode()) for row in since[1]] == [(e.version, e.body) for e in
                                                        (updated, chat, dice, joined, left, removed)]
     assert await log.versions([r.id, r.other_room, str(uuid.uuid4())]) == {r.id: 8, r.other_room: 0}
 
@@ -172,7 +179,7 @@ async def test_assets_store_one_event_per_removed_token(log: EventLog) -> None:
     assert [_check(e, r.id, e.version, "token.removed", r.gm) for e in events[:2]] == [
         {"token_id": t} for t in tokens]
     assert _check(events[2], r.id, 6, "asset.removed", r.gm) == {"asset_id": asset_id}
-    assert [v for v, _ in (await log.history(r.id, 3, 6))] == [4, 5, 6]
+    assert [row.version for row in (await log.history(r.id, 3, 6))] == [4, 5, 6]
 
 
 async def _refused(log: EventLog, room_id: str, change: Any) -> AppError:
@@ -213,22 +220,24 @@ async def test_history_is_pruned(log: EventLog) -> None:
         await log.append(r.id, MoveToken(r.gm, token_id, i, i, None, None))
     current, events = await log.since(r.id, 0)
     assert current == 100
-    assert [v for v, _ in events] == list(range(100 - HISTORY + 1, 101))
+    assert [row.version for row in events] == list(range(100 - HISTORY + 1, 101))
 
 
 async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hot changes never take the transactional path on PostgreSQL when they are valid."""
+    """The hot changes never take the transactional path on PostgreSQL when they are valid (a room
+    without fog). Adding a token is transactional (it reads the scene's fog)."""
     log = pg_log
     r = await _room(log)
     token_id = (await log.append(r.id, _add(r, r.gm))).result["id"]
+    assert (await log.append(r.id, _add(r, r.alice))).version == 2
 
     async def no_transaction(*_: Any) -> Any:
         raise AssertionError("the transactional path ran")
 
     monkeypatch.setattr(TransactionalEventLog, "append", no_transaction)
     moved = await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
-    assert (moved.version, moved.result) == (2, 2)
-    assert (await log.append(r.id, _add(r, r.alice))).version == 3
+    assert (moved.version, moved.result) == (3, 2)
+    assert moved.routing.audience == f"g@{r.scene};p", "players see it: the GMs of its scene and the players"
     said = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "hi", None, datetime.now(UTC)))
     assert said.result["version"] == 4
     profile = {"id": r.alice, "username": "alice", "first_name": None, "last_name": None, "profile_image_url": None}

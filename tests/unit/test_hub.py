@@ -14,6 +14,7 @@ import orjson
 import pytest
 from tests.support.waiting import wait_until
 
+from tableforge.domain.audience import Logged, View
 from tableforge.realtime.broker import Broker
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.envelope import pack
@@ -79,11 +80,11 @@ class EventLog:
             raise ConnectionError("database down")
         return {room_id: max(self.events, default=0) for room_id in room_ids}
 
-    async def history(self, room_id: str, after: int, upto: int) -> list[tuple[int, str]]:
+    async def history(self, room_id: str, after: int, upto: int) -> list[Logged]:
         self.reads += 1
         if self.down:
             raise ConnectionError("database down")
-        return [(v, body) for v, body in sorted(self.events.items()) if after < v <= upto]
+        return [Logged(v, body) for v, body in sorted(self.events.items()) if after < v <= upto]
 
     def envelope(self, version: int, sender: str = "") -> bytes:
         return pack(version, 1.0, sender, self.events[version].encode())
@@ -146,7 +147,7 @@ async def hub(broker: ScriptedBroker, log: EventLog) -> AsyncIterator[Hub]:
 
 
 async def joined(hub: Hub, client: Client, cursor: int | None = None) -> Client:
-    await hub.attach(client.conn, ROOM, "player")
+    await hub.attach(client.conn, ROOM, View("player", None, client.conn.user_id))
     current = max(0, hub.rooms[ROOM].expected - 1)
     hub.activate(client.conn, ROOM, current if cursor is None else cursor, '{"type":"ack"}')
     return client
@@ -215,7 +216,7 @@ async def test_a_socket_joining_mid_stream_gets_the_ack_then_only_newer_events(h
     log.append(2)
     early = await joined(hub, Client("a"))
     late = Client("b")
-    await hub.attach(late.conn, ROOM, "player")  # pending: its snapshot is being read
+    await hub.attach(late.conn, ROOM, View("player", None, late.conn.user_id))  # pending: its snapshot is being read
     log.append(3)
     for version in (3, 4, 5):
         hub.on_room_message(ROOM, log.envelope(version))

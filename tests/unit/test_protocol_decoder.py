@@ -43,6 +43,12 @@ def test_every_message_type_is_accepted_in_its_plain_form() -> None:
         "dice.roll": {"room_id": ROOM, "notation": "2d6+1"},
         "pointer": {"room_id": ROOM, "x": 0, "y": 0},
         "ping": {},
+        "scene.view": {"room_id": ROOM, "scene_id": TOKEN},
+        "scene.create": {"room_id": ROOM, "name": "Cave"},
+        "scene.update": {"room_id": ROOM, "scene_id": TOKEN, "name": "Cave"},
+        "scene.remove": {"room_id": ROOM, "scene_id": TOKEN},
+        "scene.activate": {"room_id": ROOM, "scene_id": TOKEN},
+        "fog.change": {"room_id": ROOM, "scene_id": TOKEN, "op": "reveal_all"},
     }
     assert set(plain) == protocol.KNOWN_TYPES
     for mtype, fields in plain.items():

@@ -149,6 +149,12 @@ class TokenIn(Strict):
     rotation: Rotation = 0.0
     scale: Scale = 1.0
     z_index: ZIndex = 0
+    hidden: bool = False  # *extension*: the GM layer (GMs only)
+    scene_id: Uuid | None = None  # *extension*: default the players' scene
+
+
+class AssetPatch(Strict):
+    hidden: bool
 
 
 class TokenPatch(Strict):
@@ -157,6 +163,7 @@ class TokenPatch(Strict):
     rotation: Rotation | None = None
     scale: Scale | None = None
     z_index: ZIndex | None = None
+    hidden: bool | None = None  # *extension*: GMs only
     if_version: Annotated[int, Field(ge=0, le=limits.VERSION_MAX)] | None = None
 
 

@@ -96,6 +96,8 @@ class RoomOut(Out):
     version: int
     created_at: str | None
     invite_code: str | None = None
+    players_scene_id: str | None = None
+    spectator_invite_code: str | None = None
 
 
 class RoomListOut(Out):
@@ -127,6 +129,7 @@ class AssetOut(Out):
     size: int
     sha256: str
     created_at: str | None
+    hidden: bool = False
 
 
 class AssetListOut(Out):
@@ -144,6 +147,8 @@ class TokenOut(Out):
     scale: float
     z_index: int
     version: int
+    scene_id: str | None = None
+    hidden: bool = False
 
 
 class TokenChangeOut(TokenOut):
@@ -166,12 +171,41 @@ class MessageOut(Out):
     created_at: str | None
 
 
+class SceneMapOut(Out):
+    asset_id: str
+    url: str
+    width: int
+    height: int
+
+
+class SceneSummaryOut(Out):
+    id: str
+    name: str
+    position: int
+    map: SceneMapOut | None
+    created_at: str | None
+
+
+class SceneOut(SceneSummaryOut):
+    grid: dict[str, Any]
+    fog: dict[str, Any]
+
+
+class ScenesOut(Out):
+    scenes: list[SceneSummaryOut]
+    players_scene_id: str | None
+    total: int
+
+
 class SnapshotOut(Out):
     room: RoomOut
     players: list[PlayerOut]
     assets: list[AssetOut]
     tokens: list[TokenOut]
     messages: list[MessageOut]
+    scene_id: str | None = None
+    scene: SceneOut | None = None
+    scenes: list[SceneSummaryOut] = []
 
 
 class HealthOut(Out):

@@ -9,18 +9,19 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from tableforge.api import ws_handshake, ws_limits
-from tableforge.domain import events as ev
-from tableforge.domain.errors import AppError, Forbidden, NotFound, Unauthorized
+from tableforge.domain.audience import View
+from tableforge.domain.errors import AppError, Forbidden, NotFound, Unauthorized, ValidationFailed
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.ratelimit import TokenBucket
-from tableforge.services import chat, play, replies, tokens
+from tableforge.services import chat, play, replies, scenes, tokens
 from tableforge.services.runtime import Runtime
 
 router = APIRouter()
@@ -145,6 +146,11 @@ def _role(conn: Connection, room_id: str) -> str:
     return role
 
 
+def _view(rt: Runtime, conn: Connection, room_id: str) -> View:
+    role = _role(conn, room_id)
+    return rt.hub.view_of(conn, room_id) or View(role, None, conn.user_id)
+
+
 async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None:
     reply = msg.id is not None
     match msg:
@@ -172,30 +178,29 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             if reply:
                 conn.send(_ack(msg.id, version=version, token_version=token_version))
         case p.Pointer():
-            _role(conn, msg.room_id)
-            await tokens.preview(rt, conn.user_id, msg.room_id, ev.POINTER,
-                                 {"user_id": conn.user_id, "x": msg.x, "y": msg.y}, conn)
+            await tokens.pointer(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.x, msg.y, conn)
             if reply:
                 conn.send(_ack(msg.id))
         case p.Join():
-            await play.join(rt, conn, msg.room_id, msg.since, msg.id)
+            await play.join(rt, conn, msg.room_id, msg.since, msg.id, msg.scene_id)
         case p.Leave():
             _role(conn, msg.room_id)
             await play.leave(rt, conn, msg.room_id)
             if reply:
                 conn.send(_ack(msg.id))
         case p.TokenAdd():
-            _role(conn, msg.room_id)
+            view = _view(rt, conn, msg.room_id)
             token, version = await tokens.add(rt, conn.user_id, msg.room_id, msg.asset_id, msg.x, msg.y,
-                                              msg.rotation, msg.scale, msg.z_index, conn)
+                                              msg.rotation, msg.scale, msg.z_index, conn, role=view.role,
+                                              scene_id=msg.scene_id or view.scene_id, hidden=msg.hidden)
             if reply:
                 conn.send(_ack(msg.id, token=token, version=version))
         case p.TokenUpdate():
             role = _role(conn, msg.room_id)
-            values = {k: getattr(msg, k) for k in ("x", "y", "rotation", "scale", "z_index")
+            values = {k: getattr(msg, k) for k in ("x", "y", "rotation", "scale", "z_index", "hidden")
                       if getattr(msg, k) is not None}
             if not values:
-                raise AppError("nothing to change: give x, y, rotation, scale or z_index",
+                raise AppError("nothing to change: give x, y, rotation, scale, z_index or hidden",
                                code="nothing_to_change", status=422)
             token, version = await tokens.change(rt, conn.user_id, role, msg.room_id, msg.token_id, values,
                                                  msg.if_version, conn)
@@ -207,14 +212,48 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             if reply:
                 conn.send(_ack(msg.id, version=version))
         case p.ChatSend():
-            _role(conn, msg.room_id)
-            message, version = await chat.send(rt, conn.user_id, conn.username, msg.room_id, msg.text, conn)
+            role = _role(conn, msg.room_id)
+            message, version = await chat.send(rt, conn.user_id, conn.username, msg.room_id, msg.text, conn,
+                                               role=role, to=msg.to)
             if reply:
                 conn.send(_ack(msg.id, message=message, version=version))
         case p.DiceRoll():
-            _role(conn, msg.room_id)
-            roll, version = await chat.roll(rt, conn.user_id, conn.username, msg.room_id, msg.notation, conn)
+            role = _role(conn, msg.room_id)
+            roll, version = await chat.roll(rt, conn.user_id, conn.username, msg.room_id, msg.notation, conn,
+                                            role=role, visibility=msg.visibility)
             if reply:
                 conn.send(_ack(msg.id, roll=roll, version=version))
+        case p.SceneView():
+            _role(conn, msg.room_id)
+            await play.view_scene(rt, conn, msg.room_id, msg.scene_id, msg.id)
+        case p.SceneCreate():
+            scene, version = await scenes.create(rt, _role(conn, msg.room_id), conn.user_id, msg.room_id, msg.name,
+                                                 msg.grid, msg.map_asset_id, conn)
+            if reply:
+                conn.send(_ack(msg.id, scene=scene, version=version))
+        case p.SceneUpdate():
+            map_asset = scenes.UNCHANGED if msg.map_asset_id is msgspec.UNSET else msg.map_asset_id
+            scene, version = await scenes.update(rt, _role(conn, msg.room_id), conn.user_id, msg.room_id,
+                                                 msg.scene_id, msg.name, msg.grid, map_asset, conn)
+            if reply:
+                conn.send(_ack(msg.id, scene=scene, version=version))
+        case p.SceneRemove():
+            version = await scenes.remove(rt, _role(conn, msg.room_id), conn.user_id, msg.room_id, msg.scene_id, conn)
+            if reply:
+                conn.send(_ack(msg.id, version=version))
+        case p.SceneActivate():
+            version = await scenes.activate(rt, _role(conn, msg.room_id), conn.user_id, msg.room_id, msg.scene_id,
+                                            conn)
+            if reply:
+                conn.send(_ack(msg.id, version=version))
+        case p.FogChange():
+            shape = p.shape_json(msg.shape)
+            if msg.op in ("reveal", "hide") and shape is None:
+                raise ValidationFailed(f"{msg.op} needs a shape", code="invalid_message",
+                                       details=[{"field": "shape", "problem": "required for reveal and hide"}])
+            version = await scenes.fog(rt, _role(conn, msg.room_id), conn.user_id, msg.room_id, msg.scene_id,
+                                       msg.op, shape if msg.op in ("reveal", "hide") else None, conn)
+            if reply:
+                conn.send(_ack(msg.id, version=version))
         case p.Ping():
             conn.send(p.encode({"type": "pong", "id": msg.id, "ts": time.time() * 1000}))

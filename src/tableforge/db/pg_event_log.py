@@ -4,8 +4,15 @@ The transactional path (BEGIN; take the room version; change the row with its gu
 event; COMMIT) costs five round trips and a pool connection held across all of them. Here the same
 work is one data-modifying CTE sent in autocommit mode on the raw asyncpg connection (a prepared
 statement, cached per connection): one round trip, and one statement is atomic. Done this way:
-`MoveToken`, `AddToken`, `PostMessage` (chat and dice), `SetPresence` (when the caller has the
-profile); the other changes are rare and take the transactional path.
+`MoveToken` in a room without fog (`game_rooms.fog_free`), `PostMessage` (chat, dice, secret rolls;
+not whispers), `SetPresence` (when the caller has the profile); the other changes are rare, or need
+the fog's geometry (db/board_log.py), and take the transactional path.
+
+Hidden information: a move's audience depends on whether players see the token, which on a fog-free
+room depends only on the token's row (`hidden`, `asset_hidden`, `fogged`, its scene) and the room's
+(`players_scene_id`). Every change that alters those locks the room row first, as this statement
+does, and PostgreSQL re-checks both rows under their locks, so the audience computed here is that of
+the state the move is applied to.
 
 Guarantees kept:
 - The room row is updated first (`UPDATE game_rooms … RETURNING version`), so the room row lock is
@@ -43,7 +50,6 @@ from tableforge.db.event_log import (
     PRUNE_EVERY,
     ROOM_VERSION,
     TOKEN_VERSION,
-    AddToken,
     Change,
     MoveToken,
     PostMessage,
@@ -54,6 +60,7 @@ from tableforge.db.event_log import (
 )
 from tableforge.domain import events as ev
 from tableforge.domain import wire
+from tableforge.domain.audience import Routing
 from tableforge.domain.errors import Unavailable
 from tableforge.observability import metrics
 
@@ -69,38 +76,46 @@ def _move_sql(owner_guard: bool, version_guard: bool) -> str:
     if version_guard:
         n += 1
         guard += f" AND t.version = ${n}"
+    seen = "t.scene_id = {ps} AND NOT t.hidden AND NOT t.fogged AND NOT t.asset_hidden"
+    # A player may only move a token players see (else it is token_not_found, from the fallback).
+    room_guard = guard + (" AND " + seen.format(ps="game_rooms.players_scene_id") if owner_guard else "")
+    tok_guard = guard + (" AND " + seen.format(ps="room.players_scene_id") if owner_guard else "")
     return f"""
 WITH room AS (
     UPDATE game_rooms SET version = version + 1
-    WHERE id = $1 AND is_active AND EXISTS (SELECT 1 FROM board_tokens t WHERE {guard})
-    RETURNING version
+    WHERE id = $1 AND is_active AND fog_free AND EXISTS (SELECT 1 FROM board_tokens t WHERE {room_guard})
+    RETURNING version, players_scene_id
 ), tok AS (
     UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
     FROM room
-    WHERE {guard}
-    RETURNING room.version AS rv, t.version AS tv
+    WHERE {tok_guard}
+    RETURNING room.version AS rv, t.version AS tv, t.scene_id AS sid,
+              ({seen.format(ps="room.players_scene_id")}) AS seen
 ), ev AS (
-    INSERT INTO room_events (room_id, version, body)
-    SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text
+    INSERT INTO room_events (room_id, version, body, audience)
+    SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text,
+           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END
     FROM room LEFT JOIN tok ON true
 )
-SELECT rv, tv FROM tok"""
+SELECT rv, tv, sid, seen FROM tok"""
 
 
 _MOVE_SQL = {(o, v): _move_sql(o, v) for o in (False, True) for v in (False, True)}
 
 # chat.message / dice.rolled: the message row and its event. The body is `pieces` joined with the
-# room version (it may appear more than once: the event's and the message's).
+# room version (it may appear more than once: the event's and the message's). `$9`: who it reached
+# (room / gm / self), `$10` its audience (NULL: the room). Whispers take the transactional path,
+# which checks that their recipients are members.
 _LOG_SQL = """
 WITH room AS (
     UPDATE game_rooms SET version = version + 1 WHERE id = $1 AND is_active RETURNING version
 ), msg AS (
-    INSERT INTO room_messages (id, room_id, user_id, kind, text, roll, version, created_at)
-    SELECT $2, $1, $3, $4, $5, $6::jsonb, room.version, $7 FROM room
+    INSERT INTO room_messages (id, room_id, user_id, kind, text, roll, version, created_at, visibility, audience)
+    SELECT $2, $1, $3, $4, $5, $6::jsonb, room.version, $7, $9, $10 FROM room
     RETURNING version
 ), ev AS (
-    INSERT INTO room_events (room_id, version, body)
-    SELECT $1, msg.version, array_to_string($8::text[], msg.version::text) FROM msg
+    INSERT INTO room_events (room_id, version, body, audience)
+    SELECT $1, msg.version, array_to_string($8::text[], msg.version::text), $10 FROM msg
 )
 SELECT version FROM msg"""
 
@@ -122,22 +137,6 @@ WITH room AS (
     FROM room LEFT JOIN pl ON true
 )
 SELECT rv FROM pl"""
-
-# token.added: the asset must be one of the room's (checked before the room is bumped; an asset
-# deleted meanwhile fails the foreign key and aborts it all).
-_ADD_TOKEN_SQL = """
-WITH room AS (
-    UPDATE game_rooms SET version = version + 1
-    WHERE id = $1 AND is_active AND EXISTS (SELECT 1 FROM game_assets WHERE id = $2 AND room_id = $1)
-    RETURNING version
-), tok AS (
-    INSERT INTO board_tokens (id, room_id, asset_id, owner_id, x, y, rotation, scale, z_index, version, created_at)
-    SELECT $3, $1, $2, $4, $5, $6, $7, $8, $9, 1, $10 FROM room
-), ev AS (
-    INSERT INTO room_events (room_id, version, body)
-    SELECT $1, room.version, array_to_string($11::text[], room.version::text) FROM room
-)
-SELECT version FROM room"""
 
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = $1 AND version <= $2"
 
@@ -323,34 +322,26 @@ class PgEventLog(TransactionalEventLog):
         if row is None:
             return None
         version, token_version = int(row[0]), int(row[1])
-        return StoredEvent(room_id, version, ts, template.fill(version, token_version), token_version)
-
-    async def _one_add_token(self, room_id: str, c: AddToken) -> StoredEvent[dict[str, Any]] | None:
-        ts = wire.now_ms()
-        token = c.token()
-        template = body_template(ev.TOKEN_ADDED, room_id, ts, c.by, {"token": token})
-        args = (room_id, c.asset_id, c.token_id, c.by, c.x, c.y, c.rotation, c.scale, c.z_index, c.created_at,
-                template.pieces)
-        row = await self._fetchrow(_ADD_TOKEN_SQL, args, room_id)
-        if row is None:
-            return None
-        version = int(row[0])
-        return StoredEvent(room_id, version, ts, template.fill(version), token)
+        audience = f"g@{row[2]};p" if row[3] else f"g@{row[2]}"
+        return StoredEvent(room_id, version, ts, template.fill(version, token_version), token_version,
+                           Routing(audience))
 
     async def _one_message(self, room_id: str, c: PostMessage
                             ) -> StoredEvent[dict[str, Any]] | None:
+        if c.to:
+            return None  # a whisper: the transaction checks its recipients
         ts = wire.now_ms()
         payload, result = c.payload(ROOM_VERSION)
         template = body_template(c.etype, room_id, ts, c.by, payload)
         args = (room_id, c.message_id, c.by, c.kind, c.text, None if c.roll is None else orjson.dumps(c.roll).decode(),
-                c.created_at, template.pieces)
+                c.created_at, template.pieces, c.visibility, c.audience)
         row = await self._fetchrow(_LOG_SQL, args, room_id)
         if row is None:
             return None
         version = int(row[0])
         if c.roll is None:
             result = result | {"version": version}
-        return StoredEvent(room_id, version, ts, template.fill(version), result)
+        return StoredEvent(room_id, version, ts, template.fill(version), result, c.routing)
 
     async def _one_presence(self, room_id: str, c: SetPresence
                             ) -> StoredEvent[None] | None:
@@ -368,7 +359,6 @@ class PgEventLog(TransactionalEventLog):
 
 _ONE_STATEMENT: dict[type[Any], Callable[[PgEventLog, str, Any], Awaitable[StoredEvent[Any] | None]]] = {
     MoveToken: PgEventLog._one_move,
-    AddToken: PgEventLog._one_add_token,
     PostMessage: PgEventLog._one_message,
     SetPresence: PgEventLog._one_presence,
 }

@@ -96,7 +96,17 @@ game_rooms = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", TS, nullable=False),
+    # migration 0004: the scene players and spectators see (no foreign key: game_rooms and scenes
+    # would reference each other; the services never remove the players' scene), and the code that
+    # makes spectators. Both are set for every room (the migration fills existing ones).
+    sa.Column("players_scene_id", UUID),
+    sa.Column("spectator_invite_code", sa.String(16)),
+    # migration 0004: no scene of the room has any fog. Kept on the room row, which every change
+    # locks and PostgreSQL re-checks under that lock, so the one-statement move and add (which
+    # need no geometry on a fog-free room) can never race a fog change.
+    sa.Column("fog_free", sa.Boolean, nullable=False, server_default=sa.true()),
     # migration 0002: usage counts of the catalog read only active rooms.
+    sa.Index("uq_game_rooms_spectator_invite_code", "spectator_invite_code", unique=True),  # migration 0004
     sa.Index("ix_game_rooms_active_system", "game_system_id", postgresql_where=sa.text("is_active"),
              sqlite_where=sa.text("is_active")),
 )
@@ -123,7 +133,25 @@ game_assets = sa.Table(
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false()),  # migration 0004: GM layer
     sa.Index("ix_game_assets_room_created", "room_id", "created_at"),  # migration 0002
+)
+
+# migration 0004: a room's boards. `fog` is {base, shapes} (domain/fog.py); `fog_count` its number of
+# shapes, so that SQL can tell a uniform fog (every point alike) without reading the document.
+scenes = sa.Table(
+    "scenes", metadata,
+    sa.Column("id", UUID, primary_key=True),
+    sa.Column("room_id", UUID, sa.ForeignKey("game_rooms.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("map_asset_id", UUID, sa.ForeignKey("game_assets.id", ondelete="SET NULL"), index=True),
+    sa.Column("grid", JSONDoc, nullable=False),
+    sa.Column("fog", JSONDoc, nullable=False),
+    sa.Column("fog_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fog_version", sa.BigInteger, nullable=False, server_default="0"),  # raised by every fog change
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_scenes_room_position", "room_id", "position"),
 )
 
 board_tokens = sa.Table(
@@ -140,7 +168,17 @@ board_tokens = sa.Table(
     sa.Column("z_index", sa.Integer, nullable=False, server_default="0"),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Column("created_at", TS, nullable=False),
+    # migration 0004: the token's scene (set for every token; the migration fills existing ones),
+    # the GM layer, and whether its centre is under its scene's fog (kept in step by every move and
+    # fog change, so visibility never needs the fog's geometry outside those two).
+    sa.Column("scene_id", UUID, sa.ForeignKey("scenes.id", ondelete="CASCADE")),
+    sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fogged", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The asset's `hidden`, copied (hiding an asset updates its tokens), so that a token's row alone
+    # says whether players see it; see `fog_free` for why that matters.
+    sa.Column("asset_hidden", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_board_tokens_room_order", "room_id", "z_index", "created_at"),  # migration 0002
+    sa.Index("ix_board_tokens_scene_order", "scene_id", "z_index", "created_at"),  # migration 0004
 )
 
 room_messages = sa.Table(
@@ -153,6 +191,11 @@ room_messages = sa.Table(
     sa.Column("roll", JSONDoc),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    # migration 0004: who it reached. `visibility`: room | gm | self | whisper; `audience`: the event's
+    # selector (domain/audience.py), NULL for everyone; `to_users`: a whisper's named users.
+    sa.Column("visibility", sa.String(10), nullable=False, server_default="room"),
+    sa.Column("audience", sa.Text),
+    sa.Column("to_users", JSONDoc),
     sa.Index("ix_room_messages_room_version", "room_id", "version"),
 )
 
@@ -162,4 +205,8 @@ room_events = sa.Table(
     sa.Column("room_id", UUID, sa.ForeignKey("game_rooms.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("version", sa.BigInteger, primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
+    # migration 0004: who receives `body` (NULL: everyone) and the other bodies, tried in order
+    # (a JSON list of [selector, body]); see domain/audience.py.
+    sa.Column("audience", sa.Text),
+    sa.Column("variants", sa.Text),
 )

@@ -27,3 +27,4 @@ UUID_PATTERN = r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # Versions (room and token) are BIGINT columns: a client's `if_version`/`since` beyond them cannot
 # match anything, and the drivers refuse to bind it (OverflowError on SQLite, DataError on asyncpg).
 VERSION_MAX = 2**63 - 1
+WHISPER_MAX_RECIPIENTS = 20

@@ -53,6 +53,8 @@ def token(row: Row) -> dict[str, Any]:
         "scale": float(row["scale"]),
         "z_index": int(row["z_index"]),
         "version": int(row["version"]),
+        "scene_id": str(row["scene_id"]),
+        "hidden": bool(row["hidden"]),
     }
 
 
@@ -66,4 +68,31 @@ def message(row: Row) -> dict[str, Any]:
         "roll": row["roll"],
         "version": int(row["version"]),
         "created_at": iso(row["created_at"]),
+        "visibility": row["visibility"] or "room",
+        "to": list(row["to_users"]) if row["to_users"] else None,
     }
+
+
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
+
+
+def asset_url(sha256: str, kind: str) -> str:
+    return f"/assets/{sha256}.{EXTENSIONS.get(kind, kind)}"
+
+
+def scene_map(asset: Row | None, asset_url: str | None) -> dict[str, Any] | None:
+    """A scene's background, or None (`asset_url`: its public URL, built by the caller)."""
+    if asset is None or asset_url is None:
+        return None
+    return {"asset_id": str(asset["id"]), "url": asset_url, "width": int(asset["width"]),
+            "height": int(asset["height"])}
+
+
+def scene(row: Row, map_: dict[str, Any] | None, *, full: bool) -> dict[str, Any]:
+    """A scene: its summary, and with `full` its grid and fog too."""
+    out = {"id": str(row["id"]), "name": row["name"], "position": int(row["position"]), "map": map_,
+           "created_at": iso(row["created_at"])}
+    if full:
+        out["grid"] = row["grid"]
+        out["fog"] = row["fog"] or {"base": "revealed", "shapes": []}
+    return out

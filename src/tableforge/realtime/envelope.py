@@ -1,13 +1,17 @@
 """What travels through the broker: a tiny header and the event exactly as clients receive it.
 
-`b"<version>|<ts_ms>|<sender>|" + body`. The header lets every instance order, time and
-route an event without decoding its JSON; `version` 0 marks an ephemeral message. This module is
-the only place that packs or parses it.
+`b"<version>|<ts_ms>|<sender>|<audience>|<n>|" + variants + body`. The header lets every instance
+order, time and route an event without decoding its JSON; `version` 0 marks an ephemeral message.
+`audience` is the main body's selector (empty: everyone) and `variants` the `n` bytes of the other
+bodies (domain/audience.py, the same text the event log stores), so every instance filters an event
+exactly as recovery does. This module is the only place that packs or parses it.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from tableforge.domain.audience import Routing, decode_variants
 
 
 class Envelope(NamedTuple):
@@ -15,15 +19,30 @@ class Envelope(NamedTuple):
     ts_ms: float
     sender: str
     body: bytes
+    audience: str | None = None  # None: everyone
+    variants: bytes = b""
+
+    @property
+    def routing(self) -> Routing:
+        if self.audience is None and not self.variants:
+            return EVERYONE
+        return Routing(self.audience, decode_variants(self.variants))
 
 
-def pack(version: int, ts_ms: float, sender: str, body: bytes) -> bytes:
-    return b"%d|%.3f|%s|" % (version, ts_ms, sender.encode()) + body
+EVERYONE = Routing()
+
+
+def pack(version: int, ts_ms: float, sender: str, body: bytes, routing: Routing = EVERYONE) -> bytes:
+    variants = routing.encoded_variants()
+    extra = variants.encode() if variants else b""
+    audience = routing.audience.encode() if routing.audience is not None else b""
+    return b"%d|%.3f|%s|%s|%d|" % (version, ts_ms, sender.encode(), audience, len(extra)) + extra + body
 
 
 def unpack(data: bytes) -> Envelope:
-    version, ts, sender, body = data.split(b"|", 3)
-    return Envelope(int(version), float(ts), sender.decode(), body)
+    version, ts, sender, audience, size, rest = data.split(b"|", 5)
+    n = int(size)
+    return Envelope(int(version), float(ts), sender.decode(), rest[n:], audience.decode() or None, rest[:n])
 
 
 def peek_version(data: bytes) -> int:

@@ -17,7 +17,8 @@ while cut off never reached them). A room that stays behind for `stall_after` se
 as stalled (`/ready` says degraded) and its filler is restarted.
 
 A socket that is joining is "pending": its events are held until its snapshot (or history) ack
-is queued, then only newer ones follow.
+is queued, then only newer ones follow. What each socket receives of an event (the event, a variant
+for its audience, or room.skip) is delivery.py's business; every socket still gets every version.
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ from typing import Any
 
 import orjson
 
+from tableforge.domain.audience import Logged, Routing, View
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
+from tableforge.realtime import delivery
 from tableforge.realtime.broker import Broker
-from tableforge.realtime.connection import CLOSE_SLOW_CONSUMER, Connection
-from tableforge.realtime.envelope import Envelope, pack, unpack
+from tableforge.realtime.connection import Connection
+from tableforge.realtime.envelope import EVERYONE, Envelope, pack, unpack
 from tableforge.realtime.local_room import PENDING, LocalRoom, RoomObserver, resync_frame, ts_of
 
 log = get_logger(__name__)
 
 VersionsLoader = Callable[[list[str]], Awaitable[dict[str, int]]]
-HistoryLoader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
+HistoryLoader = Callable[[str, int, int], Awaitable[list[Logged]]]
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 CHECK_ROOMS = "hub.check_rooms"  # control message: every instance re-reads its rooms' versions
 _VERSIONS_CHUNK = 500
@@ -103,7 +106,7 @@ class Hub:
         return f"{self.instance_id}/{conn.conn_id}" if conn is not None else ""
 
     # -- rooms -----------------------------------------------------------------------------------
-    async def attach(self, conn: Connection, room_id: str, role: str) -> None:
+    async def attach(self, conn: Connection, room_id: str, view: View) -> None:
         """Register `conn` as pending in the room, subscribing this instance first if needed."""
         room = self.rooms.get(room_id)
         if room is None:
@@ -124,7 +127,23 @@ class Hub:
             await asyncio.shield(room.ready)
         room.members[conn] = PENDING
         room.pending[conn] = []
-        conn.rooms[room_id] = role
+        room.views[conn] = view
+        conn.rooms[room_id] = view.role
+
+    def review(self, conn: Connection, room_id: str, view: View) -> bool:
+        """A member changes what it views (a GM's scene): pending again until `activate` queues the
+        new scene's snapshot. False if it is not in the room."""
+        room = self.rooms.get(room_id)
+        if room is None or conn not in room.members:
+            return False
+        room.members[conn] = PENDING
+        room.pending[conn] = []
+        room.views[conn] = view
+        return True
+
+    def view_of(self, conn: Connection, room_id: str) -> View | None:
+        room = self.rooms.get(room_id)
+        return room.views.get(conn) if room is not None else None
 
     def activate(self, conn: Connection, room_id: str, cursor: int, first_frame: str) -> None:
         """Queue the join ack, then the held events newer than what the ack covered."""
@@ -132,9 +151,10 @@ class Hub:
         if room is None or conn not in room.members:
             return
         conn.send(first_frame)
-        for version, text in room.pending.pop(conn, ()):
+        view = room.views[conn]
+        for version, held in room.pending.pop(conn, ()):
             if version > cursor:
-                conn.send(text)
+                conn.send(delivery.frame_of(room_id, held, view))
                 cursor = version
         room.members[conn] = cursor
         room.told.discard(conn)
@@ -146,6 +166,7 @@ class Hub:
             return
         room.members.pop(conn, None)
         room.pending.pop(conn, None)
+        room.views.pop(conn, None)
         room.told.discard(conn)
         if not room.members:
             del self.rooms[room_id]
@@ -169,8 +190,8 @@ class Hub:
 
     # -- publishing ----------------------------------------------------------------------------
     async def publish(self, room_id: str, version: int, ts_ms: float, sender: Connection | None,
-                      body: bytes) -> None:
-        await self.broker.publish(room_id, pack(version, ts_ms, self.sender_tag(sender), body))
+                      body: bytes, routing: Routing = EVERYONE) -> None:
+        await self.broker.publish(room_id, pack(version, ts_ms, self.sender_tag(sender), body, routing))
 
     async def publish_control(self, message: dict[str, Any], instance_id: str | None = None) -> None:
         await self.broker.publish_control(orjson.dumps(message), instance_id)
@@ -190,7 +211,7 @@ class Hub:
             return
         version = env.version
         if version == 0:
-            self._fan_out_ephemeral(room, env)
+            delivery.fan_out_ephemeral(room, env, self.instance_id)
         elif version == room.expected:
             self._deliver(room, env)
             if room.buffer or room.behind_since is not None:
@@ -254,29 +275,20 @@ class Hub:
                 for room_id, version in latest.items():
                     room = self.rooms.get(room_id)
                     if room is not None and room.expected and version >= room.expected:
-                        self._note(room, version)
+                        room.note(version)
                         self._ensure_filler(room, 0.0)
             if not self._check_again:
                 return
 
     # -- ordering ------------------------------------------------------------------------------
     def _initialise(self, room: LocalRoom, current: int) -> None:
-        room.expected = current + 1
-        for version in [v for v in room.buffer if v < room.expected]:
-            del room.buffer[version]
+        room.advance(current + 1)
         room.ready.set_result(None)
         self._drain(room)
 
-    def _note(self, room: LocalRoom, version: int) -> None:
-        """`version` exists: the room must reach it."""
-        if version > room.goal:
-            room.goal = version
-        if room.behind_since is None:
-            room.behind_since = time.monotonic()
-
     def _hold(self, room: LocalRoom, env: Envelope) -> None:
         metrics.REORDER_BUFFERED.inc()
-        self._note(room, env.version)
+        room.note(env.version)
         if len(room.buffer) >= self._reorder_limit:
             metrics.REORDER_DROPPED.inc()
             # The newest goes: it stays in `goal`, so the filler reads it back from the log.
@@ -342,8 +354,8 @@ class Hub:
                 room.filler = None
                 room.filler_waits = False
 
-    def _deliver_rows(self, room: LocalRoom, rows: list[tuple[int, str]], upto: int) -> None:
-        batch = [(v, b) for v, b in rows if room.expected <= v <= upto]
+    def _deliver_rows(self, room: LocalRoom, rows: list[Logged], upto: int) -> None:
+        batch = [row for row in rows if room.expected <= row.version <= upto]
         if not batch:
             if room.expected <= upto:
                 self._skip(room, upto)  # not in the log any more (pruned): those sockets resync
@@ -354,11 +366,12 @@ class Hub:
                    if cursor != PENDING and conn.queue_depth > room_for}
         for conn in lagging - room.told:
             self._tell_resync(room, conn, upto)
-        for version, body in batch:
-            if version > room.expected:
-                self._skip(room, version - 1)
-            room.buffer.pop(version, None)
-            self._deliver(room, Envelope(version, ts_of(body), "", body.encode()), skip=lagging)
+        for row in batch:
+            if row.version > room.expected:
+                self._skip(room, row.version - 1)
+            room.buffer.pop(row.version, None)
+            self._deliver(room, Envelope(row.version, ts_of(row.body), "", row.body.encode(), row.audience,
+                                         row.variants.encode() if row.variants else b""), skip=lagging)
         if room.expected <= upto:
             self._skip(room, upto)
 
@@ -372,9 +385,7 @@ class Hub:
                 room.pending[conn].append((upto, frame))
             elif conn not in room.told:
                 self._tell_resync(room, conn, upto)
-        room.expected = upto + 1
-        for version in [v for v in room.buffer if v < room.expected]:
-            del room.buffer[version]
+        room.advance(upto + 1)
 
     def _tell_resync(self, room: LocalRoom, conn: Connection, upto: int) -> None:
         room.told.add(conn)
@@ -382,47 +393,7 @@ class Hub:
         conn.send(resync_frame(room.room_id, upto))
 
     def _deliver(self, room: LocalRoom, env: Envelope, skip: set[Connection] | None = None) -> None:
-        if skip:
-            members = room.members
-            room.members = {conn: cursor for conn, cursor in members.items() if conn not in skip}
-            try:
-                self._deliver(room, env)
-            finally:
-                room.members = {**members, **room.members}  # keep cursors a pending member may have got
-            return
-        version = env.version
-        room.expected = version + 1
-        text = env.body.decode()
-        sender = env.sender
-        prefix = self.instance_id + "/"
-        own_conn = sender[len(prefix):] if sender.startswith(prefix) else None
-        for observer in self._observers:
-            observer.delivered(room.room_id, version, text)
-        sent = 0
-        for conn, cursor in room.members.items():
-            if cursor == PENDING:
-                held = room.pending[conn]
-                if len(held) >= self._pending_limit:
-                    conn.close(CLOSE_SLOW_CONSUMER, "too many events while joining")
-                else:
-                    held.append((version, text))
-            elif version > cursor and conn.conn_id != own_conn:
-                conn.send(text)
-                sent += 1
-        if sent:
-            metrics.WS_OUT_BY_KIND["event"].inc(sent)
-        metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - env.ts_ms / 1000))
-
-    def _fan_out_ephemeral(self, room: LocalRoom, env: Envelope) -> None:
-        text = env.body.decode()
-        prefix = self.instance_id + "/"
-        own_conn = env.sender[len(prefix):] if env.sender.startswith(prefix) else None
-        sent = 0
-        for conn, cursor in room.members.items():
-            if cursor != PENDING and conn.conn_id != own_conn and conn.send(text, ephemeral=True):
-                sent += 1
-        if sent:
-            metrics.WS_OUT_BY_KIND["ephemeral"].inc(sent)
+        delivery.deliver(room, env, self.instance_id, self._pending_limit, self._observers, skip)
 
     # -- the watcher -----------------------------------------------------------------------------
     async def _watch(self) -> None:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import orjson
 
+from tableforge.domain.audience import Routing, View
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.envelope import Envelope
 
@@ -27,7 +28,8 @@ class RoomObserver(Protocol):
     """Sees each stored room event this instance delivers, in version order (e.g. the preview
     check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
 
-    def delivered(self, room_id: str, version: int, body: str) -> None: ...
+    def delivered(self, room_id: str, version: int, body: str, routing: Routing) -> None:
+        """`body`: the main (full) body; `routing`: who receives what (domain/audience.py)."""
 
     def dropped(self, room_id: str) -> None:
         """The room's last local socket left: its events no longer come here."""
@@ -35,12 +37,14 @@ class RoomObserver(Protocol):
 
 class LocalRoom:
     __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "members", "pending", "ready",
-                 "room_id", "told")
+                 "room_id", "told", "views")
 
     def __init__(self, room_id: str) -> None:
         self.room_id = room_id
         self.members: dict[Connection, int] = {}  # connection -> cursor (PENDING while joining)
-        self.pending: dict[Connection, list[tuple[int, str]]] = {}
+        self.views: dict[Connection, View] = {}  # what each member may see (role, scene, user)
+        # Held while joining: events (picked for the socket's view at activation) or ready frames.
+        self.pending: dict[Connection, list[tuple[int, Envelope | str]]] = {}
         self.expected = 0
         self.goal = 0
         self.buffer: dict[int, Envelope] = {}
@@ -49,6 +53,20 @@ class LocalRoom:
         self.behind_since: float | None = None  # monotonic time the room fell behind, None while current
         self.told: set[Connection] = set()  # sockets sent `room.resync` during this catch-up
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+    def note(self, version: int) -> None:
+        """`version` exists: the room must reach it."""
+        if version > self.goal:
+            self.goal = version
+        if self.behind_since is None:
+            self.behind_since = time.monotonic()
+
+    def advance(self, expected: int) -> None:
+        """The next version to deliver is `expected`; what the buffer holds below it is dropped."""
+        self.expected = expected
+        for version in [v for v in self.buffer if v < expected]:
+            del self.buffer[version]
 
 
 def resync_frame(room_id: str, version: int) -> str:

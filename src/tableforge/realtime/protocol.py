@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
@@ -41,7 +41,8 @@ MsgId = (Annotated[str, msgspec.Meta(max_length=limits.MSG_ID_MAX_CHARS)]
 # Python's `re` (msgspec's engine) lets `$` match before a final newline: \A and \Z do not.
 RoomId = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")]
 _ANY_UUID = re.compile(limits.UUID_PATTERN)  # used with fullmatch, for the same reason
-_ID_FIELDS = ("room_id", "token_id", "asset_id")
+_ID_FIELDS = ("room_id", "token_id", "asset_id", "scene_id", "map_asset_id")
+_ID_LISTS = ("to",)
 MAX_DEPTH = 32  # nesting levels of arrays/objects in one frame (the message object is level 1)
 
 
@@ -52,6 +53,7 @@ class _Msg(msgspec.Struct, tag_field="type", kw_only=True):
 class Join(_Msg, tag="join"):
     room_id: RoomId
     since: Version | None = None
+    scene_id: RoomId | None = None  # *extension*: the scene a GM views (ignored for others)
 
 
 class Leave(_Msg, tag="leave"):
@@ -66,6 +68,8 @@ class TokenAdd(_Msg, tag="token.add"):
     rotation: Rotation = 0.0
     scale: Scale = 1.0
     z_index: ZIndex = 0
+    hidden: bool = False  # *extension*: the GM layer (GMs only)
+    scene_id: RoomId | None = None  # *extension*: default the scene the socket views
 
 
 class TokenMove(_Msg, tag="token.move"):
@@ -85,6 +89,7 @@ class TokenUpdate(_Msg, tag="token.update"):
     rotation: Rotation | None = None
     scale: Scale | None = None
     z_index: ZIndex | None = None
+    hidden: bool | None = None  # *extension*: GMs only
     if_version: Version | None = None
 
 
@@ -97,11 +102,69 @@ class TokenRemove(_Msg, tag="token.remove"):
 class ChatSend(_Msg, tag="chat.send"):
     room_id: RoomId
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CHAT_MAX_CHARS)]
+    # *extension*: a whisper to these members
+    to: Annotated[list[RoomId], msgspec.Meta(min_length=1, max_length=limits.WHISPER_MAX_RECIPIENTS)] | None = None
 
 
 class DiceRoll(_Msg, tag="dice.roll"):
     room_id: RoomId
     notation: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.NOTATION_MAX_CHARS)]
+    visibility: Literal["room", "gm", "self"] = "room"  # *extension*: a secret roll
+
+
+# -- *extension*: scenes and fog of war (GMs only) ----------------------------------------------
+SceneName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.NAME_MAX_CHARS)]
+Grid = Annotated[dict[str, Any], msgspec.Meta(max_length=16)]  # checked key by key in domain/scenes.py
+Extent = Annotated[float, msgspec.Meta(gt=0, le=2 * limits.COORD_MAX)]
+Point = tuple[Coord, Coord]
+
+
+class Rect(msgspec.Struct, tag_field="type", tag="rect", forbid_unknown_fields=True):
+    x: Coord
+    y: Coord
+    width: Extent
+    height: Extent
+
+
+class Polygon(msgspec.Struct, tag_field="type", tag="polygon", forbid_unknown_fields=True):
+    points: Annotated[list[Point], msgspec.Meta(min_length=3, max_length=64)]
+
+
+class SceneView(_Msg, tag="scene.view"):
+    room_id: RoomId
+    scene_id: RoomId
+
+
+class SceneCreate(_Msg, tag="scene.create"):
+    room_id: RoomId
+    name: SceneName
+    grid: Grid | None = None
+    map_asset_id: RoomId | None = None
+
+
+class SceneUpdate(_Msg, tag="scene.update"):
+    room_id: RoomId
+    scene_id: RoomId
+    name: SceneName | None = None
+    grid: Grid | None = None
+    map_asset_id: RoomId | msgspec.UnsetType | None = msgspec.UNSET  # null: no map
+
+
+class SceneRemove(_Msg, tag="scene.remove"):
+    room_id: RoomId
+    scene_id: RoomId
+
+
+class SceneActivate(_Msg, tag="scene.activate"):
+    room_id: RoomId
+    scene_id: RoomId
+
+
+class FogChange(_Msg, tag="fog.change"):
+    room_id: RoomId
+    scene_id: RoomId
+    op: Literal["reveal", "hide", "reveal_all", "hide_all"]
+    shape: Rect | Polygon | None = None
 
 
 class Pointer(_Msg, tag="pointer"):
@@ -114,12 +177,22 @@ class Ping(_Msg, tag="ping"):
     pass
 
 
-ClientMessage = Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
+ClientMessage = (Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
+                 | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange)
 _decoder = msgspec.json.Decoder(ClientMessage)
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
-     "pointer", "ping")
+     "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change")
 )
+
+
+def shape_json(shape: Rect | Polygon | None) -> dict[str, Any] | None:
+    """A fog shape as domain/fog.py reads it."""
+    if shape is None:
+        return None
+    if isinstance(shape, Rect):
+        return {"type": "rect", "x": shape.x, "y": shape.y, "width": shape.width, "height": shape.height}
+    return {"type": "polygon", "points": [list(p) for p in shape.points]}
 
 
 class ProtocolError(Exception):
@@ -172,6 +245,14 @@ def _canonical_ids(frame: str, detail: str) -> ClientMessage:
                 canonical = str(uuid.UUID(value))
                 rewritten = rewritten or canonical != value
                 raw[name] = canonical
+        for name in _ID_LISTS:
+            values = raw.get(name)
+            if isinstance(values, list):
+                for i, value in enumerate(values):
+                    if isinstance(value, str) and _ANY_UUID.fullmatch(value):
+                        canonical = str(uuid.UUID(value))
+                        rewritten = rewritten or canonical != value
+                        values[i] = canonical
         if rewritten:
             try:
                 return _decoder.decode(msgspec.json.encode(raw))

@@ -1,12 +1,17 @@
-"""Which tokens each local room holds and who owns them, so that a preview `token.move` is
-checked as a commit is checked without a database query per frame.
+"""Which tokens each local room holds, who owns them, their scene and whether players see them, so
+that a preview `token.move` is checked as a commit is checked, and routed to the right audience
+(GMs only for a token players do not see), without a database query per frame.
 
 An instance already receives every stored event of the rooms it has sockets in: the hub hands
 each one to `delivered` in version order. A room's index is loaded once, the first time a preview
 in it needs it (one statement reads the room version and its tokens' owners), then kept current
 from `token.added` / `token.removed` (deleting an asset publishes a `token.removed` per token).
-A token's owner never changes and token ids are never reused, so an entry is only ever added,
-then removed.
+A token's owner and scene never change and token ids are never reused, so an entry is only ever
+added, then removed; whether players see it changes only with an event whose players' copy differs
+from the main one (`token.added`/`token.removed` in place of a move or update: its routing has
+variants). Events that change what players see in bulk (fog, the players' scene, an asset hidden or
+revealed, a scene removed) drop the room's index: it is loaded again when next needed. A scene's fog
+is read (and parsed) the first time a preview on that scene needs it, and forgotten with the index.
 
 Consistency: an event is delivered only after it is committed, so whatever was delivered before
 the load started is in what the load reads; events delivered while it runs are held and applied
@@ -26,22 +31,50 @@ import enum
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 import orjson
 
 from tableforge.domain import events as ev
+from tableforge.domain.audience import Routing, selector_for
+from tableforge.domain.fog import Fog
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 
 log = get_logger(__name__)
 
-# (room version, [(token id, owner id or None)]); at most max_tokens + 1 tokens are needed.
-OwnersLoader = Callable[[], Awaitable[tuple[int, list[tuple[str, str | None]]]]]
+# (room version, [(token id, owner id or None[, scene id, seen by players])][, players' scene id]);
+# at most max_tokens + 1 tokens are needed.
+OwnersLoader = Callable[[], Awaitable[tuple[Any, ...]]]
+FogLoader = Callable[[], Awaitable[Fog]]
 # Stored bodies start with their type (the event log's one encoder puts it first),
 # so the hot `token.moved` and everything else is skipped with one prefix test, unparsed.
 _ADDED = f'{{"type":"{ev.TOKEN_ADDED}"'
 _REMOVED = f'{{"type":"{ev.TOKEN_REMOVED}"'
 _WATCHED = (_ADDED, _REMOVED)
+_FLIPS = (f'{{"type":"{ev.TOKEN_MOVED}"', f'{{"type":"{ev.TOKEN_UPDATED}"')
+_DROPS = tuple(f'{{"type":"{t}"' for t in (ev.FOG_CHANGED, ev.SCENE_ACTIVATED, ev.SCENE_REMOVED, ev.ASSET_UPDATED))
+_TOKEN_ID = '"token_id":"'
+
+
+class Token(NamedTuple):
+    owner: str | None
+    scene_id: str
+    seen: bool  # players see it now
+
+
+def _players_get_main(routing: Routing) -> bool:
+    return routing.audience is None or selector_for(routing.audience).players
+
+
+def _seen_after(routing: Routing) -> bool | None:
+    """Whether players see the token after an event whose players' copy may differ (None: unknown)."""
+    if _players_get_main(routing):
+        return True
+    for sel, body in routing.variants:
+        if selector_for(sel).players:
+            return body.startswith(_ADDED.encode())
+    return False
 
 
 class Lookup(enum.Enum):
@@ -50,15 +83,17 @@ class Lookup(enum.Enum):
 
 
 class _Room:
-    __slots__ = ("held", "loading", "overflow", "owners", "version")
+    __slots__ = ("fogs", "held", "loading", "overflow", "owners", "players_scene", "version")
 
     def __init__(self) -> None:
         self.version = 0  # the stored version the index reflects
-        self.owners: dict[str, str | None] = {}
+        self.owners: dict[str, Token] = {}
+        self.players_scene = ""
+        self.fogs: dict[str, Fog] = {}
         self.overflow = False
         self.loading: asyncio.Future[None] | None = None
-        # Versions delivered while loading, with the body of those that matter (None: too many).
-        self.held: list[tuple[int, str]] | None = []
+        # Versions delivered while loading, with the event of those that matter (None: too many).
+        self.held: list[tuple[int, str, Routing]] | None = []
 
 
 class RoomTokens:
@@ -73,18 +108,23 @@ class RoomTokens:
         return len(self._rooms)
 
     # -- fed by the hub (must not raise, must not block) ---------------------------------------
-    def delivered(self, room_id: str, version: int, body: str) -> None:
+    def delivered(self, room_id: str, version: int, body: str, routing: Routing = Routing()) -> None:
         room = self._rooms.get(room_id)
         if room is None:
             return
         if room.loading is not None:
             if room.held is not None:  # every version (to see gaps), the body only when it matters
                 if len(room.held) < self.max_held:
-                    room.held.append((version, body if body.startswith(_WATCHED) else ""))
+                    room.held.append((version, body if self._matters(body, routing) else "", routing))
                 else:
                     room.held = None  # more than we keep: load again next time
             return
-        self._apply(room_id, room, version, body)
+        self._apply(room_id, room, version, body, routing)
+
+    @staticmethod
+    def _matters(body: str, routing: Routing) -> bool:
+        return body.startswith(_WATCHED) or body.startswith(_DROPS) or (
+            bool(routing.variants) and body.startswith(_FLIPS))
 
     def dropped(self, room_id: str) -> None:
         """The hub no longer delivers this room's events here (or they skipped one): forget it."""
@@ -95,6 +135,28 @@ class RoomTokens:
     # -- asked by the preview path -------------------------------------------------------------
     async def owner(self, room_id: str, token_id: str, load: OwnersLoader) -> str | Lookup | None:
         """The owner of the token (None: nobody, only the GM may move it), or a Lookup."""
+        found = await self.token(room_id, token_id, load)
+        return found if isinstance(found, Lookup) else found.owner
+
+    async def token(self, room_id: str, token_id: str, load: OwnersLoader) -> Token | Lookup:
+        """The token's owner, scene and whether players see it, or a Lookup."""
+        room = await self._room(room_id, load)
+        return self._find(room, token_id)
+
+    async def players_scene(self, room_id: str, load: OwnersLoader) -> str:
+        return (await self._room(room_id, load)).players_scene
+
+    async def fog(self, room_id: str, scene_id: str, load: OwnersLoader, load_fog: FogLoader) -> Fog:
+        """The scene's fog as the index knows it (read once per scene while the index lives)."""
+        room = await self._room(room_id, load)
+        fog = room.fogs.get(scene_id)
+        if fog is None:
+            fog = await load_fog()
+            if self._rooms.get(room_id) is room and len(room.fogs) < 256:
+                room.fogs[scene_id] = fog
+        return fog
+
+    async def _room(self, room_id: str, load: OwnersLoader) -> _Room:
         room = self._rooms.get(room_id)
         if room is None:
             room = await self._load(room_id, load)
@@ -102,10 +164,10 @@ class RoomTokens:
             await asyncio.shield(room.loading)  # one load per room at a time; its failure is ours too
         else:
             self._rooms.move_to_end(room_id)
-        return self._find(room, token_id)
+        return room
 
     @staticmethod
-    def _find(room: _Room, token_id: str) -> str | Lookup | None:
+    def _find(room: _Room, token_id: str) -> Token | Lookup:
         if room.overflow:
             return Lookup.UNKNOWN
         owners = room.owners
@@ -128,18 +190,20 @@ class RoomTokens:
         metrics.ROOM_TOKENS_LOADS.inc()
         metrics.ROOM_TOKENS_ROOMS.set(len(self._rooms))
         try:
-            version, rows = await load()
+            loaded = await load()
         except BaseException as exc:
             if self._rooms.get(room_id) is room:
                 self.dropped(room_id)
             future.set_exception(exc)
             future.exception()  # retrieved: the waiters re-raise it
             raise
-        room.version = version
+        room.version, rows = int(loaded[0]), loaded[1]
+        room.players_scene = str(loaded[2]) if len(loaded) > 2 and loaded[2] else ""
         if len(rows) > self.max_tokens:
             room.overflow = True
         else:
-            room.owners = {str(token_id): str(owner) if owner else None for token_id, owner in rows}
+            room.owners = {str(r[0]): Token(str(r[1]) if r[1] else None, str(r[2]) if len(r) > 2 else "",
+                                            bool(r[3]) if len(r) > 3 else True) for r in rows}
         held, room.held, room.loading = room.held, None, None
         if self._rooms.get(room_id) is room:
             if held is None:  # too much happened during the load: answer from it, keep nothing
@@ -147,13 +211,14 @@ class RoomTokens:
                 metrics.ROOM_TOKENS_ROOMS.set(len(self._rooms))
             else:
                 self._token_count += len(room.owners)
-                for held_version, body in held:
-                    self._apply(room_id, room, held_version, body)
+                for held_version, body, routing in held:
+                    if self._rooms.get(room_id) is room:
+                        self._apply(room_id, room, held_version, body, routing)
         metrics.ROOM_TOKENS_TOKENS.set(self._token_count)
         future.set_result(None)
         return room
 
-    def _apply(self, room_id: str, room: _Room, version: int, body: str) -> None:
+    def _apply(self, room_id: str, room: _Room, version: int, body: str, routing: Routing) -> None:
         if version <= room.version:
             return  # already in what was loaded
         if version != room.version + 1:
@@ -161,6 +226,12 @@ class RoomTokens:
             self.dropped(room_id)  # an event we never saw: load again when needed
             return
         room.version = version
+        if routing.variants and body.startswith(_FLIPS):
+            self._flip(room, body, routing)
+            return
+        if body.startswith(_DROPS):
+            self.dropped(room_id)  # what players see changed in bulk: load again when needed
+            return
         if room.overflow or not body.startswith(_WATCHED):
             return
         try:
@@ -174,7 +245,8 @@ class RoomTokens:
                         self._token_count -= len(room.owners)
                         room.owners = {}
                     else:
-                        room.owners[token_id] = str(owner) if owner else None
+                        room.owners[token_id] = Token(str(owner) if owner else None, str(token.get("scene_id", "")),
+                                                      _players_get_main(routing))
                         self._token_count += 1
             elif room.owners.pop(str(event["token_id"]), Lookup.MISSING) is not Lookup.MISSING:
                 self._token_count -= 1
@@ -183,6 +255,21 @@ class RoomTokens:
             self.dropped(room_id)
             return
         metrics.ROOM_TOKENS_TOKENS.set(self._token_count)
+
+    @staticmethod
+    def _flip(room: _Room, body: str, routing: Routing) -> None:
+        """A move or update whose players' copy differs: whether players see the token changed."""
+        start = body.find(_TOKEN_ID)  # token.moved carries token_id; token.updated the token
+        token_id = body[start + len(_TOKEN_ID): start + len(_TOKEN_ID) + 36] if start >= 0 else ""
+        if start < 0:
+            try:
+                token_id = str(orjson.loads(body)["token"]["id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return
+        known = room.owners.get(token_id)
+        seen = _seen_after(routing)
+        if known is not None and seen is not None:
+            room.owners[token_id] = known._replace(seen=seen)
 
     def _forget(self, room: _Room) -> None:
         """Account for a room leaving the index (its owners stay readable for lookups in flight)."""

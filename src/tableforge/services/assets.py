@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tableforge.db.event_log import AddAsset, RemoveAsset
+from tableforge.db.changes import AddAsset, RemoveAsset, SetAssetHidden
 from tableforge.db.schema import game_assets
 from tableforge.domain.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia, ValidationFailed
-from tableforge.domain.roles import GM
+from tableforge.domain.roles import GM, require_actor, require_gm
 from tableforge.services import replies, rooms
 from tableforge.services.runtime import Runtime
 
@@ -127,24 +127,29 @@ def _store_file(path: Path, data: bytes) -> None:
 
 
 async def upload(rt: Runtime, user: dict[str, Any], room_id: str, name: str | None, filename: str | None,
-                 data: bytes) -> dict[str, Any]:
+                 data: bytes, hidden: bool = False) -> dict[str, Any]:
+    """`hidden`: on the GM layer (GMs only): players never see it, nor the tokens showing it."""
     if len(data) > rt.settings.max_upload_bytes:
         raise TooLarge(f"the file is over the {rt.settings.max_upload_bytes} byte limit", code="file_too_large")
     if not data:
         raise ValidationFailed("the file is empty", code="empty_file")
     async with rt.db.read() as conn:
-        await rooms.require_member(conn, room_id, user)
+        role = await rooms.require_member(conn, room_id, user)
+    require_actor(role)
+    if hidden:
+        require_gm(role)
     info = await asyncio.to_thread(inspect_image, data, rt.settings.max_image_pixels)
     path = file_path(rt, info.sha256, info.kind)
     await asyncio.to_thread(_store_file, path, data)
     label = (name or filename or "image").strip()[:200] or "image"
     row = {"id": replies.new_id(), "room_id": room_id, "uploader_id": user["id"], "name": label,
            "type": info.kind, "sha256": info.sha256, "file_path": str(path.relative_to(rt.settings.data_dir)),
-           "width": info.width, "height": info.height, "size": len(data), "created_at": replies.now()}
+           "width": info.width, "height": info.height, "size": len(data), "created_at": replies.now(),
+           "hidden": hidden}
     asset = replies.asset(row)
     stored = await rt.events.append(room_id, AddAsset(user["id"], row, asset))
     await rt.cache.delete(room_assets_key(room_id), asset_key(row["id"]))
-    await rt.hub.publish(room_id, stored.version, stored.ts, None, stored.body)
+    await rt.hub.publish(room_id, stored.version, stored.ts, None, stored.body, stored.routing)
     return asset
 
 
@@ -152,10 +157,27 @@ async def list_room(rt: Runtime, user: dict[str, Any], room_id: str) -> list[dic
     """The membership check reads the database (joins are not cached); the list and the rows come
     from the cache: the id list per room, then the metadata in one batch."""
     async with rt.db.read() as conn:
-        await rooms.require_member(conn, room_id, user)
+        role = await rooms.require_member(conn, room_id, user)
     ids = await _room_asset_ids(rt, room_id)
     found = await metadata_many(rt, ids)
-    return [found[i] for i in ids if i in found]
+    return [found[i] for i in ids if i in found and (role == GM or not found[i].get("hidden"))]
+
+
+async def set_hidden(rt: Runtime, user: dict[str, Any], asset_id: str, hidden: bool) -> dict[str, Any]:
+    """`PATCH /api/assets/{id} {hidden}` (GMs): for players the asset (and its tokens) goes or comes."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(sa.select(game_assets).where(game_assets.c.id == asset_id))).mappings().first()
+        if row is None:
+            raise NotFound("no such asset", code="asset_not_found")
+        room_id = str(row["room_id"])
+        role = await rooms.require_member(conn, room_id, user)
+    if role != GM and row["hidden"]:
+        raise NotFound("no such asset", code="asset_not_found")  # what players may not know of
+    require_gm(role)
+    stored = await rt.events.append(room_id, SetAssetHidden(user["id"], asset_id, hidden, replies.asset(row)))
+    await rt.cache.delete(room_assets_key(room_id), asset_key(asset_id))
+    await rt.hub.publish(room_id, stored.version, stored.ts, None, stored.body, stored.routing)
+    return stored.result
 
 
 async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
@@ -166,12 +188,15 @@ async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
             raise NotFound("no such asset", code="asset_not_found")
         room_id = str(row["room_id"])
         role = await rooms.require_member(conn, room_id, user)
+    if role != GM and row["hidden"]:
+        raise NotFound("no such asset", code="asset_not_found")  # what players may not know of
+    require_actor(role)
     if role != GM and str(row["uploader_id"]) != user["id"]:
         raise Forbidden("only the uploader or the GM may delete an asset", code="not_uploader")
     removed = await rt.events.append(room_id, RemoveAsset(user["id"], asset_id, row["sha256"]))
     await rt.cache.delete(room_assets_key(room_id), asset_key(asset_id))
     for event in removed.all():
-        await rt.hub.publish(room_id, event.version, event.ts, None, event.body)
+        await rt.hub.publish(room_id, event.version, event.ts, None, event.body, event.routing)
     keep_file = removed.result
     if not keep_file:
         path = file_path(rt, row["sha256"], row["type"])

@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tableforge.db.event_log import SetPresence
+from tableforge.db.changes import SetPresence
 from tableforge.db.schema import room_players
+from tableforge.domain.audience import Picker, View
 from tableforge.domain.errors import Conflict, NotFound, RateLimited
-from tableforge.domain.roles import GM
+from tableforge.domain.roles import GM, require_gm
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime.connection import Connection
@@ -33,7 +34,7 @@ async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool,
     statement; without (a player whose instance died) it reads the profile."""
     stored = await rt.events.append(room_id, SetPresence(user_id, online, profile))
     await rooms.players_changed(rt, room_id)
-    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
+    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body, stored.routing)
 
 
 async def announce_offline(rt: Runtime, gone: list[tuple[str, str]]) -> None:
@@ -48,38 +49,68 @@ async def announce_offline(rt: Runtime, gone: list[tuple[str, str]]) -> None:
             log.exception("presence.announce_failed", room_id=room_id)
 
 
-async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, msg_id: Any) -> None:
+async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, msg_id: Any,
+               scene_id: str | None = None) -> None:
     """Attach the socket, announce the player, then queue the ack: missed events when `since` is
-    still covered by the history, else a snapshot. Events after it follow in order."""
+    still covered by the history, else a snapshot. Events after it follow in order. A GM views
+    `scene_id` (default: the players' scene); the others always view the players' scene."""
     if room_id in conn.rooms:
         await leave(rt, conn, room_id, announce=False)
     if len(conn.rooms) >= rt.settings.ws_max_rooms_per_socket:
         raise RateLimited("this socket has joined too many rooms", code="too_many_rooms")
     async with rt.db.read() as db:
-        role = await rooms.require_open_member(db, room_id, conn.user_id)
-    await rt.hub.attach(conn, room_id, role)
+        role, players_scene = await rooms.open_membership(db, room_id, conn.user_id)
+        if role == GM and scene_id is not None and scene_id != players_scene:
+            await rooms.require_scene(db, room_id, scene_id)
+    view = View(role, (scene_id or players_scene) if role == GM else None, conn.user_id)
+    await rt.hub.attach(conn, room_id, view)
     try:
         if await rt.presence.add(room_id, conn.user_id, _conn_key(rt, conn)):
             metrics.PRESENCE_CHANGES.labels("joined").inc()
             await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn, profile=conn.profile)
-        ack = await _join_ack(rt, room_id, since, role, msg_id)
+        ack = await _join_ack(rt, room_id, since, view, msg_id)
     except BaseException:
         await leave(rt, conn, room_id, announce=True)
         raise
     rt.hub.activate(conn, room_id, ack[1], ack[0])
 
 
-async def _join_ack(rt: Runtime, room_id: str, since: int | None, role: str, msg_id: Any) -> tuple[str, int]:
-    head = {"type": "ack", "id": msg_id, "room_id": room_id, "role": role}
+async def view_scene(rt: Runtime, conn: Connection, room_id: str, scene_id: str, msg_id: Any) -> None:
+    """`scene.view`: a GM's socket switches to another scene; its ack is that scene's snapshot, and
+    the scene's events follow it (those of others become room.skip)."""
+    role = conn.rooms.get(room_id)
+    require_gm(role)
+    async with rt.db.read() as db:
+        await rooms.require_scene(db, room_id, scene_id)
+    view = View(GM, scene_id, conn.user_id)
+    if not rt.hub.review(conn, room_id, view):
+        raise NotFound("join the room first", code="not_joined")
+    try:
+        ack = await _join_ack(rt, room_id, None, view, msg_id)
+    except BaseException:
+        await leave(rt, conn, room_id, announce=True)  # never left waiting: the client joins again
+        raise
+    rt.hub.activate(conn, room_id, ack[1], ack[0])
+
+
+async def _join_ack(rt: Runtime, room_id: str, since: int | None, view: View, msg_id: Any) -> tuple[str, int]:
+    head: dict[str, Any] = {"type": "ack", "id": msg_id, "room_id": room_id, "role": view.role}
+    if view.scene_id is not None:
+        head["scene_id"] = view.scene_id
     if since is not None:
         current, missed = await rt.events.since(room_id, since)
         if since <= current and len(missed) == current - since:
             head["version"] = current
-            bodies = ",".join(body for _, body in missed)
+            # Each event as this socket would have received it live: its body, its audience's
+            # variant, or room.skip.
+            bodies = ",".join(row.body if row.audience is None and not row.variants
+                              else Picker(room_id, row.version, row.body, row.routing).frame(view) for row in missed)
             return orjson.dumps(head).decode()[:-1] + f',"events":[{bodies}]}}', current
     async with rt.db.read() as db:
-        snapshot = await rooms.read_snapshot(db, room_id, is_gm=role == GM)
+        snapshot = await rooms.read_snapshot(db, room_id, is_gm=view.is_gm, scene_id=view.scene_id,
+                                             user_id=view.user_id)
     version = int(snapshot["room"]["version"])
+    head["scene_id"] = snapshot["scene_id"]
     return orjson.dumps(head | {"version": version, "snapshot": snapshot}).decode(), version
 
 

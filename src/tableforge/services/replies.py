@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from tableforge.domain.wire import EXTENSIONS as EXTENSIONS
+from tableforge.domain.wire import asset_url as asset_url
 from tableforge.domain.wire import iso as iso
 from tableforge.domain.wire import message as message
 from tableforge.domain.wire import now_ms as now_ms
@@ -67,9 +69,11 @@ def room(row: RowMapping | dict[str, Any], *, is_gm: bool) -> dict[str, Any]:
         "is_active": bool(row["is_active"]),
         "version": int(row["version"]),
         "created_at": iso(row["created_at"]),
+        "players_scene_id": str(row["players_scene_id"]) if row.get("players_scene_id") else None,
     }
     if is_gm:
         out["invite_code"] = row["invite_code"]
+        out["spectator_invite_code"] = row.get("spectator_invite_code")
     return out
 
 
@@ -95,15 +99,11 @@ def asset(row: RowMapping | dict[str, Any]) -> dict[str, Any]:
         "size": row["size"],
         "sha256": row["sha256"],
         "created_at": iso(row["created_at"]),
+        "hidden": bool(row.get("hidden", False)),
     }
 
 
-EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
-
-
-def asset_url(sha256: str, kind: str) -> str:
-    return f"/assets/{sha256}.{EXTENSIONS.get(kind, kind)}"
 
 
 

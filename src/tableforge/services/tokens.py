@@ -13,95 +13,146 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from tableforge.db.event_log import AddToken, MoveToken, RemoveToken, UpdateToken
-from tableforge.db.schema import board_tokens, game_rooms
+from tableforge.db.changes import AddToken, MoveToken, RemoveToken, StoredEvent, UpdateToken
+from tableforge.db.schema import board_tokens, game_rooms, scenes
 from tableforge.domain import events as ev
+from tableforge.domain.audience import Routing, View
 from tableforge.domain.errors import Forbidden, NotFound
-from tableforge.domain.roles import GM, can_change_token
+from tableforge.domain.fog import Fog, parse_fog
+from tableforge.domain.roles import GM, can_change_token, require_actor, require_gm
 from tableforge.realtime.connection import Connection
-from tableforge.realtime.room_tokens import Lookup
+from tableforge.realtime.room_tokens import Lookup, Token
 from tableforge.services import replies
 from tableforge.services.runtime import Runtime
 
 
+async def _publish(rt: Runtime, room_id: str, stored: StoredEvent[Any], sender: Connection | None) -> None:
+    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body, stored.routing)
+
+
 async def add(rt: Runtime, user_id: str, room_id: str, asset_id: str, x: float, y: float, rotation: float,
-              scale: float, z_index: int, sender: Connection | None = None) -> tuple[dict[str, Any], int]:
+              scale: float, z_index: int, sender: Connection | None = None, *, role: str = GM,
+              scene_id: str | None = None, hidden: bool = False) -> tuple[dict[str, Any], int]:
+    """token.add: `scene_id` None is the players' scene; `hidden` (the GM layer) is for GMs only."""
+    require_actor(role)
+    if hidden:
+        require_gm(role)
     stored = await rt.events.append(room_id, AddToken(user_id, replies.new_id(), asset_id, x, y, rotation, scale,
-                                                      z_index, replies.now()))
-    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
+                                                      z_index, replies.now(), scene_id, hidden, role == GM))
+    await _publish(rt, room_id, stored, sender)
     return stored.result, stored.version
 
 
 async def change(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, values: dict[str, Any],
                  if_version: int | None, sender: Connection | None = None) -> tuple[dict[str, Any], int]:
     """token.update: returns the token after the change and the room version."""
+    require_actor(role)
+    if "hidden" in values:
+        require_gm(role)
     owner = None if role == GM else user_id
     stored = await rt.events.append(room_id, UpdateToken(user_id, token_id, values, owner, if_version))
-    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
+    await _publish(rt, room_id, stored, sender)
     return stored.result, stored.version
 
 
 async def move(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, x: float, y: float,
                if_version: int | None, sender: Connection | None = None) -> tuple[int, int]:
     """token.move: returns (room version, token version) once the move and its event are durable."""
+    require_actor(role)
     owner = None if role == GM else user_id
     stored = await rt.events.append(room_id, MoveToken(user_id, token_id, x, y, owner, if_version))
-    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
+    await _publish(rt, room_id, stored, sender)
     return stored.version, stored.result
 
 
 async def remove(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, if_version: int | None,
                  sender: Connection | None = None) -> int:
+    require_actor(role)
     owner = None if role == GM else user_id
     stored = await rt.events.append(room_id, RemoveToken(user_id, token_id, owner, if_version))
-    await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body)
+    await _publish(rt, room_id, stored, sender)
     return stored.version
 
 
-# The room version and its tokens' owners in one statement (one snapshot): what the owner index
-# (realtime/room_tokens.py) starts from. A closed or deleted room reads as version 0, no tokens.
-_OWNERS = (
-    sa.select(game_rooms.c.version, board_tokens.c.id, board_tokens.c.owner_id)
+# The room version, its players' scene and its tokens (owner, scene, whether players see them) in one
+# statement (one snapshot): what the preview index (realtime/room_tokens.py) starts from. A closed or
+# deleted room reads as version 0, no tokens.
+_SEEN = sa.and_(board_tokens.c.scene_id == game_rooms.c.players_scene_id, board_tokens.c.hidden.is_(False),
+                board_tokens.c.fogged.is_(False), board_tokens.c.asset_hidden.is_(False))
+_BOARD = (
+    sa.select(game_rooms.c.version, game_rooms.c.players_scene_id, board_tokens.c.id, board_tokens.c.owner_id,
+              board_tokens.c.scene_id, _SEEN)
     .select_from(game_rooms.outerjoin(board_tokens, board_tokens.c.room_id == game_rooms.c.id))
     .where(game_rooms.c.id == sa.bindparam("room_id"))
     .limit(sa.bindparam("limit"))
 )
 
 
-async def _load_owners(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None]]]:
+async def _load_board(rt: Runtime, room_id: str) -> tuple[int, list[tuple[str, str | None, str, bool]], str]:
     async with rt.db.read() as conn:
-        rows = (await conn.execute(_OWNERS, {"room_id": room_id, "limit": rt.room_tokens.max_tokens + 1})).all()
+        rows = (await conn.execute(_BOARD, {"room_id": room_id, "limit": rt.room_tokens.max_tokens + 1})).all()
     if not rows:
-        return 0, []
-    return int(rows[0][0]), [(str(t), str(o) if o else None) for _, t, o in rows if t is not None]
+        return 0, [], ""
+    return (int(rows[0][0]), [(str(t), str(o) if o else None, str(s), bool(v)) for _, _, t, o, s, v in rows
+                              if t is not None], str(rows[0][1]))
 
 
-async def _owner_in_db(rt: Runtime, room_id: str, token_id: str) -> str | Lookup | None:
-    """One token's owner: only for rooms too big for the index."""
+async def _token_in_db(rt: Runtime, room_id: str, token_id: str) -> Token | Lookup:
+    """One token: only for rooms too big for the index."""
     async with rt.db.read() as conn:
-        row = (await conn.execute(sa.select(board_tokens.c.owner_id).where(
-            board_tokens.c.id == token_id, board_tokens.c.room_id == room_id))).first()
+        row = (await conn.execute(sa.select(board_tokens.c.owner_id, board_tokens.c.scene_id, _SEEN)
+                                  .select_from(board_tokens.join(game_rooms, game_rooms.c.id == board_tokens.c.room_id))
+                                  .where(board_tokens.c.id == token_id, board_tokens.c.room_id == room_id))).first()
     if row is None:
         return Lookup.MISSING
-    return str(row[0]) if row[0] else None
+    return Token(str(row[0]) if row[0] else None, str(row[1]), bool(row[2]))
+
+
+async def _load_fog(rt: Runtime, scene_id: str) -> Fog:
+    async with rt.db.read() as conn:
+        raw = (await conn.execute(sa.select(scenes.c.fog).where(scenes.c.id == scene_id))).scalar()
+    return parse_fog(raw)
+
+
+async def _fogged(rt: Runtime, room_id: str, scene_id: str, x: float, y: float) -> bool:
+    fog = await rt.room_tokens.fog(room_id, scene_id, lambda: _load_board(rt, room_id), lambda: _load_fog(rt, scene_id))
+    return fog.fogged(x, y)
 
 
 async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, x: float, y: float,
                        sender: Connection) -> None:
     """A preview `token.move` (a frame of a drag): relayed only if the sender could commit it, the
-    same checks and codes as `move`, answered from the room's token owner index, not the database."""
-    owner = await rt.room_tokens.owner(room_id, token_id, lambda: _load_owners(rt, room_id))
-    if owner is Lookup.UNKNOWN:
-        owner = await _owner_in_db(rt, room_id, token_id)
-    if isinstance(owner, Lookup):  # MISSING (the database never answers UNKNOWN)
+    same checks and codes as `move`, answered from the room's token index, not the database. It goes
+    to the GMs viewing the token's scene, and to the players only if they see the token and its
+    preview position is not under fog."""
+    require_actor(role)
+    found = await rt.room_tokens.token(room_id, token_id, lambda: _load_board(rt, room_id))
+    if found is Lookup.UNKNOWN:
+        found = await _token_in_db(rt, room_id, token_id)
+    if isinstance(found, Lookup) or (role != GM and not found.seen):  # MISSING (the db never answers UNKNOWN)
         raise NotFound("no such token in this room", code="token_not_found")
-    if not can_change_token(role, user_id, owner or ""):
+    if not can_change_token(role, user_id, found.owner or ""):
         raise Forbidden("players may only change their own tokens", code="not_token_owner")
-    await preview(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender)
+    audience = f"g@{found.scene_id}"
+    if found.seen and not await _fogged(rt, room_id, found.scene_id, x, y):
+        audience += ";p"
+    await preview(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender, audience)
+
+
+async def pointer(rt: Runtime, view: View, room_id: str, x: float, y: float, sender: Connection) -> None:
+    """A pointer goes to whoever views the scene it is on: a GM's on another scene, or over fog, to
+    the GMs of that scene only."""
+    require_actor(view.role)
+    players_scene = await rt.room_tokens.players_scene(room_id, lambda: _load_board(rt, room_id))
+    scene = view.scene_id if view.is_gm and view.scene_id else players_scene
+    audience = f"g@{scene}"
+    if scene == players_scene and not (view.is_gm and await _fogged(rt, room_id, scene, x, y)):
+        audience += ";p"
+    await preview(rt, view.user_id, room_id, ev.POINTER, {"user_id": view.user_id, "x": x, "y": y}, sender, audience)
 
 
 async def preview(rt: Runtime, user_id: str, room_id: str, etype: str, payload: dict[str, Any],
-                  sender: Connection) -> None:
-    """Ephemeral: relayed to the room through the broker, never stored, no version."""
+                  sender: Connection, audience: str | None = None) -> None:
+    """Ephemeral: relayed to `audience` (None: the room) through the broker, never stored, no version."""
     body = orjson.dumps({"type": etype, "room_id": room_id, "ts": replies.now_ms(), "by": user_id, **payload})
-    await rt.hub.publish(room_id, 0, replies.now_ms(), sender, body)
+    await rt.hub.publish(room_id, 0, replies.now_ms(), sender, body, Routing(audience))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
@@ -7,13 +8,13 @@ from fastapi.responses import FileResponse
 
 from tableforge.api import schemas as S
 from tableforge.api.deps import RuntimeDep, UserDep, client_address
-from tableforge.api.models import JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
+from tableforge.api.models import AssetPatch, JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
 from tableforge.cache.http import CACHE_IMMUTABLE, CACHE_PRIVATE, conditional_json, not_modified, not_modified_response
 from tableforge.domain import limits
 from tableforge.domain.errors import AppError, NotFound, TooLarge, ValidationFailed
 from tableforge.domain.text import INVALID_TEXT, NUL_MESSAGE, has_nul
-from tableforge.services import assets, replies, room_version, rooms, tokens
+from tableforge.services import assets, replies, room_version, rooms, scenes, tokens
 
 router = APIRouter()
 # `img-src 'self'` and inline style let a browser show the image when the URL is opened directly
@@ -47,17 +48,25 @@ async def join(body: JoinIn, request: Request, user: UserDep, rt: RuntimeDep) ->
 
 
 @router.get("/api/rooms/{room_id}", responses=S.responses(S.SnapshotOut, not_modified=True))
-async def snapshot(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep) -> Response:
+async def snapshot(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
+                   scene_id: Annotated[Uuid | None, Query()] = None) -> Response:
     """Member data: `private, no-cache` (always revalidated). A matching If-None-Match is
-    answered 304 from one small query, without building the snapshot (see room_version)."""
+    answered 304 from one small query, without building the snapshot (see room_version).
+    `scene_id`: GMs read any scene; for the others only the players' scene exists."""
+    scene_id = str(uuid.UUID(scene_id)) if scene_id else None
     if_none_match = request.headers.get("if-none-match")
     if if_none_match:
-        state = await room_version.room_state(rt, room_id, user["id"])
+        state = await room_version.room_state(rt, room_id, user["id"], scene_id)
         if state is not None and not_modified(if_none_match, state.etag):
             return not_modified_response(state.etag, CACHE_PRIVATE)
-    body = await rooms.snapshot(rt, room_id, user)
+    body = await rooms.snapshot(rt, room_id, user, scene_id)
     return conditional_json(body, if_none_match=if_none_match, cache_control=CACHE_PRIVATE,
-                            etag=room_version.state_of(body).etag)
+                            etag=room_version.state_of(body, user["id"]).etag)
+
+
+@router.get("/api/rooms/{room_id}/scenes", responses=S.responses(S.ScenesOut))
+async def list_scenes(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
+    return JSON(await scenes.listing(rt, room_id, user))
 
 
 @router.delete("/api/rooms/{room_id}", status_code=204)
@@ -74,8 +83,8 @@ async def players(room_id: Uuid, user: UserDep, rt: RuntimeDep, online: bool | N
 
 @router.post("/api/rooms/{room_id}/assets", status_code=201, responses=S.responses(S.AssetOut, 201))
 async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
-                 file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None
-                 ) -> JSON:
+                 file: Annotated[UploadFile, File()], name: Annotated[str | None, Form(max_length=200)] = None,
+                 hidden: Annotated[bool, Form()] = False) -> JSON:
     for field, value in (("name", name), ("file.filename", file.filename)):
         if value and has_nul(value):
             raise ValidationFailed(f"{field}: {NUL_MESSAGE}", code=INVALID_TEXT,
@@ -87,7 +96,7 @@ async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
         data = await file.read(limit + 1)
         if len(data) > limit:
             raise TooLarge(f"the file is over the {limit} byte limit", code="file_too_large")
-        asset = await assets.upload(rt, user, room_id, name, file.filename, data)
+        asset = await assets.upload(rt, user, room_id, name, file.filename, data, hidden)
         del data  # released before the slot is
     return JSON(asset, status_code=201)
 
@@ -96,6 +105,11 @@ async def upload(room_id: Uuid, request: Request, user: UserDep, rt: RuntimeDep,
 async def list_assets(room_id: Uuid, user: UserDep, rt: RuntimeDep) -> JSON:
     items = await assets.list_room(rt, user, room_id)
     return JSON({"assets": items, "total": len(items)})
+
+
+@router.patch("/api/assets/{asset_id}", responses=S.responses(S.AssetOut))
+async def patch_asset(asset_id: Uuid, body: AssetPatch, user: UserDep, rt: RuntimeDep) -> JSON:
+    return JSON(await assets.set_hidden(rt, user, asset_id, body.hidden))
 
 
 @router.delete("/api/assets/{asset_id}", status_code=204)
@@ -128,9 +142,11 @@ async def _role(rt: RuntimeDep, room_id: str, user: dict[str, str]) -> str:
 
 @router.post("/api/rooms/{room_id}/tokens", status_code=201, responses=S.responses(S.TokenChangeOut, 201))
 async def add_token(room_id: Uuid, body: TokenIn, user: UserDep, rt: RuntimeDep) -> JSON:
-    await _role(rt, room_id, user)
+    role = await _role(rt, room_id, user)
     token, version = await tokens.add(rt, user["id"], room_id, body.asset_id, body.x, body.y, body.rotation,
-                                      body.scale, body.z_index)
+                                      body.scale, body.z_index, role=role,
+                                      scene_id=str(uuid.UUID(body.scene_id)) if body.scene_id else None,
+                                      hidden=body.hidden)
     return JSON(token | {"room_version": version}, status_code=201)
 
 
@@ -141,7 +157,8 @@ async def update_token(room_id: Uuid, token_id: Uuid, body: TokenPatch, user: Us
     values = body.model_dump(exclude_unset=True, exclude={"if_version"})
     values = {k: v for k, v in values.items() if v is not None}
     if not values:
-        raise ValidationFailed("nothing to change: give x, y, rotation, scale or z_index", code="nothing_to_change")
+        raise ValidationFailed("nothing to change: give x, y, rotation, scale, z_index or hidden",
+                               code="nothing_to_change")
     token, version = await tokens.change(rt, user["id"], role, room_id, token_id, values, body.if_version)
     return JSON(token | {"room_version": version})
 

@@ -1,0 +1,109 @@
+"""The steps every transactional change shares: reserve versions, store an event with its audience,
+and what the board looks like to players (used by db/board_log.py and db/scene_log.py)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, NamedTuple, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tableforge.db.changes import EVERYONE, StoredEvent
+from tableforge.db.event_body import encode_body
+from tableforge.db.schema import game_rooms, room_events, scenes
+from tableforge.domain import fog as fogs
+from tableforge.domain import wire
+from tableforge.domain.audience import Routing
+from tableforge.domain.errors import Conflict, NotFound
+
+R = TypeVar("R")
+PRUNE_EVERY = 100  # the history beyond `history_size` is pruned at every 100th version of a room
+Variant = tuple[str, str, dict[str, Any]]  # (selector, event type, payload)
+
+
+class Reserved(NamedTuple):
+    version: int  # the first of the reserved versions
+    players_scene_id: str
+
+
+async def next_versions(conn: AsyncConnection, room_id: str, count: int = 1) -> Reserved:
+    """Reserve `count` versions for the room (this locks its row: changes to one room serialize).
+    Raises if the room is closed or missing."""
+    row = (await conn.execute(
+        sa.update(game_rooms).where(game_rooms.c.id == room_id, game_rooms.c.is_active.is_(True))
+        .values(version=game_rooms.c.version + count)
+        .returning(game_rooms.c.version, game_rooms.c.players_scene_id))).first()
+    if row is None:
+        exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
+        if exists is None:
+            raise NotFound("no such room", code="room_not_found")
+        raise Conflict("the room is closed", code="room_closed")
+    return Reserved(int(row[0]) - count + 1, str(row[1]) if row[1] else "")
+
+
+async def store(conn: AsyncConnection, history_size: int, room_id: str, version: int, etype: str, by: str | None,
+                payload: dict[str, Any], result: R, audience: str | None = None,
+                variants: tuple[Variant, ...] = ()) -> StoredEvent[R]:
+    """Store one event: its main body for `audience` (None: everyone) and other bodies for others."""
+    ts = wire.now_ms()
+    body = encode_body(etype, room_id, version, ts, by, payload)
+    routing = EVERYONE if audience is None and not variants else Routing(
+        audience, tuple((sel, encode_body(vtype, room_id, version, ts, by, vpayload))
+                        for sel, vtype, vpayload in variants))
+    await conn.execute(sa.insert(room_events).values(room_id=room_id, version=version, body=body.decode(),
+                                                     audience=routing.audience,
+                                                     variants=routing.encoded_variants()))
+    if version % PRUNE_EVERY == 0:
+        await conn.execute(sa.delete(room_events).where(room_events.c.room_id == room_id,
+                                                        room_events.c.version <= version - history_size))
+    return StoredEvent(room_id, version, ts, body, result, routing)
+
+
+class SceneFog(NamedTuple):
+    fog: fogs.Fog
+    version: int
+
+
+class FogCache:
+    """Parsed fogs by scene, checked against the stored `fog_version` (one small read per use;
+    the document itself is read and parsed only when it changed). Bounded, least recently used out."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._fogs: OrderedDict[str, SceneFog] = OrderedDict()
+
+    async def fog(self, conn: AsyncConnection, scene_id: str) -> fogs.Fog:
+        version = (await conn.execute(sa.select(scenes.c.fog_version).where(scenes.c.id == scene_id))).scalar()
+        if version is None:
+            return fogs.Fog()
+        cached = self._fogs.get(scene_id)
+        if cached is not None and cached.version == int(version):
+            self._fogs.move_to_end(scene_id)
+            return cached.fog
+        raw = (await conn.execute(sa.select(scenes.c.fog, scenes.c.fog_version)
+                                  .where(scenes.c.id == scene_id))).first()
+        if raw is None:
+            return fogs.Fog()
+        parsed = fogs.parse_fog(raw[0])
+        self.put(scene_id, parsed, int(raw[1]))
+        return parsed
+
+    def put(self, scene_id: str, fog: fogs.Fog, version: int) -> None:
+        self._fogs[scene_id] = SceneFog(fog, version)
+        self._fogs.move_to_end(scene_id)
+        while len(self._fogs) > self.size:
+            self._fogs.popitem(last=False)
+
+
+def token_routing(scene_id: str, seen_before: bool | None, seen_after: bool) -> tuple[str, str | None]:
+    """(the main body's audience, what players get instead when their view of the token flips:
+    "added", "removed" or None). `seen_before` None: the token is new."""
+    gms = f"g@{scene_id}"
+    if seen_after and (seen_before is None or seen_before):
+        return f"{gms};p", None
+    if seen_after:
+        return gms, "added"
+    if seen_before:
+        return gms, "removed"
+    return gms, None

@@ -1,0 +1,188 @@
+"""The room snapshot: one scene's state as one caller may see it (docs/protocol.md, room snapshot).
+
+What is in it depends on who reads it: a GM reads any scene (the players' scene unless they ask),
+every token of it, every asset, and the scenes' list; a player or spectator reads the players' scene
+only, and only the tokens players see (`hidden`, `asset_hidden` and `fogged` false on the token's
+own row, so no geometry here), the assets that are not hidden, and the messages that reached them
+(the room's, their whispers and secret rolls, and for GMs the rolls made for GMs).
+
+On PostgreSQL this is one statement (one round trip, one MVCC snapshot, so no transaction is
+needed): each list is aggregated with `json_agg` in its own subquery, never by joining the lists
+to each other (a join of assets and tokens would multiply rows, assets x tokens). The scene shown is
+`coalesce(:scene_id, the room's players' scene)`, read inside the same statement. SQLite runs the
+parts as separate queries inside `Database.read()`'s read transaction, which is just as consistent
+and costs no network round trips.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tableforge.db.engine import timed
+from tableforge.db.scene_log import scene_json
+from tableforge.db.schema import UUID, board_tokens, game_assets, game_rooms, room_messages, room_players, scenes, users
+from tableforge.domain import limits
+from tableforge.domain.errors import NotFound
+from tableforge.services import replies
+
+_ROOM = sa.bindparam("room_id", type_=UUID)
+_SCENE = sa.bindparam("scene_id", type_=UUID)
+_IS_GM = sa.bindparam("is_gm", type_=sa.Boolean)
+# `%u:<user id>%`: the messages addressed to the caller
+_USER_AUDIENCE: sa.BindParameter[str] = sa.bindparam("user_audience", type_=sa.Text)
+
+
+def _players_scene() -> sa.ScalarSelect[Any]:
+    return sa.select(game_rooms.c.players_scene_id).where(game_rooms.c.id == _ROOM).scalar_subquery()
+
+
+def _shown_scene() -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(_SCENE, _players_scene())
+
+
+def players_query(room_id: Any, online: bool | None = None) -> sa.Select[Any]:
+    query = (
+        sa.select(room_players.c.user_id, room_players.c.role, room_players.c.is_online,
+                  room_players.c.joined_at, users.c.username, users.c.first_name, users.c.last_name,
+                  users.c.profile_image_url)
+        .join(users, users.c.id == room_players.c.user_id)
+        .where(room_players.c.room_id == room_id)
+        .order_by(room_players.c.joined_at)
+    )
+    if online is not None:
+        query = query.where(room_players.c.is_online.is_(online))
+    return query
+
+
+def _assets_query() -> sa.Select[Any]:
+    return (sa.select(game_assets)
+            .where(game_assets.c.room_id == _ROOM, sa.or_(_IS_GM, game_assets.c.hidden.is_(False)))
+            .order_by(game_assets.c.created_at))
+
+
+def _tokens_query() -> sa.Select[Any]:
+    seen = sa.and_(board_tokens.c.hidden.is_(False), board_tokens.c.fogged.is_(False),
+                   board_tokens.c.asset_hidden.is_(False))
+    return (sa.select(board_tokens)
+            .where(board_tokens.c.scene_id == _shown_scene(), board_tokens.c.room_id == _ROOM, sa.or_(_IS_GM, seen))
+            .order_by(board_tokens.c.z_index, board_tokens.c.created_at))
+
+
+def _messages_query() -> sa.Select[Any]:
+    """The newest messages that reached the caller (newest first: the caller reverses them)."""
+    reached = sa.or_(room_messages.c.audience.is_(None), sa.and_(_IS_GM, room_messages.c.visibility == "gm"),
+                     room_messages.c.audience.like(_USER_AUDIENCE))
+    return (
+        sa.select(room_messages, users.c.username)
+        .join(users, users.c.id == room_messages.c.user_id, isouter=True)
+        .where(room_messages.c.room_id == _ROOM, reached)
+        .order_by(room_messages.c.version.desc())
+        .limit(limits.CHAT_HISTORY_IN_SNAPSHOT)
+    )
+
+
+def _scenes_query(*, only_shown: bool) -> sa.Select[Any]:
+    """The room's scenes with their maps: the shown one, or every one a GM may list."""
+    query = (sa.select(scenes.c.id, scenes.c.name, scenes.c.position, scenes.c.map_asset_id, scenes.c.grid,
+                       scenes.c.fog, scenes.c.created_at, game_assets.c.width.label("map_width"),
+                       game_assets.c.height.label("map_height"), game_assets.c.sha256.label("map_sha256"),
+                       game_assets.c.type.label("map_type"))
+             .select_from(scenes.outerjoin(game_assets, game_assets.c.id == scenes.c.map_asset_id))
+             .where(scenes.c.room_id == _ROOM))
+    if only_shown:
+        return query.where(scenes.c.id == _shown_scene())
+    return query.where(sa.or_(_IS_GM, scenes.c.id == _players_scene())).order_by(scenes.c.position)
+
+
+def _json_list(query: sa.Select[Any], *order: str) -> sa.ScalarSelect[Any]:
+    """`(SELECT coalesce(json_agg(row ORDER BY …), '[]') FROM (query) row)`: a list in one column."""
+    sub = query.order_by(None).subquery() if query._limit_clause is None else query.subquery()
+    agg = sa.func.json_agg(aggregate_order_by(sub.table_valued(), *(sub.c[name] for name in order)))
+    return sa.select(sa.func.coalesce(agg, sa.literal_column("'[]'::json"))).scalar_subquery()
+
+
+def snapshot_statement(room_id: Any) -> sa.Select[Any]:
+    def listed(query: sa.Select[Any], *order: str) -> Any:
+        return sa.type_coerce(_json_list(query, *order), postgresql.JSON)
+
+    return sa.select(
+        game_rooms,
+        listed(players_query(_ROOM), "joined_at").label("tf_players"),
+        listed(_assets_query(), "created_at").label("tf_assets"),
+        listed(_tokens_query(), "z_index", "created_at").label("tf_tokens"),
+        listed(_messages_query(), "version").label("tf_messages"),
+        listed(_scenes_query(only_shown=True), "position").label("tf_scene"),
+        listed(_scenes_query(only_shown=False), "position").label("tf_scenes"),
+    ).where(game_rooms.c.id == room_id)
+
+
+# Built once: constructing this statement (several subqueries, table-valued rows) cost more CPU than
+# running it. Reused, SQLAlchemy's compiled cache serves it and only the parameters are bound per call.
+_SNAPSHOT_PG = snapshot_statement(_ROOM)
+
+
+def _parse_times(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """JSON carries timestamps as text; the shapes format datetimes, so the output is the same on
+    both databases."""
+    for row in rows:
+        for key in keys:
+            if row.get(key) is not None:
+                row[key] = datetime.fromisoformat(row[key])
+    return rows
+
+
+def _params(room_id: str, is_gm: bool, scene_id: str | None, user_id: str) -> dict[str, Any]:
+    return {"room_id": room_id, "scene_id": scene_id if is_gm else None, "is_gm": is_gm,
+            "user_audience": f"%u:{user_id}%" if user_id else "-"}
+
+
+def _shape(room: RowMapping | dict[str, Any], players: list[Any], assets: list[Any], tokens: list[Any],
+           messages: list[Any], shown: list[Any], listed: list[Any], is_gm: bool) -> dict[str, Any]:
+    if not shown:
+        raise NotFound("no such scene in this room", code="scene_not_found")
+    scene = scene_json(shown[0])
+    return {
+        "room": replies.room(room, is_gm=is_gm),
+        "players": [replies.player(p) for p in players],
+        "assets": [replies.asset(a) for a in assets],
+        "tokens": [replies.token(t) for t in tokens],
+        "messages": [replies.message(m) for m in messages],
+        "scene_id": scene["id"],
+        "scene": scene,
+        "scenes": [scene_json(s, full=False) for s in listed],
+    }
+
+
+async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, scene_id: str | None = None,
+                        user_id: str = "") -> dict[str, Any]:
+    """Room, players, assets, one scene with its tokens, and recent chat, as `user_id` (a GM or not)
+    may see them, with a `version` that matches the contents. `scene_id`: GMs only (None: the
+    players' scene); an unknown one is scene_not_found."""
+    params = _params(room_id, is_gm, scene_id, user_id)
+    async with timed("snapshot"):
+        if conn.dialect.name == "postgresql":
+            row = (await conn.execute(_SNAPSHOT_PG, params)).mappings().first()
+            if row is None:
+                raise NotFound("no such room", code="room_not_found")
+            return _shape(row, [cast(RowMapping, p) for p in _parse_times(row["tf_players"], "joined_at")],
+                          _parse_times(row["tf_assets"], "created_at"), row["tf_tokens"],
+                          _parse_times(row["tf_messages"], "created_at"), _parse_times(row["tf_scene"], "created_at"),
+                          _parse_times(row["tf_scenes"], "created_at"), is_gm)
+        room = (await conn.execute(sa.select(game_rooms).where(game_rooms.c.id == room_id))).mappings().first()
+        if room is None:
+            raise NotFound("no such room", code="room_not_found")
+
+        async def rows(query: sa.Select[Any]) -> list[Any]:
+            return list((await conn.execute(query, params)).mappings().all())
+
+        players = list((await conn.execute(players_query(room_id))).mappings().all())
+        return _shape(room, players, await rows(_assets_query()), await rows(_tokens_query()),
+                      list(reversed(await rows(_messages_query()))), await rows(_scenes_query(only_shown=True)),
+                      await rows(_scenes_query(only_shown=False)), is_gm)
