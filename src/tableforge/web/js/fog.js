@@ -79,11 +79,15 @@ export class FogLayer {
     const big = { x: -FOG_EXTENT, y: -FOG_EXTENT, width: 2 * FOG_EXTENT, height: 2 * FOG_EXTENT };
     this.mask = svg("mask", { id, maskUnits: "userSpaceOnUse", ...big });
     this.cover = svg("rect", { ...big, class: "fog-cover", mask: `url(#${id})` });
+    // The GM's fog is see-through, so it also gets stripes: dark on a dark board is not enough.
+    const hatch = svg("pattern", { id: `${id}-hatch`, patternUnits: "userSpaceOnUse", width: 24, height: 24,
+      patternTransform: "rotate(45)" });
+    hatch.append(svg("rect", { x: 0, y: 0, width: 6, height: 24, class: "fog-stripe" }));
+    this.hatch = svg("rect", { ...big, class: "fog-hatch", fill: `url(#${id}-hatch)`, mask: `url(#${id})` });
+    const defs = svg("defs");
+    defs.append(this.mask, hatch);
     this.el = svg("svg", { class: "board-fog", "aria-hidden": "true", width: 1, height: 1, overflow: "visible" });
-    this.el.append(svg("defs"), this.cover);
-    this.el.firstChild.append(this.mask);
-    this.sketch = svg("g", { class: "fog-sketch" }); // the shape being drawn (fogtools.js)
-    this.el.append(this.sketch);
+    this.el.append(defs, this.cover, this.hatch);
     this.drawn = null;
   }
 

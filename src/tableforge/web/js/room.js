@@ -177,7 +177,7 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
   state.on("tokens", hint);
   state.on("scene", hint);
   state.on("scene", (detail) => {
-    if (detail?.switched && !state.isGm && state.room) toast(`The game master moved you to "${state.scene?.name || "another scene"}".`, "info");
+    if (detail?.moved) toast(`The game master moved you to "${state.scene?.name || "another scene"}".`, "info");
   });
   // The scene on a GM's board was removed (here or by another GM): view the players' scene.
   state.on("scene-removed", () => {

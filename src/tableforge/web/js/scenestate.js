@@ -71,7 +71,7 @@ export function applySceneEvent(state, event) {
         for (const token of event.tokens || []) state.tokens.set(token.id, token);
         setPlayersScene(state, event.scene_id);
         state.emit("scenes");
-        state.emit("scene", { switched: true });
+        state.emit("scene", { switched: true, moved: true });
         state.emit("tokens", { reset: true, switched: true });
       } else {
         setPlayersScene(state, event.scene_id);
