@@ -287,12 +287,47 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
     expect(_token(player, hero)).to_have_count(0)
     expect(_token(watcher, bat)).to_be_visible()
     expect(gm.locator(f'.scene-item[data-scene-id="{cave}"] .badge-players')).to_have_text("players here")
+    item = gm.locator(f'.scene-item[data-scene-id="{cave}"]')
+    item.locator('[data-role="rename"]').click()
+    item.locator('[data-role="rename-input"]').fill("Deep cave")
+    item.locator('[data-role="rename-input"]').press("Enter")
+    expect(player.locator("#scene-current")).to_have_text("You are on: Deep cave")
+
+    # the GM views the first scene again and keeps viewing it across a reconnect
     gm.locator(f'.scene-item[data-scene-id="{first_scene}"] [data-role="view"]').click()
     expect(gm.locator(".token")).to_have_count(3)
+    gm.evaluate("window.tableforge.socket.dropForTest()")
+    expect(gm.locator("#conn-status")).not_to_have_text("Connected")
+    expect(gm.locator("#conn-status")).to_have_text("Connected")
+    assert gm.evaluate("window.tableforge.state.sceneId") == first_scene
+    expect(gm.locator(".token")).to_have_count(3)
+
+    # changes on a scene the player is not on reach them as room.skip: a reconnect with `since`
+    # catches up without a snapshot
+    snapshots = player.evaluate("window.tableforge.socket.stats.snapshots")
+    player.evaluate("() => { const s = window.tableforge.socket; s.stopped = true; s.ws.close(); }")
+    expect(player.locator("#conn-status")).not_to_have_text("Connected")
+    _token(gm, hero).focus()
+    gm.keyboard.press("ArrowLeft")
+    gm.wait_for_function("(id) => window.tableforge.state.tokens.get(id).version >= 2", arg=hero)
+    player.evaluate("() => { const s = window.tableforge.socket; s.stopped = false; s.connect(); }")
+    expect(player.locator("#conn-status")).to_have_text("Connected")
+    gm_version = gm.evaluate("window.tableforge.state.version")
+    player.wait_for_function("(v) => window.tableforge.state.version === v", arg=gm_version)
+    assert player.evaluate("window.tableforge.socket.stats.snapshots") == snapshots
+
     gm.locator(f'.scene-item[data-scene-id="{first_scene}"] [data-role="activate"]').click()
     expect(_token(player, hero)).to_be_visible()
     expect(_token(player, bat)).to_have_count(0)
     assert _fog_shapes(player) == 3
+
+    # removing the scene the GM views takes the GM back to the players' scene
+    gm.locator(f'.scene-item[data-scene-id="{cave}"] [data-role="view"]').click()
+    expect(gm.locator("#scene-current")).to_have_text("Viewing: Deep cave")
+    gm.locator(f'.scene-item[data-scene-id="{cave}"] [data-role="remove"]').click()  # confirmed in the dialog
+    expect(gm.locator("#scene-current")).to_have_text("Viewing: Scene 1")
+    expect(gm.locator(".scene-item")).to_have_count(1)
+    expect(gm.locator(".token")).to_have_count(3)
 
     # -- what never reached the player's or the spectator's page, in any frame ------------------
     for page, frames in ((player, player_frames), (watcher, watcher_frames)):

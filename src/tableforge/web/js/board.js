@@ -8,12 +8,11 @@
 // in board-input.js; the grid is drawn from the scene's settings (grid.js).
 
 import { BoardInput } from "./board-input.js";
+import { Others } from "./board-others.js";
 import { FogLayer } from "./fog.js";
 import { gridBackground } from "./grid.js";
 import { clamp, h, toast, describeError } from "./util.js";
 
-const REMOTE_DRAG_TIMEOUT_MS = 2000;
-const POINTER_TIMEOUT_MS = 3000;
 const MAP_LAYER = -1000; // tokens at or below this z_index are maps: pointer drags pan over them
 const TOKEN_SIZE = 70;
 // CSS z-index: map tokens end at 999_000, the fog sits at 999_001, other tokens start at 999_002.
@@ -41,8 +40,7 @@ export class Board {
     this.tokenEls = new Map();
     this.overrides = new Map(); // token id -> {x?, y?, rotation?, scale?, z_index?, expect?}
     this.queues = new Map(); // token id -> {inflight, patch, nextVersion, ifVersion}
-    this.remote = new Map(); // token id -> {x, y, by, timer}
-    this.pointers = new Map(); // user id -> {el, timer}
+    this.others = new Others(this); // others' drags and pointers (board-others.js)
     this.dragging = null; // the token this page drags (board-input.js)
     this.selectedId = null;
     this.sharePointer = true;
@@ -150,7 +148,7 @@ export class Board {
       }
       this.overrides.delete(id);
     }
-    const remote = this.remote.get(id);
+    const remote = this.others.drag(id);
     if (remote) return { ...token, x: remote.x, y: remote.y, _remoteBy: remote.by };
     return token;
   }
@@ -158,8 +156,7 @@ export class Board {
   _onTokens(detail = {}) {
     if (detail.switched) {
       // another scene on the board: nothing of the old one carries over
-      for (const entry of this.remote.values()) clearTimeout(entry.timer);
-      this.remote.clear();
+      this.others.reset();
       this.overrides.clear();
       this.queues.clear();
       this.fitted = false;
@@ -172,8 +169,8 @@ export class Board {
       }
       return;
     }
-    const remote = this.remote.get(detail.id);
-    if (remote && (detail.type !== "token.moved" || remote.by === detail.by)) this._clearRemote(detail.id);
+    const remote = this.others.drag(detail.id);
+    if (remote && (detail.type !== "token.moved" || remote.by === detail.by)) this.others.clearDrag(detail.id);
     if (detail.type === "token.removed") {
       this.overrides.delete(detail.id);
       this.queues.delete(detail.id);
@@ -298,6 +295,10 @@ export class Board {
   focusToken(id) {
     const el = this.tokenEls.get(id);
     if (el) el.focus({ preventScroll: true });
+  }
+
+  onEphemeral(event) {
+    this.others.onEphemeral(event);
   }
 
   // -- changing tokens ----------------------------------------------------------------------------
@@ -430,44 +431,4 @@ export class Board {
         return ack.token;
       });
   }
-
-  // -- other people -----------------------------------------------------------------------------------
-  onEphemeral(event) {
-    if (event.type === "token.moving") {
-      if (!this.shown(event.token_id) || this.dragging?.id === event.token_id) return;
-      const entry = this.remote.get(event.token_id) || {};
-      clearTimeout(entry.timer);
-      const timer = setTimeout(() => this._clearRemote(event.token_id), REMOTE_DRAG_TIMEOUT_MS);
-      this.remote.set(event.token_id, { x: event.x, y: event.y, by: event.by, timer });
-      this.renderToken(event.token_id);
-    } else if (event.type === "pointer") {
-      this._showPointer(event.user_id || event.by, event.x, event.y);
-    }
-  }
-
-  _clearRemote(id) {
-    const entry = this.remote.get(id);
-    if (!entry) return;
-    clearTimeout(entry.timer);
-    this.remote.delete(id);
-    this.renderToken(id);
-  }
-
-  _showPointer(userId, x, y) {
-    if (!userId || userId === this.state.me.id) return;
-    let entry = this.pointers.get(userId);
-    if (!entry) {
-      const el = h("div", { class: "remote-pointer" }, h("span", {}, this.state.username(userId)));
-      this.pointerLayer.append(el);
-      entry = { el, timer: null };
-      this.pointers.set(userId, entry);
-    }
-    entry.el.style.transform = `translate(${x}px, ${y}px) scale(${1 / this.view.zoom})`;
-    entry.el.hidden = false;
-    clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => {
-      entry.el.hidden = true;
-    }, POINTER_TIMEOUT_MS);
-  }
-
 }

@@ -1,17 +1,15 @@
-// The room's WebSocket: requests with acks, room events applied in version order, resync on a
-// gap, and reconnection with backoff + jitter. One RoomSocket per open room.
+// The room's WebSocket: requests with acks, room events applied in version order (ordering.js),
+// resync on a gap, and reconnection with backoff + jitter. One RoomSocket per open room.
 //
-// Ordering: `version` is the last room version applied. A stored event (or the ack of our own
-// change, turned into the same event) with version v is applied only when v == version + 1;
-// later ones wait in `held`; older ones are duplicates and are dropped. A gap that does not fill
-// within GAP_WAIT_MS makes us rejoin with `since=version` (events or a snapshot come back).
+// A gap that does not fill makes us rejoin with `since=version` (events or a snapshot come back).
 // `room.skip {version}` is a version that carries nothing for this socket (a change it may not
 // see): it is applied like any event, as an empty one, and never makes us resync.
 //
 // Scenes: a GM's socket views one scene (`sceneId`); `viewScene` switches it (its ack is that
 // scene's snapshot) and a rejoin names it, so recovery brings that scene's events.
 
-const GAP_WAIT_MS = 1200;
+import { VersionOrder } from "./ordering.js";
+
 const REQUEST_TIMEOUT_MS = 15000;
 const PING_EVERY_MS = 20000;
 const PONG_WAIT_MS = 10000;
@@ -36,15 +34,17 @@ export class RoomSocket {
     this.handlers = handlers;
     this.url = url || RoomSocket.defaultUrl();
     this.ws = null;
-    this.version = null; // last applied room version; null until the first snapshot
-    this.held = new Map(); // version -> event waiting for the ones before it
+    this.order = new VersionOrder({
+      apply: (event) => this._apply(event),
+      ephemeral: (event) => this.handlers.onEphemeral(event),
+      onGap: () => this.resync(),
+    });
     this.pending = new Map(); // request id -> {resolve, reject, timer, asEvent}
     this.nextId = 1;
     this.joined = false;
     this.joining = false;
     this.attempt = 0;
     this.stopped = false;
-    this.gapTimer = null;
     this.reconnectTimer = null;
     this.pingTimer = null;
     this.pongTimer = null;
@@ -53,6 +53,11 @@ export class RoomSocket {
     this.stats = { resyncs: 0, snapshots: 0, reconnects: 0, skips: 0 };
     this._onOnline = () => this._reconnectNow();
     window.addEventListener("online", this._onOnline);
+  }
+
+  /** The last room version applied (null until the first snapshot). */
+  get version() {
+    return this.order.version;
   }
 
   static defaultUrl() {
@@ -130,7 +135,7 @@ export class RoomSocket {
     this.stopped = true;
     window.removeEventListener("online", this._onOnline);
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.gapTimer);
+    this.order.stop();
     this._stopPing();
     const ws = this.ws;
     this.ws = null;
@@ -157,10 +162,15 @@ export class RoomSocket {
   // -- sending ----------------------------------------------------------------------------------
   /**
    * Send a message that expects an ack. `asEvent(ack)` turns the ack of our own change into the
-   * room event the others receive, so it is applied in version order like theirs.
+   * room event the others receive, so it is applied in version order like theirs; `onAck(ack)`
+   * handles an ack that is a snapshot (scene.view); `onFail(err)` hears of a refusal or timeout.
    */
-  request(type, payload = {}, { asEvent } = {}) {
+  request(type, payload = {}, { asEvent, onAck, onFail } = {}) {
     return new Promise((resolve, reject) => {
+      const fail = (err) => {
+        onFail?.(err);
+        reject(err);
+      };
       if (!this.connected) {
         const err = new Error("not connected");
         err.code = "disconnected";
@@ -173,9 +183,9 @@ export class RoomSocket {
         this.pending.delete(id);
         const err = new Error("timeout");
         err.code = "timeout";
-        reject(err);
+        fail(err);
       }, REQUEST_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer, asEvent, type });
+      this.pending.set(id, { resolve, reject: fail, timer, asEvent, onAck, type });
       this._sendRaw({ type, id, room_id: this.roomId, ...payload });
     });
   }
@@ -217,40 +227,20 @@ export class RoomSocket {
    * events follow it, and the other scenes' become room.skip for this socket.
    */
   viewScene(sceneId) {
-    return new Promise((resolve, reject) => {
-      if (!this.connected) {
-        const err = new Error("you are offline; reconnecting");
-        err.code = "disconnected";
-        reject(err);
-        return;
-      }
-      const id = `view-${this.nextId++}`;
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        const err = new Error("timeout");
-        err.code = "timeout";
-        reject(err);
-        this._rejoinFresh(); // we cannot tell which scene the server has us on: start over
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(id, {
-        resolve, timer, type: "scene.view",
-        onAck: (frame) => this._applySnapshot(frame),
-        reject: (err) => {
-          // Refused before anything changed (an unknown scene, not a GM): we still view the old
-          // one. Anything else may have detached us on the server: join again from scratch.
-          if (!["scene_not_found", "not_gm", "invalid_message", "rate_limited", "disconnected"].includes(err.code)) {
-            this._rejoinFresh();
-          }
-          reject(err);
-        },
-      });
-      this._sendRaw({ type: "scene.view", id, room_id: this.roomId, scene_id: sceneId });
+    return this.request("scene.view", { scene_id: sceneId }, {
+      onAck: (frame) => this._applySnapshot(frame),
+      // Refused before anything changed (an unknown scene, not a GM): we still view the old one.
+      // Anything else (a timeout, a server error) may have left us on either: join from scratch.
+      onFail: (err) => {
+        if (!["scene_not_found", "not_gm", "invalid_message", "rate_limited", "disconnected"].includes(err.code)) {
+          this._rejoinFresh();
+        }
+      },
     });
   }
 
   _rejoinFresh() {
-    this.version = null;
-    this.held.clear();
+    this.order.forget();
     if (this.ws && this.ws.readyState === WebSocket.OPEN && !this.joining) this._join();
   }
 
@@ -258,8 +248,7 @@ export class RoomSocket {
     this.stats.snapshots += 1;
     this.role = frame.role || this.role;
     this.sceneId = frame.scene_id || frame.snapshot.scene_id || null;
-    this.version = frame.version ?? frame.snapshot.room?.version ?? 0;
-    for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
+    this.order.reset(frame.version ?? frame.snapshot.room?.version ?? 0);
     this.handlers.onSnapshot(frame.snapshot, { role: this.role, version: this.version, sceneId: this.sceneId });
   }
 
@@ -272,7 +261,7 @@ export class RoomSocket {
       for (const event of frame.events) this._ingest(event, { fromHistory: true });
       if (typeof frame.version === "number" && (this.version === null || this.version < frame.version)) {
         // The history did not bring us up to date: ask for a snapshot instead.
-        this.version = null;
+        this.order.version = null;
         this._join();
         return;
       }
@@ -284,29 +273,15 @@ export class RoomSocket {
     this._status("online", { rejoined: wasJoined || this.stats.reconnects > 0 });
   }
 
-  _ingest(event, { fromHistory = false } = {}) {
-    const v = event.version;
-    if (typeof v !== "number") {
-      this.handlers.onEphemeral(event);
-      return;
-    }
-    if (this.version === null) {
-      // no snapshot yet: keep it, the snapshot decides what is new
-      this.held.set(v, event);
-      return;
-    }
-    if (v <= this.version) return; // a duplicate (already applied)
-    if (v === this.version + 1) {
-      this._apply(event);
-      if (!fromHistory) this._drain();
-      return;
-    }
-    if (!this.held.has(v)) this.held.set(v, event);
-    if (!fromHistory) this._armGapTimer();
+  _ingest(event, options) {
+    this.order.ingest(event, options);
+  }
+
+  _drain() {
+    this.order.drain();
   }
 
   _apply(event) {
-    this.version = event.version;
     if (event.type === "room.skip") {
       this.stats.skips += 1; // a change this socket may not see: nothing to apply, nothing lost
       return;
@@ -317,30 +292,6 @@ export class RoomSocket {
     } catch (err) {
       console.error("applying event failed", event, err);
     }
-  }
-
-  _drain() {
-    if (this.version === null) return;
-    while (this.held.has(this.version + 1)) {
-      const event = this.held.get(this.version + 1);
-      this.held.delete(this.version + 1);
-      this._apply(event);
-    }
-    for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
-    if (this.held.size) this._armGapTimer();
-    else {
-      clearTimeout(this.gapTimer);
-      this.gapTimer = null;
-    }
-  }
-
-  _armGapTimer() {
-    if (this.gapTimer) return;
-    this.gapTimer = setTimeout(() => {
-      this.gapTimer = null;
-      if (this.held.size && this.version !== null && !this.held.has(this.version + 1)) this.resync();
-      else this._drain();
-    }, GAP_WAIT_MS);
   }
 
   // -- frames -------------------------------------------------------------------------------------
