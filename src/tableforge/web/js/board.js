@@ -307,7 +307,7 @@ export class Board {
     const token = this.state.tokens.get(id);
     if (!token) return;
     if (!this.state.canChange(token)) {
-      toast(describeError({ code: "not_token_owner" }));
+      toast(describeError({ code: this.state.isSpectator ? "spectator_read_only" : "not_token_owner" }));
       return;
     }
     const queue = this.queues.get(id) || { inflight: false, patch: null, nextVersion: null, ifVersion: null };
@@ -390,7 +390,7 @@ export class Board {
     const token = this.state.tokens.get(id);
     if (!token) return;
     if (!this.state.canChange(token)) {
-      toast(describeError({ code: "not_token_owner" }));
+      toast(describeError({ code: this.state.isSpectator ? "spectator_read_only" : "not_token_owner" }));
       return;
     }
     const next = this._neighbour(id);

@@ -86,7 +86,10 @@ export class GmTools {
       h("div", { class: "gm-row" }, this.fogSummary, this.status));
 
     state.on("room", () => this._refresh());
-    state.on("scene", () => this._refresh());
+    state.on("scene", (detail) => {
+      if (detail?.switched) this.fogTool.cancel(); // corners drawn on the old scene mean nothing here
+      this._refresh();
+    });
     state.on("fog", () => this._refresh());
     this._refresh();
   }

@@ -19,11 +19,24 @@ export function sceneFromSnapshot(state, snapshot) {
   if (state.scene && !state.scenes.has(state.scene.id)) state.scenes.set(state.scene.id, summary(state.scene));
 }
 
+const fogCache = new WeakMap(); // fog object -> Map("x,y" -> fogged?): a fog is replaced, never changed
+
 /** Is this token's centre under the fog of the scene on the board? */
 export function tokenFogged(state, token) {
-  if (!token || !state.scene) return false;
+  const fog = state.scene?.fog;
+  if (!token || !fog) return false;
   if (token.scene_id && token.scene_id !== state.sceneId) return false;
-  return fogged(state.scene.fog, token.x, token.y);
+  // The GM's board asks for every token on every render: remember the answers for this fog.
+  let known = fogCache.get(fog);
+  if (!known) fogCache.set(fog, (known = new Map()));
+  const key = `${token.x},${token.y}`;
+  let result = known.get(key);
+  if (result === undefined) {
+    if (known.size > 5000) known.clear();
+    result = fogged(fog, token.x, token.y);
+    known.set(key, result);
+  }
+  return result;
 }
 
 function setPlayersScene(state, sceneId) {
