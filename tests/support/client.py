@@ -90,6 +90,7 @@ class Ws:
         self.ids = itertools.count(1)
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.replies: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        self.raw: list[str] = []  # every frame received, as text (to scan for what must never arrive)
         self.reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -101,6 +102,7 @@ class Ws:
     async def _read(self) -> None:
         try:
             async for raw in self.sock:
+                self.raw.append(raw if isinstance(raw, str) else raw.decode())
                 msg = json.loads(raw)
                 fut = self.replies.pop(msg.get("id"), None) if msg.get("type") in ("ack", "error", "pong") else None
                 if fut is not None and not fut.done():
