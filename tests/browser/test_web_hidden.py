@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import uuid
 from pathlib import Path
@@ -341,6 +342,17 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
     assert trap not in listing and trap_asset not in listing
     assert {json.loads(f)["type"] for f in player_sent} >= {"join", "dice.roll"}
 
+    # hiding an image hides every token showing it (the players get asset.removed), and back
+    hero_asset = gm.evaluate("(id) => window.tableforge.state.tokens.get(id).asset_id", hero)
+    gm.get_by_role("button", name="Hide Hero and its tokens from the players").click()
+    expect(_token(player, hero)).to_have_count(0)
+    expect(gm.locator(f'.library-item[data-asset-id="{hero_asset}"] .badge-hidden')).to_have_text("hidden")
+    expect(_token(gm, hero)).to_have_class(re.compile(r"\bis-hidden\b"))
+    assert player.evaluate("(id) => window.tableforge.state.assets.has(id)", hero_asset) is False
+    gm.get_by_role("button", name="Reveal Hero and its tokens to the players").click()
+    expect(_token(player, hero)).to_be_visible()
+    expect(_token(player, ambusher)).to_have_count(0)  # still on the GM layer itself
+
     # readable at phone width, for the GM too
     gm.set_viewport_size({"width": 390, "height": 844})
     expect(gm.locator("#gm-tools")).to_be_visible()
@@ -349,4 +361,49 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
         .slice(0, 5).map((e) => `${e.tagName}#${e.id}.${e.className}`)""")
     assert gm.evaluate("document.documentElement.scrollWidth") <= 390, wide
     gm.screenshot(path=str(ARTIFACTS / "hidden-gm-phone.png"), full_page=True)
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("instances", ["embedded"], indirect=True)
+def test_the_pages_fog_rule_is_the_servers(instances: list[Any], browser: Browser) -> None:
+    """The page decides by itself that a player's own move put their token under fog (the mover
+    gets an ack, never the server's token.removed), so its rule must answer as the server's does:
+    the same fogs, asked about random points and the awkward ones (edges, corners, vertices)."""
+    from tableforge.domain.fog import parse_fog
+
+    rng = random.Random(15)
+
+    def shape() -> dict[str, Any]:
+        if rng.random() < 0.5:
+            return {"type": "rect", "x": rng.randint(-300, 200), "y": rng.randint(-300, 200),
+                    "width": rng.randint(1, 300), "height": rng.randint(1, 300)}
+        # any polygon, self-crossing ones included (even-odd rule)
+        return {"type": "polygon", "points": [[rng.randint(-300, 300), rng.randint(-300, 300)]
+                                              for _ in range(rng.randint(3, 9))]}
+
+    fogs = []
+    for _ in range(40):
+        shapes = [{"op": rng.choice(["reveal", "hide"]), **shape()} for _ in range(rng.randint(0, 8))]
+        fogs.append({"base": rng.choice(["revealed", "hidden"]), "shapes": shapes})
+    points: list[list[float]] = [[rng.uniform(-320, 320), rng.uniform(-320, 320)] for _ in range(150)]
+    for fog in fogs:
+        for s in fog["shapes"]:
+            if s["type"] == "rect":  # corners and mid-edges are inside (boundary included)
+                points += [[s["x"], s["y"]], [s["x"] + s["width"], s["y"] + s["height"] / 2]]
+            else:
+                (ax, ay), (bx, by) = s["points"][:2]
+                points += [[ax, ay], [(ax + bx) / 2, (ay + by) / 2]]
+    expected = [[parse_fog(fog).fogged(x, y) for x, y in points] for fog in fogs]
+
+    errors: list[str] = []
+    page = _page(browser, _register(instances[0].base_url, f"fog_{uuid.uuid4().hex[:6]}"), errors)
+    page.goto(instances[0].base_url + "/")
+    got = page.evaluate("""async ([fogs, points]) => {
+        const { fogged } = await import("/js/fog.js");
+        return fogs.map((fog) => points.map(([x, y]) => fogged(fog, x, y)));
+    }""", [fogs, points])
+    mismatches = [(i, points[j]) for i, row in enumerate(expected) for j, v in enumerate(row) if got[i][j] != v]
+    assert not mismatches, mismatches[:5]
+    assert any(any(row) for row in expected) and not all(all(row) for row in expected)
+    page.context.close()
     assert not errors, errors
