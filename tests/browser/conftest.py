@@ -1,5 +1,7 @@
-"""The servers and the browser every browser test shares (one start each per session: starting a
-2-instance cluster costs more than most of the tests themselves)."""
+"""The servers and the browser the browser tests share: started once for the package (a 2-instance
+cluster costs more to start than most of the tests themselves), stopped when it is done. Package
+scope, not session: Playwright's sync API keeps an event loop running while its browser is open,
+which the async tests after this package could not run beside."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 
-@pytest.fixture(scope="session", params=["embedded", "two-instances"])
+@pytest.fixture(scope="package", params=["embedded", "two-instances"])
 def instances(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[list[ServerProcess]]:
     """The servers the pages use: the GM's page talks to the first, the player's to the last
@@ -36,7 +38,7 @@ def instances(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     cluster.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 

@@ -281,11 +281,15 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
     cave = gm.evaluate("window.tableforge.state.sceneId")
     assert cave != first_scene
     bat = _place_from_library(gm, "Hero")
+    gm.get_by_role("button", name="Make Hero the map of the scene you view").click()
+    expect(gm.locator(".scene-map")).to_be_visible()
     expect(_token(player, hero)).to_be_visible()  # the players are still on the first scene
     gm.locator(f'.scene-item[data-scene-id="{cave}"] [data-role="activate"]').click()
     expect(player.locator("#scene-current")).to_have_text("You are on: Cave")
     expect(_token(player, bat)).to_be_visible()
     expect(_token(player, hero)).to_have_count(0)
+    expect(player.locator(".scene-map")).to_be_visible()  # the scene's map, under its fog
+    assert player.locator(".scene-map").get_attribute("src") == gm.locator(".scene-map").get_attribute("src")
     expect(_token(watcher, bat)).to_be_visible()
     expect(gm.locator(f'.scene-item[data-scene-id="{cave}"] .badge-players')).to_have_text("players here")
     item = gm.locator(f'.scene-item[data-scene-id="{cave}"]')

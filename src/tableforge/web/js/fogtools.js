@@ -33,7 +33,7 @@ export class FogTool {
     this.mode = null; // {op: "reveal" | "hide", shape: "rect" | "polygon"}
     this.points = []; // corners so far (world coordinates)
     this.cursor = null; // where the next point goes (pointer hover or keyboard cross-hair)
-    this._pressed = false; // a rectangle's first corner was set by a click (not a drag)
+    this._secondCorner = false; // the press under way finishes a rectangle
     this.layer = svg("svg", { class: "fog-sketch", "aria-hidden": "true", width: 1, height: 1, overflow: "visible" });
     this.layer.style.zIndex = String(SKETCH_Z);
     board.world.append(this.layer);
@@ -42,7 +42,6 @@ export class FogTool {
   /** Pick up a tool (or put it down with null). */
   use(mode) {
     this.points = [];
-    this._pressed = false;
     this.mode = mode;
     this.board.tool = mode ? this : null;
     this.board.viewport.classList.toggle("is-drawing", !!mode);
@@ -58,6 +57,9 @@ export class FogTool {
   // -- the pointer (board-input.js) ----------------------------------------------------------------
   down(at) {
     this.cursor = at;
+    // a press with no corner yet starts a rectangle; with one (an earlier click, or Space) it
+    // is the opposite corner
+    this._secondCorner = this.points.length > 0;
     if (this.mode.shape === "rect" && !this.points.length) this.points = [at];
     this._draw();
   }
@@ -70,10 +72,8 @@ export class FogTool {
   up(at, moved) {
     this.cursor = at;
     if (this.mode.shape === "rect") {
-      if (moved) this._commitRect(this.points[0], at);
-      else if (this.points.length === 1 && this._pressed) this._commitRect(this.points[0], at);
-      else this._pressed = true; // a click: the first corner; the next click is the other one
-      if (!this.points.length) this._pressed = false;
+      if (moved || this._secondCorner) this._commitRect(this.points[0], at);
+      // else: a click set the first corner; the next click (or Space) is the other one
     } else if (!moved) {
       this._addPoint(at);
     }
@@ -159,7 +159,6 @@ export class FogTool {
 
   cancel() {
     this.points = [];
-    this._pressed = false;
     this._draw();
     this._say();
   }
@@ -190,7 +189,6 @@ export class FogTool {
 
   _commitRect(a, b) {
     this.points = [];
-    this._pressed = false;
     if (!a || !b) return;
     const x0 = round(Math.min(a.x, b.x));
     const y0 = round(Math.min(a.y, b.y));

@@ -282,10 +282,9 @@ export class RoomSocket {
   }
 
   _apply(event) {
-    if (event.type === "room.skip") {
-      this.stats.skips += 1; // a change this socket may not see: nothing to apply, nothing lost
-      return;
-    }
+    // room.skip: a change this socket may not see; nothing to apply, nothing lost (the room
+    // state only takes its version)
+    if (event.type === "room.skip") this.stats.skips += 1;
     if (event.type === "scene.activated" && event.scene && this.role !== "gm") this.sceneId = event.scene_id;
     try {
       this.handlers.onEvent(event);
