@@ -63,6 +63,12 @@ GENERATE = [
        FROM game_rooms r, generate_series(1, 30) g""",
     """INSERT INTO room_events (room_id, version, body)
        SELECT r.id, g, '{"type":"token.moved"}' FROM game_rooms r, generate_series(1, 100) g""",
+    # migration 0004: every room has its players' scene, holding its tokens
+    """INSERT INTO scenes (id, room_id, name, position, grid, fog, created_at)
+       SELECT gen_random_uuid(), r.id, 'Scene 1', 0, '{}'::jsonb, '{"base": "revealed", "shapes": []}'::jsonb, now()
+       FROM game_rooms r""",
+    """UPDATE game_rooms r SET players_scene_id = s.id FROM scenes s WHERE s.room_id = r.id""",
+    """UPDATE board_tokens t SET scene_id = r.players_scene_id FROM game_rooms r WHERE r.id = t.room_id""",
 ]
 
 

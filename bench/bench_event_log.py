@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from tableforge.config import Settings
 from tableforge.db.migrate import upgrade
-from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, users
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, scenes, users
 from tableforge.services import chat, tokens
 from tableforge.wiring.backends import build_runtime
 
@@ -63,15 +63,19 @@ async def bench(settings: Settings, samples: int, seconds: float) -> None:
     async with rt.db.write() as conn:
         await conn.execute(sa.insert(users).values(id=user, username="bench", password_hash="x", created_at=now))
         for room, asset, token in rooms:
+            scene = str(uuid.uuid4())  # every room has its players' scene (migration 0004)
             await conn.execute(sa.insert(game_rooms).values(id=room, name="r", gm_id=user, invite_code=room[:16],
                                                             created_at=now))
+            await conn.execute(sa.insert(scenes).values(id=scene, room_id=room, name="s", position=0, grid={},
+                                                        fog={"base": "revealed", "shapes": []}, created_at=now))
+            await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == room).values(players_scene_id=scene))
             await conn.execute(sa.insert(room_players).values(room_id=room, user_id=user, role="player",
                                                               joined_at=now))
             await conn.execute(sa.insert(game_assets).values(
                 id=asset, room_id=room, uploader_id=user, name="a", type="png", sha256="ab" * 32, file_path="x",
                 width=1, height=1, size=1, created_at=now))
             await conn.execute(sa.insert(board_tokens).values(id=token, room_id=room, asset_id=asset, owner_id=user,
-                                                              x=0, y=0, created_at=now))
+                                                              x=0, y=0, created_at=now, scene_id=scene))
     try:
         print(f"{'change':28s} {'p50':>7s} {'p95':>7s} {'p99':>7s}  ms")
 

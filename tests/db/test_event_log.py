@@ -21,6 +21,7 @@ from tableforge.db.event_log import (
     TOKEN_VERSION,
     AddAsset,
     AddToken,
+    ChangeFog,
     EventLog,
     MoveToken,
     PostMessage,
@@ -245,3 +246,43 @@ async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: py
                   r.alice) == {"user": profile}
     with pytest.raises(AssertionError):  # a refusal is explained by the transaction
         await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
+
+
+async def test_audiences_follow_what_players_see(log: EventLog) -> None:
+    """Every change stores who gets what: hidden tokens for the GMs of their scene, flips as variants
+    for players, fog changes with the tokens they cover or uncover; the same on both logs (on
+    PostgreSQL, a room with fog moves through the transaction, which reads the fog)."""
+    r = await _room(log)
+    hidden = await log.append(r.id, AddToken(r.gm, str(uuid.uuid4()), r.asset, 1.0, 1.0, 0.0, 1.0, 0,
+                                             datetime.now(UTC), hidden=True))
+    assert hidden.routing.audience == f"g@{r.scene}" and not hidden.routing.variants
+    token_id = hidden.result["id"]
+    moved = await log.append(r.id, MoveToken(r.gm, token_id, 2, 2, None, None))
+    assert moved.routing.audience == f"g@{r.scene}", "a hidden move: GMs of the scene, a skip for the rest"
+    shown = await log.append(r.id, UpdateToken(r.gm, token_id, {"hidden": False}, None, None))
+    assert [(sel, orjson.loads(body)["type"]) for sel, body in shown.routing.variants] == [("p", "token.added")]
+    assert orjson.loads(shown.routing.variants[0][1])["token"] == shown.result
+    with pytest.raises(AppError) as refused:  # a player may not touch what players cannot see...
+        await log.append(r.id, MoveToken(r.alice, hidden.result["id"], 0, 0, r.alice, None))
+    assert refused.value.code == "not_token_owner", "...but this one they see: the owner check speaks"
+    fog = await log.append(r.id, ChangeFog(r.gm, r.scene, "hide", {"type": "rect", "x": 0, "y": 0, "width": 5,
+                                                                  "height": 5}))
+    players = orjson.loads(dict(fog.routing.variants)["p"])
+    assert players["tokens_removed"] == [token_id] and players["tokens_added"] == []
+    assert "tokens_removed" not in orjson.loads(fog.body), "the GMs' copy does not carry them"
+    within = await log.append(r.id, MoveToken(r.gm, token_id, 3, 3, None, None))
+    assert within.routing.audience == f"g@{r.scene}" and not within.routing.variants
+    out = await log.append(r.id, MoveToken(r.gm, token_id, 9, 9, None, None))
+    assert [(sel, orjson.loads(body)["type"]) for sel, body in out.routing.variants] == [("p", "token.added")]
+    back_in = await log.append(r.id, MoveToken(r.gm, token_id, 4, 4, None, None))
+    assert [(sel, orjson.loads(body)["type"]) for sel, body in back_in.routing.variants] == [("p", "token.removed")]
+    with pytest.raises(AppError) as refused:
+        await log.append(r.id, MoveToken(r.gm, token_id, 4, 4, r.alice, None))
+    assert refused.value.code == "token_not_found", "under fog: as if it did not exist, before the owner check"
+    cleared = await log.append(r.id, ChangeFog(r.gm, r.scene, "reveal_all", None))
+    assert [t["id"] for t in orjson.loads(dict(cleared.routing.variants)["p"])["tokens_added"]] == [token_id]
+    again = await log.append(r.id, MoveToken(r.gm, token_id, 5, 5, None, None))
+    assert again.routing.audience == f"g@{r.scene};p"
+    _, stored = await log.since(r.id, 0)
+    assert [(row.version, row.audience, row.routing) for row in stored][-1] == (again.version, again.routing.audience,
+                                                                                  again.routing)

@@ -48,6 +48,13 @@ GENERATE = [
               generate_series(1, 10) g""",
     """INSERT INTO room_events (room_id, version, body)
        SELECT r.id, g, '{}' FROM game_rooms r, generate_series(1, 50) g""",
+    # migration 0004: three scenes per room, the first one the players'; tokens spread over them
+    """INSERT INTO scenes (id, room_id, name, position, grid, fog, created_at)
+       SELECT gen_random_uuid(), r.id, 'Scene ' || g, g, '{}'::jsonb, '{}'::jsonb, now()
+       FROM game_rooms r, generate_series(0, 2) g""",
+    """UPDATE game_rooms r SET players_scene_id = s.id FROM scenes s WHERE s.room_id = r.id AND s.position = 0""",
+    """UPDATE board_tokens t SET scene_id = s.id FROM scenes s
+       WHERE s.room_id = t.room_id AND s.position = (abs(hashtext(t.id::text)) % 3)""",
 ]
 
 
@@ -91,9 +98,16 @@ def _seq_scanned(plan: dict[str, Any]) -> set[str]:
 
 
 async def test_snapshot_reads_every_part_through_its_index(pg_db: Database, loaded: dict[str, Any]) -> None:
-    plan = await _plan(pg_db, rooms._snapshot_statement(loaded["room_id"]))
-    assert {"pk_game_rooms", "pk_room_players", "ix_game_assets_room_created", "ix_board_tokens_room_order",
-            "ix_room_messages_room_version"} <= _indexes(plan)
+    statement = rooms._snapshot_statement(loaded["room_id"]).params(
+        room_id=loaded["room_id"], scene_id=None, is_gm=False, user_audience="%u:someone%")
+    plan = await _plan(pg_db, statement)
+    used = _indexes(plan)
+    assert {"pk_game_rooms", "pk_room_players", "ix_game_assets_room_created",
+            "ix_room_messages_room_version"} <= used
+    # The scene's tokens by the room's or the scene's index (the planner's call for 20 a room), the
+    # scene itself by its key or the room's scenes index.
+    assert used & {"ix_board_tokens_scene_order", "ix_board_tokens_room_order", "ix_board_tokens_room_id"}
+    assert used & {"pk_scenes", "ix_scenes_room_position"}
     # Only `users` may be scanned (joined by primary key or hashed, the planner's call), never a room's lists.
     assert _seq_scanned(plan) <= {"users"}
 

@@ -16,6 +16,7 @@ from tableforge.domain import fog as fogs
 from tableforge.domain import wire
 from tableforge.domain.audience import Routing
 from tableforge.domain.errors import Conflict, NotFound
+from tableforge.observability import metrics
 
 R = TypeVar("R")
 PRUNE_EVERY = 100  # the history beyond `history_size` is pruned at every 100th version of a room
@@ -94,6 +95,7 @@ class FogCache:
         self._fogs.move_to_end(scene_id)
         while len(self._fogs) > self.size:
             self._fogs.popitem(last=False)
+        metrics.FOG_CACHE.set(len(self._fogs))
 
 
 def token_routing(scene_id: str, seen_before: bool | None, seen_after: bool) -> tuple[str, str | None]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -261,18 +262,42 @@ class Lanes:
 class PgEventLog(TransactionalEventLog):
     """The hot changes in one statement on a lane; everything else, and every refusal, transactional."""
 
+    FOGGED_HINT_S = 5.0  # how long a room whose move needed the transaction goes straight to it
+    FOGGED_HINT_MAX = 10_000
+
     def __init__(self, db: Database, history_size: int) -> None:
         super().__init__(db, history_size)
         self._lanes = Lanes(db, max(1, min(6, db.settings.db_pool_max // 3)))
         db.on_dispose(self._lanes.close)  # the lanes go back to the pool before the engine is disposed
+        # Rooms with fog: their moves need the fog's geometry (the transaction). Remembered briefly so
+        # that each move does not first try the one statement in vain; a hint, never a correctness matter.
+        self._fogged: OrderedDict[str, float] = OrderedDict()
 
     async def append(self, room_id: str, change: Change[R]) -> StoredEvent[R]:
         one = _ONE_STATEMENT.get(type(change))
         if one is not None:
-            stored = await one(self, room_id, change)
+            hinted = one is PgEventLog._one_move and self._fogged_hint(room_id)
+            stored = None if hinted else await one(self, room_id, change)
             if stored is not None:
                 return cast(StoredEvent[R], stored)
+            result = await super().append(room_id, change)
+            if one is PgEventLog._one_move and not hinted:
+                self._fogged[room_id] = time.monotonic()  # the statement refused a valid move: fog
+                while len(self._fogged) > self.FOGGED_HINT_MAX:
+                    self._fogged.popitem(last=False)
+                metrics.FOGGED_ROOM_HINTS.set(len(self._fogged))
+            return result
         return await super().append(room_id, change)
+
+    def _fogged_hint(self, room_id: str) -> bool:
+        since = self._fogged.get(room_id)
+        if since is None:
+            return False
+        if time.monotonic() - since > self.FOGGED_HINT_S:
+            del self._fogged[room_id]  # look again: the fog may be gone
+            metrics.FOGGED_ROOM_HINTS.set(len(self._fogged))
+            return False
+        return True
 
     async def _fetchrow(self, sql: str, args: tuple[Any, ...], room_id: str) -> Any:
         """Run one statement in autocommit mode on a lane; map failures like `Database.write` does.

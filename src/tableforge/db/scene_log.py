@@ -81,11 +81,8 @@ def _grid(changes: dict[str, Any] | None, current: dict[str, Any] | None) -> dic
 async def _update_fog_free(conn: AsyncConnection, room_id: str) -> None:
     """`game_rooms.fog_free`: whether no scene of the room has any fog (a shape, or a hidden base)."""
     fogged = (await conn.execute(sa.select(sa.func.count()).where(
-        scenes.c.room_id == room_id, sa.or_(scenes.c.fog_count > 0, scenes.c.fog_version > 0)))).scalar()
-    # fog_version > 0 alone would keep a room fogged forever after one change: look at the fogs.
-    if fogged:
-        docs = (await conn.execute(sa.select(scenes.c.fog).where(scenes.c.room_id == room_id))).scalars().all()
-        fogged = sum(1 for doc in docs if doc and (doc.get("shapes") or doc.get("base") == fogs.HIDDEN))
+        scenes.c.room_id == room_id,
+        sa.or_(scenes.c.fog_count > 0, scenes.c.fog["base"].as_string() == fogs.HIDDEN)))).scalar()
     await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == room_id).values(fog_free=not fogged))
 
 

@@ -43,23 +43,33 @@ def join(*terms: str) -> str:
     return ";".join(t for t in terms if t)
 
 
-@dataclass(frozen=True, slots=True)
 class View:
     """What a socket may see in one room: its role, the scene it views (GMs; None for players and
-    spectators, who view the players' scene), and its user."""
+    spectators, who view the players' scene), and its user. Immutable; `key` is computed once, since
+    delivery reads it for every socket and event."""
 
-    role: str
-    scene_id: str | None
-    user_id: str
+    __slots__ = ("key", "role", "scene_id", "user_id")
+
+    def __init__(self, role: str, scene_id: str | None, user_id: str) -> None:
+        self.role = role
+        self.scene_id = scene_id
+        self.user_id = user_id
+        # Sockets with the same key receive the same frames, except for `u:` selectors.
+        self.key: tuple[str, ...] = (GMS, scene_id or "") if role == GM_ROLE else (PLAYERS,)
 
     @property
     def is_gm(self) -> bool:
         return self.role == GM_ROLE
 
-    @property
-    def key(self) -> tuple[str, ...]:
-        """Sockets with the same key receive the same frames, except for `u:` selectors."""
-        return (GMS, self.scene_id or "") if self.role == GM_ROLE else (PLAYERS,)
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, View) and (self.role, self.scene_id, self.user_id) == (
+            other.role, other.scene_id, other.user_id)
+
+    def __hash__(self) -> int:
+        return hash((self.role, self.scene_id, self.user_id))
+
+    def __repr__(self) -> str:
+        return f"View({self.role!r}, {self.scene_id!r}, {self.user_id!r})"
 
 
 class Selector:
@@ -126,6 +136,26 @@ class Routing:
         if not self.variants:
             return None
         return orjson.dumps([[sel, body.decode()] for sel, body in self.variants]).decode()
+
+
+_ROUTINGS: dict[str | None, Routing] = {}
+
+
+def cached() -> int:
+    """How many parsed selectors and routings are kept (for a metric)."""
+    return len(_PARSED) + len(_ROUTINGS)
+
+
+def routing_of(audience: str | None, variants: str | bytes | None) -> Routing:
+    """The routing of a stored event; those without variants (nearly all) come from a small cache."""
+    if variants:
+        return Routing(audience, decode_variants(variants))
+    found = _ROUTINGS.get(audience)
+    if found is None:
+        if len(_ROUTINGS) >= _PARSED_MAX:
+            _ROUTINGS.clear()
+        found = _ROUTINGS[audience] = Routing(audience)
+    return found
 
 
 def decode_variants(text: str | bytes | None) -> tuple[tuple[str, bytes], ...]:
@@ -198,6 +228,4 @@ class Logged(NamedTuple):
 
     @property
     def routing(self) -> Routing:
-        if self.audience is None and not self.variants:
-            return Routing()
-        return Routing(self.audience, decode_variants(self.variants))
+        return routing_of(self.audience, self.variants)

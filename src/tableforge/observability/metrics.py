@@ -51,6 +51,14 @@ ROOM_TOKENS_GAPS = Counter("tableforge_room_tokens_gaps_total",
                            "Room token indexes dropped because a delivered version skipped one")
 ROOM_TOKENS_EVICTED = Counter("tableforge_room_tokens_evicted_total",
                               "Room token indexes evicted to stay within the room limit")
+# Hidden information: the bounded caches behind audiences and fog (docs/protocol.md, "Hidden information").
+AUDIENCE_CACHE = Gauge("tableforge_audience_cache_entries",
+                       "Parsed audience selectors and routings kept (at most 4096 each)", multiprocess_mode="livesum")
+FOG_CACHE = Gauge("tableforge_fog_cache_scenes", "Parsed scene fogs kept for moves on fogged scenes (at most 1024)",
+                  multiprocess_mode="livesum")
+FOGGED_ROOM_HINTS = Gauge("tableforge_fogged_room_hints",
+                          "Rooms whose moves go straight to the transaction for a few seconds (at most 10000)",
+                          multiprocess_mode="livesum")
 DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write transaction duration",
                                    buckets=_LATENCY_BUCKETS)
 DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],

@@ -48,24 +48,40 @@ def deliver(room: LocalRoom, env: Envelope, instance_id: str, pending_limit: int
     prefix = instance_id + "/"
     own_conn = sender[len(prefix):] if sender.startswith(prefix) else None
     text = env.body.decode()
-    pick = None if env.audience is None and not env.variants else Picker(room.room_id, version, text, env.routing)
+    audience = env.audience
+    # The usual event reaches every member as it is (everyone, or an audience all local members are
+    # in): one frame for all, no choosing per socket.
+    pick = None if audience is None or (not env.variants and room.all_match(audience)) else Picker(
+        room.room_id, version, text, env.routing)
     for observer in observers:
-        observer.delivered(room.room_id, version, text, env.routing)
+        observer.delivered(room.room_id, version, text, audience, env.variants)
     sent = 0
-    views = room.views
-    for conn, cursor in room.members.items():
-        if cursor == PENDING:
-            held = room.pending[conn]
-            if len(held) >= pending_limit:
-                conn.close(CLOSE_SLOW_CONSUMER, "too many events while joining")
-            else:
-                held.append((version, env))
-        elif version > cursor and conn.conn_id != own_conn and (skip is None or conn not in skip):
-            conn.send(text if pick is None else pick.frame(views[conn]))
-            sent += 1
+    if pick is None and skip is None:  # the hot path: one frame for everyone, as before audiences
+        for conn, cursor in room.members.items():
+            if cursor == PENDING:
+                _hold(room, conn, version, env, pending_limit)
+            elif version > cursor and conn.conn_id != own_conn:
+                conn.send(text)
+                sent += 1
+    else:
+        views = room.views
+        for conn, cursor in room.members.items():
+            if cursor == PENDING:
+                _hold(room, conn, version, env, pending_limit)
+            elif version > cursor and conn.conn_id != own_conn and (skip is None or conn not in skip):
+                conn.send(text if pick is None else pick.frame(views[conn]))
+                sent += 1
     if sent:
         metrics.WS_OUT_BY_KIND["event"].inc(sent)
     metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - env.ts_ms / 1000))
+
+
+def _hold(room: LocalRoom, conn: Connection, version: int, env: Envelope, limit: int) -> None:
+    held = room.pending[conn]
+    if len(held) >= limit:
+        conn.close(CLOSE_SLOW_CONSUMER, "too many events while joining")
+    else:
+        held.append((version, env))
 
 
 def fan_out_ephemeral(room: LocalRoom, env: Envelope, instance_id: str) -> None:
@@ -73,7 +89,7 @@ def fan_out_ephemeral(room: LocalRoom, env: Envelope, instance_id: str) -> None:
     prefix = instance_id + "/"
     own_conn = env.sender[len(prefix):] if env.sender.startswith(prefix) else None
     text = env.body.decode()
-    selector = None if env.audience is None else selector_for(env.audience)
+    selector = None if env.audience is None or room.all_match(env.audience) else selector_for(env.audience)
     sent = 0
     views = room.views
     for conn, cursor in room.members.items():

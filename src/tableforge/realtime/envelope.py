@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tableforge.domain.audience import Routing, decode_variants
+from tableforge.domain.audience import Routing, routing_of
 
 
 class Envelope(NamedTuple):
@@ -24,9 +24,7 @@ class Envelope(NamedTuple):
 
     @property
     def routing(self) -> Routing:
-        if self.audience is None and not self.variants:
-            return EVERYONE
-        return Routing(self.audience, decode_variants(self.variants))
+        return routing_of(self.audience, self.variants)
 
 
 EVERYONE = Routing()
@@ -39,10 +37,17 @@ def pack(version: int, ts_ms: float, sender: str, body: bytes, routing: Routing 
     return b"%d|%.3f|%s|%s|%d|" % (version, ts_ms, sender.encode(), audience, len(extra)) + extra + body
 
 
+_new = tuple.__new__  # an Envelope without NamedTuple's keyword handling: this runs for every event
+
+
 def unpack(data: bytes) -> Envelope:
     version, ts, sender, audience, size, rest = data.split(b"|", 5)
+    if size == b"0":
+        return _new(Envelope, (int(version), float(ts), sender.decode(), rest, audience.decode() if audience else None,
+                               b""))
     n = int(size)
-    return Envelope(int(version), float(ts), sender.decode(), rest[n:], audience.decode() or None, rest[:n])
+    return _new(Envelope, (int(version), float(ts), sender.decode(), rest[n:], audience.decode() if audience else None,
+                           rest[:n]))
 
 
 def peek_version(data: bytes) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from tableforge.domain import audience
 from tableforge.domain.audience import Logged, Routing, View
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
@@ -127,7 +128,7 @@ class Hub:
             await asyncio.shield(room.ready)
         room.members[conn] = PENDING
         room.pending[conn] = []
-        room.views[conn] = view
+        room.set_view(conn, view)
         conn.rooms[room_id] = view.role
 
     def review(self, conn: Connection, room_id: str, view: View) -> bool:
@@ -138,7 +139,7 @@ class Hub:
             return False
         room.members[conn] = PENDING
         room.pending[conn] = []
-        room.views[conn] = view
+        room.set_view(conn, view)
         return True
 
     def view_of(self, conn: Connection, room_id: str) -> View | None:
@@ -166,7 +167,7 @@ class Hub:
             return
         room.members.pop(conn, None)
         room.pending.pop(conn, None)
-        room.views.pop(conn, None)
+        room.set_view(conn, None)
         room.told.discard(conn)
         if not room.members:
             del self.rooms[room_id]
@@ -412,6 +413,7 @@ class Hub:
                    if room.behind_since is not None and now - room.behind_since > self.stall_after]
         self.stalled = [room.room_id for room in stalled]
         metrics.HUB_STALLED_ROOMS.set(len(stalled))
+        metrics.AUDIENCE_CACHE.set(audience.cached())
         for room in stalled:
             if room.filler is None or room.filler.done():
                 self._ensure_filler(room, 0.0)  # recover by itself

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import orjson
 
-from tableforge.domain.audience import Routing, View
+from tableforge.domain.audience import View, selector_for
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.envelope import Envelope
 
@@ -28,21 +28,26 @@ class RoomObserver(Protocol):
     """Sees each stored room event this instance delivers, in version order (e.g. the preview
     check's token owner index, realtime/room_tokens.py). Must not block and must not raise."""
 
-    def delivered(self, room_id: str, version: int, body: str, routing: Routing) -> None:
-        """`body`: the main (full) body; `routing`: who receives what (domain/audience.py)."""
+    def delivered(self, room_id: str, version: int, body: str, audience: str | None = None,
+                  variants: bytes = b"") -> None:
+        """`body`: the main (full) body; `audience`, `variants`: who receives what (domain/audience.py,
+        `routing_of` makes a Routing of them when it is needed)."""
 
     def dropped(self, room_id: str) -> None:
         """The room's last local socket left: its events no longer come here."""
 
 
 class LocalRoom:
-    __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "members", "pending", "ready",
-                 "room_id", "told", "views")
+    __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "matches", "members",
+                 "pending", "ready", "room_id", "told", "views")
 
     def __init__(self, room_id: str) -> None:
         self.room_id = room_id
         self.members: dict[Connection, int] = {}  # connection -> cursor (PENDING while joining)
         self.views: dict[Connection, View] = {}  # what each member may see (role, scene, user)
+        # Audience -> whether every member's view matches it (then all get one frame, as for
+        # everyone). Cleared whenever a view comes, goes or changes; bounded.
+        self.matches: dict[str, bool] = {}
         # Held while joining: events (picked for the socket's view at activation) or ready frames.
         self.pending: dict[Connection, list[tuple[int, Envelope | str]]] = {}
         self.expected = 0
@@ -54,6 +59,24 @@ class LocalRoom:
         self.told: set[Connection] = set()  # sockets sent `room.resync` during this catch-up
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+
+    def set_view(self, conn: Connection, view: View | None) -> None:
+        if view is None:
+            self.views.pop(conn, None)
+        else:
+            self.views[conn] = view
+        self.matches.clear()
+
+    def all_match(self, audience: str) -> bool:
+        """Whether every member (joining ones included) is selected by `audience`."""
+        found = self.matches.get(audience)
+        if found is None:
+            selector = selector_for(audience)
+            found = all(selector.matches(view) for view in self.views.values())
+            if len(self.matches) >= 64:
+                self.matches.clear()
+            self.matches[audience] = found
+        return found
 
     def note(self, version: int) -> None:
         """`version` exists: the room must reach it."""

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from tableforge.domain import events as ev
-from tableforge.domain.audience import Routing, selector_for
+from tableforge.domain.audience import Routing, routing_of, selector_for
 from tableforge.domain.fog import Fog
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
@@ -108,10 +108,12 @@ class RoomTokens:
         return len(self._rooms)
 
     # -- fed by the hub (must not raise, must not block) ---------------------------------------
-    def delivered(self, room_id: str, version: int, body: str, routing: Routing = Routing()) -> None:
+    def delivered(self, room_id: str, version: int, body: str, audience: str | None = None,
+                  variants: bytes = b"") -> None:
         room = self._rooms.get(room_id)
         if room is None:
             return
+        routing = routing_of(audience, variants)
         if room.loading is not None:
             if room.held is not None:  # every version (to see gaps), the body only when it matters
                 if len(room.held) < self.max_held:

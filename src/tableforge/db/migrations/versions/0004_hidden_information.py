@@ -61,8 +61,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_scenes_room_position", "scenes", ["room_id", "position"])
     op.create_index(op.f("ix_scenes_map_asset_id"), "scenes", ["map_asset_id"])
-    # Plain ADD COLUMN, never a batch (table rebuild) on game_rooms: with SQLite's foreign keys on,
-    # dropping the old copy of a table that others reference with ON DELETE CASCADE empties them.
+    # Plain ADD COLUMN, never a batch (table rebuild) on game_rooms or game_assets: with SQLite's
+    # foreign keys on, dropping the old copy of a table that others reference with ON DELETE CASCADE
+    # empties them. board_tokens is referenced by nothing, so its batch is safe.
     op.add_column("game_rooms", sa.Column("players_scene_id", _UUID, nullable=True))
     op.add_column("game_rooms", sa.Column("spectator_invite_code", sa.String(length=16), nullable=True))
     op.add_column("game_rooms", sa.Column("fog_free", sa.Boolean(), server_default=sa.true(), nullable=False))
@@ -86,27 +87,27 @@ def upgrade() -> None:
 
 
 def _fill_existing_rooms() -> None:
-    """One scene per existing room, holding its tokens, and a spectator code. In batches of 500."""
+    """One scene per existing room, holding its tokens, and a spectator code. Room ids are used as
+    they are stored (compared raw); new ids are bound as the app binds them (its UUID type), so they
+    are stored in the form the app reads and compares (32 hex digits on SQLite, native on PostgreSQL)."""
     bind = op.get_bind()
-    scenes = sa.table("scenes", sa.column("id", _UUID), sa.column("room_id", _UUID), sa.column("name"),
-                      sa.column("position"), sa.column("grid", _JSON), sa.column("fog", _JSON),
-                      sa.column("fog_count"), sa.column("created_at"))
+    insert = sa.text(
+        "INSERT INTO scenes (id, room_id, name, position, grid, fog, fog_count, fog_version, created_at) "
+        "VALUES (:id, :room, 'Scene 1', 0, :grid, :fog, 0, 0, :at)").bindparams(
+        sa.bindparam("id", type_=_UUID), sa.bindparam("grid", type_=_JSON), sa.bindparam("fog", type_=_JSON),
+        sa.bindparam("at", type_=sa.DateTime(timezone=True)))
+    point = sa.text("UPDATE game_rooms SET players_scene_id = :scene, spectator_invite_code = :code "
+                    "WHERE id = :room").bindparams(sa.bindparam("scene", type_=_UUID))
+    move = sa.text("UPDATE board_tokens SET scene_id = :scene WHERE room_id = :room").bindparams(
+        sa.bindparam("scene", type_=_UUID))
     now = datetime.now(UTC)
     taken: set[str] = set()
-    rooms = [str(row[0]) for row in bind.execute(sa.text("SELECT id FROM game_rooms ORDER BY created_at, id"))]
-    for start in range(0, len(rooms), 500):
-        chunk = rooms[start : start + 500]
-        made = []
-        for room_id in chunk:
-            code = _code(taken)
-            made.append({"id": str(uuid.uuid4()), "room_id": room_id, "name": "Scene 1", "position": 0,
-                         "grid": _GRID, "fog": _FOG, "fog_count": 0, "created_at": now, "code": code})
-        bind.execute(sa.insert(scenes), [{k: v for k, v in m.items() if k != "code"} for m in made])
-        for m in made:
-            bind.execute(sa.text("UPDATE game_rooms SET players_scene_id = :scene, spectator_invite_code = :code "
-                                 "WHERE id = :room"), {"scene": m["id"], "code": m["code"], "room": m["room_id"]})
-            bind.execute(sa.text("UPDATE board_tokens SET scene_id = :scene WHERE room_id = :room"),
-                         {"scene": m["id"], "room": m["room_id"]})
+    rooms = [row[0] for row in bind.execute(sa.text("SELECT id FROM game_rooms ORDER BY created_at, id"))]
+    for room in rooms:
+        scene = str(uuid.uuid4())
+        bind.execute(insert, {"id": scene, "room": room, "grid": _GRID, "fog": _FOG, "at": now})
+        bind.execute(point, {"scene": scene, "code": _code(taken), "room": room})
+        bind.execute(move, {"scene": scene, "room": room})
 
 
 def _code(taken: set[str]) -> str:
@@ -126,8 +127,7 @@ def downgrade() -> None:
         batch.drop_column("to_users")
         batch.drop_column("audience")
         batch.drop_column("visibility")
-    with op.batch_alter_table("game_assets") as batch:
-        batch.drop_column("hidden")
+    op.execute("ALTER TABLE game_assets DROP COLUMN hidden")  # not a batch: tokens reference game_assets
     op.drop_index("ix_board_tokens_scene_order", "board_tokens")
     with op.batch_alter_table("board_tokens") as batch:
         batch.drop_constraint(op.f("fk_board_tokens_scene_id_scenes"), type_="foreignkey")
