@@ -181,6 +181,11 @@ export class RoomState {
         for (const token of [...this.tokens.values()]) {
           if (token.asset_id === event.asset_id) this.tokens.delete(token.id);
         }
+        if (this.scene?.map?.asset_id === event.asset_id) {
+          // a deleted map leaves its scene without one (docs/protocol.md, "Other details")
+          this.scene = { ...this.scene, map: null };
+          this.emit("scene", { switched: false });
+        }
         this.emit("assets");
         this.emit("tokens", { reset: true });
         break;
