@@ -195,8 +195,12 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
     expect(_token(watcher, hero)).to_have_count(0)
     expect(_token(gm, hero)).to_have_class(re.compile(r"\bis-fogged\b"))
     expect(player.locator(".board-fog")).to_have_attribute("data-shapes", "1")
-    assert player.evaluate("getComputedStyle(document.querySelector('.board-fog .fog-cover')).fillOpacity") == "1"
-    assert float(gm.evaluate("getComputedStyle(document.querySelector('.board-fog .fog-cover')).fillOpacity")) < 1
+    # what the canvas shows where the hero stands: fog, opaque for the player, see-through for the GM
+    hero_at = gm.evaluate("(id) => { const t = window.tableforge.state.tokens.get(id); return [t.x, t.y]; }", hero)
+    assert player.evaluate("([x, y]) => window.tableforge.board.fog.drawnAt(x, y)", hero_at) is True
+    assert gm.evaluate("([x, y]) => window.tableforge.board.fog.drawnAt(x, y)", hero_at) is True
+    assert player.evaluate("getComputedStyle(document.querySelector('.board-fog')).opacity") == "1"
+    assert float(gm.evaluate("getComputedStyle(document.querySelector('.board-fog')).opacity")) < 1
     gm.click("#fog-reveal-all")  # confirmed in the dialog
     expect(_token(player, hero)).to_be_visible()
     expect(player.locator(".board-fog")).to_have_attribute("data-shapes", "0")
@@ -214,6 +218,8 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
     gm.mouse.dblclick(hx + 10, hy + 90)
     expect(_token(player, hero)).to_be_visible()
     assert _fog_shapes(player) == 1
+    assert player.evaluate("([x, y]) => window.tableforge.board.fog.drawnAt(x, y)", hero_at) is False
+    assert player.evaluate("([x, y]) => window.tableforge.board.fog.drawnAt(x + 150, y)", hero_at) is True
     gm.keyboard.press("Escape")  # puts the tool down
     # the pictures: the GM sees the fog dark but see-through and the hidden tokens faded; the
     # player sees opaque fog around the revealed polygon, and only the hero

@@ -75,6 +75,10 @@ export class Board {
     this.viewport.style.backgroundSize = grid.size;
     this.viewport.style.backgroundPosition = grid.position;
     this.viewport.dataset.zoom = zoom.toFixed(2);
+    const rect = this.viewport.getBoundingClientRect();
+    if (rect.width) {
+      this.fog.fitTo({ x: -x / zoom, y: -y / zoom, width: rect.width / zoom, height: rect.height / zoom }, zoom, rect);
+    }
     this.tool?.onView?.();
   }
 
