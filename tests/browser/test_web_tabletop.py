@@ -10,96 +10,26 @@ dir both pages reconnect by themselves with the board intact. Screenshots go to 
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser.pages import CHROMIUM
+
 if not os.path.exists(CHROMIUM) and os.environ.get("CI") != "true":
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from PIL import Image, ImageDraw  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.cluster import Cluster  # noqa: E402
-from tests.support.server import ServerProcess  # noqa: E402
+from tests.browser.pages import ARTIFACTS, PASSWORD, TIMEOUT_MS, _page, _png, _register
+from tests.support.server import ServerProcess
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "table-secret-1"
-TIMEOUT_MS = 15_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module", params=["embedded", "two-instances"])
-def instances(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[list[ServerProcess]]:
-    """The servers the two pages use: the GM's page talks to the first, the player's to the last,
-    and the last is the one restarted. Once one embedded-mode server; once a 2-instance scale-out
-    cluster (PostgreSQL + Redis), each player on a different instance."""
-    data = tmp_path_factory.mktemp(f"web-{request.param}")
-    if request.param == "embedded":
-        proc = ServerProcess(_free_port(), {"TABLEFORGE_DATA_DIR": str(data)}, name="web")
-        proc.start()
-        yield [proc]
-        proc.stop()
-        return
-    cluster = Cluster(2, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"), data).start()
-    yield cluster.servers
-    cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
-
-
-def _register(base_url: str, name: str) -> dict[str, Any]:
-    r = httpx.post(f"{base_url}/api/auth/register", json={"username": name, "password": PASSWORD}, timeout=10)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-def _png(color: tuple[int, int, int], size: tuple[int, int] = (96, 96)) -> bytes:
-    img = Image.new("RGB", size, color)
-    draw = ImageDraw.Draw(img)
-    draw.ellipse((8, 8, size[0] - 8, size[1] - 8), fill=(250, 210, 40), outline=(0, 0, 0), width=3)
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()
-
-
-def _page(browser: Browser, account: dict[str, Any], errors: list[str]) -> Page:
-    """A context already signed in: the token and user in localStorage, as the page keeps them."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    token, user = json.dumps(account["token"]), json.dumps(json.dumps(account["user"]))
-    context.add_init_script(f"localStorage.setItem('tableforge.token', {token});"
-                            f"localStorage.setItem('tableforge.user', {user});")
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    name = account["user"]["username"]
-    page.on("pageerror", lambda exc: errors.append(f"{name}: {exc}"))
-    # The page is served with a strict Content-Security-Policy (api/edge.py): Chromium reports
-    # anything it blocks on the console ("Refused to ... Content Security Policy ...").
-    page.on("console", lambda msg: errors.append(f"{name}: {msg.text}")
-            if "Content Security Policy" in msg.text else None)
-    return page
+# The servers (`instances`: embedded, then two scale-out instances) and Chromium (`browser`) are
+# shared with the other browser tests: tests/browser/conftest.py.
 
 
 def _token_state(page: Page, token_id: str) -> dict[str, Any] | None:

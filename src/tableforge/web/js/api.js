@@ -102,12 +102,15 @@ export const api = {
     request("POST", "/api/rooms", { json: gameSystemId ? { name, game_system_id: gameSystemId } : { name } }),
   joinRoom: (inviteCode) => request("POST", "/api/rooms/join", { json: { invite_code: inviteCode } }),
   room: (roomId) => request("GET", `/api/rooms/${encodeURIComponent(roomId)}`),
+  players: (roomId) => request("GET", `/api/rooms/${encodeURIComponent(roomId)}/players`),
   closeRoom: (roomId) => request("DELETE", `/api/rooms/${encodeURIComponent(roomId)}`),
-  uploadAsset: (roomId, file, name) => {
+  uploadAsset: (roomId, file, name, { hidden = false } = {}) => {
     const form = new FormData();
     form.append("file", file);
     if (name) form.append("name", name);
+    if (hidden) form.append("hidden", "true"); // GM only: on the GM layer, players never see it
     return request("POST", `/api/rooms/${encodeURIComponent(roomId)}/assets`, { form });
   },
+  setAssetHidden: (assetId, hidden) => request("PATCH", `/api/assets/${encodeURIComponent(assetId)}`, { json: { hidden } }),
   deleteAsset: (assetId) => request("DELETE", `/api/assets/${encodeURIComponent(assetId)}`),
 };

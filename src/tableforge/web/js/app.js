@@ -74,7 +74,7 @@ async function route() {
     sessionStorage.removeItem(PENDING_JOIN);
     try {
       const joined = await api.joinRoom(pending);
-      toast(`You joined ${joined.name}.`, "info");
+      toast(joined.role === "spectator" ? `You are watching ${joined.name} as a spectator.` : `You joined ${joined.name}.`, "info");
       location.hash = `room=${joined.id}`;
       return; // hashchange routes again
     } catch (err) {

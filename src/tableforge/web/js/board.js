@@ -1,18 +1,24 @@
 // The board: a DOM world layer under a pan/zoom transform. Tokens are focusable elements
 // (tab to one, arrow keys move it). Dragging sends throttled preview moves and one committed
 // move on drop; changes to one token are queued so each carries the right `if_version`.
+//
+// Layers of the world, bottom up: the scene's map (its background image, top-left at 0,0), map
+// tokens (z_index <= MAP_LAYER), the fog (fog.js), the other tokens, others' pointers. The GM
+// sees hidden tokens (GM layer, hidden image) faded, and may hide them (`showHidden`). Input is
+// in board-input.js; the grid is drawn from the scene's settings (grid.js).
 
+import { BoardInput } from "./board-input.js";
+import { Others } from "./board-others.js";
+import { FogLayer } from "./fog.js";
+import { gridBackground } from "./gridlines.js";
 import { clamp, h, toast, describeError } from "./util.js";
 
-const PREVIEW_INTERVAL_MS = 50; // at most 20 preview frames per second per drag
-const POINTER_INTERVAL_MS = 100;
-const REMOTE_DRAG_TIMEOUT_MS = 2000;
-const POINTER_TIMEOUT_MS = 3000;
 const MAP_LAYER = -1000; // tokens at or below this z_index are maps: pointer drags pan over them
-const GRID = 50;
-const STEP = 10;
-const BIG_STEP = 50;
 const TOKEN_SIZE = 70;
+// CSS z-index: map tokens end at 999_000, the fog sits at 999_001, other tokens start at 999_002.
+const MAP_Z_BASE = 1_000_000;
+const TOKEN_Z_BASE = 1_000_002;
+const FOG_Z = 999_001;
 const MIN_ZOOM = 0.1;
 const MAX_ZOOM = 5;
 
@@ -23,25 +29,31 @@ export class Board {
     this.socket = socket;
     this.onSelect = onSelect || (() => {});
     this.world = h("div", { class: "board-world" });
+    this.mapEl = h("img", { class: "scene-map", alt: "", draggable: "false", hidden: true });
+    this.fog = new FogLayer();
+    this.fog.el.style.zIndex = String(FOG_Z);
     this.pointerLayer = h("div", { class: "board-pointers", "aria-hidden": "true" });
-    this.world.append(this.pointerLayer);
+    this.world.append(this.mapEl, this.fog.el, this.pointerLayer);
     this.viewport.replaceChildren(this.world);
     this.view = { x: 0, y: 0, zoom: 1 };
     this.fitted = false;
     this.tokenEls = new Map();
     this.overrides = new Map(); // token id -> {x?, y?, rotation?, scale?, z_index?, expect?}
     this.queues = new Map(); // token id -> {inflight, patch, nextVersion, ifVersion}
-    this.remote = new Map(); // token id -> {x, y, by, timer}
-    this.pointers = new Map(); // user id -> {el, timer}
-    this.active = new Map(); // pointer id -> {x, y} on screen
-    this.gesture = null;
+    this.others = new Others(this); // others' drags and pointers (board-others.js)
+    this.dragging = null; // the token this page drags (board-input.js)
     this.selectedId = null;
     this.sharePointer = true;
-    this.lastPointerSent = 0;
-    this._bind();
+    this.showHidden = true; // GM: draw hidden tokens (faded); off shows the board nearly as players see it
+    this.newHidden = false; // GM: tokens placed from now on go on the GM layer
+    this.tool = null; // a drawing tool that takes the pointer (fogtools.js)
+    this.input = new BoardInput(this, MAP_LAYER);
     this.applyView();
     state.on("tokens", (detail) => this._onTokens(detail));
     state.on("assets", () => this.renderAll());
+    state.on("scene", () => this.renderScene());
+    state.on("fog", () => this.renderScene());
+    state.on("room", () => this.renderScene());
   }
 
   // -- coordinates ---------------------------------------------------------------------------------
@@ -58,10 +70,16 @@ export class Board {
   applyView() {
     const { x, y, zoom } = this.view;
     this.world.style.transform = `translate(${x}px, ${y}px) scale(${zoom})`;
-    const size = GRID * zoom;
-    this.viewport.style.backgroundSize = `${size}px ${size}px`;
-    this.viewport.style.backgroundPosition = `${x}px ${y}px`;
+    const grid = gridBackground(this.state.scene?.grid, zoom, x, y);
+    this.viewport.style.backgroundImage = grid.image;
+    this.viewport.style.backgroundSize = grid.size;
+    this.viewport.style.backgroundPosition = grid.position;
     this.viewport.dataset.zoom = zoom.toFixed(2);
+    const rect = this.viewport.getBoundingClientRect();
+    if (rect.width) {
+      this.fog.fitTo({ x: -x / zoom, y: -y / zoom, width: rect.width / zoom, height: rect.height / zoom }, zoom, rect);
+    }
+    this.tool?.onView?.();
   }
 
   zoomAt(factor, clientX, clientY) {
@@ -81,22 +99,26 @@ export class Board {
     this.applyView();
   }
 
-  /** Centre the view on the tokens (or on the origin when the board is empty). */
+  /** Centre the view on the map and tokens (or on the origin when the board is empty). */
   fit() {
     const rect = this.viewport.getBoundingClientRect();
-    const tokens = [...this.state.tokens.values()];
-    if (!tokens.length || !rect.width) {
+    const boxes = [...this.state.tokens.values()].filter((t) => this.visible(t)).map((t) => {
+      const { w, hgt } = this._size(t);
+      return [t.x - w / 2, t.y - hgt / 2, t.x + w / 2, t.y + hgt / 2];
+    });
+    const map = this.state.scene?.map;
+    if (map) boxes.push([0, 0, map.width, map.height]);
+    if (!boxes.length || !rect.width) {
       this.view = { x: rect.width / 2, y: rect.height / 2, zoom: 1 };
       this.applyView();
       return;
     }
     let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    for (const t of tokens) {
-      const { w, hgt } = this._size(t);
-      minX = Math.min(minX, t.x - w / 2);
-      maxX = Math.max(maxX, t.x + w / 2);
-      minY = Math.min(minY, t.y - hgt / 2);
-      maxY = Math.max(maxY, t.y + hgt / 2);
+    for (const [x0, y0, x1, y1] of boxes) {
+      minX = Math.min(minX, x0);
+      maxX = Math.max(maxX, x1);
+      minY = Math.min(minY, y0);
+      maxY = Math.max(maxY, y1);
     }
     const pad = 40;
     const zoom = clamp(Math.min((rect.width - pad * 2) / Math.max(1, maxX - minX),
@@ -112,10 +134,15 @@ export class Board {
     return { w: (asset?.width || TOKEN_SIZE) * scale, hgt: (asset?.height || TOKEN_SIZE) * scale };
   }
 
+  /** Whether the board draws this token (a GM may choose not to see the hidden ones). */
+  visible(token) {
+    return this.showHidden || !this.state.isHidden(token);
+  }
+
   /** What the page shows for a token: the stored state, our pending change, or someone's drag. */
   shown(id) {
     const token = this.state.tokens.get(id);
-    if (!token) return null;
+    if (!token || !this.visible(token)) return null;
     const override = this.overrides.get(id);
     if (override) {
       const queue = this.queues.get(id);
@@ -125,12 +152,19 @@ export class Board {
       }
       this.overrides.delete(id);
     }
-    const remote = this.remote.get(id);
+    const remote = this.others.drag(id);
     if (remote) return { ...token, x: remote.x, y: remote.y, _remoteBy: remote.by };
     return token;
   }
 
   _onTokens(detail = {}) {
+    if (detail.switched) {
+      // another scene on the board: nothing of the old one carries over
+      this.others.reset();
+      this.overrides.clear();
+      this.queues.clear();
+      this.fitted = false;
+    }
     if (detail.reset || !detail.id) {
       this.renderAll();
       if (!this.fitted && this.viewport.getBoundingClientRect().width) {
@@ -139,8 +173,8 @@ export class Board {
       }
       return;
     }
-    const remote = this.remote.get(detail.id);
-    if (remote && (detail.type !== "token.moved" || remote.by === detail.by)) this._clearRemote(detail.id);
+    const remote = this.others.drag(detail.id);
+    if (remote && (detail.type !== "token.moved" || remote.by === detail.by)) this.others.clearDrag(detail.id);
     if (detail.type === "token.removed") {
       this.overrides.delete(detail.id);
       this.queues.delete(detail.id);
@@ -148,9 +182,29 @@ export class Board {
     this.renderAll();
   }
 
+  /** The scene's map, grid and fog. */
+  renderScene() {
+    const scene = this.state.scene;
+    const map = scene?.map;
+    if (map) {
+      if (this.mapEl.getAttribute("src") !== map.url) this.mapEl.setAttribute("src", map.url);
+      this.mapEl.style.width = `${map.width}px`;
+      this.mapEl.style.height = `${map.height}px`;
+      this.mapEl.hidden = false;
+    } else {
+      this.mapEl.removeAttribute("src");
+      this.mapEl.hidden = true;
+    }
+    this.fog.render(scene?.fog, { gm: this.state.isGm });
+    this.viewport.dataset.sceneId = this.state.sceneId || "";
+    this.applyView();
+    this.renderAll(); // the GM's "under fog" marks
+  }
+
   renderAll() {
     const seen = new Set();
     const order = [...this.state.tokens.values()]
+      .filter((t) => this.visible(t))
       .map((t, i) => ({ t, i }))
       .sort((a, b) => (this.shown(a.t.id)?.z_index ?? 0) - (this.shown(b.t.id)?.z_index ?? 0) || a.i - b.i)
       .map(({ t }) => t.id);
@@ -174,7 +228,7 @@ export class Board {
       for (const id of order) this.world.insertBefore(this.tokenEls.get(id), this.pointerLayer);
       if (focused && focused.classList?.contains("token") && document.activeElement !== focused) focused.focus();
     }
-    this.viewport.classList.toggle("is-empty", this.state.tokens.size === 0);
+    this.viewport.classList.toggle("is-empty", seen.size === 0 && !this.state.scene?.map);
     if (this.selectedId) this.onSelect(this.selectedId);
   }
 
@@ -185,8 +239,9 @@ export class Board {
     const asset = this.state.assets.get(token.asset_id);
     if (!el) {
       el = h("div", { class: "token", tabindex: "0", role: "button", dataset: { id } });
-      el.append(h("img", { alt: "", draggable: "false" }), h("span", { class: "token-badge", "aria-hidden": "true" }));
-      el.addEventListener("keydown", (event) => this._onKey(event, id));
+      el.append(h("img", { alt: "", draggable: "false" }), h("span", { class: "token-flag", "aria-hidden": "true" }),
+        h("span", { class: "token-badge", "aria-hidden": "true" }));
+      el.addEventListener("keydown", (event) => this.input.tokenKey(event, id));
       el.addEventListener("focus", () => this.select(id));
       this.tokenEls.set(id, el);
       this.world.insertBefore(el, this.pointerLayer);
@@ -201,22 +256,29 @@ export class Board {
     el.style.width = `${w}px`;
     el.style.height = `${hgt}px`;
     el.style.transform = `translate(${token.x - w / 2}px, ${token.y - hgt / 2}px) rotate(${token.rotation || 0}deg)`;
-    el.style.zIndex = String(token.z_index + 1_000_001);
-    const mine = this.state.canChange(token);
     const isMap = token.z_index <= MAP_LAYER;
+    el.style.zIndex = String(token.z_index + (isMap ? MAP_Z_BASE : TOKEN_Z_BASE));
+    const mine = this.state.canChange(token);
+    const gm = this.state.isGm;
+    const hidden = gm && this.state.isHidden(token);
+    const underFog = gm && !hidden && this.state.isFogged(token);
+    el.classList.toggle("is-hidden", hidden);
+    el.classList.toggle("is-fogged", underFog);
+    el.querySelector(".token-flag").textContent = hidden ? "hidden" : underFog ? "under fog" : "";
     el.classList.toggle("is-map", isMap);
     el.classList.toggle("is-mine", mine);
     el.classList.toggle("is-selected", this.selectedId === id);
     el.classList.toggle("is-remote-drag", !!token._remoteBy);
     el.classList.toggle("is-local", !!token._local);
-    const badge = el.lastElementChild;
+    const badge = el.querySelector(".token-badge");
     badge.textContent = token._remoteBy ? `${this.state.username(token._remoteBy)} is moving this` : "";
     const name = asset?.name || "token";
     const owner = this.state.username(token.owner_id);
     el.setAttribute("aria-label", `${isMap ? "Map" : "Token"} ${name}, placed by ${owner}, at ${Math.round(token.x)}, ${Math.round(token.y)}`
+      + (hidden ? ", hidden from players" : "") + (underFog ? ", under fog: players cannot see it" : "")
       + (token._remoteBy ? `, being moved by ${this.state.username(token._remoteBy)}` : "")
-      + (mine ? ". Arrow keys move it; R rotates; + and - resize; Delete removes." : "."));
-    el.title = `${name} (${owner})`;
+      + (mine ? `. Arrow keys move it; R rotates; + and - resize; Delete removes${gm ? "; H hides or reveals it" : ""}.` : "."));
+    el.title = `${name} (${owner})${hidden ? " — hidden from players" : underFog ? " — under fog" : ""}`;
     el.dataset.x = String(Math.round(token.x));
     el.dataset.y = String(Math.round(token.y));
   }
@@ -239,13 +301,17 @@ export class Board {
     if (el) el.focus({ preventScroll: true });
   }
 
+  onEphemeral(event) {
+    this.others.onEphemeral(event);
+  }
+
   // -- changing tokens ----------------------------------------------------------------------------
   /** Queue a change; at most one request per token in flight, later changes merge. */
   change(id, patch, { ifVersion } = {}) {
     const token = this.state.tokens.get(id);
     if (!token) return;
     if (!this.state.canChange(token)) {
-      toast(describeError({ code: "not_token_owner" }));
+      toast(describeError({ code: this.state.isSpectator ? "spectator_read_only" : "not_token_owner" }));
       return;
     }
     const queue = this.queues.get(id) || { inflight: false, patch: null, nextVersion: null, ifVersion: null };
@@ -317,11 +383,18 @@ export class Board {
     this.change(id, { z_index: z });
   }
 
+  /** GM: put a token on the GM layer (players stop seeing it) or take it off. */
+  toggleHidden(id) {
+    const token = this.state.tokens.get(id);
+    if (!token || !this.state.isGm) return;
+    this.change(id, { hidden: !token.hidden });
+  }
+
   remove(id) {
     const token = this.state.tokens.get(id);
     if (!token) return;
     if (!this.state.canChange(token)) {
-      toast(describeError({ code: "not_token_owner" }));
+      toast(describeError({ code: this.state.isSpectator ? "spectator_read_only" : "not_token_owner" }));
       return;
     }
     const next = this._neighbour(id);
@@ -339,7 +412,7 @@ export class Board {
   }
 
   /** Put an asset on the board as a token (or a map, under everything). */
-  place(asset, { asMap = false, at } = {}) {
+  place(asset, { asMap = false, at, hidden } = {}) {
     const where = at || this.viewCenter();
     const longest = Math.max(asset.width || TOKEN_SIZE, asset.height || TOKEN_SIZE);
     let scale = asMap ? 1 : clamp(TOKEN_SIZE / longest, 0.01, 100);
@@ -349,9 +422,11 @@ export class Board {
     if (asMap) z = Math.min(MAP_LAYER, ...zs.filter((v) => v <= MAP_LAYER).map((v) => v - 1));
     else z = Math.max(0, ...zs.filter((v) => v > MAP_LAYER).map((v) => v + 1));
     z = clamp(z, -1_000_000, 1_000_000);
-    return this.socket.request("token.add", {
+    const message = {
       asset_id: asset.id, x: Math.round(where.x), y: Math.round(where.y), scale: Math.round(scale * 1000) / 1000, z_index: z,
-    }, { asEvent: (ack) => ack.token && { type: "token.added", token: ack.token, by: this.state.me.id } })
+    };
+    if (this.state.isGm && (hidden ?? this.newHidden)) message.hidden = true;
+    return this.socket.request("token.add", message, { asEvent: (ack) => ack.token && { type: "token.added", token: ack.token, by: this.state.me.id } })
       .then((ack) => {
         if (ack.token) {
           this.select(ack.token.id);
@@ -359,253 +434,5 @@ export class Board {
         }
         return ack.token;
       });
-  }
-
-  // -- other people -----------------------------------------------------------------------------------
-  onEphemeral(event) {
-    if (event.type === "token.moving") {
-      if (!this.state.tokens.has(event.token_id) || this.dragging?.id === event.token_id) return;
-      const entry = this.remote.get(event.token_id) || {};
-      clearTimeout(entry.timer);
-      const timer = setTimeout(() => this._clearRemote(event.token_id), REMOTE_DRAG_TIMEOUT_MS);
-      this.remote.set(event.token_id, { x: event.x, y: event.y, by: event.by, timer });
-      this.renderToken(event.token_id);
-    } else if (event.type === "pointer") {
-      this._showPointer(event.user_id || event.by, event.x, event.y);
-    }
-  }
-
-  _clearRemote(id) {
-    const entry = this.remote.get(id);
-    if (!entry) return;
-    clearTimeout(entry.timer);
-    this.remote.delete(id);
-    this.renderToken(id);
-  }
-
-  _showPointer(userId, x, y) {
-    if (!userId || userId === this.state.me.id) return;
-    let entry = this.pointers.get(userId);
-    if (!entry) {
-      const el = h("div", { class: "remote-pointer" }, h("span", {}, this.state.username(userId)));
-      this.pointerLayer.append(el);
-      entry = { el, timer: null };
-      this.pointers.set(userId, entry);
-    }
-    entry.el.style.transform = `translate(${x}px, ${y}px) scale(${1 / this.view.zoom})`;
-    entry.el.hidden = false;
-    clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => {
-      entry.el.hidden = true;
-    }, POINTER_TIMEOUT_MS);
-  }
-
-  // -- input --------------------------------------------------------------------------------------------
-  _bind() {
-    const vp = this.viewport;
-    vp.addEventListener("pointerdown", (e) => this._down(e));
-    vp.addEventListener("pointermove", (e) => this._move(e));
-    vp.addEventListener("pointerup", (e) => this._up(e));
-    vp.addEventListener("pointercancel", (e) => this._up(e, true));
-    vp.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      const factor = Math.exp(-clamp(e.deltaY, -100, 100) * 0.0025);
-      this.zoomAt(factor, e.clientX, e.clientY);
-    }, { passive: false });
-    vp.addEventListener("keydown", (e) => {
-      if (e.target !== vp) return;
-      const pan = e.shiftKey ? 200 : 60;
-      const moves = { ArrowLeft: [pan, 0], ArrowRight: [-pan, 0], ArrowUp: [0, pan], ArrowDown: [0, -pan] };
-      if (moves[e.key]) {
-        e.preventDefault();
-        this.panBy(...moves[e.key]);
-      } else if (e.key === "+" || e.key === "=") this.zoomAt(1.2);
-      else if (e.key === "-") this.zoomAt(1 / 1.2);
-    });
-    let last = null;
-    new ResizeObserver(() => {
-      const rect = vp.getBoundingClientRect();
-      if (!rect.width) return;
-      if (!this.fitted && this.state.room) {
-        this.fitted = true;
-        this.fit();
-      } else if (last) {
-        // keep what was in the middle in the middle (phone rotation, side panel changes)
-        this.panBy((rect.width - last.width) / 2, (rect.height - last.height) / 2);
-      }
-      last = { width: rect.width, height: rect.height };
-    }).observe(vp);
-  }
-
-  _tokenAt(target) {
-    const el = target.closest?.(".token");
-    return el && this.world.contains(el) ? el.dataset.id : null;
-  }
-
-  _down(e) {
-    if (e.button !== undefined && e.button > 1) return;
-    this.active.set(e.pointerId, { x: e.clientX, y: e.clientY });
-    try {
-      this.viewport.setPointerCapture(e.pointerId);
-    } catch {
-      // synthetic events may not be capturable
-    }
-    if (this.active.size === 2) {
-      // a second finger: pinch zoom instead of whatever the first one started
-      this._cancelDrag();
-      const [a, b] = [...this.active.values()];
-      this.gesture = { kind: "pinch", dist: Math.hypot(a.x - b.x, a.y - b.y) };
-      return;
-    }
-    if (this.active.size > 2) return;
-    const id = this._tokenAt(e.target);
-    const token = id && this.shown(id);
-    if (token && this.state.canChange(token) && token.z_index > MAP_LAYER && e.button === 0) {
-      e.preventDefault();
-      const start = this.toWorld(e.clientX, e.clientY);
-      this.gesture = { kind: "token", id, start, origin: { x: token.x, y: token.y }, moved: false, sx: e.clientX, sy: e.clientY };
-      this.dragging = { id, version: this.state.tokens.get(id).version, lastSent: 0, timer: null, pending: null };
-      this.select(id);
-      this.focusToken(id);
-    } else {
-      this.gesture = { kind: "pan", x: e.clientX, y: e.clientY, sx: e.clientX, sy: e.clientY, moved: false, id };
-    }
-  }
-
-  _move(e) {
-    if (this.active.has(e.pointerId)) this.active.set(e.pointerId, { x: e.clientX, y: e.clientY });
-    const g = this.gesture;
-    if (!g) {
-      this._sharePointer(e);
-      return;
-    }
-    if (g.kind === "pinch") {
-      if (this.active.size < 2) return;
-      const [a, b] = [...this.active.values()];
-      const dist = Math.hypot(a.x - b.x, a.y - b.y);
-      if (g.dist > 0) this.zoomAt(dist / g.dist, (a.x + b.x) / 2, (a.y + b.y) / 2);
-      g.dist = dist;
-      return;
-    }
-    if (!g.moved && Math.hypot(e.clientX - g.sx, e.clientY - g.sy) < 4) return;
-    g.moved = true;
-    if (g.kind === "pan") {
-      this.panBy(e.clientX - g.x, e.clientY - g.y);
-      g.x = e.clientX;
-      g.y = e.clientY;
-      return;
-    }
-    // dragging a token
-    const at = this.toWorld(e.clientX, e.clientY);
-    const x = Math.round(g.origin.x + at.x - g.start.x);
-    const y = Math.round(g.origin.y + at.y - g.start.y);
-    this.overrides.set(g.id, { ...(this.overrides.get(g.id) || {}), x, y, expect: null });
-    this.renderToken(g.id);
-    this.tokenEls.get(g.id)?.classList.add("is-dragging");
-    this._preview(g.id, x, y);
-    this._sharePointer(e);
-  }
-
-  /** Throttle preview frames to one per PREVIEW_INTERVAL_MS, always sending the latest spot. */
-  _preview(id, x, y) {
-    const d = this.dragging;
-    if (!d) return;
-    d.pending = { x, y };
-    const wait = d.lastSent + PREVIEW_INTERVAL_MS - performance.now();
-    if (wait <= 0) {
-      this._sendPreview();
-    } else if (!d.timer) {
-      d.timer = setTimeout(() => {
-        d.timer = null;
-        this._sendPreview();
-      }, wait);
-    }
-  }
-
-  _sendPreview() {
-    const d = this.dragging;
-    if (!d || !d.pending) return;
-    d.lastSent = performance.now();
-    this.socket.send("token.move", { token_id: d.id, x: d.pending.x, y: d.pending.y, preview: true });
-    this.previewsSent = (this.previewsSent || 0) + 1;
-    d.pending = null;
-  }
-
-  _up(e, cancelled = false) {
-    this.active.delete(e.pointerId);
-    const g = this.gesture;
-    if (!g) return;
-    if (g.kind === "pinch") {
-      if (this.active.size === 0) this.gesture = null;
-      return;
-    }
-    this.gesture = null;
-    if (g.kind === "pan") {
-      if (!g.moved && !cancelled) {
-        if (g.id) {
-          this.select(g.id);
-          this.focusToken(g.id);
-        } else {
-          this.select(null);
-        }
-      }
-      return;
-    }
-    const d = this.dragging;
-    this.dragging = null;
-    if (d) clearTimeout(d.timer);
-    this.tokenEls.get(g.id)?.classList.remove("is-dragging");
-    if (!g.moved || cancelled) {
-      if (cancelled) this.overrides.delete(g.id);
-      this.renderToken(g.id);
-      return;
-    }
-    const override = this.overrides.get(g.id);
-    if (override) this.change(g.id, { x: override.x, y: override.y }, { ifVersion: d?.version });
-  }
-
-  _cancelDrag() {
-    if (this.gesture?.kind === "token") {
-      const id = this.gesture.id;
-      clearTimeout(this.dragging?.timer);
-      this.dragging = null;
-      this.overrides.delete(id);
-      this.tokenEls.get(id)?.classList.remove("is-dragging");
-      this.renderToken(id);
-    }
-    this.gesture = null;
-  }
-
-  _sharePointer(e) {
-    if (!this.sharePointer || e.pointerType === "touch") return;
-    const now = performance.now();
-    if (now - this.lastPointerSent < POINTER_INTERVAL_MS) return;
-    this.lastPointerSent = now;
-    const at = this.toWorld(e.clientX, e.clientY);
-    this.socket.send("pointer", { x: Math.round(at.x), y: Math.round(at.y) });
-  }
-
-  _onKey(e, id) {
-    if (e.altKey || e.ctrlKey || e.metaKey) return;
-    const step = e.shiftKey ? BIG_STEP : STEP;
-    const arrows = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
-    let handled = true;
-    if (arrows[e.key]) this.moveBy(id, ...arrows[e.key]);
-    else if (e.key === "r") this.rotateBy(id, 15);
-    else if (e.key === "R") this.rotateBy(id, -15);
-    else if (e.key === "+" || e.key === "=") this.scaleBy(id, 1.1);
-    else if (e.key === "-" || e.key === "_") this.scaleBy(id, 1 / 1.1);
-    else if (e.key === "]" || e.key === "PageUp") this.layer(id, 1);
-    else if (e.key === "[" || e.key === "PageDown") this.layer(id, -1);
-    else if (e.key === "Delete" || e.key === "Backspace") this.remove(id);
-    else if (e.key === "Enter" || e.key === " ") this.select(id);
-    else if (e.key === "Escape") {
-      this.select(null);
-      this.viewport.focus();
-    } else handled = false;
-    if (handled) {
-      e.preventDefault();
-      e.stopPropagation();
-    }
   }
 }

@@ -1,11 +1,20 @@
 // Chat and dice: the room's log (history from the join snapshot, then live events) and the
 // message box, where `/roll 2d20kh1+3` (or `/r`) rolls dice on the server: labels (`/roll 1d20+5
-// stealth`), exploding dice (3d6!), success counts (6d6>=5), Fudge dice (4dF) and repeats (3#1d20).
+// stealth`), exploding dice (3d6!), success counts (6d6>=5), Fudge dice (4dF) and repeats (3#1d20);
+// `/gmroll` (or `/gr`) rolls for the GMs' eyes only, `/selfroll` (`/sr`) for one's own, and
+// `/w name text` whispers. The server sends each message only to its audience (docs/protocol.md,
+// "Whispers and secret rolls"); this page only says who could read what.
 
 import { describeError, formatTime, h, toast } from "./util.js";
 
-const ROLL_COMMAND = /^\/(?:roll|r)\s+(.+)$/i;
+const ROLL_COMMAND = /^\/(roll|r|gmroll|gr|selfroll|sr)\s+(.+)$/i;
+const WHISPER_COMMAND = /^\/(?:w|whisper|msg)\s+(\S+)\s+([\s\S]+)$/i;
+const ROLL_VISIBILITY = { roll: null, r: null, gmroll: "gm", gr: "gm", selfroll: "self", sr: "self" };
 const MAX_SHOWN = 500;
+const MAX_RECIPIENTS = 20;
+export const HELP_TEXT = "Type a message, or: /roll 1d20+5 stealth (also /r; a label after a space), 2d20kh1 (keep "
+  + "the highest), 3d6! (sixes explode), 6d6>=5 (count 5s and 6s), 4dF (Fudge), 1d20+1d4+3, 3#1d20 (three times); "
+  + "/gmroll 1d20 (the GM sees it), /selfroll 1d20 (only you), /w name text (a whisper; several names: /w ann,bob text).";
 
 const FLAG_WORDS = {
   dropped: "dropped", exploded: "exploded", extra: "added by an explosion", capped: "explosion limit reached",
@@ -92,12 +101,15 @@ export function renderRoll(roll) {
 }
 
 export class Chat {
-  constructor({ log, form, input, state, socket }) {
+  /** `visibility`: the <select> that says who sees /roll and the dice buttons (room, gm, self). */
+  constructor({ log, form, input, state, socket, visibility, note }) {
     this.log = log;
     this.form = form;
     this.input = input;
     this.state = state;
     this.socket = socket;
+    this.visibility = visibility;
+    this.note = note;
     this.rendered = new Map(); // message id -> element
     this.history = [];
     this.historyAt = -1;
@@ -107,6 +119,29 @@ export class Chat {
     });
     input.addEventListener("keydown", (event) => this._recall(event));
     state.on("chat", (detail) => (detail?.reset ? this.renderAll() : this.add(detail.message)));
+    state.on("room", () => this._readOnly());
+    state.on("players", () => this._rerenderWhispers());
+  }
+
+  /** Spectators watch: the server refuses their messages and rolls, so the box says so. */
+  _readOnly() {
+    const spectator = this.state.isSpectator;
+    for (const el of this.form.querySelectorAll("input, button, select")) el.disabled = spectator;
+    this.input.placeholder = spectator ? "Spectators cannot chat or roll" : "Say something, /roll 2d20kh1+3, /w name text";
+    if (this.note) this.note.hidden = !spectator;
+  }
+
+  /** Names in whisper lines may arrive after the lines (the player list loads with the snapshot). */
+  _rerenderWhispers() {
+    for (const [id, el] of this.rendered) {
+      if (!el.classList.contains("msg-whisper")) continue;
+      const message = this.state.messages.get(id);
+      if (message) {
+        const fresh = this._render(message);
+        el.replaceWith(fresh);
+        this.rendered.set(id, fresh);
+      }
+    }
   }
 
   renderAll() {
@@ -141,19 +176,72 @@ export class Chat {
     }
   }
 
+  /** Who could read this line, in words (null for the whole room). */
+  _audience(message) {
+    const visibility = message.visibility || message.roll?.visibility || "room";
+    const mine = message.user_id === this.state.me.id;
+    if (visibility === "whisper") {
+      const others = (message.to || []).filter((id) => id !== message.user_id);
+      const names = others.map((id) => (id === this.state.me.id ? "you" : this.state.username(id)));
+      return { cls: "msg-whisper", words: mine ? `whisper to ${names.join(", ") || "yourself"}` : `whispers to ${names.join(", ")}` };
+    }
+    if (visibility === "gm") return { cls: "msg-secret", words: mine ? "to the GM only" : "secret roll: GM only" };
+    if (visibility === "self") return { cls: "msg-secret", words: "only you see this" };
+    return null;
+  }
+
   _render(message) {
     const mine = message.user_id === this.state.me.id;
     const who = message.username || this.state.username(message.user_id);
+    const audience = this._audience(message);
     const head = h("div", { class: "msg-head" },
       h("span", { class: "msg-user" }, who), " ",
+      audience ? h("span", { class: "msg-audience" }, audience.words) : null, audience ? " " : null,
       h("time", { class: "msg-time", datetime: message.created_at || "" }, formatTime(message.created_at)));
     const body = message.kind === "roll" && message.roll
       ? h("div", { class: "msg-body" }, h("span", { class: "visually-hidden" }, "rolled "), renderRoll(message.roll))
       : h("div", { class: "msg-body" }, message.text);
     return h("li", {
-      class: `msg msg-${message.kind || "chat"}${mine ? " msg-mine" : ""}`,
+      class: `msg msg-${message.kind || "chat"}${mine ? " msg-mine" : ""}${audience ? ` ${audience.cls}` : ""}`,
       dataset: { id: message.id, version: String(message.version || 0) },
     }, head, body);
+  }
+
+  /** Roll on the server: `visibility` room (everyone), gm (the GMs and me) or self (me). */
+  roll(notation, visibility) {
+    const me = this.state.me;
+    const payload = { notation };
+    const chosen = visibility || this.visibility?.value || "room";
+    if (chosen !== "room") payload.visibility = chosen;
+    return this.socket.request("dice.roll", payload, {
+      asEvent: (ack) => ack.roll && {
+        type: "dice.rolled", by: me.id, ts: Date.now(),
+        roll: { user_id: me.id, username: me.username, visibility: chosen, ...ack.roll },
+      },
+    });
+  }
+
+  /** `/w name[,name…] text`: the names are the room's members, in any case. */
+  whisper(names, text) {
+    const wanted = names.split(",").map((n) => n.trim().replace(/^@/, "")).filter(Boolean);
+    const ids = [];
+    const unknown = [];
+    for (const name of wanted) {
+      const member = this.state.memberByName(name);
+      if (member) {
+        if (!ids.includes(member.user.id)) ids.push(member.user.id);
+      } else unknown.push(name);
+    }
+    if (unknown.length || !ids.length) {
+      const err = new Error(`nobody called ${unknown.join(", ") || names} is in this room`);
+      err.code = "unknown_recipient";
+      return Promise.reject(err);
+    }
+    if (ids.length > MAX_RECIPIENTS) return Promise.reject(new Error(`a whisper goes to at most ${MAX_RECIPIENTS} people`));
+    const me = this.state.me;
+    return this.socket.request("chat.send", { text, to: ids }, {
+      asEvent: (ack) => ack.message && { type: "chat.message", by: me.id, message: ack.message },
+    });
   }
 
   async submit() {
@@ -161,20 +249,17 @@ export class Chat {
     if (!text) return;
     const me = this.state.me;
     const rollMatch = text.match(ROLL_COMMAND);
+    const whisperMatch = text.match(WHISPER_COMMAND);
     this.input.disabled = true;
     try {
       if (rollMatch) {
-        await this.socket.request("dice.roll", { notation: rollMatch[1].trim() }, {
-          asEvent: (ack) => ack.roll && {
-            type: "dice.rolled", by: me.id, ts: Date.now(),
-            roll: { user_id: me.id, username: me.username, ...ack.roll },
-          },
-        });
+        await this.roll(rollMatch[2].trim(), ROLL_VISIBILITY[rollMatch[1].toLowerCase()]);
+      } else if (whisperMatch) {
+        await this.whisper(whisperMatch[1], whisperMatch[2].trim());
       } else if (/^\/(help|\?)$/i.test(text)) {
-        toast("Type a message, or roll dice: /roll 1d20+5 stealth (a label after a space), 2d20kh1 (keep the "
-          + "highest), 3d6! (sixes explode), 6d6>=5 (count 5s and 6s), 4dF (Fudge), 1d20+1d4+3, 3#1d20 (three times).", "info", 12000);
+        toast(HELP_TEXT, "info", 12000);
       } else if (text.startsWith("/") && !text.startsWith("//")) {
-        toast(`Unknown command ${text.split(/\s/)[0]}. Try /roll 1d20+5, or start with // to send a slash.`);
+        toast(`Unknown command ${text.split(/\s/)[0]}. Try /roll 1d20+5, /gmroll 1d20, /w name text, or start with // to send a slash.`);
         return;
       } else {
         await this.socket.request("chat.send", { text: text.startsWith("//") ? text.slice(1) : text }, {
@@ -187,7 +272,7 @@ export class Chat {
     } catch (err) {
       toast(describeError(err));
     } finally {
-      this.input.disabled = false;
+      this.input.disabled = this.state.isSpectator;
       this.input.focus();
     }
   }

@@ -87,7 +87,7 @@ export function renderLobby(root, { user, onOpenRoom }) {
     open.setAttribute("aria-label", `Open ${room.name}`);
     const parts = [h("div", { class: "room-main" },
       h("span", { class: "room-name" }, room.name),
-      h("span", { class: `role-badge role-${room.role}` }, room.role === "gm" ? "GM" : "Player"),
+      h("span", { class: `role-badge role-${room.role}` }, { gm: "GM", spectator: "Spectator" }[room.role] || "Player"),
       room.is_active === false ? h("span", { class: "badge closed" }, "closed") : null)];
     const actions = h("div", { class: "room-actions" });
     if (room.invite_code) {

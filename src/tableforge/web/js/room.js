@@ -1,11 +1,18 @@
-// The room view: board, players, selected token, images, chat; wired to one RoomSocket.
+// The room view: board (with the GM's tools over it), players, scenes, selected token, chat and
+// dice, images, help; wired to one RoomSocket. What a role may not see never reaches this page
+// (the server filters it); what a role may not do is not offered (and refused by the server).
 
 import { api } from "./api.js";
 import { Board } from "./board.js";
 import { Chat } from "./chat.js";
+import { GmTools } from "./gmtools.js";
+import { helpPanel } from "./help.js";
+import { ImagesPanel } from "./images.js";
 import { inviteLink } from "./lobby.js";
 import { renderPlayers } from "./players.js";
 import { RoomState } from "./roomstate.js";
+import { ScenesPanel } from "./scenes.js";
+import { renderSelection } from "./selection.js";
 import { RoomSocket } from "./socket.js";
 import { copyText, describeError, h, toast } from "./util.js";
 
@@ -15,12 +22,16 @@ const STATUS_WORDS = {
   reconnecting: "Reconnecting…",
   offline: "Offline",
 };
+const DICE = [4, 6, 8, 10, 12, 20, 100];
 
 export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
   const state = new RoomState(roomId, user);
   const status = h("span", { class: "conn-status is-connecting", role: "status", id: "conn-status" }, STATUS_WORDS.connecting);
   const title = h("h2", { class: "room-title", id: "room-title" }, "Room");
+  const roleNote = h("span", { class: "role-note", id: "role-note", hidden: true });
   const inviteButton = h("button", { type: "button", class: "secondary", hidden: true, id: "copy-invite" }, "Copy invite link");
+  const spectatorButton = h("button", { type: "button", class: "secondary", hidden: true, id: "copy-spectator-invite" },
+    "Copy spectator link");
   const closeButton = h("button", { type: "button", class: "danger", hidden: true }, "Close room");
   const lobbyButton = h("button", { type: "button", class: "secondary", id: "back-to-lobby" }, "Lobby");
 
@@ -35,50 +46,23 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
 
   const playersList = h("ul", { class: "player-list", id: "player-list", "aria-live": "polite" });
   const playersCount = h("span", { class: "muted" });
-
   const selection = h("div", { class: "selection", id: "selection" });
 
-  // images: upload + library
-  const fileInput = h("input", { type: "file", id: "upload-file", name: "file", accept: "image/png,image/jpeg,image/webp,image/gif", required: true });
-  const nameInput = h("input", { id: "upload-name", name: "name", maxlength: "200", placeholder: "Goblin, Tavern map…" });
-  const asToken = h("input", { type: "radio", name: "use", value: "token", id: "use-token", checked: true });
-  const asMap = h("input", { type: "radio", name: "use", value: "map", id: "use-map" });
-  const uploadButton = h("button", { type: "submit", class: "primary", id: "upload-button" }, "Upload and place");
-  const uploadError = h("p", { class: "form-error", role: "alert" });
-  const uploadForm = h("form", { class: "upload-form", "aria-label": "Upload an image" },
-    h("div", { class: "field" }, h("label", { for: "upload-file" }, "Image (PNG, JPEG, WebP or GIF)"), fileInput),
-    h("div", { class: "field" }, h("label", { for: "upload-name" }, "Name (optional)"), nameInput),
-    h("fieldset", { class: "inline" }, h("legend", {}, "Place it as"),
-      h("span", {}, asToken, h("label", { for: "use-token" }, "a token")),
-      h("span", {}, asMap, h("label", { for: "use-map" }, "a map (under the tokens)"))),
-    uploadError,
-    h("div", { class: "actions" }, uploadButton));
-  const library = h("ul", { class: "library", id: "library" });
-  const imagesPanel = h("details", { class: "panel panel-images", id: "images-panel", open: true },
-    h("summary", {}, h("h3", { id: "images-title" }, "Images: upload, place as token or map")), uploadForm, library);
-  let imagesPanelSet = false;
-
   const chatLog = h("ol", { class: "chat-log", id: "chat-log", role: "log", "aria-live": "polite", "aria-label": "Chat and dice" });
-  const chatInput = h("input", { id: "chat-input", name: "text", autocomplete: "off", maxlength: "2000", placeholder: "Say something, or /roll 2d20kh1+3" });
+  const chatInput = h("input", { id: "chat-input", name: "text", autocomplete: "off", maxlength: "2000", placeholder: "Say something, /roll 2d20kh1+3, /w name text" });
+  const visibility = h("select", { id: "roll-visibility", "aria-label": "Who sees your rolls" },
+    h("option", { value: "room" }, "Rolls: everyone"),
+    h("option", { value: "gm" }, "Rolls: GM only"),
+    h("option", { value: "self" }, "Rolls: only me"));
+  const diceButtons = DICE.map((n) => h("button", { type: "button", class: "secondary die-button", dataset: { sides: String(n) },
+    "aria-label": `Roll a d${n}` }, `d${n}`));
   const chatForm = h("form", { class: "chat-form", id: "chat-form" },
-    h("label", { for: "chat-input", class: "visually-hidden" }, "Message, or /roll dice"),
-    chatInput, h("button", { type: "submit", class: "primary" }, "Send"));
-
-  root.replaceChildren(h("section", { class: "room-view", "aria-labelledby": "room-title" },
-    h("header", { class: "room-bar" }, title, status,
-      h("div", { class: "room-bar-actions" }, inviteButton, closeButton, lobbyButton)),
-    h("div", { class: "room-grid" },
-      h("section", { class: "board-wrap", "aria-label": "Board" },
-        viewport, emptyHint,
-        h("div", { class: "board-controls" }, zoomOut, zoomIn, fitButton)),
-      h("aside", { class: "side" },
-        h("section", { class: "panel", "aria-labelledby": "players-title" },
-          h("h3", { id: "players-title" }, "Players ", playersCount), playersList),
-        h("section", { class: "panel", "aria-labelledby": "selection-title" },
-          h("h3", { id: "selection-title" }, "Selected token"), selection),
-        h("section", { class: "panel panel-chat", "aria-labelledby": "chat-title" },
-          h("h3", { id: "chat-title" }, "Chat and dice"), chatLog, chatForm),
-        imagesPanel))));
+    h("div", { class: "chat-line" },
+      h("label", { for: "chat-input", class: "visually-hidden" }, "Message, /roll dice, or /w name to whisper"),
+      chatInput, h("button", { type: "submit", class: "primary" }, "Send")),
+    h("div", { class: "dice-bar", role: "group", "aria-label": "Dice" }, visibility, ...diceButtons));
+  const spectatorNote = h("p", { class: "note", id: "spectator-note", hidden: true },
+    "You are watching as a spectator: you see what the players see, and cannot chat, roll or move tokens.");
 
   let left = false;
   const socket = new RoomSocket({
@@ -108,8 +92,34 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
       },
     },
   });
-  const board = new Board({ viewport, state, socket, onSelect: (id) => renderSelection(id) });
-  const chat = new Chat({ log: chatLog, form: chatForm, input: chatInput, state, socket });
+  const board = new Board({ viewport, state, socket, onSelect: (id) => renderSelection(selection, { id, board, state }) });
+  const gmTools = new GmTools({ board, state, socket });
+  const scenes = new ScenesPanel({ state, socket });
+  const images = new ImagesPanel({ roomId, user, state, board, scenes });
+  const chat = new Chat({ log: chatLog, form: chatForm, input: chatInput, state, socket, visibility, note: spectatorNote });
+  for (const b of diceButtons) {
+    b.addEventListener("click", () => chat.roll(`1d${b.dataset.sides}`).catch((err) => toast(describeError(err))));
+  }
+
+  root.replaceChildren(h("section", { class: "room-view", "aria-labelledby": "room-title" },
+    h("header", { class: "room-bar" }, title, status, roleNote,
+      h("div", { class: "room-bar-actions" }, inviteButton, spectatorButton, closeButton, lobbyButton)),
+    h("div", { class: "room-grid" },
+      h("div", { class: "board-column" },
+        gmTools.el,
+        h("section", { class: "board-wrap", "aria-label": "Board" },
+          viewport, emptyHint,
+          h("div", { class: "board-controls" }, zoomOut, zoomIn, fitButton))),
+      h("aside", { class: "side" },
+        h("section", { class: "panel", "aria-labelledby": "players-title" },
+          h("h3", { id: "players-title" }, "Players ", playersCount), playersList),
+        scenes.el,
+        h("section", { class: "panel", "aria-labelledby": "selection-title" },
+          h("h3", { id: "selection-title" }, "Selected token"), selection),
+        h("section", { class: "panel panel-chat", "aria-labelledby": "chat-title" },
+          h("h3", { id: "chat-title" }, "Chat and dice"), chatLog, spectatorNote, chatForm),
+        images.el,
+        helpPanel()))));
 
   function setStatus(kind, detail = {}) {
     let words = STATUS_WORDS[kind] || kind;
@@ -131,13 +141,19 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
     title.textContent = room.name;
     document.title = `${room.name} · TableForge`;
     inviteButton.hidden = !room.invite_code;
+    spectatorButton.hidden = !room.spectator_invite_code;
     closeButton.hidden = !state.isGm;
+    roleNote.hidden = state.isGm || !state.role;
+    roleNote.textContent = state.isSpectator ? "Spectator" : "Player";
+    root.dataset.role = state.role || "";
   });
-  inviteButton.addEventListener("click", async () => {
-    const link = inviteLink(state.room.invite_code);
+  const copyLink = async (code, what) => {
+    const link = inviteLink(code);
     const ok = await copyText(link);
-    toast(ok ? `Invite link copied: ${link}` : `Copy this link: ${link}`, ok ? "info" : "error", 10000);
-  });
+    toast(ok ? `${what} copied: ${link}` : `Copy this link: ${link}`, ok ? "info" : "error", 10000);
+  };
+  inviteButton.addEventListener("click", () => copyLink(state.room.invite_code, "Invite link"));
+  spectatorButton.addEventListener("click", () => copyLink(state.room.spectator_invite_code, "Spectator link (watch only)"));
   closeButton.addEventListener("click", async () => {
     if (!window.confirm("Close this room for everyone? Nobody can play in it afterwards.")) return;
     try {
@@ -149,12 +165,23 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
   });
   lobbyButton.addEventListener("click", () => leave());
 
-  // -- board controls --------------------------------------------------------------------------------
+  // -- board ------------------------------------------------------------------------------------------
   zoomIn.addEventListener("click", () => board.zoomAt(1.25));
   zoomOut.addEventListener("click", () => board.zoomAt(1 / 1.25));
   fitButton.addEventListener("click", () => board.fit());
-  state.on("tokens", () => {
-    emptyHint.hidden = state.tokens.size > 0;
+  const hint = () => {
+    emptyHint.hidden = state.tokens.size > 0 || !!state.scene?.map;
+    emptyHint.textContent = state.isSpectator ? "Nothing on this board yet."
+      : "The board is empty. Upload an image below to place a map or a token.";
+  };
+  state.on("tokens", hint);
+  state.on("scene", hint);
+  state.on("scene", (detail) => {
+    if (detail?.moved) toast(`The game master moved you to "${state.scene?.name || "another scene"}".`, "info");
+  });
+  // The scene on a GM's board was removed (here or by another GM): view the players' scene.
+  state.on("scene-removed", () => {
+    if (state.isGm && state.playersSceneId) socket.viewScene(state.playersSceneId).catch((err) => toast(describeError(err)));
   });
 
   // -- players --------------------------------------------------------------------------------------------
@@ -164,99 +191,37 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
     board.renderAll(); // owner names in labels
   });
 
-  // -- selected token -----------------------------------------------------------------------------------
-  function renderSelection(id) {
-    const token = id && board.shown(id);
-    if (!token) {
-      selection.replaceChildren(h("p", { class: "muted" }, "Click or tab to a token to select it. Arrow keys move it."));
-      return;
-    }
-    const asset = state.assets.get(token.asset_id);
-    const can = state.canChange(token);
-    const button = (label, aria, fn, cls = "secondary") => {
-      const b = h("button", { type: "button", class: cls, "aria-label": aria, disabled: !can }, label);
-      b.addEventListener("click", () => fn());
-      return b;
-    };
-    selection.replaceChildren(...[
-      h("p", { class: "selection-name" }, h("strong", {}, asset?.name || "token"), ` placed by ${state.username(token.owner_id)}`),
-      h("p", { class: "muted selection-meta" },
-        `x ${Math.round(token.x)}, y ${Math.round(token.y)} · ${Math.round(token.rotation || 0)}° · ×${(+token.scale).toFixed(2)} · layer ${token.z_index}`),
-      can ? null : h("p", { class: "muted" }, "Only its owner or the GM can change it."),
-      h("div", { class: "button-grid" },
-        button("↺", "Rotate left 15 degrees", () => board.rotateBy(id, -15)),
-        button("↻", "Rotate right 15 degrees", () => board.rotateBy(id, 15)),
-        button("−", "Make smaller", () => board.scaleBy(id, 1 / 1.1)),
-        button("+", "Make bigger", () => board.scaleBy(id, 1.1)),
-        button("▲ Fwd", "Bring forward", () => board.layer(id, 1)),
-        button("▼ Back", "Send back", () => board.layer(id, -1))),
-      h("div", { class: "button-grid arrows" },
-        button("←", "Move left", () => board.moveBy(id, -10, 0)),
-        button("↑", "Move up", () => board.moveBy(id, 0, -10)),
-        button("↓", "Move down", () => board.moveBy(id, 0, 10)),
-        button("→", "Move right", () => board.moveBy(id, 10, 0))),
-      h("div", { class: "actions" }, button("Remove", "Remove this token from the board", () => board.remove(id), "danger")),
-    ].filter(Boolean));
-  }
-  renderSelection(null);
-
-  // -- images ---------------------------------------------------------------------------------------------
-  uploadForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    uploadError.textContent = "";
-    const file = fileInput.files && fileInput.files[0];
-    if (!file) {
-      uploadError.textContent = "Choose an image file first.";
-      return;
-    }
-    uploadButton.disabled = true;
-    uploadButton.textContent = "Uploading…";
+  // Someone new joined: player.joined does not carry a role (a spectator link may have brought them).
+  let asking = null; // one request at a time; newcomers meanwhile ask once more after it
+  let askAgain = false;
+  const askRoles = async () => {
     try {
-      const asset = await api.uploadAsset(roomId, file, nameInput.value.trim() || file.name.replace(/\.[^.]+$/, ""));
-      if (!state.assets.has(asset.id)) {
-        state.assets.set(asset.id, asset);
-        state.emit("assets");
+      const { players } = await api.players(roomId);
+      for (const p of players) {
+        const known = state.players.get(p.user.id);
+        if (known) state.players.set(p.user.id, { ...known, role: p.role });
       }
-      await board.place(asset, { asMap: asMap.checked });
-      uploadForm.reset();
-    } catch (err) {
-      uploadError.textContent = describeError(err);
-    } finally {
-      uploadButton.disabled = false;
-      uploadButton.textContent = "Upload and place";
+      state.emit("players");
+    } catch {
+      // the badge says "Player" until the next snapshot; nothing else depends on it
     }
+  };
+  state.on("newcomer", () => {
+    if (asking) {
+      askAgain = true;
+      return;
+    }
+    asking = askRoles().then(async () => {
+      while (askAgain) {
+        askAgain = false;
+        await askRoles();
+      }
+      asking = null;
+    });
   });
 
-  state.on("assets", () => {
-    const assets = [...state.assets.values()];
-    if (!imagesPanelSet && state.room) {
-      imagesPanelSet = true; // open at first only on an empty board; then it is the person's choice
-      imagesPanel.open = state.tokens.size === 0;
-    }
-    library.replaceChildren(...assets.map((asset) => {
-      const place = h("button", { type: "button", class: "secondary", "aria-label": `Place ${asset.name} as a token` }, "Token");
-      place.addEventListener("click", () => board.place(asset).catch((err) => toast(describeError(err))));
-      const placeMap = h("button", { type: "button", class: "secondary", "aria-label": `Place ${asset.name} as a map` }, "Map");
-      placeMap.addEventListener("click", () => board.place(asset, { asMap: true }).catch((err) => toast(describeError(err))));
-      const canDelete = state.isGm || asset.uploader_id === user.id;
-      const del = canDelete ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${asset.name} and its tokens` }, "Delete") : null;
-      del?.addEventListener("click", async () => {
-        if (!window.confirm(`Delete ${asset.name} and every token that shows it?`)) return;
-        try {
-          await api.deleteAsset(asset.id);
-        } catch (err) {
-          toast(describeError(err));
-        }
-      });
-      return h("li", { class: "library-item" },
-        h("img", { src: asset.url, alt: "", loading: "lazy", width: "40", height: "40" }),
-        h("span", { class: "library-name" }, asset.name),
-        h("span", { class: "library-actions" }, place, placeMap, del));
-    }));
-    if (!assets.length) library.append(h("li", { class: "muted" }, "No images yet."));
-  });
-
-  window.tableforge = { state, socket, board, chat };
+  renderSelection(selection, { id: null, board, state });
+  window.tableforge = { state, socket, board, chat, scenes, gmTools };
   socket.connect();
   return { leave, state, socket, board };
 }

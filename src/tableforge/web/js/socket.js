@@ -1,12 +1,15 @@
-// The room's WebSocket: requests with acks, room events applied in version order, resync on a
-// gap, and reconnection with backoff + jitter. One RoomSocket per open room.
+// The room's WebSocket: requests with acks, room events applied in version order (ordering.js),
+// resync on a gap, and reconnection with backoff + jitter. One RoomSocket per open room.
 //
-// Ordering: `version` is the last room version applied. A stored event (or the ack of our own
-// change, turned into the same event) with version v is applied only when v == version + 1;
-// later ones wait in `held`; older ones are duplicates and are dropped. A gap that does not fill
-// within GAP_WAIT_MS makes us rejoin with `since=version` (events or a snapshot come back).
+// A gap that does not fill makes us rejoin with `since=version` (events or a snapshot come back).
+// `room.skip {version}` is a version that carries nothing for this socket (a change it may not
+// see): it is applied like any event, as an empty one, and never makes us resync.
+//
+// Scenes: a GM's socket views one scene (`sceneId`); `viewScene` switches it (its ack is that
+// scene's snapshot) and a rejoin names it, so recovery brings that scene's events.
 
-const GAP_WAIT_MS = 1200;
+import { VersionOrder } from "./ordering.js";
+
 const REQUEST_TIMEOUT_MS = 15000;
 const PING_EVERY_MS = 20000;
 const PONG_WAIT_MS = 10000;
@@ -37,23 +40,31 @@ export class RoomSocket {
     this.handlers = handlers;
     this.url = url || RoomSocket.defaultUrl();
     this.ws = null;
-    this.version = null; // last applied room version; null until the first snapshot
-    this.held = new Map(); // version -> event waiting for the ones before it
-    this.pending = new Map(); // request id -> {resolve, reject, timer, asEvent, message}
+    this.order = new VersionOrder({
+      apply: (event) => this._apply(event),
+      ephemeral: (event) => this.handlers.onEphemeral(event),
+      onGap: () => this.resync(),
+    });
+    this.pending = new Map(); // request id -> {resolve, reject, timer, asEvent, onAck, type, message}
     this.resend = new Map(); // requests unanswered at a polite 1012 close: sent again after the rejoin
     this.nextId = 1;
     this.joined = false;
     this.joining = false;
     this.attempt = 0;
     this.stopped = false;
-    this.gapTimer = null;
     this.reconnectTimer = null;
     this.pingTimer = null;
     this.pongTimer = null;
     this.role = null;
-    this.stats = { resyncs: 0, snapshots: 0, reconnects: 0 };
+    this.sceneId = null; // the scene this socket views (a GM's choice; players follow theirs)
+    this.stats = { resyncs: 0, snapshots: 0, reconnects: 0, skips: 0 };
     this._onOnline = () => this._reconnectNow();
     window.addEventListener("online", this._onOnline);
+  }
+
+  /** The last room version applied (null until the first snapshot). */
+  get version() {
+    return this.order.version;
   }
 
   static defaultUrl() {
@@ -134,7 +145,7 @@ export class RoomSocket {
     this.stopped = true;
     window.removeEventListener("online", this._onOnline);
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.gapTimer);
+    this.order.stop();
     this._stopPing();
     const ws = this.ws;
     this.ws = null;
@@ -162,10 +173,15 @@ export class RoomSocket {
   // -- sending ----------------------------------------------------------------------------------
   /**
    * Send a message that expects an ack. `asEvent(ack)` turns the ack of our own change into the
-   * room event the others receive, so it is applied in version order like theirs.
+   * room event the others receive, so it is applied in version order like theirs; `onAck(ack)`
+   * handles an ack that is a snapshot (scene.view); `onFail(err)` hears of a refusal or timeout.
    */
-  request(type, payload = {}, { asEvent } = {}) {
+  request(type, payload = {}, { asEvent, onAck, onFail } = {}) {
     return new Promise((resolve, reject) => {
+      const fail = (err) => {
+        onFail?.(err);
+        reject(err);
+      };
       if (!this.connected) {
         const err = new Error("not connected");
         err.code = "disconnected";
@@ -179,10 +195,10 @@ export class RoomSocket {
         this.resend.delete(id);
         const err = new Error("timeout");
         err.code = "timeout";
-        reject(err);
+        fail(err);
       }, REQUEST_TIMEOUT_MS);
       const message = { type, id, room_id: this.roomId, ...payload };
-      this.pending.set(id, { resolve, reject, timer, asEvent, type, message });
+      this.pending.set(id, { resolve, reject: fail, timer, asEvent, onAck, type, message });
       this._sendRaw(message);
     });
   }
@@ -206,6 +222,7 @@ export class RoomSocket {
   _join() {
     const message = { type: "join", room_id: this.roomId, id: `join-${this.nextId++}` };
     if (this.version !== null) message.since = this.version;
+    if (this.sceneId && this.role === "gm") message.scene_id = this.sceneId;
     this.joining = true;
     this.joinId = message.id;
     this._sendRaw(message);
@@ -218,19 +235,46 @@ export class RoomSocket {
     this._join();
   }
 
+  /**
+   * GM: view another scene. The ack is that scene's snapshot (applied as a new board); its
+   * events follow it, and the other scenes' become room.skip for this socket.
+   */
+  viewScene(sceneId) {
+    return this.request("scene.view", { scene_id: sceneId }, {
+      onAck: (frame) => this._applySnapshot(frame),
+      // Refused before anything changed (an unknown scene, not a GM): we still view the old one.
+      // Anything else (a timeout, a server error) may have left us on either: join from scratch.
+      onFail: (err) => {
+        if (!["scene_not_found", "not_gm", "invalid_message", "rate_limited", "disconnected"].includes(err.code)) {
+          this._rejoinFresh();
+        }
+      },
+    });
+  }
+
+  _rejoinFresh() {
+    this.order.forget();
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && !this.joining) this._join();
+  }
+
+  _applySnapshot(frame) {
+    this.stats.snapshots += 1;
+    this.role = frame.role || this.role;
+    this.sceneId = frame.scene_id || frame.snapshot.scene_id || null;
+    this.order.reset(frame.version ?? frame.snapshot.room?.version ?? 0);
+    this.handlers.onSnapshot(frame.snapshot, { role: this.role, version: this.version, sceneId: this.sceneId });
+  }
+
   _onJoinAck(frame) {
     this.joining = false;
     this.role = frame.role || this.role;
     if (frame.snapshot) {
-      this.stats.snapshots += 1;
-      this.version = frame.version ?? frame.snapshot.room?.version ?? 0;
-      for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
-      this.handlers.onSnapshot(frame.snapshot, { role: frame.role, version: this.version });
+      this._applySnapshot(frame);
     } else if (Array.isArray(frame.events)) {
       for (const event of frame.events) this._ingest(event, { fromHistory: true });
       if (typeof frame.version === "number" && (this.version === null || this.version < frame.version)) {
         // The history did not bring us up to date: ask for a snapshot instead.
-        this.version = null;
+        this.order.version = null;
         this._join();
         return;
       }
@@ -243,58 +287,24 @@ export class RoomSocket {
     this._status("online", { rejoined: wasJoined || this.stats.reconnects > 0 });
   }
 
-  _ingest(event, { fromHistory = false } = {}) {
-    const v = event.version;
-    if (typeof v !== "number") {
-      this.handlers.onEphemeral(event);
-      return;
-    }
-    if (this.version === null) {
-      // no snapshot yet: keep it, the snapshot decides what is new
-      this.held.set(v, event);
-      return;
-    }
-    if (v <= this.version) return; // a duplicate (already applied)
-    if (v === this.version + 1) {
-      this._apply(event);
-      if (!fromHistory) this._drain();
-      return;
-    }
-    if (!this.held.has(v)) this.held.set(v, event);
-    if (!fromHistory) this._armGapTimer();
+  _ingest(event, options) {
+    this.order.ingest(event, options);
+  }
+
+  _drain() {
+    this.order.drain();
   }
 
   _apply(event) {
-    this.version = event.version;
+    // room.skip: a change this socket may not see; nothing to apply, nothing lost (the room
+    // state only takes its version)
+    if (event.type === "room.skip") this.stats.skips += 1;
+    if (event.type === "scene.activated" && event.scene && this.role !== "gm") this.sceneId = event.scene_id;
     try {
       this.handlers.onEvent(event);
     } catch (err) {
       console.error("applying event failed", event, err);
     }
-  }
-
-  _drain() {
-    if (this.version === null) return;
-    while (this.held.has(this.version + 1)) {
-      const event = this.held.get(this.version + 1);
-      this.held.delete(this.version + 1);
-      this._apply(event);
-    }
-    for (const v of [...this.held.keys()]) if (v <= this.version) this.held.delete(v);
-    if (this.held.size) this._armGapTimer();
-    else {
-      clearTimeout(this.gapTimer);
-      this.gapTimer = null;
-    }
-  }
-
-  _armGapTimer() {
-    if (this.gapTimer) return;
-    this.gapTimer = setTimeout(() => {
-      this.gapTimer = null;
-      if (this.held.size && this.version !== null && !this.held.has(this.version + 1)) this.resync();
-      else this._drain();
-    }, GAP_WAIT_MS);
   }
 
   // -- frames -------------------------------------------------------------------------------------
@@ -334,7 +344,10 @@ export class RoomSocket {
     if (!entry) return;
     this.pending.delete(frame.id);
     clearTimeout(entry.timer);
-    if (entry.asEvent && typeof frame.version === "number") {
+    if (entry.onAck) {
+      entry.onAck(frame);
+      this._drain();
+    } else if (entry.asEvent && typeof frame.version === "number") {
       const event = entry.asEvent(frame);
       if (event) this._ingest({ room_id: this.roomId, version: frame.version, ...event });
     }
@@ -349,6 +362,12 @@ export class RoomSocket {
       this.joining = false;
       if (["invalid_token", "unauthorized"].includes(frame.code)) {
         this.handlers.onAuthFailed(err);
+        return;
+      }
+      if (frame.code === "scene_not_found" && this.sceneId) {
+        // the scene this GM viewed was removed while we were away: back to the players' scene
+        this.sceneId = null;
+        this._rejoinFresh();
         return;
       }
       this.stopped = true;
