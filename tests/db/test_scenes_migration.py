@@ -81,7 +81,7 @@ async def _check(db: Database) -> None:
     async with db.read() as conn:
         snap = await snapshots.read_snapshot(conn, ROOMS[0], is_gm=False, user_id=U)
     assert [t["id"] for t in snap["tokens"]] == TOKENS and snap["scene"]["name"] == "Scene 1"
-    assert snap["scene"]["fog"] == {"base": "revealed", "shapes": []} and snap["scene"]["grid"]["size"] == 50
+    assert snap["scene"]["fog"] == {"base": "revealed", "shapes": []} and snap["scene"]["grid"]["size"] == 70
     assert [m["text"] for m in snap["messages"]] == ["hello"] and snap["messages"][0]["visibility"] == "room"
     await _to(db, "0003", down=True)
     async with db.writer.begin() as conn:

@@ -43,5 +43,6 @@ def downgrade() -> None:
     with op.batch_alter_table("board_tokens") as batch:
         for column in ("conditions_visibility", "name_visibility", "conditions", "bars", "size", "name"):
             batch.drop_column(column)
-    with op.batch_alter_table("game_rooms") as batch:
-        batch.drop_column("initiative")
+    # not a batch: on SQLite a batch rebuilds the table, and with foreign keys on, dropping the old
+    # game_rooms would cascade-delete every room's tokens, players and messages
+    op.execute("ALTER TABLE game_rooms DROP COLUMN initiative")
