@@ -93,7 +93,7 @@ async def eventually_admitted(api: Api, who: Player, address: dict[str, str]) ->
             return True
         return False
 
-    await eventually(try_once, within=10, what="a free place")
+    await eventually(try_once, within=30, what="a free place")
     return found[0]
 
 

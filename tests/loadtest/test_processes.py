@@ -108,8 +108,10 @@ def test_setup_failure_in_a_worker_is_reported(tmp_path: Path) -> None:
 async def test_unreadable_targets_say_why(tmp_path: Path) -> None:
     """An instance with no traffic between two scrapes, one that does not answer, one that restarted:
     each target that cannot be read carries the reason, in the JSON and in both reports."""
+    # no traffic at all: not even the catalog warming the maintenance scheduler runs after a start
     server = ServerProcess(free_port(), {"TABLEFORGE_DATA_DIR": str(tmp_path / "data"), "TABLEFORGE_DATABASE_URL": "",
-                                         "TABLEFORGE_REDIS_URL": ""}, name="idle")
+                                         "TABLEFORGE_REDIS_URL": "",
+                                         "TABLEFORGE_MAINTENANCE_WARM_CATALOG_SCHEDULE": "off"}, name="idle")
     server.start()
     closed = free_port()
     try:
