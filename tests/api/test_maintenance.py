@@ -84,7 +84,10 @@ async def test_jobs_run_on_schedule_and_are_shown_to_admins(maint_api: Api, admi
     for newer, older in itertools.pairwise(scheduled):
         assert _at(newer["started_at"]) >= _at(older["finished_at"]) and newer["id"] > older["id"]
     run = scheduled[0]
-    assert run["instance_id"] == overview["instance_id"] and run["duration_seconds"] >= 0 and run["error"] is None
+    assert run["instance_id"] == overview["instance_id"] and run["error"] is None
+    # the recorded duration is the run's own span, not a number made up apart from it
+    span = (_at(run["finished_at"]) - _at(run["started_at"])).total_seconds()
+    assert abs(run["duration_seconds"] - span) < 0.01
     assert set(run["summary"]) >= {"sessions_expired_deleted", "sessions_revoked_deleted", "invites_deleted"}
     # the at-start jobs ran once, at the start
     for name in ("optimize", "warm_catalog"):
@@ -108,7 +111,11 @@ async def test_jobs_run_on_schedule_and_are_shown_to_admins(maint_api: Api, admi
     lines = [json.loads(line) for line in maint_server.log_path.read_text().splitlines() if line.startswith("{")]
     finished = [e for e in lines if e.get("event") == "maintenance.finished" and e.get("job") == "sessions"]
     assert finished and finished[0]["outcome"] == "ok" and "sessions_expired_deleted" in finished[0]["summary"]
-    assert finished[0]["instance"] == overview["instance_id"] and finished[0]["duration_ms"] >= 0
+    recorded = {r["id"]: r for r in sessions["recent"]}
+    logged = [e for e in finished if e["run_id"] in recorded]
+    assert logged and all(e["instance"] == overview["instance_id"] for e in logged)
+    # the log line and the record tell the same duration
+    assert all(abs(e["duration_ms"] - recorded[e["run_id"]]["duration_seconds"] * 1000) < 1 for e in logged)
 
 
 async def test_an_admin_runs_a_job_now(maint_api: Api, admin: Player) -> None:

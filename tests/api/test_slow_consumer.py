@@ -70,7 +70,7 @@ def _read_until_close(sock: socket.socket) -> list[tuple[int, bytes]]:
     data = b""
     while chunk := sock.recv(1 << 20):
         data += chunk
-        if data.rfind(b"\x88") >= 0 and (frames := _frames(data)) and frames[-1][0] == 0x8:
+        if b"\x88" in data and (frames := _frames(data)) and frames[-1][0] == 0x8:
             return frames
     return _frames(data)
 

@@ -239,7 +239,7 @@ def _seq_scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def _generic_cost(conn: AsyncConnection, query: str) -> tuple[float, dict[str, Any]] | None:
-    """Estimated total cost and plan of a normalized statement ($1, $2… placeholders). PostgreSQL
+    """Estimated total cost and plan of a normalized statement (numbered placeholders: $1, $2 and so on). PostgreSQL
     15 has no EXPLAIN (GENERIC_PLAN): PREPARE it and EXPLAIN EXECUTE with NULLs under
     plan_cache_mode = force_generic_plan, which plans without looking at the values."""
     nparams = max((int(n) for n in _PARAM.findall(query)), default=0)
