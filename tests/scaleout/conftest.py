@@ -15,6 +15,7 @@ import redis.asyncio
 from tableforge.realtime.redis_broker import BrokerOptions, RedisBroker
 from tableforge.realtime.redis_presence import RedisPresence
 from tableforge.realtime.registry import InstanceRegistry
+from tests.support.cluster import Cluster
 from tests.support.private_redis import PrivateRedis
 
 from .support import Inbox
@@ -93,3 +94,13 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two scale-out instances on the shared PostgreSQL and Redis, started once for every test that only
+    needs two instances and makes its own users and rooms (a test that stops or reconfigures one starts
+    its own cluster instead)."""
+    cluster = Cluster(2, pg_url, redis_url, tmp_path_factory.mktemp("pair")).start()
+    yield cluster
+    cluster.stop()

@@ -4,20 +4,9 @@ removed through another instance is known to the instance that checks the previe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import pytest
 
 from tests.support.client import Api, Ws
 from tests.support.cluster import Cluster
-
-
-@pytest.fixture(scope="module")
-def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(2, pg_url, redis_url, tmp_path_factory.mktemp("pair"))
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 async def _preview(ws: Ws, room_id: str, token_id: str, msg_id: str) -> dict:

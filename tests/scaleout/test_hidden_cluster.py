@@ -4,20 +4,9 @@ and the stored history (tests/support/hidden_session.py has the scripts and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.support.client import Api
 from tests.support.cluster import Cluster
 from tests.support.hidden_session import hidden_tokens_session, spectator_session, whispers_and_rolls_session
-
-
-@pytest.fixture(scope="module")
-def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(2, pg_url, redis_url, tmp_path_factory.mktemp("pair")).start()
-    yield cluster
-    cluster.stop()
 
 
 async def test_players_on_another_instance_never_receive_hidden_tokens(pair: Cluster) -> None:

@@ -4,22 +4,11 @@ through the broker and the stored history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.support.character_session import character_session
 from tests.support.client import Api
 from tests.support.cluster import Cluster
 from tests.support.initiative_session import initiative_session
 from tests.support.ruler_session import ruler_session
-
-
-@pytest.fixture(scope="module")
-def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(2, pg_url, redis_url, tmp_path_factory.mktemp("chars")).start()
-    yield cluster
-    cluster.stop()
 
 
 async def test_each_audience_gets_its_copy_across_instances(pair: Cluster) -> None:

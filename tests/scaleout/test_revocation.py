@@ -5,21 +5,12 @@ socket ticket issued by one instance is redeemed once, on any instance."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio
 
 from tests.support.accounts import login, make_admin, ticket
 from tests.support.client import Api, Ws
 from tests.support.cluster import Cluster
-
-
-@pytest.fixture(scope="module")
-def pair(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(2, pg_url, redis_url, tmp_path_factory.mktemp("pair")).start()
-    yield cluster
-    cluster.stop()
 
 
 async def _alive(ws: Ws) -> bool:
