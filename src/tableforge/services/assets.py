@@ -169,8 +169,9 @@ async def list_room(rt: Runtime, user: dict[str, Any], room_id: str) -> list[dic
     return [found[i] for i in ids if i in found and (role == GM or not found[i].get("hidden"))]
 
 
-async def set_hidden(rt: Runtime, user: dict[str, Any], asset_id: str, hidden: bool) -> dict[str, Any]:
-    """`PATCH /api/assets/{id} {hidden}` (GMs): for players the asset (and its tokens) goes or comes."""
+async def _member_asset(rt: Runtime, user: dict[str, Any], asset_id: str) -> tuple[Any, str, str]:
+    """The asset's row, its room and the caller's role there (a member's only); an asset hidden from a
+    player is `asset_not_found`, the same answer as one that does not exist."""
     async with rt.db.read() as conn:
         row = (await conn.execute(sa.select(game_assets).where(game_assets.c.id == asset_id))).mappings().first()
         if row is None:
@@ -179,6 +180,12 @@ async def set_hidden(rt: Runtime, user: dict[str, Any], asset_id: str, hidden: b
         role = await rooms.require_member(conn, room_id, user)
     if role != GM and row["hidden"]:
         raise NotFound("no such asset", code="asset_not_found")  # what players may not know of
+    return row, room_id, role
+
+
+async def set_hidden(rt: Runtime, user: dict[str, Any], asset_id: str, hidden: bool) -> dict[str, Any]:
+    """`PATCH /api/assets/{id} {hidden}` (GMs): for players the asset (and its tokens) goes or comes."""
+    row, room_id, role = await _member_asset(rt, user, asset_id)
     require_gm(role)
     stored = await rt.events.append(room_id, SetAssetHidden(user["id"], asset_id, hidden, replies.asset(row)))
     await rt.cache.delete(room_assets_key(room_id), asset_key(asset_id))
@@ -188,14 +195,7 @@ async def set_hidden(rt: Runtime, user: dict[str, Any], asset_id: str, hidden: b
 
 async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
     """Removes the asset and every token showing it, one event each, in one transaction."""
-    async with rt.db.read() as conn:
-        row = (await conn.execute(sa.select(game_assets).where(game_assets.c.id == asset_id))).mappings().first()
-        if row is None:
-            raise NotFound("no such asset", code="asset_not_found")
-        room_id = str(row["room_id"])
-        role = await rooms.require_member(conn, room_id, user)
-    if role != GM and row["hidden"]:
-        raise NotFound("no such asset", code="asset_not_found")  # what players may not know of
+    row, room_id, role = await _member_asset(rt, user, asset_id)
     require_actor(role)
     if role != GM and str(row["uploader_id"]) != user["id"]:
         raise Forbidden("only the uploader or the GM may delete an asset", code="not_uploader")
