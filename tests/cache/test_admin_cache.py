@@ -34,7 +34,9 @@ class App:
 
 
 async def _app(tmp_path: Path, **settings: Any) -> AsyncIterator[App]:
-    app = create_app(load_settings(data_dir=tmp_path, log_json=False, log_level="WARNING", **settings))
+    # The start-up warm_catalog job would load the catalog while a test counts the cache's loads.
+    app = create_app(load_settings(data_dir=tmp_path, log_json=False, log_level="WARNING",
+                                   maintenance_warm_catalog_schedule="off", **settings))
     if not any(getattr(r, "path", None) == "/api/admin/cache/stats" for r in app.routes):
         # Until app.py's router tuple includes it: add it ahead of the static mount at "/".
         app.include_router(admin_cache.router)
