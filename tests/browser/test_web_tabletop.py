@@ -114,7 +114,9 @@ def test_two_players_play_and_survive_a_restart(instances: list[ServerProcess], 
     expect(player_token).to_have_class(_has_class("is-remote-drag"))
     expect(player_token.locator(".token-badge")).to_contain_text(f"gm_{suffix} is moving this")
     player.screenshot(path=str(ARTIFACTS / "board-player-sees-drag.png"))
+    gm.keyboard.down("Alt")  # dropped freely, not snapped to the grid (test_web_fight checks snapping)
     gm.mouse.up()
+    gm.keyboard.up("Alt")
     zoom = gm.evaluate("window.tableforge.board.view.zoom")
     gm.wait_for_function("(id) => { const t = window.tableforge.state.tokens.get(id); return t && t.version >= 2; }",
                          arg=token_id)
@@ -130,11 +132,11 @@ def test_two_players_play_and_survive_a_restart(instances: list[ServerProcess], 
     [stored_token] = [t for t in stored["tokens"] if t["id"] == token_id]
     assert (stored_token["x"], stored_token["y"]) == (moved["x"], moved["y"])
 
-    # -- keyboard: tab to the token, arrow keys make committed moves ---------------------------
+    # -- keyboard: tab to the token, Alt + arrow keys make committed moves of 10 px ------------
     gm_token.focus()
     for _ in range(3):
-        gm.keyboard.press("ArrowRight")
-    gm.keyboard.press("ArrowDown")
+        gm.keyboard.press("Alt+ArrowRight")
+    gm.keyboard.press("Alt+ArrowDown")
     _wait_token_at(player, token_id, moved["x"] + 30, moved["y"] + 10)
     _wait_token_at(gm, token_id, moved["x"] + 30, moved["y"] + 10)
 
@@ -167,7 +169,7 @@ def test_two_players_play_and_survive_a_restart(instances: list[ServerProcess], 
     player.evaluate("() => { const s = window.tableforge.socket; s.stopped = true; s.ws.close(); }")
     expect(player.locator("#conn-status")).not_to_have_text("Connected")
     gm_token.focus()
-    gm.keyboard.press("ArrowUp")
+    gm.keyboard.press("Alt+ArrowUp")
     gm.fill("#chat-input", "while you were away")
     gm.press("#chat-input", "Enter")
     expect(gm.locator("#chat-log .msg-chat")).to_have_count(2)
@@ -238,7 +240,7 @@ def test_two_players_play_and_survive_a_restart(instances: list[ServerProcess], 
 
     # ... and play goes on: a move after the restart reaches the other page
     gm_token.focus()
-    gm.keyboard.press("ArrowLeft")
+    gm.keyboard.press("Alt+ArrowLeft")
     _wait_token_at(player, token_id, away["x"] - 10, away["y"])
     player.fill("#chat-input", "back again")
     player.press("#chat-input", "Enter")

@@ -97,6 +97,7 @@ export const api = {
   me: () => request("GET", "/api/users/me"),
   wsTicket: () => request("POST", "/api/auth/ws-ticket"),
   systems: (query) => request("GET", "/api/systems", { query, auth: false }),
+  system: (systemId) => request("GET", `/api/systems/${encodeURIComponent(systemId)}`),
   rooms: () => request("GET", "/api/rooms"),
   createRoom: (name, gameSystemId) =>
     request("POST", "/api/rooms", { json: gameSystemId ? { name, game_system_id: gameSystemId } : { name } }),

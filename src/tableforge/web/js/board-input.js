@@ -1,6 +1,9 @@
 // The board's input: pointer gestures (pan, drag a token, pinch zoom), the wheel, the keyboard
 // on the board and on tokens. A drawing tool (fogtools.js) may take the pointer and the keys
 // over: while `board.tool` is set, single-pointer gestures and board keys go to it first.
+//
+// Play tools: a dropped token snaps to the grid unless Alt is held; holding the pointer still on
+// the board (HOLD_MS) pings that spot; on the focused board R toggles the ruler and P pings.
 
 import { clamp } from "./util.js";
 
@@ -8,6 +11,7 @@ const PREVIEW_INTERVAL_MS = 50; // at most 20 preview frames per second per drag
 const POINTER_INTERVAL_MS = 100;
 const STEP = 10;
 const BIG_STEP = 50;
+const HOLD_MS = 600; // a press held this long without moving is a ping
 
 export class BoardInput {
   constructor(board, mapLayer) {
@@ -16,6 +20,8 @@ export class BoardInput {
     this.active = new Map(); // pointer id -> {x, y} on screen
     this.gesture = null;
     this.lastPointerSent = 0;
+    this.holdTimer = null;
+    this.lastAt = null; // the last spot the pointer was over (world), for the P key
     this._bind();
   }
 
@@ -44,11 +50,19 @@ export class BoardInput {
       if (e.target !== vp) return;
       const pan = e.shiftKey ? 200 : 60;
       const moves = { ArrowLeft: [pan, 0], ArrowRight: [-pan, 0], ArrowUp: [0, pan], ArrowDown: [0, -pan] };
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
       if (moves[e.key]) {
         e.preventDefault();
         b.panBy(...moves[e.key]);
       } else if (e.key === "+" || e.key === "=") b.zoomAt(1.2);
       else if (e.key === "-") b.zoomAt(1 / 1.2);
+      else if (e.key === "r" || e.key === "R") {
+        e.preventDefault();
+        b.ruler?.toggle();
+      } else if (e.key === "p" || e.key === "P") {
+        e.preventDefault();
+        b.marks.ping(this.lastAt || b.viewCenter());
+      }
     });
     let last = null;
     new ResizeObserver(() => {
@@ -91,6 +105,7 @@ export class BoardInput {
       e.preventDefault();
       b.viewport.focus({ preventScroll: true });
       this.gesture = { kind: "tool", sx: e.clientX, sy: e.clientY, moved: false };
+      if (b.tool.pings) this._holdToPing(this.gesture, e);
       b.tool.down(b.toWorld(e.clientX, e.clientY), e);
       return;
     }
@@ -105,7 +120,19 @@ export class BoardInput {
       b.focusToken(id);
     } else {
       this.gesture = { kind: "pan", x: e.clientX, y: e.clientY, sx: e.clientX, sy: e.clientY, moved: false, id };
+      if (e.button === 0) this._holdToPing(this.gesture, e);
     }
+  }
+
+  /** A press that stays put for HOLD_MS pings its spot (the release then does nothing else). */
+  _holdToPing(gesture, e) {
+    clearTimeout(this.holdTimer);
+    const at = this.board.toWorld(e.clientX, e.clientY);
+    this.holdTimer = setTimeout(() => {
+      if (this.gesture !== gesture || gesture.moved) return;
+      gesture.pinged = true;
+      this.board.marks.ping(at);
+    }, HOLD_MS);
   }
 
   _move(e) {
@@ -126,7 +153,9 @@ export class BoardInput {
       return;
     }
     if (!g.moved && Math.hypot(e.clientX - g.sx, e.clientY - g.sy) < 4) return;
+    if (g.pinged) return;
     g.moved = true;
+    clearTimeout(this.holdTimer);
     if (g.kind === "tool") {
       b.tool?.drag(b.toWorld(e.clientX, e.clientY), e);
       return;
@@ -184,6 +213,11 @@ export class BoardInput {
       return;
     }
     this.gesture = null;
+    clearTimeout(this.holdTimer);
+    if (g.pinged) {
+      if (g.kind === "tool") b.tool?.cancelStroke?.();
+      return;
+    }
     if (g.kind === "tool") {
       if (cancelled) b.tool?.cancel();
       else b.tool?.up(b.toWorld(e.clientX, e.clientY), g.moved, e);
@@ -210,7 +244,12 @@ export class BoardInput {
       return;
     }
     const override = b.overrides.get(g.id);
-    if (override) b.change(g.id, { x: override.x, y: override.y }, { ifVersion: d?.version });
+    const token = b.state.tokens.get(g.id);
+    if (override && token) {
+      // the server stores what is committed: the snapped spot (or, with Alt held, where it was let go)
+      const to = b.snapFor(token, override.x, override.y, { free: e.altKey });
+      b.change(g.id, to, { ifVersion: d?.version });
+    }
   }
 
   _cancelDrag() {
@@ -230,6 +269,7 @@ export class BoardInput {
 
   _sharePointer(e) {
     const b = this.board;
+    if (e.pointerType !== "touch") this.lastAt = b.toWorld(e.clientX, e.clientY);
     // spectators may not send pointers (the server refuses them); touch has no hover to share
     if (!b.sharePointer || e.pointerType === "touch" || b.state.isSpectator) return;
     const now = performance.now();
@@ -242,11 +282,13 @@ export class BoardInput {
   /** Keys on a focused token. */
   tokenKey(e, id) {
     const b = this.board;
-    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.ctrlKey || e.metaKey) return;
     const step = e.shiftKey ? BIG_STEP : STEP;
     const arrows = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (e.altKey && !arrows[e.key]) return;
     let handled = true;
-    if (arrows[e.key]) b.moveBy(id, ...arrows[e.key]);
+    // on a grid an arrow moves one cell (snapped); Alt + arrow moves 10 px freely (Shift: 50)
+    if (arrows[e.key]) b.moveBy(id, ...arrows[e.key], { free: e.altKey });
     else if (e.key === "r") b.rotateBy(id, 15);
     else if (e.key === "R") b.rotateBy(id, -15);
     else if (e.key === "+" || e.key === "=") b.scaleBy(id, 1.1);
@@ -255,6 +297,10 @@ export class BoardInput {
     else if (e.key === "[" || e.key === "PageDown") b.layer(id, -1);
     else if (e.key === "Delete" || e.key === "Backspace") b.remove(id);
     else if ((e.key === "h" || e.key === "H") && b.state.isGm) b.toggleHidden(id);
+    else if (e.key === "p" || e.key === "P") {
+      const token = b.shown(id);
+      if (token) b.marks.ping({ x: token.x, y: token.y });
+    }
     else if (e.key === "Enter" || e.key === " ") b.select(id);
     else if (e.key === "Escape") {
       b.select(null);

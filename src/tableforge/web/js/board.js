@@ -6,11 +6,18 @@
 // tokens (z_index <= MAP_LAYER), the fog (fog.js), the other tokens, others' pointers. The GM
 // sees hidden tokens (GM layer, hidden image) faded, and may hide them (`showHidden`). Input is
 // in board-input.js; the grid is drawn from the scene's settings (grid.js).
+//
+// Tokens (not maps) are drawn `size` cells wide on the scene's grid, and snap to cells or hex
+// centres when dropped or moved with the keys (grid.js `snap`, the server's twin); Alt drops freely.
+// Their name, bars and conditions are drawn by tokenart.js; the ruler and pings by marks.js.
 
 import { BoardInput } from "./board-input.js";
 import { Others } from "./board-others.js";
 import { FogLayer } from "./fog.js";
+import { snap, withDefaults } from "./grid.js";
 import { gridBackground } from "./gridlines.js";
+import { Marks } from "./marks.js";
+import { decorateToken, describeCharacter } from "./tokenart.js";
 import { clamp, h, toast, describeError } from "./util.js";
 
 const MAP_LAYER = -1000; // tokens at or below this z_index are maps: pointer drags pan over them
@@ -21,6 +28,8 @@ const TOKEN_Z_BASE = 1_000_002;
 const FOG_Z = 999_001;
 const MIN_ZOOM = 0.1;
 const MAX_ZOOM = 5;
+// The sizes + and - step through on a token, in cells.
+const CELL_SIZES = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20];
 
 export class Board {
   constructor({ viewport, state, socket, onSelect }) {
@@ -35,6 +44,8 @@ export class Board {
     this.pointerLayer = h("div", { class: "board-pointers", "aria-hidden": "true" });
     this.world.append(this.mapEl, this.fog.el, this.pointerLayer);
     this.viewport.replaceChildren(this.world);
+    this.gridPreview = null; // grid settings shown instead of the scene's while the GM aligns the grid
+    this.marks = new Marks(this); // rulers and pings
     this.view = { x: 0, y: 0, zoom: 1 };
     this.fitted = false;
     this.tokenEls = new Map();
@@ -67,10 +78,24 @@ export class Board {
     return this.toWorld(rect.left + rect.width / 2, rect.top + rect.height / 2);
   }
 
+  /** The grid on the board: the scene's settings with defaults (or the GM's alignment preview). */
+  grid() {
+    return withDefaults(this.gridPreview || this.state.scene?.grid);
+  }
+
+  /** Put a tool on the board (the ruler, a fog tool, grid alignment) or none; the one before is told. */
+  setTool(tool) {
+    const before = this.tool;
+    if (before === tool) return;
+    this.tool = tool;
+    before?.release?.();
+    this.viewport.dispatchEvent(new CustomEvent("toolchange"));
+  }
+
   applyView() {
     const { x, y, zoom } = this.view;
     this.world.style.transform = `translate(${x}px, ${y}px) scale(${zoom})`;
-    const grid = gridBackground(this.state.scene?.grid, zoom, x, y);
+    const grid = gridBackground(this.grid(), zoom, x, y);
     this.viewport.style.backgroundImage = grid.image;
     this.viewport.style.backgroundSize = grid.size;
     this.viewport.style.backgroundPosition = grid.position;
@@ -80,6 +105,7 @@ export class Board {
       this.fog.fitTo({ x: -x / zoom, y: -y / zoom, width: rect.width / zoom, height: rect.height / zoom }, zoom, rect);
     }
     this.tool?.onView?.();
+    this.marks?.onView();
   }
 
   zoomAt(factor, clientX, clientY) {
@@ -129,6 +155,10 @@ export class Board {
 
   // -- rendering --------------------------------------------------------------------------------------
   _size(token) {
+    if (token.z_index > MAP_LAYER) {
+      const side = (token.size || 1) * this.grid().size;
+      return { w: side, hgt: side };
+    }
     const asset = this.state.assets.get(token.asset_id);
     const scale = token.scale || 1;
     return { w: (asset?.width || TOKEN_SIZE) * scale, hgt: (asset?.height || TOKEN_SIZE) * scale };
@@ -198,7 +228,8 @@ export class Board {
     this.fog.render(scene?.fog, { gm: this.state.isGm });
     this.viewport.dataset.sceneId = this.state.sceneId || "";
     this.applyView();
-    this.renderAll(); // the GM's "under fog" marks
+    this.renderAll(); // the GM's "under fog" marks, and token sizes in cells
+    this.marks.onScene();
   }
 
   renderAll() {
@@ -272,13 +303,16 @@ export class Board {
     el.classList.toggle("is-local", !!token._local);
     const badge = el.querySelector(".token-badge");
     badge.textContent = token._remoteBy ? `${this.state.username(token._remoteBy)} is moving this` : "";
-    const name = asset?.name || "token";
+    const name = token.name || asset?.name || "token";
     const owner = this.state.username(token.owner_id);
-    el.setAttribute("aria-label", `${isMap ? "Map" : "Token"} ${name}, placed by ${owner}, at ${Math.round(token.x)}, ${Math.round(token.y)}`
+    const turn = this.state.turnTokenId === id;
+    el.setAttribute("aria-label", `${isMap ? "Map" : "Token"} ${name}${describeCharacter(token)}${turn ? ", its turn" : ""}, `
+      + `placed by ${owner}, at ${Math.round(token.x)}, ${Math.round(token.y)}`
       + (hidden ? ", hidden from players" : "") + (underFog ? ", under fog: players cannot see it" : "")
       + (token._remoteBy ? `, being moved by ${this.state.username(token._remoteBy)}` : "")
-      + (mine ? `. Arrow keys move it; R rotates; + and - resize; Delete removes${gm ? "; H hides or reveals it" : ""}.` : "."));
-    el.title = `${name} (${owner})${hidden ? " — hidden from players" : underFog ? " — under fog" : ""}`;
+      + (mine ? `. Arrow keys move it a cell (Alt: freely); R rotates; + and - resize; P pings; Delete removes${gm ? "; H hides or reveals it" : ""}.` : ". P pings it."));
+    el.title = `${token.name || name} (${owner})${hidden ? " — hidden from players" : underFog ? " — under fog" : ""}`;
+    decorateToken(el, token, { turn });
     el.dataset.x = String(Math.round(token.x));
     el.dataset.y = String(Math.round(token.y));
   }
@@ -302,7 +336,16 @@ export class Board {
   }
 
   onEphemeral(event) {
-    this.others.onEphemeral(event);
+    if (event.type === "ruler" || event.type === "board.ping") this.marks.onFrame(event);
+    else this.others.onEphemeral(event);
+  }
+
+  /** Where a token dropped with its centre at (x, y) lands: on the grid, unless `free` (Alt held). */
+  snapFor(token, x, y, { free = false } = {}) {
+    const g = this.grid();
+    if (free || token.z_index <= MAP_LAYER || g.type === "none") return { x: Math.round(x), y: Math.round(y) };
+    const [sx, sy] = snap(g, x, y, token.size || 1);
+    return { x: Math.round(sx), y: Math.round(sy) };
   }
 
   // -- changing tokens ----------------------------------------------------------------------------
@@ -359,9 +402,17 @@ export class Board {
     });
   }
 
-  moveBy(id, dx, dy) {
+  /** Keyboard moves: one cell on a grid (snapped), `dx`/`dy` pixels when `free` or without a grid. */
+  moveBy(id, dx, dy, { free = false } = {}) {
     const token = this.shown(id);
-    if (token) this.change(id, { x: Math.round(token.x + dx), y: Math.round(token.y + dy) });
+    if (!token) return;
+    const g = this.grid();
+    if (free || token.z_index <= MAP_LAYER || g.type === "none") {
+      this.change(id, { x: Math.round(token.x + dx), y: Math.round(token.y + dy) });
+      return;
+    }
+    const to = this.snapFor(token, token.x + Math.sign(dx) * g.size, token.y + Math.sign(dy) * g.size);
+    if (to.x !== token.x || to.y !== token.y) this.change(id, to);
   }
 
   rotateBy(id, degrees) {
@@ -369,9 +420,23 @@ export class Board {
     if (token) this.change(id, { rotation: (((token.rotation || 0) + degrees) % 360 + 360) % 360 });
   }
 
+  /** + and -: a map grows by `factor`; a token steps to the next size in cells (and snaps again). */
   scaleBy(id, factor) {
     const token = this.shown(id);
-    if (token) this.change(id, { scale: clamp(Math.round((token.scale || 1) * factor * 1000) / 1000, 0.01, 100) });
+    if (!token) return;
+    if (token.z_index <= MAP_LAYER) {
+      this.change(id, { scale: clamp(Math.round((token.scale || 1) * factor * 1000) / 1000, 0.01, 100) });
+      return;
+    }
+    const now = token.size || 1;
+    const size = factor > 1 ? CELL_SIZES.find((c) => c > now) : [...CELL_SIZES].reverse().find((c) => c < now);
+    if (size) this.resize(id, size);
+  }
+
+  resize(id, size) {
+    const token = this.shown(id);
+    if (!token) return;
+    this.change(id, { size, ...this.snapFor({ ...token, size }, token.x, token.y) });
   }
 
   layer(id, delta) {
@@ -413,10 +478,12 @@ export class Board {
 
   /** Put an asset on the board as a token (or a map, under everything). */
   place(asset, { asMap = false, at, hidden } = {}) {
-    const where = at || this.viewCenter();
     const longest = Math.max(asset.width || TOKEN_SIZE, asset.height || TOKEN_SIZE);
-    let scale = asMap ? 1 : clamp(TOKEN_SIZE / longest, 0.01, 100);
+    let scale = 1;
     if (asMap && longest > 4000) scale = 4000 / longest;
+    const centre = at || this.viewCenter();
+    const size = Number(this.state.system?.template?.token_defaults?.size) || 1;
+    const where = asMap ? centre : this.snapFor({ z_index: 0, size }, centre.x, centre.y);
     let z = 0;
     const zs = [...this.state.tokens.values()].map((t) => t.z_index);
     if (asMap) z = Math.min(MAP_LAYER, ...zs.filter((v) => v <= MAP_LAYER).map((v) => v - 1));

@@ -207,10 +207,12 @@ export class Chat {
     }, head, body);
   }
 
-  /** Roll on the server: `visibility` room (everyone), gm (the GMs and me) or self (me). */
-  roll(notation, visibility) {
+  /** Roll on the server: `visibility` room (everyone), gm (the GMs and me) or self (me); `label`
+   *  (a preset's name) is shown with the result, as a label typed after the notation would be. */
+  roll(notation, visibility, label) {
     const me = this.state.me;
     const payload = { notation };
+    if (label) payload.label = label;
     const chosen = visibility || this.visibility?.value || "room";
     if (chosen !== "room") payload.visibility = chosen;
     return this.socket.request("dice.roll", payload, {

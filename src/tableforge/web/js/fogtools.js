@@ -43,11 +43,17 @@ export class FogTool {
   use(mode) {
     this.points = [];
     this.mode = mode;
-    this.board.tool = mode ? this : null;
+    if (mode) this.board.setTool(this);
+    else if (this.board.tool === this) this.board.setTool(null);
     this.board.viewport.classList.toggle("is-drawing", !!mode);
     if (mode) this.cursor = this.board.viewCenter();
     this._draw();
     this._say();
+  }
+
+  /** Another tool took the board (the ruler, grid alignment): this one is put down. */
+  release() {
+    if (this.mode) this.onDone();
   }
 
   get drawing() {

@@ -7,13 +7,34 @@ const SECTIONS = [
   ["The board", [
     "Drag the empty board (or the map) to pan; the mouse wheel, pinching, or the + and − buttons zoom; Fit shows everything.",
     "Keyboard: focus the board, then the arrow keys pan (Shift: faster) and + / − zoom. Tab reaches the tokens.",
+    "On a phone the panels (grid, selected token, turn order, chat) are below the board: scroll down to them.",
   ]],
   ["Tokens", [
     "Drag your token to move it: the others see it move live. Click or Tab to a token to select it.",
-    "On a focused token: arrow keys move it (Shift: by 50), R / Shift+R rotate, + / − resize, ] and [ change its layer, Delete removes it.",
+    "Dropped tokens snap to the grid: a cell's centre, or a hex's (a 2×2 token to the corner between cells). Hold Alt while you let go to drop it exactly where it is.",
+    "On a focused token: arrow keys move it one cell (Alt + arrow: 10 px freely, Shift: 50), R / Shift+R rotate, + / − change its size in cells (1×1, 2×2…), ] and [ change its layer, P pings it, Delete removes it.",
     "The Selected token panel has a button for each of these.",
   ]],
+  ["Tokens as characters", [
+    "Selected token panel: its name (shown under it), its size in cells, its bars (HP 7/10: type a value and press Set, or use − and +) and its conditions (tags such as prone: pick one of the game system's or type your own, × removes one).",
+    "The owner and the GM change them; the others see only what the GM lets them see. GM: each of name, bar and conditions has a 'seen by' menu: everyone, owner and GM, or GM only (players are never sent a hidden field). Add bar puts up to three bars on a token.",
+  ]],
+  ["Grid (GM)", [
+    "The Grid panel sets the scene's grid: squares, pointy- or flat-top hexes, or none; cell size; offset; colour and opacity (or hidden lines: cells still snap and measure); units per cell and unit (5 ft); the diagonal rule (5-5-5, 5-10-5, or a straight line). Set grid saves it for everyone.",
+    "Align grid: drag the board to move the grid onto the map's own lines, or use the arrow keys (1 px, Shift: 10) and + / − for the cell size; Enter or Save alignment keeps it, Esc or Cancel drops it.",
+  ]],
+  ["Ruler and ping", [
+    "Ruler (button, or R with the board focused): drag to measure in the scene's units; everyone sees your ruler and its distance live. A click clears it; R or Esc puts the ruler away.",
+    "Keyboard ruler: arrow keys stretch it one cell at a time from the middle of the view (Shift: five), Space adds a bend, Esc clears it.",
+    "Ping: hold the mouse button or a finger still on the board for a moment, press P (at the pointer, or at the focused token), or the Ping button (middle of the view). Everyone on the scene sees a pulse there.",
+  ]],
+  ["Turn order", [
+    "Select a token and press Add selected: its initiative is rolled with the game system's formula (or type a value first). Players add their own tokens.",
+    "GM: Sort, ◀ Prev, Next ▶, Next round, × removes one, Clear. The token whose turn it is has a green ring on the board; on your token's turn, End my turn passes it on.",
+  ]],
   ["Chat and dice", [
+    "The room's game system is named beside the room's name; its dice presets are buttons under the chat box (the preset's name goes with the roll).",
+    "/roll 1d20+5 stealth (a label after a space), 3d6! (exploding), 6d6>=5 (successes), 4dF (Fudge), 1d20+1d4+3, 3#1d20 (three rolls). Each die is shown: dropped ones struck through, exploded ones marked !, the dice they added ↳.",
     "/roll 2d20kh1+3 (or /r) rolls for the room to see; the Rolls menu beside the box chooses who sees /roll and the dice buttons: everyone, the GM only, or only you.",
     "/gmroll 1d20 (or /gr) rolls for the GM's eyes only (and yours); /selfroll 1d20 (or /sr) only you see.",
     "/w name text whispers to one member (several: /w ann,bob text). Only they and you receive it; whispers are framed in purple.",

@@ -1,19 +1,25 @@
-// The room view: board (with the GM's tools over it), players, scenes, selected token, chat and
-// dice, images, help; wired to one RoomSocket. What a role may not see never reaches this page
+// The room view: board (with the GM's tools over it, the ruler and ping buttons), players, scenes,
+// the grid (GM), the selected token and its character, the turn order, chat and dice (with the game
+// system's presets), images, help; wired to one RoomSocket. What a role may not see never reaches this page
 // (the server filters it); what a role may not do is not offered (and refused by the server).
 
 import { api } from "./api.js";
 import { Board } from "./board.js";
 import { Chat } from "./chat.js";
 import { GmTools } from "./gmtools.js";
+import { GridPanel } from "./gridpanel.js";
 import { helpPanel } from "./help.js";
 import { ImagesPanel } from "./images.js";
+import { InitiativePanel } from "./initiative.js";
 import { inviteLink } from "./lobby.js";
 import { renderPlayers } from "./players.js";
 import { RoomState } from "./roomstate.js";
+import { RulerTool } from "./ruler.js";
 import { ScenesPanel } from "./scenes.js";
 import { renderSelection } from "./selection.js";
 import { RoomSocket } from "./socket.js";
+import { SystemInfo } from "./system.js";
+import { TokenPanel } from "./tokenpanel.js";
 import { copyText, describeError, h, toast } from "./util.js";
 
 const STATUS_WORDS = {
@@ -42,6 +48,11 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
   const zoomIn = h("button", { type: "button", "aria-label": "Zoom in" }, "+");
   const zoomOut = h("button", { type: "button", "aria-label": "Zoom out" }, "−");
   const fitButton = h("button", { type: "button", "aria-label": "Fit the board in view" }, "Fit");
+  const rulerButton = h("button", { type: "button", id: "ruler-toggle", "aria-pressed": "false", title: "Ruler (R)",
+    "aria-label": "Ruler: drag on the board to measure (R)" }, "Ruler");
+  const pingButton = h("button", { type: "button", id: "ping-button", title: "Ping the middle of the view (P)",
+    "aria-label": "Ping the middle of the view (P)" }, "Ping");
+  const boardStatus = h("p", { class: "board-status", id: "board-status", role: "status", "aria-live": "polite" });
   const emptyHint = h("p", { class: "board-empty-hint" }, "The board is empty. Upload an image below to place a map or a token.");
 
   const playersList = h("ul", { class: "player-list", id: "player-list", "aria-live": "polite" });
@@ -92,30 +103,48 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
       },
     },
   });
-  const board = new Board({ viewport, state, socket, onSelect: (id) => renderSelection(selection, { id, board, state }) });
+  let tokenPanel = null; // made after the board, which tells it what is selected
+  const board = new Board({ viewport, state, socket, onSelect: (id) => {
+    renderSelection(selection, { id, board, state });
+    tokenPanel?.show(id);
+  } });
+  const ruler = new RulerTool({ board, socket, onStatus: (text) => (boardStatus.textContent = text) });
   const gmTools = new GmTools({ board, state, socket });
   const scenes = new ScenesPanel({ state, socket });
   const images = new ImagesPanel({ roomId, user, state, board, scenes });
   const chat = new Chat({ log: chatLog, form: chatForm, input: chatInput, state, socket, visibility, note: spectatorNote });
+  const system = new SystemInfo({ state, roll: (notation, label) => chat.roll(notation, undefined, label) });
+  tokenPanel = new TokenPanel({ board, state, socket, system });
+  const gridPanel = new GridPanel({ board, state, scenes });
+  const initiative = new InitiativePanel({ board, state, socket });
+  chatForm.append(system.presets);
+  rulerButton.addEventListener("click", () => ruler.toggle());
+  pingButton.addEventListener("click", () => board.marks.ping(board.viewCenter()));
+  viewport.addEventListener("toolchange", () => {
+    rulerButton.setAttribute("aria-pressed", String(board.tool === ruler));
+    if (board.tool !== ruler && !board.tool) boardStatus.textContent = "";
+  });
   for (const b of diceButtons) {
     b.addEventListener("click", () => chat.roll(`1d${b.dataset.sides}`).catch((err) => toast(describeError(err))));
   }
 
   root.replaceChildren(h("section", { class: "room-view", "aria-labelledby": "room-title" },
-    h("header", { class: "room-bar" }, title, status, roleNote,
+    h("header", { class: "room-bar" }, title, system.name, status, roleNote,
       h("div", { class: "room-bar-actions" }, inviteButton, spectatorButton, closeButton, lobbyButton)),
     h("div", { class: "room-grid" },
       h("div", { class: "board-column" },
         gmTools.el,
         h("section", { class: "board-wrap", "aria-label": "Board" },
-          viewport, emptyHint,
-          h("div", { class: "board-controls" }, zoomOut, zoomIn, fitButton))),
+          viewport, emptyHint, boardStatus,
+          h("div", { class: "board-controls" }, rulerButton, pingButton, zoomOut, zoomIn, fitButton))),
       h("aside", { class: "side" },
         h("section", { class: "panel", "aria-labelledby": "players-title" },
           h("h3", { id: "players-title" }, "Players ", playersCount), playersList),
         scenes.el,
-        h("section", { class: "panel", "aria-labelledby": "selection-title" },
-          h("h3", { id: "selection-title" }, "Selected token"), selection),
+        gridPanel.el,
+        h("section", { class: "panel", id: "selection-panel", "aria-labelledby": "selection-title" },
+          h("h3", { id: "selection-title" }, "Selected token"), selection, tokenPanel.el),
+        initiative.el,
         h("section", { class: "panel panel-chat", "aria-labelledby": "chat-title" },
           h("h3", { id: "chat-title" }, "Chat and dice"), chatLog, spectatorNote, chatForm),
         images.el,
@@ -221,7 +250,7 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
   });
 
   renderSelection(selection, { id: null, board, state });
-  window.tableforge = { state, socket, board, chat, scenes, gmTools };
+  window.tableforge = { state, socket, board, chat, scenes, gmTools, ruler, initiative, tokenPanel, gridPanel, system };
   socket.connect();
   return { leave, state, socket, board };
 }

@@ -23,6 +23,8 @@ export class RoomState {
     this.sceneId = null; // the scene on this page's board
     this.scene = null; // that scene in full: {id, name, position, map, grid, fog}
     this.scenes = new Map(); // scene id -> summary (a GM sees every scene; a player only theirs)
+    this.initiative = null; // the turn order {round, current, version, entries} (only what this page may see)
+    this.system = null; // the room's game system {id, name, template}, loaded by system.js
     this.listeners = new Map(); // topic -> Set(fn)
   }
 
@@ -86,6 +88,7 @@ export class RoomState {
     this.assets = new Map((snapshot.assets || []).map((a) => [a.id, a]));
     this.tokens = new Map((snapshot.tokens || []).map((t) => [t.id, t]));
     sceneFromSnapshot(this, snapshot);
+    this.initiative = snapshot.initiative || null;
     // Chat is append-only: merge, so older lines we already show stay and none repeat.
     for (const message of snapshot.messages || []) this.messages.set(message.id, message);
     this.emit("room", this.room);
@@ -95,6 +98,14 @@ export class RoomState {
     this.emit("scene", { switched: sceneBefore !== this.sceneId });
     this.emit("tokens", { reset: true, switched: sceneBefore !== this.sceneId });
     this.emit("chat", { reset: true });
+    this.emit("initiative", {});
+  }
+
+  /** The token whose turn it is (null before the first turn, or while a token this page cannot see acts). */
+  get turnTokenId() {
+    const ini = this.initiative;
+    if (!ini || !ini.current) return null;
+    return ini.entries.find((e) => e.id === ini.current)?.token_id || null;
   }
 
   /** Keep a token only if this page may show it (a player's own change can put it under fog). */
@@ -161,6 +172,11 @@ export class RoomState {
       case "token.removed":
         this.tokens.delete(event.token_id);
         this.emit("tokens", { id: event.token_id, type: event.type, by: event.by });
+        break;
+      case "initiative.changed":
+        this.initiative = event.initiative;
+        this.emit("initiative", { op: event.op, rolled: event.rolled, by: event.by });
+        this.emit("tokens", { reset: true }); // the turn's highlight on the board
         break;
       case "chat.message":
         this.messages.set(event.message.id, event.message);

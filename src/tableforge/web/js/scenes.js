@@ -1,10 +1,8 @@
 // The scene list. A GM sees every scene: views any of them, creates, renames, removes, sets the
-// grid, and moves the players to one ("players' scene", marked). Players and spectators see only
+// map, and moves the players to one ("players' scene", marked). Players and spectators see only
 // the scene they are on; when the GM moves them, their board changes by itself (scenestate.js).
 
 import { describeError, h, toast } from "./util.js";
-
-const GRID_TYPES = [["square", "Squares"], ["hex_pointy", "Hexes (pointy top)"], ["hex_flat", "Hexes (flat top)"], ["none", "No grid"]];
 
 export class ScenesPanel {
   constructor({ state, socket }) {
@@ -21,20 +19,10 @@ export class ScenesPanel {
       e.preventDefault();
       this.create();
     });
-    this.gridType = h("select", { id: "scene-grid-type" }, ...GRID_TYPES.map(([v, label]) => h("option", { value: v }, label)));
-    this.gridSize = h("input", { id: "scene-grid-size", type: "number", min: "4", max: "1000", step: "1", inputmode: "numeric" });
-    const applyGrid = h("button", { type: "submit", class: "secondary", id: "scene-grid-apply" }, "Set grid");
-    this.gridForm = h("form", { class: "scene-grid", "aria-label": "Grid of the scene you view" },
-      h("label", { for: "scene-grid-type" }, "Grid"), this.gridType,
-      h("label", { for: "scene-grid-size" }, "size"), this.gridSize, applyGrid);
-    this.gridForm.addEventListener("submit", (e) => {
-      e.preventDefault();
-      this.setGrid();
-    });
     this.clearMap = h("button", { type: "button", class: "secondary", id: "scene-clear-map", hidden: true }, "Remove the map");
     this.clearMap.addEventListener("click", () => this.update(this.state.sceneId, { map_asset_id: null }));
     this.el = h("section", { class: "panel panel-scenes", id: "scenes-panel", "aria-labelledby": "scenes-title" },
-      h("h3", { id: "scenes-title" }, "Scenes"), this.current, this.list, this.gridForm, this.clearMap, this.createForm);
+      h("h3", { id: "scenes-title" }, "Scenes"), this.current, this.list, this.clearMap, this.createForm);
     for (const topic of ["scenes", "scene", "room"]) state.on(topic, () => this.render());
     this.render();
   }
@@ -63,16 +51,6 @@ export class ScenesPanel {
     const me = this.state.me.id;
     return this._ask("scene.update", { scene_id: sceneId, ...changes },
       (a) => a.scene && { type: "scene.updated", scene: a.scene, by: me }).catch(() => null);
-  }
-
-  setGrid() {
-    const size = Number(this.gridSize.value);
-    const grid = { type: this.gridType.value };
-    if (Number.isFinite(size) && size >= 4 && size <= 1000) grid.size = Math.round(size);
-    // offsets must stay within ±size: start the new grid from the map's corner
-    grid.offset_x = 0;
-    grid.offset_y = 0;
-    return this.update(this.state.sceneId, { grid });
   }
 
   async remove(scene) {
@@ -110,12 +88,7 @@ export class ScenesPanel {
     const scene = state.scene;
     this.current.textContent = scene ? `${gm ? "Viewing" : "You are on"}: ${scene.name}` : "";
     this.createForm.hidden = !gm;
-    this.gridForm.hidden = !gm || !scene;
     this.clearMap.hidden = !gm || !scene?.map;
-    if (gm && scene && document.activeElement?.closest?.(".scene-grid") !== this.gridForm) {
-      this.gridType.value = scene.grid?.type || "square";
-      this.gridSize.value = String(scene.grid?.size ?? 50);
-    }
     this.list.hidden = !gm;
     if (!gm) return;
     const scenes = [...state.scenes.values()].sort((a, b) => (a.position ?? 0) - (b.position ?? 0) || a.name.localeCompare(b.name));
