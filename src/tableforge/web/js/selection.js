@@ -1,5 +1,6 @@
 // The selected token's panel: what it is, where, who placed it, and buttons for every change
-// (the same as the keys on a focused token). A GM also hides it from the players or reveals it.
+// (the same as the keys on a focused token: on a grid the arrows move a cell). A GM also hides it
+// from the players or reveals it. Its character (name, bars, conditions) is tokenpanel.js.
 
 import { h } from "./util.js";
 
@@ -32,17 +33,19 @@ export function renderSelection(panel, { id, board, state }) {
         : token.hidden ? "Hidden from players (GM layer)."
           : fogged ? "Under fog: players cannot see it." : "Players can see it.");
   }
+  const isMap = token.z_index <= -1000;
+  const size = isMap ? `×${(+token.scale).toFixed(2)}` : `${token.size || 1}×${token.size || 1} cells`;
   panel.replaceChildren(...[
-    h("p", { class: "selection-name" }, h("strong", {}, asset?.name || "token"), ` placed by ${state.username(token.owner_id)}`),
-    h("p", { class: "muted selection-meta" },
-      `x ${Math.round(token.x)}, y ${Math.round(token.y)} · ${Math.round(token.rotation || 0)}° · ×${(+token.scale).toFixed(2)} · layer ${token.z_index}`),
+    h("p", { class: "selection-name" }, h("strong", {}, token.name || asset?.name || "token"), ` placed by ${state.username(token.owner_id)}`),
+    h("p", { class: "muted selection-meta", id: "selection-meta" },
+      `x ${Math.round(token.x)}, y ${Math.round(token.y)} · ${Math.round(token.rotation || 0)}° · ${size} · layer ${token.z_index}`),
     visibility,
     note ? h("p", { class: "muted" }, note) : null,
     h("div", { class: "button-grid" },
       button("↺", "Rotate left 15 degrees", () => board.rotateBy(id, -15)),
       button("↻", "Rotate right 15 degrees", () => board.rotateBy(id, 15)),
-      button("−", "Make smaller", () => board.scaleBy(id, 1 / 1.1)),
-      button("+", "Make bigger", () => board.scaleBy(id, 1.1)),
+      button("−", isMap ? "Make smaller" : "Smaller: fewer cells", () => board.scaleBy(id, 1 / 1.1)),
+      button("+", isMap ? "Make bigger" : "Bigger: more cells", () => board.scaleBy(id, 1.1)),
       button("▲ Fwd", "Bring forward", () => board.layer(id, 1)),
       button("▼ Back", "Send back", () => board.layer(id, -1))),
     h("div", { class: "button-grid arrows" },
