@@ -233,8 +233,11 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     p2.click("#initiative-add")
     for page in (gm, p1, p2):
         expect(page.locator("#initiative-list .initiative-entry")).to_have_count(3)
-    gm.click("#initiative-sort")
-    gm.click("#initiative-next")
+    version = "() => window.tableforge.state.initiative.version"
+    for op in ("#initiative-sort", "#initiative-next"):  # each waits for the one before (if_version)
+        before = gm.evaluate(version)
+        gm.click(op)
+        gm.wait_for_function(f"() => ({version})() > {before}")
     order = gm.evaluate("window.tableforge.state.initiative")
     values = [e["value"] for e in order["entries"]]
     assert values == sorted(values, reverse=True)
@@ -249,7 +252,8 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
         # whose turn it is ends it: a player with End my turn, the GM with Next
         owner = owners[turn]
         owner.click("#initiative-end-turn" if owner is not gm else "#initiative-next")
-    expect(p2.locator(".initiative-entry.is-current")).to_have_attribute("data-token-id", turns[2])
+    for page in (gm, p2):
+        expect(page.locator(".initiative-entry.is-current")).to_have_attribute("data-token-id", turns[2])
     gm.click("#initiative-round-next")
     expect(p1.locator("#initiative-round")).to_have_text("(round 2)")
     expect(p1.locator(".initiative-entry.is-current")).to_have_attribute("data-token-id", turns[0])
@@ -288,6 +292,30 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     p2.keyboard.press("r")
     expect(p2.locator("#ruler-toggle")).to_have_attribute("aria-pressed", "false")
     expect(other_ruler).to_have_count(0)
+
+    # -- the same by keyboard: R on the board, arrows stretch the ruler a cell at a time, P pings --------
+    p1_id = p1_account["user"]["id"]
+    p1.locator("#board").focus()
+    p1.keyboard.press("r")
+    expect(p1.locator("#ruler-toggle")).to_have_attribute("aria-pressed", "true")
+    p1.keyboard.press("ArrowRight")
+    p1.keyboard.press("ArrowRight")
+    expect(p1.locator('.ruler-label[data-user="me"]')).to_have_text("10 ft")
+    expect(gm.locator(f'.ruler-label[data-user="{p1_id}"]')).to_contain_text("10 ft")
+    p1.keyboard.press("Escape")  # clears the measurement; a second Esc puts the ruler away
+    expect(gm.locator(f'.ruler-label[data-user="{p1_id}"]')).to_have_count(0)
+    p1.keyboard.press("Escape")
+    expect(p1.locator("#ruler-toggle")).to_have_attribute("aria-pressed", "false")
+    p1.keyboard.press("p")
+    expect(gm.locator(f'.ping[data-by="{p1_account["user"]["username"]}"]')).to_have_count(1)
+
+    # a focused token moves a cell per arrow key (snapped), 10 px with Alt
+    at = _stored(gm, ogre)
+    _token(gm, ogre).focus()
+    gm.keyboard.press("ArrowDown")
+    _wait_at(p1, ogre, at["x"], at["y"] + 60)
+    gm.keyboard.press("Alt+ArrowRight")
+    _wait_at(p1, ogre, at["x"] + 10, at["y"] + 60)
 
     # -- at phone width every tool is reachable (the panels stack under the board) ------------------------
     for page, ids in ((p2, ["ruler-toggle", "ping-button", "selection-panel", "token-panel", "initiative-panel",

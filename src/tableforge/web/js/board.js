@@ -191,6 +191,7 @@ export class Board {
     if (detail.switched) {
       // another scene on the board: nothing of the old one carries over
       this.others.reset();
+      if (this.tool === this.ruler) this.ruler.cancel(); // a measurement of the old scene
       this.overrides.clear();
       this.queues.clear();
       this.fitted = false;

@@ -69,7 +69,11 @@ export class GridPanel {
     this.alignButton.addEventListener("click", () => (this.align.active ? board.setTool(null) : this.align.start()));
     this.saveAlign.addEventListener("click", () => this.align.commit());
     this.cancelAlign.addEventListener("click", () => board.setTool(null));
-    for (const topic of ["scene", "room"]) state.on(topic, () => this.render());
+    state.on("scene", (detail) => {
+      if (detail?.switched && this.align.active) board.setTool(null); // the preview was the old scene's grid
+      this.render();
+    });
+    state.on("room", () => this.render());
     this.render();
   }
 
