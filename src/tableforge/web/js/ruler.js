@@ -86,7 +86,9 @@ export class RulerTool {
         this.points = [start, [...start]];
       }
       const end = this.points[this.points.length - 1];
-      this.points[this.points.length - 1] = [end[0] + arrows[e.key][0], end[1] + arrows[e.key][1]];
+      const moved = [end[0] + arrows[e.key][0], end[1] + arrows[e.key][1]];
+      // from cell centre to cell centre: on hexes one cell's width lands in the next hex that way
+      this.points[this.points.length - 1] = g.type === "none" ? moved : cellCenter(g, cellAt(g, moved[0], moved[1]));
       this._update();
       this._send(true);
       return true;
