@@ -100,14 +100,18 @@ export class TokenPanel {
     const can = this.state.canChange(token);
     const gm = this.state.isGm;
     const vis = token.visibility || {};
+    // a player's copy lists only the visibilities they may see: a field left out is the GM's alone
+    const secret = (field) => !gm && !!token.visibility && !(field in token.visibility);
+    const canName = can && !secret("name");
+    const canTag = can && !secret("conditions");
     const out = [h("h4", { class: "token-panel-title" }, "Character")];
 
     // -- name and size ---------------------------------------------------------------------------------
-    const name = h("input", { id: "token-name", maxlength: "64", value: token.name || "", autocomplete: "off", disabled: !can,
-      placeholder: "No name" });
+    const name = h("input", { id: "token-name", maxlength: "64", value: token.name || "", autocomplete: "off", disabled: !canName,
+      placeholder: secret("name") ? "Known to the GM only" : "No name" });
     const nameForm = h("form", { class: "token-row", id: "token-name-form" },
       h("label", { for: "token-name" }, "Name"), name,
-      can ? h("button", { type: "submit", class: "secondary", id: "token-name-save" }, "Save") : null);
+      canName ? h("button", { type: "submit", class: "secondary", id: "token-name-save" }, "Save") : null);
     nameForm.addEventListener("submit", (e) => {
       e.preventDefault();
       const payload = { name: name.value.trim() };
@@ -145,14 +149,14 @@ export class TokenPanel {
     // -- conditions --------------------------------------------------------------------------------------
     const conditions = token.conditions || [];
     const tags = h("ul", { class: "condition-list", id: "token-conditions" }, ...conditions.map((c) => h("li", { class: "condition-tag" }, c,
-      can ? h("button", { type: "button", class: "link condition-remove", "aria-label": `Remove ${c}`,
+      canTag ? h("button", { type: "button", class: "link condition-remove", "aria-label": `Remove ${c}`,
         onclick: () => {
           this._release();
           this._ask("token.condition", { remove: [c] });
         } }, "×") : null)));
     out.push(h("div", { class: "token-section" }, h("span", { class: "token-section-title" }, "Conditions"),
-      conditions.length ? tags : h("p", { class: "muted" }, "None.")));
-    if (can) {
+      conditions.length ? tags : h("p", { class: "muted" }, secret("conditions") ? "Known to the GM only." : "None.")));
+    if (canTag) {
       const offered = this.system.conditions.filter((c) => !conditions.some((have) => have.toLowerCase() === c.toLowerCase()));
       const input = h("input", { id: "token-condition", maxlength: "32", list: "token-condition-options", autocomplete: "off",
         placeholder: offered.length ? `e.g. ${offered[0]}` : "e.g. prone" });
