@@ -28,8 +28,8 @@ const TOKEN_Z_BASE = 1_000_002;
 const FOG_Z = 999_001;
 const MIN_ZOOM = 0.1;
 const MAX_ZOOM = 5;
-// The sizes + and - step through on a token, in cells.
-const CELL_SIZES = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20];
+// The sizes + and - step through on a token, in cells (the token panel offers the same).
+export const CELL_SIZES = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20];
 
 export class Board {
   constructor({ viewport, state, socket, onSelect }) {

@@ -6,10 +6,10 @@
 // under the person using it: while the focus is inside the panel the rebuild waits until it leaves
 // (a form sent lets go of the focus, so its result shows).
 
+import { CELL_SIZES } from "./board.js";
 import { h, describeError, toast } from "./util.js";
 
 const VISIBILITIES = [["everyone", "Everyone"], ["owners", "Owner and GM"], ["gm", "GM only"]];
-const SIZES = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20];
 const MAX_BARS = 3;
 
 function visibilitySelect(value, attrs) {
@@ -130,7 +130,7 @@ export class TokenPanel {
     out.push(nameForm);
     if (token.z_index > -1000) {
       const size = h("select", { id: "token-size", disabled: !can },
-        ...SIZES.map((n) => h("option", { value: String(n) }, n < 1 ? `${n} cell` : `${n}×${n} cells`)));
+        ...CELL_SIZES.map((n) => h("option", { value: String(n) }, n < 1 ? `${n} cell` : `${n}×${n} cells`)));
       size.value = String(token.size || 1);
       size.addEventListener("change", () => {
         this._release();
