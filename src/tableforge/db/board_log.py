@@ -235,7 +235,7 @@ async def remove_token(log: Log, conn: AsyncConnection, room_id: str, c: RemoveT
     if c.undoable:  # the whole row, to put the token back as it was (its creation time keeps its place)
         created = (await conn.execute(sa.select(board_tokens.c.created_at).where(board_tokens.c.id == c.token_id))
                    ).scalar_one()
-        kept = {str(k): row[k] for k in row.keys() if k not in ("fogged", "asset_hidden")}
+        kept = {str(k): row[k] for k in row if k not in ("fogged", "asset_hidden")}
         undo = Entry.of(ev.TOKEN_REMOVED, c.token_id, int(row["version"]) + 1,
                      {"row": kept | {"created_at": created.isoformat()}})
     await conn.execute(sa.delete(board_tokens).where(board_tokens.c.id == c.token_id))
