@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tableforge.config import Settings
+from tableforge.db.changes import UndoLast
 from tableforge.db.engine import Database
 from tableforge.db.event_log import (
     ROOM_VERSION,
@@ -35,7 +36,8 @@ from tableforge.db.event_log import (
     encode_body,
 )
 from tableforge.db.migrate import upgrade
-from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, scenes, users
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_events, room_players, scenes, users
+from tableforge.db.undo_entry import Entry
 from tableforge.domain.errors import AppError
 
 HISTORY = 5
@@ -286,3 +288,30 @@ async def test_audiences_follow_what_players_see(log: EventLog) -> None:
     _, stored = await log.since(r.id, 0)
     assert [(row.version, row.audience, row.routing) for row in stored][-1] == (again.version, again.routing.audience,
                                                                                   again.routing)
+
+
+async def test_a_move_stores_its_undo_entry_and_an_undo_walks_back(log: EventLog) -> None:
+    """The entry a move stores (on PostgreSQL by the one statement itself, which must not fall back to
+    the transaction: the room is then not hinted as fogged), and two undos in a row inverting it."""
+    r = await _room(log)
+    token_id = (await log.append(r.id, _add(r, r.alice))).result["id"]
+    for x in (5.5, 7.25):
+        await log.append(r.id, MoveToken(r.alice, token_id, x, 6, r.alice, None))
+    assert r.id not in getattr(log, "_fogged", {}), "the move took the one-statement path"
+    db: Database = log.db  # type: ignore[attr-defined]
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(room_events.c.version, room_events.c.undo_by, room_events.c.undo)
+                                   .where(room_events.c.room_id == r.id).order_by(room_events.c.version))).all()
+    entries = [(v, str(by), Entry.decode(undo)) for v, by, undo in rows]
+    assert entries == [(1, r.alice, Entry("token.added", token_id, 1, {}, 0)),
+                       (2, r.alice, Entry("token.moved", token_id, 2, {"x": 1.0, "y": 2.0}, 1)),
+                       (3, r.alice, Entry("token.moved", token_id, 3, {"x": 5.5, "y": 6.0}, 2))]
+    undo = UndoLast(r.alice, r.alice, "owner")
+    first = await log.append(r.id, undo)
+    assert first.result == {"type": "token.moved", "token_id": token_id}
+    assert _check(first, r.id, 4, "token.moved", r.alice) == {"token_id": token_id, "x": 5.5, "y": 6.0,
+                                                              "token_version": 4}
+    second = await log.append(r.id, undo)
+    assert _check(second, r.id, 5, "token.moved", r.alice)["x"] == 1.0
+    assert (await log.append(r.id, undo)).result == {"type": "token.added", "token_id": token_id}
+    assert (await _refused(log, r.id, undo)).code == "nothing_to_undo"

@@ -117,6 +117,11 @@ async def _play(t: Table, a2: Ws) -> None:
     assert cond["type"] == "ack" and cond["token"]["conditions"] == ["prone"], cond
     version = _undone(await a.request("undo", room_id=rid), "token.conditions_changed", first)
     assert (await frame_at(b, version))["conditions"] == []
+    updated = await a.request("token.update", room_id=rid, token_id=first, name="Renamed", rotation=45)
+    assert updated["type"] == "ack" and updated["token"]["name"] == "Renamed", updated
+    version = _undone(await a.request("undo", room_id=rid), "token.updated", first)
+    assert ((await frame_at(b, version))["token"]["name"], (await frame_at(b, version))["token"]["rotation"]) == (
+        "", 0.0)
     removed = await a.request("token.remove", room_id=rid, token_id=first)
     assert removed["type"] == "ack", removed
     version = _undone(await a2.request("undo", room_id=rid), "token.removed", first)
