@@ -246,7 +246,7 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             if reply:
                 conn.send(_ack(msg.id, token=token, version=version))
         case p.Undo():
-            undone, version = await tokens.undo(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id, conn)
+            undone, version = await tokens.undo(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id)
             if reply:
                 conn.send(_ack(msg.id, undone=undone, version=version))
         case p.Initiative():

@@ -182,7 +182,7 @@ async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> S
     token = await _save(conn, c.token_id, {"bars": bars})
     old = next(b for b in old_bars if b["key"] == c.key)  # set_bar found it
     undo = Entry.of(ev.TOKEN_BAR_CHANGED, c.token_id, token["version"],
-                 {"key": c.key, "value": old["value"], "max": old.get("max")}) if c.undoable else None
+                    {"key": c.key, "value": old["value"], "max": old.get("max")}) if c.undoable else None
 
     def payload(copy: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
@@ -207,7 +207,7 @@ async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: Ch
                                                 c.level, list(c.add), list(c.remove))
     token = await _save(conn, c.token_id, {"conditions": conditions or None})
     undo = Entry.of(ev.TOKEN_CONDITIONS_CHANGED, c.token_id, token["version"],
-                 {"before": list(row["conditions"] or []), "after": conditions}) if c.undoable else None
+                    {"before": list(row["conditions"] or []), "after": conditions}) if c.undoable else None
 
     def payload(copy: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
@@ -237,7 +237,7 @@ async def remove_token(log: Log, conn: AsyncConnection, room_id: str, c: RemoveT
                    ).scalar_one()
         kept = {str(k): row[k] for k in row if k not in ("fogged", "asset_hidden")}
         undo = Entry.of(ev.TOKEN_REMOVED, c.token_id, int(row["version"]) + 1,
-                     {"row": kept | {"created_at": created.isoformat()}})
+                        {"row": kept | {"created_at": created.isoformat()}})
     await conn.execute(sa.delete(board_tokens).where(board_tokens.c.id == c.token_id))
     audience, _ = token_routing(str(row["scene_id"]), before, before)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_REMOVED, c.by, {"token_id": c.token_id},

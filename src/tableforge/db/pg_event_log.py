@@ -79,22 +79,25 @@ def _move_sql(owner_guard: bool, version_guard: bool) -> str:
         guard += f" AND t.version = ${n}"
     seen = "t.scene_id = {ps} AND NOT t.hidden AND NOT t.fogged AND NOT t.asset_hidden"
     # A player may only move a token players see (else it is token_not_found, from the fallback).
-    # `o`: the token as the statement's snapshot saw it, for the undo entry's prior position; if a
-    # concurrent change got to the row first (re-checked under its lock), its version no longer
-    # matches, `tok` is empty and the statement aborts as below: the entry is never stale.
+    # The room's UPDATE joins the token (the guard) and returns its position as the statement's
+    # snapshot saw it: the undo entry's prior position, at no extra read. `tok` only moves the token
+    # if its version is still that one: a concurrent change that got to the row first (re-checked
+    # under its lock) leaves `tok` empty and the statement aborts as below, so the entry is never stale
+    # (such a race, two changes of one token in the same instant, is applied by the transaction).
     room_guard = guard + (" AND " + seen.format(ps="game_rooms.players_scene_id") if owner_guard else "")
     tok_guard = guard + (" AND " + seen.format(ps="room.players_scene_id") if owner_guard else "")
     return f"""
 WITH room AS (
-    UPDATE game_rooms SET version = version + 1
-    WHERE id = $1 AND is_active AND fog_free AND EXISTS (SELECT 1 FROM board_tokens t WHERE {room_guard})
-    RETURNING version, players_scene_id
+    UPDATE game_rooms SET version = game_rooms.version + 1
+    FROM board_tokens t
+    WHERE game_rooms.id = $1 AND game_rooms.is_active AND game_rooms.fog_free AND {room_guard}
+    RETURNING game_rooms.version, game_rooms.players_scene_id, t.x AS ox, t.y AS oy, t.version AS ov
 ), tok AS (
     UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
-    FROM room, board_tokens o
-    WHERE {tok_guard} AND o.id = t.id AND o.version = t.version
+    FROM room
+    WHERE {tok_guard} AND t.version = room.ov
     RETURNING room.version AS rv, t.version AS tv, t.scene_id AS sid,
-              ({seen.format(ps="room.players_scene_id")}) AS seen, t.id AS tid, o.x AS ox, o.y AS oy
+              ({seen.format(ps="room.players_scene_id")}) AS seen, t.id AS tid, room.ox, room.oy
 ), ev AS (
     INSERT INTO room_events (room_id, version, body, audience, undo_by, undo)
     SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text,

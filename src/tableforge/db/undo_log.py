@@ -69,6 +69,8 @@ class Refused(Exception):
         self.version = version
 
 
+# The caller's newest entries: read through the room's primary key, newest first (at most the room's
+# history, TABLEFORGE_WS_HISTORY_SIZE rows, on a rare request), so the hot writes keep no extra index.
 _ENTRIES = (sa.select(room_events.c.version, room_events.c.undo)
             .where(room_events.c.room_id == sa.bindparam("room_id"), room_events.c.undo_by == sa.bindparam("by"))
             .order_by(room_events.c.version.desc()).limit(UNDO_DEPTH))

@@ -144,13 +144,12 @@ async def remove(rt: Runtime, user_id: str, role: str, room_id: str, token_id: s
     return stored.version
 
 
-async def undo(rt: Runtime, user_id: str, role: str, room_id: str, sender: Connection | None = None
-               ) -> tuple[dict[str, Any], int]:
+async def undo(rt: Runtime, user_id: str, role: str, room_id: str) -> tuple[dict[str, Any], int]:
     """undo: the caller's last undoable token change in the room, inverted (db/undo_log.py).
     Returns ({type, token_id} of the change undone, the room version of the inverse).
 
-    The inverse is published to the sender's socket too: the ack does not carry the token's new
-    state, so the page applies the event like anyone else's."""
+    The inverse is published to the undoing socket too (no sender is left out): the ack does not
+    carry the token's new state, so the page applies the event like anyone else's."""
     require_actor(role)
     owner = None if role == GM else user_id
     level = tf.LEVEL_GM if role == GM else tf.LEVEL_OWNER
