@@ -315,3 +315,33 @@ async def test_a_move_stores_its_undo_entry_and_an_undo_walks_back(log: EventLog
     assert _check(second, r.id, 5, "token.moved", r.alice)["x"] == 1.0
     assert (await log.append(r.id, undo)).result == {"type": "token.added", "token_id": token_id}
     assert (await _refused(log, r.id, undo)).code == "nothing_to_undo"
+
+
+async def test_undoing_a_removal_puts_the_token_back_unless_its_asset_is_gone(log: EventLog) -> None:
+    """A removal undone: the same id, owner and fields at the version after the one it had. When the
+    asset went meanwhile, the refusal drops the entry, and each next undo goes to the change before."""
+    r = await _room(log)
+    kept = (await log.append(r.id, _add(r, r.alice))).result["id"]
+    await log.append(r.id, UpdateToken(r.alice, kept, {"name": "Alia", "rotation": 30.0}, r.alice, None))
+    await log.append(r.id, RemoveToken(r.alice, kept, r.alice, None))
+    undo = UndoLast(r.alice, r.alice, "owner")
+    back = await log.append(r.id, undo)
+    assert back.result == {"type": "token.removed", "token_id": kept}
+    token = _check(back, r.id, 4, "token.added", r.alice)["token"]
+    assert (token["id"], token["owner_id"], token["name"], token["rotation"], token["version"]) == (
+        kept, r.alice, "Alia", 30.0, 3)
+    renamed = await log.append(r.id, undo)  # the update before the removal is next
+    assert _check(renamed, r.id, 5, "token.updated", r.alice)["token"]["name"] == ""
+
+    asset_id = str(uuid.uuid4())
+    await log.append(r.id, AddAsset(r.gm, {"id": asset_id} | _asset_row(r.id, r.gm, datetime.now(UTC)), {}))
+    gone = (await log.append(r.id, _add(r, r.alice, asset_id))).result["id"]
+    await log.append(r.id, RemoveToken(r.alice, gone, r.alice, None))
+    await log.append(r.id, RemoveAsset(r.gm, asset_id, "ab" * 32))
+    assert (await _refused(log, r.id, undo)).code == "asset_not_found"
+    # dropped: the next undo is of the addition before it (its token is gone with the asset)
+    assert (await _refused(log, r.id, undo)).code == "token_not_found"
+    removed = await log.append(r.id, undo)  # then the first token's addition, after its own two undos
+    assert removed.result == {"type": "token.added", "token_id": kept}
+    assert _check(removed, r.id, removed.version, "token.removed", r.alice) == {"token_id": kept}
+    assert (await _refused(log, r.id, undo)).code == "nothing_to_undo"
