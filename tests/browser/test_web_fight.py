@@ -6,10 +6,9 @@ The GM sets and aligns the grid; tokens placed and dragged snap to cells (a 2x2 
 names, bars and conditions are edited in the token panel, and a bar the GM makes GM-only leaves the
 owner's page (state and DOM); initiative is rolled and sorted, turns go round with the current
 token ringed on every board; a player measures with the ruler and the GM's page shows the same
-distance; a held press pings; the system's dice presets roll with their label. Then the tool panels
-are checked at phone width (390x844). Screenshots of the board mid-fight go to test-artifacts/.
-
-Undo is not in this fight: it is being built on its own branch (issue #13, "Undo").
+distance; a held press pings; the system's dice presets roll with their label; the GM undoes two
+moves (Ctrl+Z, then the Undo button). Then the tool panels are checked at phone width (390x844).
+Screenshots of the board mid-fight go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -317,8 +316,15 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     gm.keyboard.press("Alt+ArrowRight")
     _wait_at(p1, ogre, at["x"] + 10, at["y"] + 60)
 
+    # undo a move: Ctrl+Z takes back the GM's last one, the Undo button the one before, on every board
+    gm.keyboard.press("Control+z")
+    _wait_at(p1, ogre, at["x"], at["y"] + 60)
+    gm.click("#undo-button")
+    for page in (p1, p2, gm):
+        _wait_at(page, ogre, at["x"], at["y"])
+
     # -- at phone width every tool is reachable (the panels stack under the board) ------------------------
-    for page, ids in ((p2, ["ruler-toggle", "ping-button", "selection-panel", "token-panel", "initiative-panel",
+    for page, ids in ((p2, ["ruler-toggle", "ping-button", "undo-button", "selection-panel", "token-panel", "initiative-panel",
                             "initiative-add", "chat-input", "dice-presets", "help-panel"]),
                       (gm, ["ruler-toggle", "grid-panel", "grid-align", "token-size", "initiative-next",
                             "initiative-panel"])):

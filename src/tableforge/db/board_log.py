@@ -31,6 +31,7 @@ from tableforge.db.changes import (
 from tableforge.db.log_store import FogCache, Variant, next_versions, store, token_routing
 from tableforge.db.schema import board_tokens, game_assets, game_rooms, game_systems, scenes
 from tableforge.db.token_views import routed
+from tableforge.db.undo_entry import Entry
 from tableforge.domain import events as ev
 from tableforge.domain import token_fields, wire
 from tableforge.domain.errors import Conflict, Forbidden, NotFound
@@ -130,8 +131,9 @@ async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) 
     token = c.token(scene_id, columns)
     visible = visible_to_players(scene_id == players_scene, c.hidden, bool(asset[1]), fogged)
     audience, variants = routed(token, None, visible, ev.TOKEN_ADDED, _whole)
+    undo = Entry.of(ev.TOKEN_ADDED, c.token_id, 1, {}) if c.undoable else None
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_ADDED, c.by, {"token": token}, token,
-                       audience, variants)
+                       audience, variants, undo)
 
 
 async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken | UpdateToken
@@ -159,12 +161,14 @@ async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveTok
         else:
             audience, variants = routed(wire.token(new), before, after, ev.TOKEN_MOVED, lambda _: payload,
                                         carries_fields=False)
+        undo = Entry.of(ev.TOKEN_MOVED, c.token_id, token_version, {"x": float(row["x"]), "y": float(row["y"])})
         return await store(conn, log.history_size, room_id, version, ev.TOKEN_MOVED, c.by, payload,
-                           token_version, audience, variants)
+                           token_version, audience, variants, undo if c.undoable else None)
     token = wire.token(new)
     audience, variants = routed(token, before, after, ev.TOKEN_UPDATED, _whole)
+    undo = Entry.of(ev.TOKEN_UPDATED, c.token_id, int(new["version"]), {k: row[k] for k in c.values})
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_UPDATED, c.by, {"token": token}, token,
-                       audience, variants)
+                       audience, variants, undo if c.undoable else None)
 
 
 async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> StoredEvent[dict[str, Any]]:
@@ -173,8 +177,12 @@ async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> S
     version, players_scene = await next_versions(conn, room_id)
     row = await _state(conn, room_id, c.token_id)
     before = _check(row, players_scene, c.owner, c.if_version)
-    bars, _ = token_fields.set_bar(list(row["bars"] or []), c.key, c.value, c.top, c.level)
+    old_bars = list(row["bars"] or [])
+    bars, _ = token_fields.set_bar(old_bars, c.key, c.value, c.top, c.level)
     token = await _save(conn, c.token_id, {"bars": bars})
+    old = next(b for b in old_bars if b["key"] == c.key)  # set_bar found it
+    undo = Entry.of(ev.TOKEN_BAR_CHANGED, c.token_id, token["version"],
+                    {"key": c.key, "value": old["value"], "max": old.get("max")}) if c.undoable else None
 
     def payload(copy: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
@@ -185,7 +193,7 @@ async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> S
 
     audience, variants = routed(token, before, before, ev.TOKEN_BAR_CHANGED, payload)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_BAR_CHANGED, c.by, payload(token), token,
-                       audience, variants)
+                       audience, variants, undo)
 
 
 async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: ChangeConditions
@@ -198,6 +206,8 @@ async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: Ch
     conditions = token_fields.change_conditions(list(row["conditions"] or []), str(row["conditions_visibility"]),
                                                 c.level, list(c.add), list(c.remove))
     token = await _save(conn, c.token_id, {"conditions": conditions or None})
+    undo = Entry.of(ev.TOKEN_CONDITIONS_CHANGED, c.token_id, token["version"],
+                    {"before": list(row["conditions"] or []), "after": conditions}) if c.undoable else None
 
     def payload(copy: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
@@ -207,7 +217,7 @@ async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: Ch
 
     audience, variants = routed(token, before, before, ev.TOKEN_CONDITIONS_CHANGED, payload)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_CONDITIONS_CHANGED, c.by, payload(token),
-                       token, audience, variants)
+                       token, audience, variants, undo)
 
 
 async def _save(conn: AsyncConnection, token_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -221,10 +231,17 @@ async def remove_token(log: Log, conn: AsyncConnection, room_id: str, c: RemoveT
     version, players_scene = await next_versions(conn, room_id)
     row = await _state(conn, room_id, c.token_id)
     before = _check(row, players_scene, c.owner, c.if_version)
+    undo = None
+    if c.undoable:  # the whole row, to put the token back as it was (its creation time keeps its place)
+        created = (await conn.execute(sa.select(board_tokens.c.created_at).where(board_tokens.c.id == c.token_id))
+                   ).scalar_one()
+        kept = {str(k): row[k] for k in row if k not in ("fogged", "asset_hidden")}
+        undo = Entry.of(ev.TOKEN_REMOVED, c.token_id, int(row["version"]) + 1,
+                        {"row": kept | {"created_at": created.isoformat()}})
     await conn.execute(sa.delete(board_tokens).where(board_tokens.c.id == c.token_id))
     audience, _ = token_routing(str(row["scene_id"]), before, before)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_REMOVED, c.by, {"token_id": c.token_id},
-                       None, audience)
+                       None, audience, undo=undo)
 
 
 async def add_asset(log: Log, conn: AsyncConnection, room_id: str, c: AddAsset) -> StoredEvent[None]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tableforge.db.changes import EVERYONE, StoredEvent
 from tableforge.db.event_body import encode_body
 from tableforge.db.schema import game_rooms, room_events, scenes
+from tableforge.db.undo_entry import Entry
 from tableforge.domain import fog as fogs
 from tableforge.domain import wire
 from tableforge.domain.audience import Routing
@@ -45,8 +46,9 @@ async def next_versions(conn: AsyncConnection, room_id: str, count: int = 1) -> 
 
 async def store(conn: AsyncConnection, history_size: int, room_id: str, version: int, etype: str, by: str | None,
                 payload: dict[str, Any], result: R, audience: str | None = None,
-                variants: tuple[Variant, ...] = ()) -> StoredEvent[R]:
-    """Store one event: its main body for `audience` (None: everyone) and other bodies for others."""
+                variants: tuple[Variant, ...] = (), undo: Entry | None = None) -> StoredEvent[R]:
+    """Store one event: its main body for `audience` (None: everyone) and other bodies for others.
+    `undo`: what undoing it needs, for its author `by` (db/undo_log.py); never sent to clients."""
     ts = wire.now_ms()
     body = encode_body(etype, room_id, version, ts, by, payload)
     routing = EVERYONE if audience is None and not variants else Routing(
@@ -54,7 +56,9 @@ async def store(conn: AsyncConnection, history_size: int, room_id: str, version:
                         for sel, vtype, vpayload in variants))
     await conn.execute(sa.insert(room_events).values(room_id=room_id, version=version, body=body.decode(),
                                                      audience=routing.audience,
-                                                     variants=routing.encoded_variants()))
+                                                     variants=routing.encoded_variants(),
+                                                     undo_by=by if undo is not None else None,
+                                                     undo=undo.encode() if undo is not None else None))
     if version % PRUNE_EVERY == 0:
         await conn.execute(sa.delete(room_events).where(room_events.c.room_id == room_id,
                                                         room_events.c.version <= version - history_size))

@@ -70,7 +70,7 @@ R = TypeVar("R")
 
 def _move_sql(owner_guard: bool, version_guard: bool) -> str:
     guard = "t.id = $2 AND t.room_id = $1"
-    n = 7
+    n = 8  # $8: the mover, who may undo it
     if owner_guard:
         n += 1
         guard += f" AND t.owner_id = ${n}"
@@ -79,23 +79,31 @@ def _move_sql(owner_guard: bool, version_guard: bool) -> str:
         guard += f" AND t.version = ${n}"
     seen = "t.scene_id = {ps} AND NOT t.hidden AND NOT t.fogged AND NOT t.asset_hidden"
     # A player may only move a token players see (else it is token_not_found, from the fallback).
+    # The room's UPDATE joins the token (the guard) and returns its position as the statement's
+    # snapshot saw it: the undo entry's prior position, at no extra read. `tok` only moves the token
+    # if its version is still that one: a concurrent change that got to the row first (re-checked
+    # under its lock) leaves `tok` empty and the statement aborts as below, so the entry is never stale
+    # (such a race, two changes of one token in the same instant, is applied by the transaction).
     room_guard = guard + (" AND " + seen.format(ps="game_rooms.players_scene_id") if owner_guard else "")
     tok_guard = guard + (" AND " + seen.format(ps="room.players_scene_id") if owner_guard else "")
     return f"""
 WITH room AS (
-    UPDATE game_rooms SET version = version + 1
-    WHERE id = $1 AND is_active AND fog_free AND EXISTS (SELECT 1 FROM board_tokens t WHERE {room_guard})
-    RETURNING version, players_scene_id
+    UPDATE game_rooms SET version = game_rooms.version + 1
+    FROM board_tokens t
+    WHERE game_rooms.id = $1 AND game_rooms.is_active AND game_rooms.fog_free AND {room_guard}
+    RETURNING game_rooms.version, game_rooms.players_scene_id, t.x AS ox, t.y AS oy, t.version AS ov
 ), tok AS (
     UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
     FROM room
-    WHERE {tok_guard}
+    WHERE {tok_guard} AND t.version = room.ov
     RETURNING room.version AS rv, t.version AS tv, t.scene_id AS sid,
-              ({seen.format(ps="room.players_scene_id")}) AS seen
+              ({seen.format(ps="room.players_scene_id")}) AS seen, t.id AS tid, room.ox, room.oy
 ), ev AS (
-    INSERT INTO room_events (room_id, version, body, audience)
+    INSERT INTO room_events (room_id, version, body, audience, undo_by, undo)
     SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text,
-           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END
+           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END,
+           $8, json_build_object('type', 'token.moved', 'token_id', tok.tid::text, 'v', tok.tv, 'b', tok.tv - 1,
+                                 'prior', json_build_object('x', tok.ox, 'y', tok.oy))::text
     FROM room LEFT JOIN tok ON true
 )
 SELECT rv, tv, sid, seen FROM tok"""
@@ -338,7 +346,8 @@ class PgEventLog(TransactionalEventLog):
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
-        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces)  # head, mid, tail
+        # head, mid, tail; then who may undo it (NULL: an undo's inverse, not undoable)
+        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces, c.by if c.undoable else None)
         if c.owner is not None:
             args += (c.owner,)
         if c.if_version is not None:

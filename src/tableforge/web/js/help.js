@@ -14,6 +14,7 @@ const SECTIONS = [
     "Dropped tokens snap to the grid: a cell's centre, or a hex's (a 2×2 token to the corner between cells). Hold Alt while you let go to drop it exactly where it is.",
     "On a focused token: arrow keys move it one cell (Alt + arrow: 10 px freely, Shift: 50), R / Shift+R rotate, + / − change its size in cells (1×1, 2×2…), ] and [ change its layer, P pings it, Delete removes it.",
     "The Selected token panel has a button for each of these.",
+    "Undo (beside Fit) or Ctrl+Z (Cmd+Z on a Mac) takes back your own last token change: a move, an edit, a bar or condition, placing or removing a token, up to 20 steps. It is refused if someone else changed that token since. Chat, dice, fog, scenes and turns are not undone.",
   ]],
   ["Tokens as characters", [
     "Selected token panel: its name (shown under it), its size in cells, its bars (HP 7/10: type a value and press Set, or use − and +) and its conditions (tags such as prone: pick one of the game system's or type your own, × removes one).",

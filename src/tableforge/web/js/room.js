@@ -20,6 +20,7 @@ import { renderSelection } from "./selection.js";
 import { RoomSocket } from "./socket.js";
 import { SystemInfo } from "./system.js";
 import { TokenPanel } from "./tokenpanel.js";
+import { undoButton } from "./undo.js";
 import { copyText, describeError, h, toast } from "./util.js";
 
 const STATUS_WORDS = {
@@ -136,7 +137,7 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
         gmTools.el,
         h("section", { class: "board-wrap", "aria-label": "Board" },
           viewport, emptyHint, boardStatus,
-          h("div", { class: "board-controls" }, rulerButton, pingButton, zoomOut, zoomIn, fitButton))),
+          h("div", { class: "board-controls" }, rulerButton, pingButton, zoomOut, zoomIn, fitButton, undoButton({ socket, state })))),
       h("aside", { class: "side" },
         h("section", { class: "panel", "aria-labelledby": "players-title" },
           h("h3", { id: "players-title" }, "Players ", playersCount), playersList),
