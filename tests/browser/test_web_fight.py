@@ -324,8 +324,8 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
         _wait_at(page, ogre, at["x"], at["y"])
 
     # -- at phone width every tool is reachable (the panels stack under the board) ------------------------
-    for page, ids in ((p2, ["ruler-toggle", "ping-button", "undo-button", "selection-panel", "token-panel", "initiative-panel",
-                            "initiative-add", "chat-input", "dice-presets", "help-panel"]),
+    for page, ids in ((p2, ["ruler-toggle", "ping-button", "undo-button", "selection-panel", "token-panel",
+                            "initiative-panel", "initiative-add", "chat-input", "dice-presets", "help-panel"]),
                       (gm, ["ruler-toggle", "grid-panel", "grid-align", "token-size", "initiative-next",
                             "initiative-panel"])):
         page.set_viewport_size(PHONE)
