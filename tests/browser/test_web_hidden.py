@@ -352,16 +352,23 @@ def test_gm_hides_and_the_player_never_sees_it(instances: list[Any], browser: Br
     assert trap not in listing and trap_asset not in listing
     assert {json.loads(f)["type"] for f in player_sent} >= {"join", "dice.roll"}
 
-    # hiding an image hides every token showing it (the players get asset.removed), and back
+    # hiding an image hides every token showing it (the players get asset.removed), and back; the
+    # image is also the scene's map, which stays on the player's board (reason "hidden")
     hero_asset = gm.evaluate("(id) => window.tableforge.state.tokens.get(id).asset_id", hero)
+    gm.get_by_role("button", name="Make Hero the map of the scene you view").click()
+    expect(player.locator(".scene-map")).to_be_visible()
     gm.get_by_role("button", name="Hide Hero and its tokens from the players").click()
     expect(_token(player, hero)).to_have_count(0)
+    expect(player.locator(".scene-map")).to_be_visible()  # handled with the token's removal, in one event
+    assert player.evaluate("window.tableforge.state.scene.map.asset_id") == hero_asset
     expect(gm.locator(f'.library-item[data-asset-id="{hero_asset}"] .badge-hidden')).to_have_text("hidden")
     expect(_token(gm, hero)).to_have_class(re.compile(r"\bis-hidden\b"))
     assert player.evaluate("(id) => window.tableforge.state.assets.has(id)", hero_asset) is False
     gm.get_by_role("button", name="Reveal Hero and its tokens to the players").click()
     expect(_token(player, hero)).to_be_visible()
     expect(_token(player, ambusher)).to_have_count(0)  # still on the GM layer itself
+    gm.click("#scene-clear-map")
+    expect(player.locator(".scene-map")).to_be_hidden()
 
     # readable at phone width, for the GM too
     gm.set_viewport_size({"width": 390, "height": 844})

@@ -153,8 +153,8 @@ async def test_every_change_stores_its_event(log: EventLog) -> None:
 
     profile = {"id": r.alice, "username": r.alice[:30], "first_name": None, "last_name": None,
                "profile_image_url": None}
-    joined = await log.append(r.id, SetPresence(r.alice, True, profile))
-    assert _check(joined, r.id, 6, "player.joined", r.alice) == {"user": profile}
+    joined = await log.append(r.id, SetPresence(r.alice, True, profile))  # no role at hand: read from the database
+    assert _check(joined, r.id, 6, "player.joined", r.alice) == {"user": profile, "role": "player"}
     left = await log.append(r.id, SetPresence(r.alice, False))  # no profile at hand: read from the database
     assert _check(left, r.id, 7, "player.left", r.alice) == {"user": profile}
 
@@ -181,7 +181,7 @@ async def test_assets_store_one_event_per_removed_token(log: EventLog) -> None:
     assert [e.version for e in events] == [4, 5, 6]
     assert [_check(e, r.id, e.version, "token.removed", r.gm) for e in events[:2]] == [
         {"token_id": t} for t in tokens]
-    assert _check(events[2], r.id, 6, "asset.removed", r.gm) == {"asset_id": asset_id}
+    assert _check(events[2], r.id, 6, "asset.removed", r.gm) == {"asset_id": asset_id, "reason": "deleted"}
     assert [row.version for row in (await log.history(r.id, 3, 6))] == [4, 5, 6]
 
 
@@ -244,8 +244,8 @@ async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: py
     said = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "hi", None, datetime.now(UTC)))
     assert said.result["version"] == 4
     profile = {"id": r.alice, "username": "alice", "first_name": None, "last_name": None, "profile_image_url": None}
-    assert _check(await log.append(r.id, SetPresence(r.alice, True, profile)), r.id, 5, "player.joined",
-                  r.alice) == {"user": profile}
+    assert _check(await log.append(r.id, SetPresence(r.alice, True, profile, "spectator")), r.id, 5, "player.joined",
+                  r.alice) == {"user": profile, "role": "spectator"}, "the joiner's role as the socket joined with it"
     with pytest.raises(AssertionError):  # a refusal is explained by the transaction
         await log.append(r.id, MoveToken(r.gm, token_id, 3, 4, None, 1))
 

@@ -119,3 +119,33 @@ async def test_a_failed_load_is_the_callers_error_and_is_retried() -> None:
         await index.owner(ROOM, str(uuid.uuid4()), failing)
     assert len(index) == 0
     assert await index.owner(ROOM, "not-a-uuid", Loader(1, [])) is Lookup.MISSING
+
+
+async def test_a_scenes_fog_is_read_once_by_the_previews_that_ask_for_it_together() -> None:
+    """The first previews of a room all find the fog missing: one read serves them all; a failed
+    read is every waiter's error, and the next preview reads again."""
+    from tableforge.domain.fog import Fog, parse_fog
+
+    index = RoomTokens()
+    load = Loader(1, [])
+    reads, gate = [0], asyncio.Event()
+    fog = parse_fog({"base": "hidden", "shapes": []})
+
+    async def read_fog() -> Fog:
+        reads[0] += 1
+        await gate.wait()
+        return fog
+
+    asking = [asyncio.create_task(index.fog(ROOM, "scene", load, read_fog)) for _ in range(20)]
+    await wait_until(lambda: reads[0] == 1, what="the first read under way")
+    gate.set()
+    assert [await t for t in asking] == [fog] * 20
+    assert reads[0] == 1, "one read for 20 previews"
+    assert await index.fog(ROOM, "scene", load, read_fog) is fog and reads[0] == 1, "then kept"
+
+    async def failing() -> Fog:
+        raise ConnectionError("database down")
+
+    failed = [asyncio.create_task(index.fog(ROOM, "other", load, failing)) for _ in range(3)]
+    assert [isinstance(e, ConnectionError) for e in await asyncio.gather(*failed, return_exceptions=True)] == [True] * 3
+    assert await index.fog(ROOM, "other", load, read_fog) is fog, "read again after a failure"

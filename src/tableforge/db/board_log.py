@@ -271,7 +271,7 @@ async def remove_asset(log: Log, conn: AsyncConnection, room_id: str, c: RemoveA
                                    {"token_id": str(row["id"])}, None, audience))
     still_used = (await conn.execute(sa.select(sa.func.count()).where(game_assets.c.sha256 == c.sha256))).scalar()
     last = await store(conn, log.history_size, room_id, version + len(rows), ev.ASSET_REMOVED, c.by,
-                       {"asset_id": c.asset_id}, bool(still_used), "g" if hidden else None)
+                       {"asset_id": c.asset_id, "reason": "deleted"}, bool(still_used), "g" if hidden else None)
     last.earlier = tuple(earlier)
     return last
 
@@ -290,7 +290,8 @@ async def set_asset_hidden(log: Log, conn: AsyncConnection, room_id: str, c: Set
     variants: tuple[Variant, ...] = ()
     if bool(was[0]) != c.hidden:
         if c.hidden:
-            variants = (("p", ev.ASSET_REMOVED, {"asset_id": c.asset_id}),)
+            # `reason`: a hidden asset that is the players' scene's map stays their map (docs/protocol.md)
+            variants = (("p", ev.ASSET_REMOVED, {"asset_id": c.asset_id, "reason": "hidden"}),)
         else:
             uncovered = (await conn.execute(sa.select(*TOKEN_COLUMNS).where(
                 board_tokens.c.asset_id == c.asset_id, board_tokens.c.scene_id == players_scene,

@@ -192,11 +192,13 @@ class PostMessage(Change[dict[str, Any]]):
 @dataclass(frozen=True, slots=True)
 class SetPresence(Change[None]):
     """player.joined / player.left, with is_online kept in step. `profile`: the user's public
-    profile when the caller has it (else it is read)."""
+    profile when the caller has it (else it is read). `role`: the joiner's role, carried by
+    player.joined so that pages can show it without asking (else it is read)."""
 
     user_id: str
     online: bool
     profile: dict[str, Any] | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,13 +173,15 @@ class TransactionalEventLog(EventLog):
 
     async def _set_presence(self, conn: AsyncConnection, room_id: str, c: SetPresence) -> StoredEvent[None]:
         version, _ = await next_versions(conn, room_id)
-        await conn.execute(sa.update(room_players)
-                           .where(room_players.c.room_id == room_id, room_players.c.user_id == c.user_id)
-                           .values(is_online=c.online))
+        role = (await conn.execute(sa.update(room_players)
+                                   .where(room_players.c.room_id == room_id, room_players.c.user_id == c.user_id)
+                                   .values(is_online=c.online).returning(room_players.c.role))).scalar()
         user = (await conn.execute(sa.select(users).where(users.c.id == c.user_id))).mappings().one()
-        etype = ev.PLAYER_JOINED if c.online else ev.PLAYER_LEFT
-        return await store(conn, self.history_size, room_id, version, etype, c.user_id,
-                           {"user": wire.public_user(user)}, None)
+        if not c.online:
+            return await store(conn, self.history_size, room_id, version, ev.PLAYER_LEFT, c.user_id,
+                               {"user": wire.public_user(user)}, None)
+        return await store(conn, self.history_size, room_id, version, ev.PLAYER_JOINED, c.user_id,
+                           {"user": wire.public_user(user), "role": c.role or role}, None)
 
 
 _APPLY: dict[type[Any], _Apply] = {

@@ -383,7 +383,12 @@ class PgEventLog(TransactionalEventLog):
             return None  # a player whose instance died: the transaction reads the profile
         ts = wire.now_ms()
         etype = ev.PLAYER_JOINED if c.online else ev.PLAYER_LEFT
-        template = body_template(etype, room_id, ts, c.user_id, {"user": c.profile})
+        payload: dict[str, Any] = {"user": c.profile}
+        if c.online:
+            if not c.role:
+                return None  # player.joined carries the role: the transaction reads it
+            payload["role"] = c.role
+        template = body_template(etype, room_id, ts, c.user_id, payload)
         row = await self._fetchrow(_PRESENCE_SQL, (room_id, c.user_id, c.online, template.pieces), room_id)
         if row is None:
             return None

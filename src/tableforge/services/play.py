@@ -27,12 +27,13 @@ def _conn_key(rt: Runtime, conn: Connection) -> str:
 
 
 async def _presence_event(rt: Runtime, user_id: str, room_id: str, online: bool, sender: Connection | None,
-                          profile: dict[str, Any] | None = None) -> None:
-    """player.joined / player.left, stored like any room event, with is_online kept in step.
+                          profile: dict[str, Any] | None = None, role: str | None = None) -> None:
+    """player.joined (with the joiner's role) / player.left, stored like any room event, with
+    is_online kept in step.
 
     With the user's profile at hand (a socket's own join or leave) the event log can do it in one
     statement; without (a player whose instance died) it reads the profile."""
-    stored = await rt.events.append(room_id, SetPresence(user_id, online, profile))
+    stored = await rt.events.append(room_id, SetPresence(user_id, online, profile, role))
     await rooms.players_changed(rt, room_id)
     await rt.hub.publish(room_id, stored.version, stored.ts, sender, stored.body, stored.routing)
 
@@ -67,7 +68,7 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
     try:
         if await rt.presence.add(room_id, conn.user_id, _conn_key(rt, conn)):
             metrics.PRESENCE_CHANGES.labels("joined").inc()
-            await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn, profile=conn.profile)
+            await _presence_event(rt, conn.user_id, room_id, online=True, sender=conn, profile=conn.profile, role=role)
         ack = await _join_ack(rt, room_id, since, view, msg_id)
     except BaseException:
         await leave(rt, conn, room_id, announce=True)

@@ -127,8 +127,9 @@ export class RoomState {
       case "player.joined": {
         const user = event.user;
         const known = this.players.get(user.id);
-        this.players.set(user.id, { ...(known || { role: event.role || "player" }), user: { ...(known?.user || {}), ...user },
-          is_online: true });
+        // the event's role is the one this socket joined with (a spectator may since have become a player)
+        this.players.set(user.id, { ...(known || {}), role: event.role || known?.role || "player",
+          user: { ...(known?.user || {}), ...user }, is_online: true });
         this.emit("players");
         if (!known && !event.role) this.emit("newcomer", user.id); // the event does not say their role: room.js asks
         break;
@@ -210,8 +211,8 @@ export class RoomState {
         for (const token of [...this.tokens.values()]) {
           if (token.asset_id === event.asset_id) this.tokens.delete(token.id);
         }
-        if (this.scene?.map?.asset_id === event.asset_id) {
-          // a deleted map leaves its scene without one (docs/protocol.md, "Other details")
+        if (event.reason !== "hidden" && this.scene?.map?.asset_id === event.asset_id) {
+          // a deleted map leaves its scene without one; a hidden one stays the scene's map (docs/protocol.md)
           this.scene = { ...this.scene, map: null };
           this.emit("scene", { switched: false });
         }
