@@ -39,6 +39,7 @@ def serve(
     uvicorn.run(
         "tableforge.api.app:create_app", factory=True, host=host, port=port, workers=workers,
         ws=settings.ws_implementation, ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval, ws_ping_timeout=settings.ws_ping_timeout,
         log_level=settings.log_level.lower(), access_log=False,
         # X-Forwarded-Proto/-For are believed from TABLEFORGE_TRUSTED_PROXIES only (uvicorn's default
