@@ -200,7 +200,13 @@ def seed(base: str, users: int, rooms: int, room_size: int) -> tuple[list[str], 
             async def call(method: str, path: str, token: str | None, body: dict[str, Any]) -> dict[str, Any]:
                 async with gate:
                     headers = {"Authorization": f"Bearer {token}"} if token else {}
-                    r = await http.request(method, path, json=body, headers=headers)
+                    for attempt in range(3):  # a kept-alive connection the server closed as it was reused
+                        try:
+                            r = await http.request(method, path, json=body, headers=headers)
+                            break
+                        except (httpx.ReadError, httpx.RemoteProtocolError):
+                            if attempt == 2:
+                                raise
                     if r.status_code >= 300:
                         raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
                     return dict(r.json())
@@ -401,6 +407,9 @@ def measure(args: argparse.Namespace, name: str, extra: dict[str, str], seeded: 
                   f"over the base; /ready median {statistics.median(probes):.1f} ms, p95 {p95(probes):.1f} ms, "
                   f"max {max(probes):.1f} ms; client: {result['open']} open, {result['pongs']} pongs, "
                   f"{result['errors']} errors", flush=True)
+            if result["open"] < steps[-1] or any(r["failed"] or r["join_failed"] for r in rows):
+                print(f"[{name}] sockets lost or refused; the instance's log ends with:\n"
+                      + "\n".join((Path(data) / "server.log").read_text(errors="replace").splitlines()[-30:]))
             return result
         finally:
             for w in workers:
