@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,14 @@ async def worker_main() -> None:
     raise_nofile()
     source, heartbeat, deflate = sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=1 << 26)  # a command lists up to thousands of URLs
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     connector = aiohttp.TCPConnector(limit=0, local_addr=(source, 0), force_close=True)
     session = aiohttp.ClientSession(connector=connector)
     sockets: list[aiohttp.ClientWebSocketResponse | None] = []  # None: failed to open
     waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-    stats = {"pongs": 0, "errors": 0, "closed": 0}
+    stats = {"pongs": 0, "errors": 0, "closed": 0, "join_timeouts": 0}
+    codes: Counter[str] = Counter()  # error codes the joins got
     tasks: set[asyncio.Task[None]] = set()
 
     async def read(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -119,10 +121,13 @@ async def worker_main() -> None:
                 return False
             await ws.send_str(json.dumps({"type": "join", "room_id": room_id, "id": msg_id}))
             try:
-                reply = await asyncio.wait_for(fut, 60)
+                reply = await asyncio.wait_for(fut, 300)
             except TimeoutError:
                 waiting.pop(msg_id, None)
+                stats["join_timeouts"] += 1
                 return False
+            if reply.get("type") != "ack":
+                codes[str(reply.get("code"))] += 1
             return bool(reply.get("type") == "ack")
 
     while line := await reader.readline():
@@ -135,9 +140,10 @@ async def worker_main() -> None:
             ok = sum(ws is not None for ws in opened)
             answer: dict[str, Any] = {"opened": ok, "failed": len(opened) - ok, "first": before}
         elif cmd["op"] == "join":
-            gate = asyncio.Semaphore(64)
+            gate = asyncio.Semaphore(16)
             oks = await asyncio.gather(*(join_one(i, room, gate) for i, room in cmd["pairs"]))
-            answer = {"joined": sum(oks), "failed": len(oks) - sum(oks)}
+            answer = {"joined": sum(oks), "failed": len(oks) - sum(oks), "codes": dict(codes),
+                      "timeouts": stats["join_timeouts"]}
         elif cmd["op"] == "stats":
             answer = {**stats, "open": sum(ws is not None and not ws.closed for ws in sockets)}
         else:
@@ -384,7 +390,12 @@ def measure(args: argparse.Namespace, name: str, extra: dict[str, str], seeded: 
                 joins = [{"op": "join", "pairs": [[a["first"] + k, room_ids[i // args.room_size]]
                                                   for k, i in enumerate(mine)]}
                          for mine, a in zip(plan, answers, strict=True)]
-                join_failed = sum(a["failed"] for a in all_do(workers, joins))
+                join_answers = all_do(workers, joins)
+                join_failed = sum(a["failed"] for a in join_answers)
+                why: Counter[str] = Counter()
+                for a in join_answers:
+                    why.update(a["codes"])
+                    why["timed out (300 s)"] += a["timeouts"]
                 joined = stable_rss(proc.pid)
                 if trace is not None:
                     snapshot(proc, trace, f"{n} joined")
@@ -393,7 +404,8 @@ def measure(args: argparse.Namespace, name: str, extra: dict[str, str], seeded: 
                 print(f"[{name}] {n:8d} {'idle':7s} {idle['rss'] / 1024:9.1f} {idle['anon'] / 1024:8.1f} "
                       f"{k_idle:14.1f}" + (f"  ({failed} failed to open)" if failed else ""), flush=True)
                 print(f"[{name}] {n:8d} {'joined':7s} {joined['rss'] / 1024:9.1f} {joined['anon'] / 1024:8.1f} "
-                      f"{k_join:14.1f}" + (f"  ({join_failed} joins failed)" if join_failed else ""), flush=True)
+                      f"{k_join:14.1f}" + (f"  ({join_failed} joins failed: {dict(+why)})" if join_failed else ""),
+                      flush=True)
                 rows.append({"n": n, "idle_kb": idle["rss"], "joined_kb": joined["rss"], "kb_idle": k_idle,
                              "kb_join": k_join, "failed": failed, "join_failed": join_failed})
                 prev, prev_rss = n, joined
