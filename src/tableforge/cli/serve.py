@@ -38,7 +38,8 @@ def serve(
         f"{'PostgreSQL' if settings.is_postgres else 'SQLite at ' + str(settings.data_dir)})")
     uvicorn.run(
         "tableforge.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        ws=settings.ws_implementation, ws_max_size=settings.ws_max_frame_bytes,
+        ws=ws_protocol(settings.ws_implementation), ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval, ws_ping_timeout=settings.ws_ping_timeout,
         log_level=settings.log_level.lower(), access_log=False,
         # X-Forwarded-Proto/-For are believed from TABLEFORGE_TRUSTED_PROXIES only (uvicorn's default
@@ -47,6 +48,13 @@ def serve(
         forwarded_allow_ips=",".join(settings.trusted_proxy_list) or None,
         timeout_graceful_shutdown=10, lifespan="on",
     )
+
+
+def ws_protocol(implementation: str) -> str:
+    """uvicorn's `ws`: websockets-sansio is ours, lighter per socket (wiring/ws_protocol.py)."""
+    if implementation == "websockets-sansio":
+        return "tableforge.wiring.ws_protocol:LeanWebSocketsProtocol"
+    return implementation
 
 
 def migrate() -> None:

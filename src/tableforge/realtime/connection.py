@@ -1,8 +1,10 @@
 """One local WebSocket: its identity, the rooms it joined, and a bounded send queue.
 
 The writer task drains the queue; a socket whose queue is full is a reader too slow to keep
-up and is closed (1013) rather than allowed to grow memory. Ephemeral frames (preview moves,
-pointers) are dropped first, once the queue is half full.
+up and is closed (1013) rather than allowed to grow memory. The writer waits for a frame on a future
+made for that wait, and a drain on one made when it is asked for: an asyncio.Event would cost each of
+the instance's thousands of idle sockets ~0.9 KB for its waiters' deque, twice. Ephemeral frames
+(preview moves, pointers) are dropped first, once the queue is half full.
 
 The close frame of a slow reader can only go out once the transport's buffer drains (the ASGI
 server holds every send, the close included, until the socket is writable), so the socket's
@@ -53,8 +55,8 @@ class Connection:
         self._send = send
         self._close_socket = close
         self._queue: deque[str] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # the writer waits on it while the queue is empty
+        self._idle: asyncio.Future[None] | None = None  # a drain waits on it until the queue is empty
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         # The task reading this socket: cancelled on close, because a stalled peer would never
@@ -78,8 +80,13 @@ class Connection:
             return False
         self._queue.append(text)
         if not depth:
-            self._wake.set()
+            self._wake_writer()
         return True
+
+    def _wake_writer(self) -> None:
+        waiter = self._wake
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     @property
     def queue_depth(self) -> int:
@@ -139,7 +146,7 @@ class Connection:
     async def _flushed(self) -> None:
         writer = self._writer
         if self._flush and self._queue and writer is not None and writer is not asyncio.current_task():
-            self._wake.set()
+            self._wake_writer()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(writer), FLUSH_SECONDS)
 
@@ -159,10 +166,10 @@ class Connection:
         """Give the writer a moment to flush what is queued (used before a clean close)."""
         if not self._queue or self.closed:
             return
-        self._idle.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._idle.wait()
+        idle = self._idle
+        if idle is None or idle.done():
+            idle = self._idle = asyncio.get_running_loop().create_future()
+        await asyncio.wait((idle,), timeout=seconds)  # never cancels it: other drains may wait on it too
 
     async def stop(self) -> None:
         """The socket's handler is done with it: stop writing and, if we are closing it, wait
@@ -180,14 +187,18 @@ class Connection:
 
     async def _write_loop(self) -> None:
         queue = self._queue
-        wake = self._wake
+        loop = asyncio.get_running_loop()
         try:
             while not self.closed or (self._flush and queue):
                 while queue:
                     await self._send(queue.popleft())
-                self._idle.set()
-                wake.clear()
-                await wake.wait()
+                idle, self._idle = self._idle, None
+                if idle is not None and not idle.done():
+                    idle.set_result(None)
+                # Nothing queued, and no await since the check: a frame sent from now on resolves this.
+                self._wake = loop.create_future()
+                await self._wake
+                self._wake = None
         except asyncio.CancelledError:
             raise
         except Exception:
