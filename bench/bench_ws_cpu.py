@@ -163,6 +163,13 @@ async def setup(data_dir: Path, rooms: int, members: int) -> list[dict[str, str]
         proc.wait(30)
 
 
+def start_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on the instance for the phase (warm-up included), raw stacks for bench_capacity's tables."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-p", str(pid),
+                             "-d", str(int(seconds)), "-r", "100", "-f", "raw", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def cpu_model() -> str:
     return next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                  if ln.startswith("model name")), "?")
@@ -296,13 +303,10 @@ async def main() -> None:
                     spy = None
                     if args.profile and rep == 0 and v.proc:
                         args.profile.mkdir(parents=True, exist_ok=True)
-                        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                                                "-p", str(v.proc.pid), "-d", str(int(args.seconds)), "-r", "100",
-                                                "-f", "raw", "-o", str(args.profile / f"{v.name}.txt")],
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        spy = start_spy(v.proc.pid, args.seconds + 2, args.profile / f"{v.name}.txt")
                     r = await phase(v, players, counter, args.rate, args.seconds, args.members)
                     if spy is not None:
-                        spy.wait()
+                        await asyncio.to_thread(spy.wait)
                     v.phases.append(r)
                     print(f"{rep + 1} {v.name:>12}: {r['us_per_delivery']:6.1f} µs/delivery  "
                           f"CPU {r['cpu_pct']:5.1f} %  "

@@ -7,11 +7,10 @@ from __future__ import annotations
 import random
 import time
 
-from tests.support.client import Api
-from tests.support.waiting import wait_until
-
 from tableforge.loadtest.model import LoadConfig, Player, Room, integrity
 from tableforge.loadtest.players import Simulation
+from tests.support.client import Api
+from tests.support.waiting import wait_until
 
 
 def test_applied_stops_at_the_first_gap() -> None:
