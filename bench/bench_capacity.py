@@ -149,7 +149,8 @@ def short(frame: str) -> str:
 
 
 def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, object]:
-    tag = f"{args.mode}-p{args.processes}{'-pinned' if args.pin_client else ''}-{index}"
+    tag = (f"{args.mode}-p{args.processes}{'-pinned' if args.pin_client else ''}"
+           f"{'-nobatch' if args.no_batch else ''}-{index}")
     work = Path(tempfile.mkdtemp(prefix=f"cap-{tag}-", dir=out))
     port = free_port()
     db = f"cap_{uuid.uuid4().hex[:10]}"
@@ -180,6 +181,8 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
               "--processes", str(args.processes), "--json", str(result)]
         if args.pin_client:
             lt += ["--pin-client", args.pin_client, "--pin-server", args.pin_server]
+        if args.no_batch:
+            lt.append("--no-batch")
         record["command"] = " ".join(["tableforge", *lt[1:]]).replace(str(result), "r.json")
         client = subprocess.Popen(lt, env={**os.environ, "COLUMNS": "200"}, stdout=(work / "loadtest.txt").open("w"),
                                   stderr=subprocess.STDOUT)
@@ -257,6 +260,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--ramp-up", type=float, default=10)
     ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--no-batch", action="store_true", help="players do not announce batch frames (A/B)")
     ap.add_argument("--pin-client")
     ap.add_argument("--pin-server")
     ap.add_argument("--profile", type=int, default=0, help="py-spy seconds in the steady phase")

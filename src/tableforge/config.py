@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # evenly over the window. A shed (rebalancing) closes the excess over its own window.
     drain_seconds: float = Field(20.0, ge=0, le=3600)
     drain_notice_seconds: float = Field(5.0, ge=0, le=600)
+    # At stop, how long uvicorn waits for the sockets' own cleanup (player.left, presence) before it
+    # cancels what is left; the instance's stop then cleans up after those in bulk.
+    shutdown_grace_seconds: float = Field(10.0, ge=0, le=600)
     rebalance_seconds: float = Field(30.0, ge=0, le=3600)
     # The policy: every N seconds each instance compares its sockets with the cluster's mean and sheds
     # its own excess. 0 = off (the default); `POST /api/admin/rebalance` works either way.

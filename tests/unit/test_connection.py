@@ -148,3 +148,63 @@ async def test_a_peer_that_fails_mid_send_marks_the_socket_closed() -> None:
     await wait_until(lambda: conn.closed, what="the socket marked closed")
     assert sent == ["ok"] and conn.send("after") is False
     await conn.stop()
+
+
+def _frames(message: str) -> list[object]:
+    """A message as the client reads it: a batch is its frames, in order; any other is one frame."""
+    import json
+
+    msg = json.loads(message)
+    return msg["frames"] if msg.get("type") == "batch" else [msg]
+
+
+async def test_a_socket_that_announced_batch_gets_queued_frames_as_one_batch_in_order() -> None:
+    peer = Peer()
+    conn = connection(peer, max_queue=64)
+    conn.batch = True
+    conn.start()
+    frames = [f'{{"type":"token.moving","x":{i}}}' for i in range(5)]
+    for f in frames:  # queued in one go: the writer finds all five when it runs
+        conn.send(f)
+    await wait_until(lambda: conn.queue_depth == 0 and len(peer.sent) >= 1, what="the queue written")
+    assert len(peer.sent) == 1
+    assert _frames(peer.sent[0]) == [{"type": "token.moving", "x": i} for i in range(5)]
+    conn.send('{"type":"pong"}')  # a lone frame goes as it is, not as a batch of one
+    await wait_until(lambda: len(peer.sent) == 2, what="the lone frame written")
+    assert peer.sent[1] == '{"type":"pong"}'
+    await conn.stop()
+
+
+async def test_a_socket_that_did_not_announce_batch_gets_single_frames() -> None:
+    peer = Peer()
+    conn = connection(peer, max_queue=64)
+    conn.start()
+    frames = [f'{{"type":"token.moving","x":{i}}}' for i in range(5)]
+    for f in frames:
+        conn.send(f)
+    await wait_until(lambda: len(peer.sent) == 5, what="five frames written")
+    assert peer.sent == frames
+    await conn.stop()
+
+
+async def test_a_batch_is_bounded_in_frames_and_size() -> None:
+    from tableforge.realtime.connection import BATCH_MAX_CHARS, BATCH_MAX_FRAMES
+
+    peer = Peer()
+    conn = connection(peer, max_queue=512)
+    conn.batch = True
+    small = [f'{{"type":"e","v":{i}}}' for i in range(BATCH_MAX_FRAMES + 6)]
+    big = '{"type":"big","pad":"' + "x" * (BATCH_MAX_CHARS // 2) + '"}'
+    for f in [*small, big, big, big]:
+        conn.send(f)
+    batches = counter("tableforge_ws_batches_total")
+    conn.start()
+    await wait_until(lambda: conn.queue_depth == 0 and sum(len(_frames(m)) for m in peer.sent) == len(small) + 3,
+                     what="every frame written")
+    sizes = [len(_frames(m)) for m in peer.sent]
+    # 64 small; the 6 left with one big (the next big would pass the size bound); one big; one big alone
+    assert sizes == [BATCH_MAX_FRAMES, 7, 1, 1]
+    assert all(len(m) <= BATCH_MAX_CHARS + 100 for m in peer.sent)
+    assert [f for m in peer.sent for f in _frames(m)][:len(small)] == [{"type": "e", "v": i} for i in range(len(small))]
+    assert counter("tableforge_ws_batches_total") - batches == 2
+    await conn.stop()

@@ -199,6 +199,8 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             if reply:
                 conn.send(_ack(msg.id))
         case p.Join():
+            if msg.batch:  # before the join, so that its ack may already travel in a batch
+                conn.batch = True
             await play.join(rt, conn, msg.room_id, msg.since, msg.id, msg.scene_id)
         case p.Leave():
             _role(conn, msg.room_id)

@@ -119,6 +119,8 @@ def loadtest(
                                                    help="Run the load generator on these CPUs (e.g. 0, 0-1).")] = None,
     pin_server: Annotated[str | None, typer.Option("--pin-server", metavar="CPUS",
                                                    help="Pin the local instances to these CPUs for the run.")] = None,
+    batch: Annotated[bool, typer.Option("--batch/--no-batch", help="Players announce `batch` in join (the server "
+                                        "may send queued frames as one message).")] = True,
 ) -> None:
     """Simulated players against one or more servers; latency, integrity and the plan's targets."""
     require_loadtest_extra("loadtest")
@@ -155,7 +157,7 @@ def loadtest(
     console, out = Console(stderr=True), Console()
     cfg = LoadConfig(urls=urls, users=users, rooms=rooms, duration=duration, ramp_up=ramp_up, seed=seed,
                      think_time=think_time, admin_token=admin_token, setup_timeout=setup_timeout,
-                     processes=processes, pin_client=client_cpus, pin_server=server_cpus)
+                     processes=processes, pin_client=client_cpus, pin_server=server_cpus, batch=batch)
     lt: LoadTest | MultiLoadTest = LoadTest(cfg) if processes == 1 else MultiLoadTest(cfg)
 
     def status() -> Table:

@@ -46,7 +46,7 @@ def serve(
         # trusts 127.0.0.1, which would let any local process claim https).
         proxy_headers=bool(settings.trusted_proxy_list),
         forwarded_allow_ips=",".join(settings.trusted_proxy_list) or None,
-        timeout_graceful_shutdown=10, lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds, lifespan="on",  # type: ignore[arg-type]
     )
 
 

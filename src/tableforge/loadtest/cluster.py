@@ -25,6 +25,10 @@ from tableforge.loadtest.hist import parse_prometheus
 from tableforge.loadtest.meter import TreeMeter
 
 HOST = "127.0.0.1"
+# How often the status table polls each instance's /ready and /metrics: a /metrics page costs the
+# instance a few ms of CPU, which every second showed up in the CPU of the load tests it hosts.
+REFRESH_SECONDS = 5.0
+STOP_CHECK_SECONDS = 0.2  # a signal is noticed this fast even between two refreshes
 
 
 class ClusterError(Exception):
@@ -77,6 +81,8 @@ class ClusterRunner:
         self.instances = [Instance(i, base_port + i, f"{self.prefix}-{i}", log_dir / f"instance-{base_port + i}.log")
                           for i in range(instances)]
         self.stopping = False
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
 
     # -- lifecycle
     def check(self) -> None:
@@ -165,7 +171,7 @@ class ClusterRunner:
                 inst.health = "down"
             if inst.meter is not None and inst.meter.sample():
                 inst.cpu, inst.rss_mb = inst.meter.cpu[-1], inst.meter.rss_mb[-1]
-                inst.meter.cpu.clear()  # the table shows the last second only
+                inst.meter.cpu.clear()  # the table shows the last refresh interval only
                 inst.meter.rss_mb.clear()
                 inst.meter.per_pid.clear()
                 inst.cpus = format_cpus(affinity_of([inst.meter.root]) or ())
@@ -181,7 +187,13 @@ class ClusterRunner:
                       inst.cpus)
         return t
 
-    def run(self, refresh_s: float = 1.0, until: float | None = None) -> int:
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` between refreshes, in short steps, so a signal stops the cluster at once."""
+        end = self.clock() + seconds
+        while not self.stopping and (left := end - self.clock()) > 0:
+            self.sleep(min(STOP_CHECK_SECONDS, left))
+
+    def run(self, refresh_s: float = REFRESH_SECONDS, until: float | None = None) -> int:
         """Start, show, and stop on a signal; returns the exit code."""
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             self.stopping = True
@@ -204,7 +216,7 @@ class ClusterRunner:
                     if all(i.proc is not None and i.proc.poll() is not None for i in self.instances):
                         self.console.print("[red]every instance has exited[/red]")
                         return 1
-                    time.sleep(refresh_s)
+                    self.pause(refresh_s)
         finally:
             self.console.print("\nstopping the cluster …")
             codes = self.stop()

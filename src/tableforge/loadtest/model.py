@@ -36,6 +36,7 @@ class LoadConfig:
     processes: int = 1  # processes that run the players (rooms are split between them, never a room)
     pin_client: set[int] | None = None  # CPUs for the load generator
     pin_server: set[int] | None = None  # CPUs for the local instances, for the run
+    batch: bool = True  # announce `batch` in join: the server may send queued frames as one message
 
     def ws_url(self, base: str) -> str:
         return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/ws"
@@ -89,10 +90,25 @@ class Player:
     closing: bool = False
     online: bool = False
     online_at_end: bool = True  # still joined when play ended (set before the sockets close)
+    resync: bool = False  # the server sent room.resync: rejoin with `since` before the next action
 
     @property
     def last_version(self) -> int:
+        """The highest version seen (what the integrity check reads up to)."""
         return max([*self.versions, self.first_version or 0, *(b for _, b in self.covered)])
+
+    @property
+    def applied(self) -> int:
+        """The highest version with every version before it (since the first join) seen: what a
+        client has applied, and what it rejoins with. After a gap (or a room.resync) the highest
+        version seen is past events it never got; rejoining from there would skip them for good."""
+        seen = set(self.versions)
+        for after, upto in self.covered:
+            seen.update(range(after + 1, upto + 1))
+        v = self.first_version or 0
+        while v + 1 in seen:
+            v += 1
+        return v
 
 
 def integrity(players: list[Player]) -> dict[str, int]:

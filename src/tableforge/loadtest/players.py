@@ -74,6 +74,9 @@ class Simulation(Recorder):
 
     def _on_event(self, p: Player, msg: dict[str, Any], now: float, wall_ms: float) -> None:
         mtype = msg.get("type")
+        if mtype == "room.resync":  # skipped up to its version, not applied: rejoin with `since`
+            p.resync = True
+            return
         version = msg.get("version")
         if isinstance(version, int) and msg.get("room_id") == p.room.id:
             p.versions.append(version)
@@ -112,24 +115,32 @@ class Simulation(Recorder):
             async for raw in ws:
                 now, wall_ms = time.perf_counter(), time.time() * 1000
                 msg = orjson.loads(raw)
-                mtype = msg.get("type")
-                if mtype in ("ack", "error") and "id" in msg:
-                    fut = p.futures.get(msg["id"])
-                    if fut is not None and not fut.done():
-                        fut.set_result(msg)
-                    elif fut is None and msg["id"] in p.late:
-                        self._late_ack(p, p.late.pop(msg["id"]), msg)
-                    continue
-                if mtype == "error":
-                    self.error(f"ws_error:{msg.get('code')}")
-                    continue
-                self._on_event(p, msg, now, wall_ms)
+                if msg.get("type") == "batch":  # several frames in one message, in order
+                    self.batches += 1
+                    for frame in msg["frames"]:
+                        self._on_frame(p, frame, now, wall_ms)
+                else:
+                    self._on_frame(p, msg, now, wall_ms)
         except Exception as exc:
             if not p.closing:
                 self.error(f"ws_closed:{type(exc).__name__}")
         finally:
             if not p.closing:
                 p.online = False
+
+    def _on_frame(self, p: Player, msg: dict[str, Any], now: float, wall_ms: float) -> None:
+        mtype = msg.get("type")
+        if mtype in ("ack", "error") and "id" in msg:
+            fut = p.futures.get(msg["id"])
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            elif fut is None and msg["id"] in p.late:
+                self._late_ack(p, p.late.pop(msg["id"]), msg)
+            return
+        if mtype == "error":
+            self.error(f"ws_error:{msg.get('code')}")
+            return
+        self._on_event(p, msg, now, wall_ms)
 
     async def connect(self, p: Player, since: int | None = None) -> bool:
         t = time.perf_counter()
@@ -145,9 +156,17 @@ class Simulation(Recorder):
         self._record_ack("connect", (time.perf_counter() - t) * 1000)
         p.ws, p.closing = ws, False
         p.reader = asyncio.create_task(self.read_loop(p, ws))
+        return await self.join(p, since)
+
+    async def join(self, p: Player, since: int | None = None) -> bool:
+        """`join` on the open socket (again, after a room.resync): a snapshot the first time, then
+        what came after `since`."""
         msg: dict[str, Any] = {"type": "join", "room_id": p.room.id}
         if since is not None:
             msg["since"] = since
+        if self.cfg.batch:
+            msg["batch"] = True
+        p.resync = False
         ack = await self.request(p, msg, "join", wait_s=30)
         if ack is None:
             return False
@@ -158,7 +177,9 @@ class Simulation(Recorder):
             p.versions[:] = [v for v in p.versions if v > version]
         elif since is not None:
             if "events" in ack:
-                p.versions.extend(int(e["version"]) for e in ack["events"] if isinstance(e.get("version"), int))
+                # what was seen past a gap was not applied, and comes again here: not a duplicate
+                seen = set(p.versions)
+                p.versions.extend(v for e in ack["events"] if isinstance(v := e.get("version"), int) and v not in seen)
             else:
                 self.resyncs_by_snapshot += 1
                 p.covered.append((since, version))
@@ -231,7 +252,7 @@ class Simulation(Recorder):
             await self.disconnect(p)
             await asyncio.sleep(p.rng.uniform(0.1, 0.8))
             self.reconnects += 1
-            if not await self.connect(p, since=p.last_version):
+            if not await self.connect(p, since=p.applied):
                 return
         self.count(action)
 
@@ -252,8 +273,12 @@ class Simulation(Recorder):
             if p.ws is None or not p.online:  # dropped by the server: come back like a real client
                 await self.disconnect(p)
                 self.reconnects += 1
-                if not await self.connect(p, since=p.last_version):
+                if not await self.connect(p, since=p.applied):
                     await asyncio.sleep(1.0)
+                continue
+            if p.resync:  # the server skipped events for this socket: fetch them
+                self.rejoins += 1
+                await self.join(p, since=p.applied)
                 continue
             await self.act(p, http, p.rng.choices(names, weights)[0])
 

@@ -86,6 +86,8 @@ class Recorder:
         self.end_wait_s = 0.0  # waited at the end for acks and events in flight (LoadTest.finish)
         self.reconnects = 0
         self.resyncs_by_snapshot = 0
+        self.rejoins = 0  # join again on the open socket after a room.resync
+        self.batches = 0  # batch messages received (several frames in one)
         self.setup_seconds = 0.0
         self.play_started = 0.0
         self.play_seconds = 0.0
@@ -95,7 +97,7 @@ class Recorder:
     # ------------------------------------------------------------ one report from several processes
     HIST_GROUPS = ("http_hist", "setup_hist", "ramp_hist", "ack_hist", "delivery_hist")
     TIMELINES = ("tl_http", "tl_ack", "tl_delivery")
-    COUNTS = ("unanswered", "late_acks", "reconnects", "resyncs_by_snapshot", "players_joined")
+    COUNTS = ("unanswered", "late_acks", "reconnects", "resyncs_by_snapshot", "rejoins", "batches", "players_joined")
 
     def to_wire(self) -> dict[str, Any]:
         """What a worker process measured, as plain picklable data (histograms in HdrHistogram's

@@ -154,6 +154,7 @@ def build_result(lt: Recorder, integrity: dict[str, int]) -> dict[str, Any]:
         "ramp_up": {kind: h.summary() for kind, h in sorted(lt.ramp_hist.items())},
         "deliveries_per_s": round(delivery_all.count / max(lt.steady_seconds, 1e-9), 1),
         "integrity": integrity, "reconnects": lt.reconnects, "resyncs_by_snapshot": lt.resyncs_by_snapshot,
+        "rejoins_after_resync": lt.rejoins, "batches_received": lt.batches,
         "unanswered": lt.unanswered, "late_acks": lt.late_acks, "errors": dict(sorted(lt.errors.items())),
         "errors_total": errors_total,
         "server": {"database_ms": series_summary(db),
@@ -211,6 +212,8 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     info.add_row("actions (per s)", f"{sum(res['actions'].values())} ({res['actions_per_s']})")
     info.add_row("deliveries per s", str(res["deliveries_per_s"]))
     info.add_row("reconnects (resynced by snapshot)", f"{res['reconnects']} ({res['resyncs_by_snapshot']})")
+    info.add_row("rejoins after room.resync; batch messages received",
+                 f"{res.get('rejoins_after_resync', 0)}; {res.get('batches_received', 0)}")
     info.add_row("acks not within the wait / of them late", f"{res['unanswered']} / {res['late_acks']}")
     info.add_row("waited at the end for what was in flight, s", f"{res['end_wait_seconds']:.1f}")
     info.add_row("errors", ", ".join(f"{k} x{v}" for k, v in res["errors"].items()) or "0")

@@ -24,6 +24,9 @@ WS_MESSAGES_OUT = Counter("tableforge_ws_messages_out_total", "Frames queued to 
 WS_ERRORS = Counter("tableforge_ws_errors_total", "Error frames sent, by code", ["code"])
 WS_CLOSED = Counter("tableforge_ws_closed_total", "Sockets closed by the server, by reason", ["reason"])
 WS_DROPPED = Counter("tableforge_ws_dropped_total", "Frames dropped (ephemeral under load), by kind", ["kind"])
+WS_BATCHES = Counter("tableforge_ws_batches_total",
+                     "Batch messages sent (several queued frames in one, to sockets that announced batch)")
+WS_BATCHED_FRAMES = Counter("tableforge_ws_batched_frames_total", "Frames sent inside batch messages")
 WS_SEND_QUEUE = Histogram("tableforge_ws_send_queue_depth", "Send queue depth seen at enqueue",
                           buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 WS_HANDLE_SECONDS = Histogram("tableforge_ws_handle_seconds", "Time to handle one client message, by type",

@@ -54,6 +54,7 @@ class Join(_Msg, tag="join"):
     room_id: RoomId
     since: Version | None = None
     scene_id: RoomId | None = None  # *extension*: the scene a GM views (ignored for others)
+    batch: bool = False  # *extension*: this socket reads `batch` messages from now on
 
 
 class Leave(_Msg, tag="leave"):

@@ -129,6 +129,14 @@ export class RoomSocket {
       } catch {
         return;
       }
+      if (frame && frame.type === "batch" && Array.isArray(frame.frames)) {
+        // several frames in one message (we announce `batch` in join): each as if it came alone
+        for (const one of frame.frames) {
+          if (this.ws !== ws) return;
+          this._onFrame(one);
+        }
+        return;
+      }
       this._onFrame(frame);
     });
     ws.addEventListener("close", (event) => {
@@ -220,7 +228,8 @@ export class RoomSocket {
 
   // -- joining and resync -----------------------------------------------------------------------
   _join() {
-    const message = { type: "join", room_id: this.roomId, id: `join-${this.nextId++}` };
+    // batch: the server may send frames that queued up as one message (less work on both sides)
+    const message = { type: "join", room_id: this.roomId, id: `join-${this.nextId++}`, batch: true };
     if (this.version !== null) message.since = this.version;
     if (this.sceneId && this.role === "gm") message.scene_id = this.sceneId;
     this.joining = true;
