@@ -149,4 +149,6 @@ def test_hex_snap_ruler_and_character(server: ServerProcess, browser: Browser) -
     expect(gm.locator(f'.token[data-id="{orc}"] .token-bar')).to_have_count(0)
     expect(gm.locator("#token-bars .bar-row")).to_have_count(0)
     assert _stored(gm, orc)["bars"] == []
+    gm.locator("#undo-button").click()  # the help panel says Undo brings a removed bar back
+    expect(gm.locator(f'.token[data-id="{orc}"] .token-bar')).to_have_text(["12/12"])
     assert errors == []
