@@ -313,7 +313,7 @@ export class Board {
       + (token._remoteBy ? `, being moved by ${this.state.username(token._remoteBy)}` : "")
       + (mine ? `. Arrow keys move it a cell (Alt: freely); R rotates; + and - resize; P pings; Delete removes${gm ? "; H hides or reveals it" : ""}.` : ". P pings it."));
     el.title = `${token.name || name} (${owner})${hidden ? " — hidden from players" : underFog ? " — under fog" : ""}`;
-    decorateToken(el, token, { turn });
+    decorateToken(el, token, { turn, rotation: token.rotation || 0, w, hgt });
     el.dataset.x = String(Math.round(token.x));
     el.dataset.y = String(Math.round(token.y));
   }

@@ -18,14 +18,14 @@ const SECTIONS = [
   ]],
   ["Tokens as characters", [
     "Selected token panel: its name (shown under it), its size in cells, its bars (HP 7/10: type a value and press Set, or use − and +) and its conditions (tags such as prone: pick one of the game system's or type your own, × removes one).",
-    "The owner and the GM change them; the others see only what the GM lets them see. GM: each of name, bar and conditions has a 'seen by' menu: everyone, owner and GM, or GM only (players are never sent a hidden field). Add bar puts up to three bars on a token.",
+    "The owner and the GM change them; the others see only what the GM lets them see. GM: each of name, bar and conditions has a 'seen by' menu: everyone, owner and GM, or GM only (players are never sent a hidden field). Add bar puts up to three bars on a token; the × at the end of a bar's row removes it (Undo brings it back).",
   ]],
   ["Grid (GM)", [
     "The Grid panel sets the scene's grid: squares, pointy- or flat-top hexes, or none; cell size; offset; colour and opacity (or hidden lines: cells still snap and measure); units per cell and unit (5 ft); the diagonal rule (5-5-5, 5-10-5, or a straight line). Set grid saves it for everyone.",
     "Align grid: drag the board to move the grid onto the map's own lines, or use the arrow keys (1 px, Shift: 10) and + / − for the cell size; Enter or Save alignment keeps it, Esc or Cancel drops it.",
   ]],
   ["Ruler and ping", [
-    "Ruler (button, or R with the board focused): drag to measure in the scene's units; everyone sees your ruler and its distance live. A click clears it; R or Esc puts the ruler away.",
+    "Ruler (button, or R with the board focused): drag to measure in the scene's units; everyone sees your ruler and its distance live. Drag again starting from the ruler's end to add a bend there (and again for more bends, the total is measured along them). A click elsewhere clears it; R or Esc puts the ruler away.",
     "Keyboard ruler: arrow keys stretch it one cell at a time from the middle of the view (Shift: five), Space adds a bend, Esc clears it.",
     "Ping: hold the mouse button or a finger still on the board for a moment, press P (at the pointer, or at the focused token), or the Ping button (middle of the view). Everyone on the scene sees a pulse there.",
   ]],

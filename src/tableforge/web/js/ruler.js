@@ -5,10 +5,15 @@
 //
 // Keyboard (board focused, ruler up): the arrow keys move the ruler's end by one cell (Shift: five),
 // starting from the middle of the view; Space fixes a waypoint; Esc clears, a second Esc puts it away.
+//
+// Mouse or finger alone: a drag that starts on the end of the ruler drawn (within CONTINUE_PX on
+// screen, or a quarter cell) goes on from there, so that end becomes a bend; a drag elsewhere starts
+// a new ruler, and a click elsewhere clears it.
 
 import { MAX_WAYPOINTS, cellAt, cellCenter, measure } from "./grid.js";
 
 const SEND_EVERY_MS = 100; // as often as the pointer
+const CONTINUE_PX = 16; // how near the ruler's end (on screen) a press continues it
 
 export class RulerTool {
   constructor({ board, socket, onStatus }) {
@@ -20,6 +25,7 @@ export class RulerTool {
     this.lastSent = 0;
     this.timer = null;
     this.shared = false; // the others have a ruler of ours to put away
+    this.continued = false; // the press going on started on the ruler's end (a bend)
     this.pings = true; // a press held still on the board pings, as without a tool
     board.ruler = this;
   }
@@ -32,7 +38,7 @@ export class RulerTool {
     this.board.setTool(this.active ? null : this);
     if (this.active) {
       this.board.viewport.classList.add("is-measuring");
-      this.onStatus("Ruler: drag on the board to measure (arrow keys and Space with the keyboard); R or Esc puts it away.");
+      this.onStatus("Ruler: drag on the board to measure; drag again from its end to add a bend (arrow keys and Space with the keyboard); R or Esc puts it away.");
     }
   }
 
@@ -45,7 +51,17 @@ export class RulerTool {
 
   // -- the pointer (board-input.js) ----------------------------------------------------------------
   down(at) {
-    this.points = [[at.x, at.y], [at.x, at.y]];
+    this.continued = this._nearEnd(at) && this.points.length < MAX_WAYPOINTS;
+    if (this.continued) this.points.push([...this.points[this.points.length - 1]]);
+    else this.points = [[at.x, at.y], [at.x, at.y]];
+  }
+
+  /** Is `at` on the end of the ruler drawn now? */
+  _nearEnd(at) {
+    if (this.points.length < 2) return false;
+    const [x, y] = this.points[this.points.length - 1];
+    const reach = Math.max(CONTINUE_PX / (this.board.view.zoom || 1), this.board.grid().size / 4);
+    return Math.hypot(at.x - x, at.y - y) <= reach;
   }
 
   drag(at) {
@@ -55,8 +71,12 @@ export class RulerTool {
   }
 
   up(at, moved) {
+    if (!moved && this.continued) {
+      this.points.pop(); // a click on the ruler's end: no bend, the ruler stays
+      return;
+    }
     if (!moved) {
-      this._clear(); // a click without a drag puts the last measurement away
+      this._clear(); // a click elsewhere puts the last measurement away
       return;
     }
     this.drag(at);

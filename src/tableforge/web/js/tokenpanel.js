@@ -226,7 +226,13 @@ export class TokenPanel {
         const bars = (token.bars || []).map((b) => clean(b.key === bar.key ? { ...b, visibility: select.value } : b));
         this._ask("token.update", { bars });
       });
-      form.append(select);
+      // token.update {bars} replaces the list: the list without this bar removes it
+      const remove = h("button", { type: "button", class: "link bar-remove", "aria-label": `Remove bar ${bar.label}`,
+        title: `Remove bar ${bar.label}`, dataset: { role: "remove" }, onclick: () => {
+          this._release();
+          this._ask("token.update", { bars: (token.bars || []).filter((b) => b.key !== bar.key).map(clean) });
+        } }, "×");
+      form.append(select, remove);
     }
     return h("li", {}, form);
   }
