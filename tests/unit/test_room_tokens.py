@@ -119,3 +119,53 @@ async def test_a_failed_load_is_the_callers_error_and_is_retried() -> None:
         await index.owner(ROOM, str(uuid.uuid4()), failing)
     assert len(index) == 0
     assert await index.owner(ROOM, "not-a-uuid", Loader(1, [])) is Lookup.MISSING
+
+
+async def test_concurrent_first_lookups_of_a_scene_s_fog_read_it_once() -> None:
+    from tableforge.domain.fog import Fog
+
+    index = RoomTokens()
+    loader = Loader(1, [])
+    gate = asyncio.Event()
+    reads: list[int] = []
+
+    async def load_fog() -> Fog:
+        reads.append(1)
+        await gate.wait()
+        return Fog()
+
+    lookups = [asyncio.create_task(index.fog(ROOM, "scene-1", loader, load_fog)) for _ in range(10)]
+    await wait_until(lambda: len(reads) == 1, what="the first read started")
+    gate.set()
+    fogs = await asyncio.gather(*lookups)
+    assert len(reads) == 1  # ten previews, one read
+    assert all(f is fogs[0] for f in fogs)
+    assert await index.fog(ROOM, "scene-1", loader, load_fog) is fogs[0]  # then from the index
+    assert len(reads) == 1
+
+
+async def test_a_failed_fog_read_fails_its_waiters_and_is_retried() -> None:
+    from tableforge.domain.fog import Fog
+
+    index = RoomTokens()
+    loader = Loader(1, [])
+    gate = asyncio.Event()
+    reads: list[int] = []
+
+    async def failing() -> Fog:
+        reads.append(1)
+        await gate.wait()
+        raise OSError("database down")
+
+    lookups = [asyncio.create_task(index.fog(ROOM, "scene-2", loader, failing)) for _ in range(3)]
+    await wait_until(lambda: len(reads) == 1, what="the read started")
+    gate.set()
+    results = await asyncio.gather(*lookups, return_exceptions=True)
+    assert len(reads) == 1 and all(isinstance(r, OSError) for r in results)
+
+    async def working() -> Fog:
+        reads.append(1)
+        return Fog()
+
+    assert isinstance(await index.fog(ROOM, "scene-2", loader, working), Fog)
+    assert len(reads) == 2

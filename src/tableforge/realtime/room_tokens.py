@@ -89,13 +89,14 @@ class Lookup(enum.Enum):
 
 
 class _Room:
-    __slots__ = ("fogs", "grids", "held", "loading", "overflow", "owners", "players_scene", "version")
+    __slots__ = ("fog_loads", "fogs", "grids", "held", "loading", "overflow", "owners", "players_scene", "version")
 
     def __init__(self) -> None:
         self.version = 0  # the stored version the index reflects
         self.owners: dict[str, Token] = {}
         self.players_scene = ""
         self.fogs: dict[str, Fog] = {}
+        self.fog_loads: dict[str, asyncio.Future[Fog]] = {}  # one read per scene at a time
         self.grids: dict[str, GridSettings] = {}
         self.overflow = False
         self.loading: asyncio.Future[None] | None = None
@@ -159,10 +160,26 @@ class RoomTokens:
         """The scene's fog as the index knows it (read once per scene while the index lives)."""
         room = await self._room(room_id, load)
         fog = room.fogs.get(scene_id)
-        if fog is None:
+        if fog is not None:
+            return fog
+        # One read per scene at a time: a room's first previews come together (a drag is 20 a second
+        # per player), and each used to read the fog while the first read was still on its way.
+        pending = room.fog_loads.get(scene_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Fog] = asyncio.get_running_loop().create_future()
+        room.fog_loads[scene_id] = future
+        try:
             fog = await load_fog()
-            if self._rooms.get(room_id) is room and len(room.fogs) < 256:
-                room.fogs[scene_id] = fog
+        except BaseException as exc:
+            room.fog_loads.pop(scene_id, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        room.fog_loads.pop(scene_id, None)
+        if self._rooms.get(room_id) is room and len(room.fogs) < 256:
+            room.fogs[scene_id] = fog
+        future.set_result(fog)
         return fog
 
     async def grid(self, room_id: str, scene_id: str, load: OwnersLoader, load_grid: GridLoader) -> GridSettings:
