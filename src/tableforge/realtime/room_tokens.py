@@ -96,7 +96,7 @@ class _Room:
         self.owners: dict[str, Token] = {}
         self.players_scene = ""
         self.fogs: dict[str, Fog] = {}
-        self.fog_loads: dict[str, asyncio.Future[Fog]] = {}  # one read per scene at a time
+        self.fog_loads: dict[str, asyncio.Future[Fog]] = {}  # the reads on their way, one per scene
         self.grids: dict[str, GridSettings] = {}
         self.overflow = False
         self.loading: asyncio.Future[None] | None = None
@@ -163,24 +163,21 @@ class RoomTokens:
         if fog is not None:
             return fog
         # One read per scene at a time: a room's first previews come together (a drag is 20 a second
-        # per player), and each used to read the fog while the first read was still on its way.
+        # per player), and each used to read the fog while the first read was still on its way. The
+        # read is a task of its own, so a caller that goes away (its socket closed) cuts no one off.
         pending = room.fog_loads.get(scene_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Fog] = asyncio.get_running_loop().create_future()
-        room.fog_loads[scene_id] = future
-        try:
-            fog = await load_fog()
-        except BaseException as exc:
-            room.fog_loads.pop(scene_id, None)
-            future.set_exception(exc)
-            future.exception()  # retrieved: the waiters re-raise it
-            raise
+        if pending is None:
+            pending = asyncio.ensure_future(load_fog())
+            room.fog_loads[scene_id] = pending
+            pending.add_done_callback(lambda done: self._fog_loaded(room_id, room, scene_id, done))
+        return await asyncio.shield(pending)
+
+    def _fog_loaded(self, room_id: str, room: _Room, scene_id: str, done: asyncio.Future[Fog]) -> None:
         room.fog_loads.pop(scene_id, None)
+        if done.cancelled() or done.exception() is not None:  # retrieved here; the waiters re-raise it
+            return
         if self._rooms.get(room_id) is room and len(room.fogs) < 256:
-            room.fogs[scene_id] = fog
-        future.set_result(fog)
-        return fog
+            room.fogs[scene_id] = done.result()
 
     async def grid(self, room_id: str, scene_id: str, load: OwnersLoader, load_grid: GridLoader) -> GridSettings:
         """The scene's grid as the index knows it (read once per scene while the index lives; any
