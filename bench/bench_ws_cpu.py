@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -282,6 +283,10 @@ async def main() -> None:
     cpu = cpu_model()
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, {os.cpu_count()} CPUs, load "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    # SIGTERM (e.g. `timeout`) cancels the run, so the finally below still stops the instances
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     work = Path(tempfile.mkdtemp(prefix="bench-ws-cpu-"))
     tasks: list[asyncio.Task[None]] = []
     try:

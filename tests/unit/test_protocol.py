@@ -115,3 +115,10 @@ def test_ids_are_made_canonical() -> None:
                                      ROOM[:-1], ROOM + "0", "{" + ROOM + "}", "urn:uuid:" + ROOM])
 def test_ids_in_no_other_form(room_id: str) -> None:
     assert code_of(json.dumps({"type": "join", "id": 5, "room_id": room_id})) == ("invalid_message", 5)
+
+
+def test_join_announces_batch_with_a_boolean_only() -> None:
+    msg = p.decode(json.dumps({"type": "join", "id": 1, "room_id": ROOM, "batch": True}))
+    assert isinstance(msg, p.Join) and msg.batch is True
+    assert p.decode(json.dumps({"type": "join", "room_id": ROOM})).batch is False  # type: ignore[union-attr]
+    assert code_of(json.dumps({"type": "join", "id": 2, "room_id": ROOM, "batch": "yes"})) == ("invalid_message", 2)

@@ -149,3 +149,25 @@ async def test_a_scenes_fog_is_read_once_by_the_previews_that_ask_for_it_togethe
     failed = [asyncio.create_task(index.fog(ROOM, "other", load, failing)) for _ in range(3)]
     assert [isinstance(e, ConnectionError) for e in await asyncio.gather(*failed, return_exceptions=True)] == [True] * 3
     assert await index.fog(ROOM, "other", load, read_fog) is fog, "read again after a failure"
+
+
+async def test_a_caller_that_goes_away_does_not_cut_off_the_fog_read_of_the_others() -> None:
+    from tableforge.domain.fog import Fog
+
+    index = RoomTokens()
+    loader = Loader(1, [])
+    gate = asyncio.Event()
+    reads: list[int] = []
+
+    async def load_fog() -> Fog:
+        reads.append(1)
+        await gate.wait()
+        return Fog()
+
+    first = asyncio.create_task(index.fog(ROOM, "scene-3", loader, load_fog))
+    await wait_until(lambda: len(reads) == 1, what="the read started")
+    second = asyncio.create_task(index.fog(ROOM, "scene-3", loader, load_fog))
+    first.cancel()  # its socket closed (whether the second has joined the read yet or not)
+    gate.set()
+    assert isinstance(await second, Fog)
+    assert first.cancelled() and len(reads) == 1
