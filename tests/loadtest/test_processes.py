@@ -267,13 +267,14 @@ def test_a_player_offline_at_the_end_is_checked_up_to_what_it_saw() -> None:
     from tableforge.loadtest.model import Player, Room, integrity
 
     room = Room(0, final_version=10)
-    online = Player(0, "a", room, "http://x", random.Random(0), first_version=2, versions=[3, 4, 6, 7, 8, 9, 10, 10])
+    online = Player(0, "a", room, "http://x", random.Random(0), first_version=2,
+                    versions=[3, 4, 6, 7, 8, 8, 9, 10, 10], acked={8})  # 8: its own ack, then the event
     gone = Player(1, "b", room, "http://x", random.Random(0), first_version=2, versions=[3, 5, 6],
                   online_at_end=False)  # its last reconnect failed after version 6
     result = integrity([online, gone])
-    # online: 5 missing, 10 twice; gone: 4 missing before its last version, 7-10 never checked
-    assert result == {"lost": 2, "duplicates": 1, "versions_checked": 8 + 4, "offline_at_end": 1,
-                      "versions_not_checked": 4}
+    # online: 5 missing, 8 and 10 twice (8 its own); gone: 4 missing before its last version, 7-10 never checked
+    assert result == {"lost": 2, "duplicates": 2, "duplicates_of_own_acks": 1, "versions_checked": 8 + 4,
+                      "offline_at_end": 1, "versions_not_checked": 4}
 
 
 def test_a_quantile_past_the_last_bucket_is_flagged_as_a_lower_bound() -> None:

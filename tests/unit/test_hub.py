@@ -294,3 +294,22 @@ async def test_a_full_reorder_buffer_loses_nothing(broker: ScriptedBroker, log: 
     hub.check_rooms()  # what the watcher does for a room behind for too long
     await wait_until(lambda: client.versions() == list(range(1, 11)), what="all ten, in order")
     await hub.close()
+
+
+async def test_the_sender_gets_no_copy_of_its_own_event_read_from_the_log(hub: Hub, log: EventLog) -> None:
+    """The loadtest's duplicate: a socket's move is v1 (its ack says 1); another instance's v2 comes
+    through the broker before this instance's own v1 comes back, the gap wait runs out and v1 is read
+    from the log, which does not keep the sender. The sender must still get only v2."""
+    sender, other = await joined(hub, Client("a")), await joined(hub, Client("b"))
+    log.append(2)
+    await hub.publish(ROOM, 1, 1.0, sender.conn, log.events[1].encode())  # its publish is slow to come back
+    hub.on_room_message(ROOM, log.envelope(2))  # another instance's later event arrives first
+    await wait_until(lambda: other.versions() == [1, 2], what="the other socket's events, v1 from the log")
+    await wait_until(lambda: sender.versions()[-1:] == [2], what="the sender's v2")
+    hub.on_room_message(ROOM, log.envelope(1, sender=hub.sender_tag(sender.conn)))  # late: already delivered
+    log.append(1)
+    hub.on_room_message(ROOM, log.envelope(3))
+    await wait_until(lambda: sender.versions()[-1:] == [3], what="the sender's v3")
+    assert sender.versions() == [2, 3]
+    assert other.versions() == [1, 2, 3]
+    assert hub.rooms[ROOM].authors == {}

@@ -79,6 +79,7 @@ class Player:
     token_id: str = ""
     first_version: int | None = None
     versions: list[int] = field(default_factory=list)
+    acked: set[int] = field(default_factory=set)  # versions its own acks carried (the sender gets no event of them)
     covered: list[tuple[int, int]] = field(default_factory=list)  # (after, upto] ranges resynced by a snapshot
     futures: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     # requests whose ack did not come within the client's wait: id -> kind. An ack that comes later
@@ -118,7 +119,7 @@ def integrity(players: list[Player]) -> dict[str, int]:
     A player that was offline when play ended (its last reconnect failed: a client-side timeout on
     a saturated machine) could not see what came after: it is checked up to the last version it saw,
     and counted in `offline_at_end` with the versions left unchecked."""
-    lost = dup = checked = offline = unchecked = 0
+    lost = dup = own = checked = offline = unchecked = 0
     for p in players:
         if p.first_version is None:
             continue
@@ -126,6 +127,7 @@ def integrity(players: list[Player]) -> dict[str, int]:
         for v in p.versions:
             if v in seen:
                 dup += 1
+                own += v in p.acked  # its own change came back as an event too (a server fault)
             seen.add(v)
         for after, upto in p.covered:
             seen.update(range(after + 1, upto + 1))
@@ -137,5 +139,5 @@ def integrity(players: list[Player]) -> dict[str, int]:
         expected = range(p.first_version + 1, final + 1)
         checked += len(expected)
         lost += sum(1 for v in expected if v not in seen)
-    return {"lost": lost, "duplicates": dup, "versions_checked": checked, "offline_at_end": offline,
-            "versions_not_checked": unchecked}
+    return {"lost": lost, "duplicates": dup, "duplicates_of_own_acks": own, "versions_checked": checked,
+            "offline_at_end": offline, "versions_not_checked": unchecked}

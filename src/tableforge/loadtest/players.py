@@ -70,6 +70,7 @@ class Simulation(Recorder):
         self._record_ack(kind, (time.perf_counter() - t) * 1000)
         if kind != "join" and isinstance(reply.get("version"), int):
             p.versions.append(reply["version"])
+            p.acked.add(reply["version"])
         return reply
 
     def _on_event(self, p: Player, msg: dict[str, Any], now: float, wall_ms: float) -> None:
@@ -109,6 +110,7 @@ class Simulation(Recorder):
         self.late_acks += 1
         if kind != "join" and msg.get("type") == "ack" and isinstance(msg.get("version"), int):
             p.versions.append(msg["version"])
+            p.acked.add(msg["version"])
 
     async def read_loop(self, p: Player, ws: ClientConnection) -> None:
         try:

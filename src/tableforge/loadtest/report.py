@@ -206,6 +206,8 @@ def print_report(res: dict[str, Any], console: Console) -> None:
     client = res["client"]
     info.add_row("lost / duplicate events (versions checked)",
                  f"{integ['lost']} / {integ['duplicates']} ({integ['versions_checked']})")
+    if integ.get("duplicates_of_own_acks"):
+        info.add_row("duplicates of a version the player's own ack carried", str(integ["duplicates_of_own_acks"]))
     if integ.get("offline_at_end"):
         info.add_row("players offline at the end (versions after their last one not checked)",
                      f"{integ['offline_at_end']} ({integ['versions_not_checked']})")
@@ -358,7 +360,8 @@ tr.ok td:nth-child(4){{color:#080}}
 <p>{e(res['date'])}: {c['users']} users, {c['rooms']} rooms, {c['duration']:g} s (+{c['ramp_up']:g} s ramp-up),
 seed {c['seed']}, against {e(', '.join(c['urls']))}.</p>
 <h2>Targets</h2><table><tr><th>target</th><th>goal</th><th>measured</th><th>result</th><th>source</th></tr>{rows}</table>
-<p>Lost events: {integ['lost']}, duplicates: {integ['duplicates']} (of {integ['versions_checked']} versions checked;
+<p>Lost events: {integ['lost']}, duplicates: {integ['duplicates']} ({integ.get('duplicates_of_own_acks', 0)} of a
+version the player's own ack carried; of {integ['versions_checked']} versions checked;
 {integ.get('offline_at_end', 0)} players offline at the end, {integ.get('versions_not_checked', 0)} versions after
 their last one not checked);
 errors: {res['errors_total']}; reconnects: {res['reconnects']}.

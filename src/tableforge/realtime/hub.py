@@ -192,6 +192,16 @@ class Hub:
     # -- publishing ----------------------------------------------------------------------------
     async def publish(self, room_id: str, version: int, ts_ms: float, sender: Connection | None,
                       body: bytes, routing: Routing = EVERYONE) -> None:
+        room = self.rooms.get(room_id)
+        if sender is not None and version and room is not None and version >= room.expected:
+            # Remembered before the publish leaves: if this version is read from the log before the
+            # broker brings it back (another instance's later event arrived first and the gap wait
+            # ran out), the catch-up still leaves the sender out.
+            if len(room.authors) >= self._reorder_limit:
+                room.forget_authors()
+                if len(room.authors) >= self._reorder_limit:
+                    room.authors.pop(min(room.authors))
+            room.authors[version] = sender.conn_id
         await self.broker.publish(room_id, pack(version, ts_ms, self.sender_tag(sender), body, routing))
 
     async def publish_control(self, message: dict[str, Any], instance_id: str | None = None) -> None:
@@ -371,7 +381,9 @@ class Hub:
             if row.version > room.expected:
                 self._skip(room, row.version - 1)
             room.buffer.pop(row.version, None)
-            self._deliver(room, Envelope(row.version, ts_of(row.body), "", row.body.encode(), row.audience,
+            author = room.authors.pop(row.version, None)
+            sender = f"{self.instance_id}/{author}" if author is not None else ""
+            self._deliver(room, Envelope(row.version, ts_of(row.body), sender, row.body.encode(), row.audience,
                                          row.variants.encode() if row.variants else b""), skip=lagging)
         if room.expected <= upto:
             self._skip(room, upto)
@@ -394,6 +406,8 @@ class Hub:
         conn.send(resync_frame(room.room_id, upto))
 
     def _deliver(self, room: LocalRoom, env: Envelope, skip: set[Connection] | None = None) -> None:
+        if room.authors:
+            room.authors.pop(env.version, None)
         delivery.deliver(room, env, self.instance_id, self._pending_limit, self._observers, skip)
 
     # -- the watcher -----------------------------------------------------------------------------

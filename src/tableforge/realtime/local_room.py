@@ -38,8 +38,8 @@ class RoomObserver(Protocol):
 
 
 class LocalRoom:
-    __slots__ = ("behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "matches", "members",
-                 "pending", "ready", "room_id", "told", "views")
+    __slots__ = ("authors", "behind_since", "buffer", "expected", "filler", "filler_waits", "goal", "matches",
+                 "members", "pending", "ready", "room_id", "told", "views")
 
     def __init__(self, room_id: str) -> None:
         self.room_id = room_id
@@ -57,6 +57,10 @@ class LocalRoom:
         self.filler_waits = False  # the filler is still giving the broker its `gap_wait`
         self.behind_since: float | None = None  # monotonic time the room fell behind, None while current
         self.told: set[Connection] = set()  # sockets sent `room.resync` during this catch-up
+        # Version -> the local socket that stored it, for versions this instance published and has not
+        # delivered yet: the log does not keep the sender, so an event read back from it (catch-up)
+        # would otherwise reach its sender, which already had the ack with that version. Bounded.
+        self.authors: dict[int, str] = {}
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
@@ -90,6 +94,12 @@ class LocalRoom:
         self.expected = expected
         for version in [v for v in self.buffer if v < expected]:
             del self.buffer[version]
+        self.forget_authors()
+
+    def forget_authors(self) -> None:
+        """Drop the senders of versions already delivered (or skipped)."""
+        for version in [v for v in self.authors if v < self.expected]:
+            del self.authors[version]
 
 
 def resync_frame(room_id: str, version: int) -> str:
