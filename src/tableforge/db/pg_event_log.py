@@ -59,6 +59,7 @@ from tableforge.db.event_log import (
     TransactionalEventLog,
     body_template,
 )
+from tableforge.db.pg_move_batch import BATCH_SQL, Move, MoveQueue, batch_args
 from tableforge.domain import events as ev
 from tableforge.domain import wire
 from tableforge.domain.audience import Routing
@@ -272,6 +273,7 @@ class PgEventLog(TransactionalEventLog):
         # Rooms with fog: their moves need the fog's geometry (the transaction). Remembered briefly so
         # that each move does not first try the one statement in vain; a hint, never a correctness matter.
         self._fogged: OrderedDict[str, float] = OrderedDict()
+        self._moves = MoveQueue(self._write_moves)  # group commit (db/pg_move_batch.py)
 
     async def append(self, room_id: str, change: Change[R]) -> StoredEvent[R]:
         one = _ONE_STATEMENT.get(type(change))
@@ -299,20 +301,17 @@ class PgEventLog(TransactionalEventLog):
             return False
         return True
 
-    async def _fetchrow(self, sql: str, args: tuple[Any, ...], room_id: str) -> Any:
-        """Run one statement in autocommit mode on a lane; map failures like `Database.write` does.
+    async def _on_lane(self, work: Callable[[asyncpg.Connection], Awaitable[R]]) -> R | None:
+        """Run `work` on a lane's raw connection (autocommit); map failures like `Database.write` does.
 
-        A statement that aborted on a constraint (the race described above) returns None. Column 0
-        of the row is the room version (for the history pruning)."""
+        A statement that aborted on a constraint (the race described above) gives None."""
         start = time.perf_counter()
         lanes = self._lanes
         try:
             conn = await lanes.acquire()
             try:
                 raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-                row = await raw.fetchrow(sql, *args)
-                if row is not None and self.history_size and int(row[0]) % PRUNE_EVERY == 0:
-                    await raw.execute(_PRUNE_SQL, room_id, int(row[0]) - self.history_size)
+                result = await work(raw)
             except asyncpg.IntegrityConstraintViolationError:
                 lanes.release(conn)
                 return None
@@ -332,22 +331,63 @@ class PgEventLog(TransactionalEventLog):
             raise Unavailable("the database is unavailable", code="db_unavailable") from exc
         finally:
             metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
-        return row
+        return result
+
+    async def _prune(self, raw: asyncpg.Connection, room_id: str, version: int) -> None:
+        """The history beyond `history_size`, dropped at every PRUNE_EVERY-th version of a room (after
+        the commit: a failed prune loses no move, the next one catches up)."""
+        if self.history_size and version % PRUNE_EVERY == 0:
+            await raw.execute(_PRUNE_SQL, room_id, version - self.history_size)
+
+    async def _fetchrow(self, sql: str, args: tuple[Any, ...], room_id: str) -> Any:
+        """One statement whose row's column 0 is the room version; None if it aborted on a constraint."""
+        async def work(raw: asyncpg.Connection) -> Any:
+            row = await raw.fetchrow(sql, *args)
+            if row is not None:
+                await self._prune(raw, room_id, int(row[0]))
+            return row
+
+        return await self._on_lane(work)
+
+    async def _write_moves(self, moves: list[Move]) -> dict[int, tuple[int, int, str, bool]]:
+        """One batch of the move queue: one statement (one move: the one-move statement). If the
+        batch statement aborted on the race, each move is tried alone."""
+        if len(moves) > 1:
+            async def work(raw: asyncpg.Connection) -> dict[int, tuple[int, int, str, bool]]:
+                rows = await raw.fetch(BATCH_SQL, *batch_args(moves))
+                out = {int(r[0]) - 1: (int(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in rows}
+                for i, (version, *_) in out.items():
+                    await self._prune(raw, moves[i].room_id, version)
+                return out
+
+            done = await self._on_lane(work)
+            if done is not None:
+                return done
+        out = {}
+        for i, m in enumerate(moves):
+            args: tuple[Any, ...] = (m.room_id, m.token_id, m.x, m.y, *m.pieces)
+            if m.owner is not None:
+                args += (m.owner,)
+            if m.if_version is not None:
+                args += (m.if_version,)
+            row = await self._fetchrow(_MOVE_SQL[m.owner is not None, m.if_version is not None], args, m.room_id)
+            if row is not None:
+                out[i] = (int(row[0]), int(row[1]), str(row[2]), bool(row[3]))
+        return out
 
     async def _one_move(self, room_id: str, c: MoveToken) -> StoredEvent[int] | None:
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
-        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces)  # head, mid, tail
-        if c.owner is not None:
-            args += (c.owner,)
-        if c.if_version is not None:
-            args += (c.if_version,)
-        row = await self._fetchrow(_MOVE_SQL[c.owner is not None, c.if_version is not None], args, room_id)
+        move = Move(room_id, c.token_id, c.x, c.y, template.pieces, c.owner, c.if_version)  # head, mid, tail
+        if self._moves.full():  # a bounded queue: past it, the move is written alone
+            row = (await self._write_moves([move])).get(0)
+        else:
+            row = await self._moves.submit(move)
         if row is None:
             return None
-        version, token_version = int(row[0]), int(row[1])
-        audience = f"g@{row[2]};p" if row[3] else f"g@{row[2]}"
+        version, token_version, scene_id, seen = row
+        audience = f"g@{scene_id};p" if seen else f"g@{scene_id}"
         return StoredEvent(room_id, version, ts, template.fill(version, token_version), token_version,
                            Routing(audience))
 

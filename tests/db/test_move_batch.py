@@ -1,0 +1,178 @@
+"""Concurrent moves on both event logs (PostgreSQL writes them in batches, db/pg_move_batch.py):
+every acked move is in the database as a fresh connection reads it, each room's versions rise by
+one with no gap, the history stays bounded and `since` answers the newest events, and a move that
+became invalid while its batch waited gets its own precise error without costing the others."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from tableforge.db.event_log import PRUNE_EVERY, EventLog, MoveToken, StoredEvent
+from tableforge.db.schema import board_tokens, room_events
+from tableforge.domain.errors import AppError
+from tableforge.observability import metrics
+from tests.db.test_event_log import HISTORY, Room, _add, _open, _room
+from tests.support.waiting import eventually
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
+    opened = await _open(request.getfixturevalue("pg_url") if request.param == "postgresql" else None, tmp_path)
+    yield opened
+    await opened.db.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def pg_log(pg_url: str, tmp_path: Path) -> AsyncIterator[EventLog]:
+    opened = await _open(pg_url, tmp_path)
+    yield opened
+    await opened.db.dispose()  # type: ignore[attr-defined]
+
+
+async def _tokens(log: EventLog, r: Room, count: int, by: str) -> list[str]:
+    return [(await log.append(r.id, _add(r, by))).result["id"] for _ in range(count)]
+
+
+def _batches() -> tuple[float, float]:
+    """(batch statements so far, moves they wrote) from the batch-size histogram."""
+    samples = {s.name: s.value for m in metrics.DB_MOVE_BATCH.collect() for s in m.samples}
+    return samples["tableforge_db_move_batch_size_count"], samples["tableforge_db_move_batch_size_sum"]
+
+
+async def _fresh_rows(log: EventLog, room_ids: list[str]) -> dict[tuple[str, int], str]:
+    """Every stored event of these rooms, read on a connection of its own (not the log's pool)."""
+    db = log.db  # type: ignore[attr-defined]
+    if db.is_postgres:
+        conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            rows = await conn.fetch(
+                "SELECT room_id::text, version, body FROM room_events WHERE room_id = ANY($1::uuid[])", room_ids)
+        finally:
+            await conn.close()
+        return {(r[0], int(r[1])): r[2] for r in rows}
+    engine = sa.create_engine(db.url.replace("sqlite+aiosqlite", "sqlite"))
+    try:
+        with engine.connect() as sync:
+            rows = sync.execute(sa.select(room_events.c.room_id, room_events.c.version, room_events.c.body)
+                                .where(room_events.c.room_id.in_(room_ids))).all()
+    finally:
+        engine.dispose()
+    return {(str(r[0]), int(r[1])): r[2] for r in rows}
+
+
+async def test_concurrent_moves_are_stored_gapless_and_durable_before_the_ack(log: EventLog) -> None:
+    rooms = [await _room(log) for _ in range(3)]
+    tokens = {r.id: await _tokens(log, r, 4, r.alice) for r in rooms}  # versions 1..4 of each room
+    before = _batches()
+    moves = [(r, t, i) for i in range(3) for r in rooms for t in tokens[r.id]]  # 36 moves, 3 per token
+    acked: list[StoredEvent[Any]] = await asyncio.gather(*(
+        log.append(r.id, MoveToken(r.alice, t, float(i), 1.0, r.alice, None)) for r, t, i in moves))
+
+    for r in rooms:
+        mine = sorted(e.version for e in acked if e.room_id == r.id)
+        assert mine == list(range(5, 17)), "each room: one version per move, no gap, no repeat"
+    stored = await _fresh_rows(log, [r.id for r in rooms])
+    for event in acked:
+        assert stored[(event.room_id, event.version)] == event.body.decode(), "acked: already in the database"
+    db = log.db  # type: ignore[attr-defined]
+    async with db.read() as conn:
+        versions = dict((await conn.execute(sa.select(board_tokens.c.id, board_tokens.c.version).where(
+            board_tokens.c.room_id.in_([r.id for r in rooms])))).all())
+    assert {str(k): int(v) for k, v in versions.items()} == {t: 4 for ts in tokens.values() for t in ts}
+    for event in acked:  # a token's three moves come back with its versions 2, 3, 4 and their bodies say so
+        assert orjson.loads(event.body)["token_version"] == event.result
+    if db.is_postgres:
+        statements, written = (a - b for a, b in zip(_batches(), before, strict=True))
+        assert written == len(moves) and statements < len(moves), "PostgreSQL wrote them in batches"
+
+
+async def test_history_stays_bounded_under_concurrent_moves(log: EventLog) -> None:
+    rooms = [await _room(log) for _ in range(2)]
+    tokens = {r.id: await _tokens(log, r, 5, r.gm) for r in rooms}
+    for i in range(50):  # 2 rooms x 250 moves, in waves of 10 concurrent moves, across two prune points
+        await asyncio.gather(*(log.append(r.id, MoveToken(r.gm, t, float(i), 0.0, None, None))
+                               for r in rooms for t in tokens[r.id]))
+    for r in rooms:
+        current, events = await log.since(r.id, 0)
+        assert current == 255
+        versions = [e.version for e in events]
+        assert versions == list(range(current - len(versions) + 1, current + 1)), "the newest, contiguous"
+        assert HISTORY <= len(versions) < HISTORY + PRUNE_EVERY, "bounded: pruned every PRUNE_EVERY versions"
+        current, events = await log.since(r.id, 250)
+        assert (current, [e.version for e in events]) == (255, [251, 252, 253, 254, 255])
+
+
+async def test_a_move_that_became_invalid_in_its_batch_gets_its_error_alone(pg_log: EventLog) -> None:
+    """The batch's snapshot saw alice owning her token; while the batch waited for the room's lock
+    the token was given to the GM. The statement aborts (no version is taken), each move is retried
+    alone: alice gets not_token_owner, the other moves are stored with gapless versions."""
+    log = pg_log
+    r, other = await _room(log), await _room(log)
+    alices = await _tokens(log, r, 1, r.alice)
+    gms = await _tokens(log, r, 2, r.gm) + await _tokens(log, other, 2, other.gm)
+    db = log.db  # type: ignore[attr-defined]
+    blocker = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT 1 FROM game_rooms WHERE id = $1 FOR UPDATE", uuid.UUID(r.id))
+        await blocker.execute("UPDATE board_tokens SET owner_id = $2 WHERE id = $1", uuid.UUID(alices[0]),
+                              uuid.UUID(r.gm))
+        before = _batches()
+        moving = asyncio.gather(
+            log.append(r.id, MoveToken(r.alice, alices[0], 7.0, 7.0, r.alice, None)),
+            *(log.append(room.id, MoveToken(room.gm, t, 7.0, 7.0, None, None))
+              for room, t in ((r, gms[0]), (r, gms[1]), (other, gms[2]), (other, gms[3]))),
+            return_exceptions=True)
+
+        async def waiting() -> bool:  # the batch statement is waiting for the room's lock
+            return bool(await blocker.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                               "current_database() AND wait_event_type = 'Lock'"))
+
+        await eventually(waiting, what="the batch waiting for the room's lock")
+        await tx.commit()
+        results = await moving
+    finally:
+        await blocker.close()
+    assert _batches()[0] > before[0]
+    refused, *stored = results
+    assert isinstance(refused, AppError) and refused.code == "not_token_owner"
+    assert all(isinstance(s, StoredEvent) for s in stored), stored
+    assert sorted(s.version for s in stored if s.room_id == r.id) == [4, 5]  # after 3 token.added, no gap
+    assert sorted(s.version for s in stored if s.room_id == other.id) == [3, 4]
+    assert await log.versions([r.id, other.id]) == {r.id: 5, other.id: 4}
+    rows = await _fresh_rows(log, [r.id, other.id])
+    assert all(rows[(s.room_id, s.version)] == s.body.decode() for s in stored)
+
+
+@pytest.mark.parametrize("owner", [True, False])
+async def test_guard_refusals_in_a_batch_are_precise(log: EventLog, owner: bool) -> None:
+    r = await _room(log)
+    mine, gms = await _tokens(log, r, 2, r.alice), await _tokens(log, r, 1, r.gm)
+    by, who = (r.alice, r.alice) if owner else (r.gm, None)
+    results = await asyncio.gather(
+        log.append(r.id, MoveToken(by, mine[0], 1.0, 1.0, who, None)),
+        log.append(r.id, MoveToken(by, mine[1], 1.0, 1.0, who, 5)),  # stale if_version
+        log.append(r.id, MoveToken(by, gms[0], 1.0, 1.0, who, None)),  # alice may not move the GM's token
+        log.append(r.id, MoveToken(by, str(uuid.uuid4()), 1.0, 1.0, who, None)),
+        return_exceptions=True)
+    first, stale, gm_token, missing = results
+    assert isinstance(first, StoredEvent) and first.version == 4
+    assert isinstance(stale, AppError) and (stale.code, stale.details) == ("conflict", {"version": 1})
+    if owner:
+        assert isinstance(gm_token, AppError) and gm_token.code == "not_token_owner"
+        assert await log.versions([r.id]) == {r.id: 4}
+    else:
+        assert isinstance(gm_token, StoredEvent) and gm_token.version == 5
+        assert await log.versions([r.id]) == {r.id: 5}
+    assert isinstance(missing, AppError) and missing.code == "token_not_found"
+
