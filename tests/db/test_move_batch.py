@@ -16,7 +16,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from tableforge.db.event_log import PRUNE_EVERY, EventLog, MoveToken, StoredEvent
+from tableforge.db.event_log import PRUNE_EVERY, ChangeFog, EventLog, MoveToken, StoredEvent, TransactionalEventLog
 from tableforge.db.schema import board_tokens, room_events
 from tableforge.domain.errors import AppError
 from tableforge.observability import metrics
@@ -176,3 +176,84 @@ async def test_guard_refusals_in_a_batch_are_precise(log: EventLog, owner: bool)
         assert await log.versions([r.id]) == {r.id: 5}
     assert isinstance(missing, AppError) and missing.code == "token_not_found"
 
+
+
+async def test_moves_under_fog_stay_lean_and_follow_a_fog_changed_elsewhere(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two instances (two logs on one database). On a room with fog, a move that leaves the token as
+    fogged as it was is one statement (no transaction); a move into a fog changed by the other
+    instance (this one's cached fog is stale) is still routed by the new fog: players lose the token."""
+    here, there = await _open(pg_url, tmp_path / "a"), await _open(pg_url, tmp_path / "b")
+    try:
+        r = await _room(here)
+        token = (await here.append(r.id, _add(r, r.gm))).result["id"]  # at (1, 2)
+        await here.append(r.id, ChangeFog(r.gm, r.scene, "hide", {"type": "rect", "x": 100, "y": 100, "width": 5,
+                                                                  "height": 5}))
+        transactions = 0
+        real = TransactionalEventLog.append
+
+        async def counted(self: TransactionalEventLog, room_id: str, change: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            return await real(self, room_id, change)
+
+        monkeypatch.setattr(TransactionalEventLog, "append", counted)
+        first = await here.append(r.id, MoveToken(r.gm, token, 3, 3, None, None))
+        assert first.routing.audience == f"g@{r.scene};p" and not first.routing.variants
+        moves = [await here.append(r.id, MoveToken(r.gm, token, 4 + i, 4, None, None)) for i in range(5)]
+        assert [m.routing.audience for m in moves] == [f"g@{r.scene};p"] * 5
+        assert transactions <= 1, "on a room with fog, moves that change nobody's view take the lean statement"
+
+        await there.append(r.id, ChangeFog(r.gm, r.scene, "hide", {"type": "rect", "x": 10, "y": 10, "width": 5,
+                                                                   "height": 5}))
+        hidden = await here.append(r.id, MoveToken(r.gm, token, 12, 12, None, None))
+        assert hidden.routing.audience == f"g@{r.scene}"
+        assert [(sel, orjson.loads(body)["type"]) for sel, body in hidden.routing.variants] == [
+            ("p", "token.removed")], "routed by the other instance's fog, not the stale copy"
+        db = here.db  # type: ignore[attr-defined]
+        async with db.read() as conn:
+            assert (await conn.execute(sa.select(board_tokens.c.fogged).where(board_tokens.c.id == token))
+                    ).scalar() is True
+        under = await here.append(r.id, MoveToken(r.gm, token, 13, 13, None, None))
+        assert under.routing.audience == f"g@{r.scene}" and not under.routing.variants
+        current, events = await here.since(r.id, 0)
+        assert [e.version for e in events] == list(range(1, current + 1))
+    finally:
+        for opened in (here, there):
+            await opened.db.dispose()  # type: ignore[attr-defined]
+
+
+async def test_a_fog_change_committed_while_a_move_waits_routes_that_move(pg_log: EventLog) -> None:
+    """A fog change holds the room's lock while it rewrites the scene's fog; a move whose statement
+    started before it committed must not use the fog it had cached (the scene row is read under
+    its lock, at its newest version)."""
+    log = pg_log
+    r = await _room(log)
+    token = (await log.append(r.id, _add(r, r.gm))).result["id"]
+    await log.append(r.id, ChangeFog(r.gm, r.scene, "hide", {"type": "rect", "x": 100, "y": 100, "width": 5,
+                                                             "height": 5}))
+    for i in range(2):  # the room is known to have fog, and its fog is cached
+        await log.append(r.id, MoveToken(r.gm, token, 3 + i, 3, None, None))
+    db = log.db  # type: ignore[attr-defined]
+    blocker = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT 1 FROM game_rooms WHERE id = $1 FOR UPDATE", uuid.UUID(r.id))
+        fog = {"base": "revealed", "shapes": [{"op": "hide", "type": "rect", "x": 10, "y": 10, "width": 5,
+                                               "height": 5}]}
+        await blocker.execute("UPDATE scenes SET fog = $2::jsonb, fog_count = 1, fog_version = fog_version + 1 "
+                              "WHERE id = $1", uuid.UUID(r.scene), orjson.dumps(fog).decode())
+        moving = asyncio.ensure_future(log.append(r.id, MoveToken(r.gm, token, 12, 12, None, None)))
+
+        async def waiting() -> bool:
+            return bool(await blocker.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                               "current_database() AND wait_event_type = 'Lock'"))
+
+        await eventually(waiting, what="the move waiting for the room's lock")
+        await tx.commit()
+        moved = await moving
+    finally:
+        await blocker.close()
+    assert moved.routing.audience == f"g@{r.scene}"
+    assert [(sel, orjson.loads(body)["type"]) for sel, body in moved.routing.variants] == [("p", "token.removed")]

@@ -90,12 +90,21 @@ class FogCache:
         self.put(scene_id, parsed, int(raw[1]))
         return parsed
 
-    def put(self, scene_id: str, fog: fogs.Fog, version: int) -> None:
-        self._fogs[scene_id] = SceneFog(fog, version)
+    def cached(self, scene_id: str) -> SceneFog | None:
+        """The fog kept for the scene, unchecked (PostgreSQL's fogged move checks its version in the
+        statement itself)."""
+        found = self._fogs.get(scene_id)
+        if found is not None:
+            self._fogs.move_to_end(scene_id)
+        return found
+
+    def put(self, scene_id: str, fog: fogs.Fog, version: int) -> SceneFog:
+        kept = self._fogs[scene_id] = SceneFog(fog, version)
         self._fogs.move_to_end(scene_id)
         while len(self._fogs) > self.size:
             self._fogs.popitem(last=False)
         metrics.FOG_CACHE.set(len(self._fogs))
+        return kept
 
 
 def token_routing(scene_id: str, seen_before: bool | None, seen_after: bool) -> tuple[str, str | None]:
