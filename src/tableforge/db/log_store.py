@@ -4,7 +4,7 @@ and what the board looks like to players (used by db/board_log.py and db/scene_l
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,19 +28,44 @@ class Reserved(NamedTuple):
     players_scene_id: str
 
 
+class ReservedMove(NamedTuple):
+    version: int
+    players_scene_id: str
+    fog_free: bool  # no scene of the room has fog: a move needs no fog geometry, and fogs nothing
+
+
+# Built once: a statement built per call costs SQLAlchemy a construction and a cache-key walk.
+_RESERVE = (sa.update(game_rooms)
+            .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
+            .values(version=game_rooms.c.version + sa.bindparam("count"))
+            .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
+_INSERT_EVENT = sa.insert(room_events)
+_PRUNE = sa.delete(room_events).where(room_events.c.room_id == sa.bindparam("room"),
+                                      room_events.c.version <= sa.bindparam("upto"))
+
+
+async def _refuse(conn: AsyncConnection, room_id: str) -> NoReturn:
+    exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
+    if exists is None:
+        raise NotFound("no such room", code="room_not_found")
+    raise Conflict("the room is closed", code="room_closed")
+
+
 async def next_versions(conn: AsyncConnection, room_id: str, count: int = 1) -> Reserved:
     """Reserve `count` versions for the room (this locks its row: changes to one room serialize).
     Raises if the room is closed or missing."""
-    row = (await conn.execute(
-        sa.update(game_rooms).where(game_rooms.c.id == room_id, game_rooms.c.is_active.is_(True))
-        .values(version=game_rooms.c.version + count)
-        .returning(game_rooms.c.version, game_rooms.c.players_scene_id))).first()
+    row = (await conn.execute(_RESERVE, {"room": room_id, "count": count})).first()
     if row is None:
-        exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
-        if exists is None:
-            raise NotFound("no such room", code="room_not_found")
-        raise Conflict("the room is closed", code="room_closed")
+        await _refuse(conn, room_id)
     return Reserved(int(row[0]) - count + 1, str(row[1]) if row[1] else "")
+
+
+async def reserve_move(conn: AsyncConnection, room_id: str) -> ReservedMove:
+    """`next_versions` for one move, which also needs to know whether the room has fog."""
+    row = (await conn.execute(_RESERVE, {"room": room_id, "count": 1})).first()
+    if row is None:
+        await _refuse(conn, room_id)
+    return ReservedMove(int(row[0]), str(row[1]) if row[1] else "", bool(row[2]))
 
 
 async def store(conn: AsyncConnection, history_size: int, room_id: str, version: int, etype: str, by: str | None,
@@ -52,12 +77,10 @@ async def store(conn: AsyncConnection, history_size: int, room_id: str, version:
     routing = EVERYONE if audience is None and not variants else Routing(
         audience, tuple((sel, encode_body(vtype, room_id, version, ts, by, vpayload))
                         for sel, vtype, vpayload in variants))
-    await conn.execute(sa.insert(room_events).values(room_id=room_id, version=version, body=body.decode(),
-                                                     audience=routing.audience,
-                                                     variants=routing.encoded_variants()))
+    await conn.execute(_INSERT_EVENT, {"room_id": room_id, "version": version, "body": body.decode(),
+                                       "audience": routing.audience, "variants": routing.encoded_variants()})
     if version % PRUNE_EVERY == 0:
-        await conn.execute(sa.delete(room_events).where(room_events.c.room_id == room_id,
-                                                        room_events.c.version <= version - history_size))
+        await conn.execute(_PRUNE, {"room": room_id, "upto": version - history_size})
     return StoredEvent(room_id, version, ts, body, result, routing)
 
 
