@@ -683,9 +683,9 @@ async def run_phase(driver: Driver, mode: str, args: argparse.Namespace) -> dict
     await asyncio.sleep(max(0.0, ph.w0 - time.perf_counter()))
     client_cpu: list[float] = []
     stop = asyncio.Event()
+    db0 = await db_cpu(args.database_url) if tf else None  # (the database answers at once, a busy server may not)
     sampler = asyncio.create_task(sample(driver.instances, client_cpu, stop))  # before the scrape: a
     before = await scrape_all(driver.instances) if tf else ({}, {})  # saturated server answers it late
-    db0 = await db_cpu(args.database_url) if tf else None
     await loads
     db1 = await db_cpu(args.database_url) if tf else None
     stop.set()
