@@ -1,4 +1,5 @@
-"""Concurrent moves on both event logs (PostgreSQL writes them in batches, db/pg_move_batch.py):
+"""Concurrent moves on both event logs (both write them in batches: db/pg_move_batch.py,
+db/sqlite_event_log.py):
 every acked move is in the database as a fresh connection reads it, each room's versions rise by
 one with no gap, the history stays bounded and `since` answers the newest events, and a move that
 became invalid while its batch waited gets its own precise error without costing the others."""
@@ -90,9 +91,8 @@ async def test_concurrent_moves_are_stored_gapless_and_durable_before_the_ack(lo
     assert {str(k): int(v) for k, v in versions.items()} == {t: 4 for ts in tokens.values() for t in ts}
     for event in acked:  # a token's three moves come back with its versions 2, 3, 4 and their bodies say so
         assert orjson.loads(event.body)["token_version"] == event.result
-    if db.is_postgres:
-        statements, written = (a - b for a, b in zip(_batches(), before, strict=True))
-        assert written == len(moves) and statements < len(moves), "PostgreSQL wrote them in batches"
+    statements, written = (a - b for a, b in zip(_batches(), before, strict=True))
+    assert written == len(moves) and statements < len(moves), "written in batches"
 
 
 async def test_history_stays_bounded_under_concurrent_moves(log: EventLog) -> None:
