@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tableforge.db.event_log import PRUNE_EVERY, ChangeFog, EventLog, MoveToken, StoredEvent, TransactionalEventLog
+from tableforge.db.pg_move_batch import BATCH_SQL
 from tableforge.db.schema import board_tokens, room_events
 from tableforge.domain.errors import AppError
 from tableforge.observability import metrics
@@ -257,3 +258,22 @@ async def test_a_fog_change_committed_while_a_move_waits_routes_that_move(pg_log
         await blocker.close()
     assert moved.routing.audience == f"g@{r.scene}"
     assert [(sel, orjson.loads(body)["type"]) for sel, body in moved.routing.variants] == [("p", "token.removed")]
+
+
+async def test_a_batch_locks_its_rooms_in_id_order(pg_log: EventLog) -> None:
+    """Two batches never deadlock because each locks its rooms sorted by id: in the plan, the row
+    locks are taken above the sort (PostgreSQL could otherwise lock in any order)."""
+    db = pg_log.db  # type: ignore[attr-defined]
+    conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("PREPARE batch AS " + BATCH_SQL)
+        ids = "'{" + ",".join(str(uuid.uuid4()) for _ in range(2)) + "}'"
+        plan = orjson.loads(await conn.fetchval(
+            f"EXPLAIN (FORMAT JSON) EXECUTE batch({ids}, {ids}, '{{1,2}}', '{{1,2}}', '{{a,b}}', '{{a,b}}', "
+            "'{a,b}', '{NULL,NULL}', '{NULL,NULL}')"))
+    finally:
+        await conn.close()
+    lock = next(p for p in plan[0]["Plan"]["Plans"] if p.get("Subplan Name") == "CTE lk")
+    assert lock["Node Type"] == "LockRows"
+    assert [(p["Node Type"], p.get("Sort Key")) for p in lock["Plans"]] == [("Sort", ["g_1.id"])]
