@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tableforge.config import Settings
+from tableforge.db.changes import UndoLast
 from tableforge.db.engine import Database
 from tableforge.db.event_log import (
     ROOM_VERSION,
@@ -35,7 +36,8 @@ from tableforge.db.event_log import (
     encode_body,
 )
 from tableforge.db.migrate import upgrade
-from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_players, scenes, users
+from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_events, room_players, scenes, users
+from tableforge.db.undo_entry import Entry
 from tableforge.domain.errors import AppError
 
 HISTORY = 5
@@ -288,3 +290,60 @@ async def test_audiences_follow_what_players_see(log: EventLog) -> None:
     _, stored = await log.since(r.id, 0)
     assert [(row.version, row.audience, row.routing) for row in stored][-1] == (again.version, again.routing.audience,
                                                                                   again.routing)
+
+
+async def test_a_move_stores_its_undo_entry_and_an_undo_walks_back(log: EventLog) -> None:
+    """The entry a move stores (on PostgreSQL by the one statement itself, which must not fall back to
+    the transaction: the room is then not hinted as fogged), and two undos in a row inverting it."""
+    r = await _room(log)
+    token_id = (await log.append(r.id, _add(r, r.alice))).result["id"]
+    for x in (5.5, 7.25):
+        await log.append(r.id, MoveToken(r.alice, token_id, x, 6, r.alice, None))
+    assert r.id not in getattr(log, "_fogged", {}), "the move took the one-statement path"
+    db: Database = log.db  # type: ignore[attr-defined]
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(room_events.c.version, room_events.c.undo_by, room_events.c.undo)
+                                   .where(room_events.c.room_id == r.id).order_by(room_events.c.version))).all()
+    entries = [(v, str(by), Entry.decode(undo)) for v, by, undo in rows]
+    assert entries == [(1, r.alice, Entry("token.added", token_id, 1, {}, 0)),
+                       (2, r.alice, Entry("token.moved", token_id, 2, {"x": 1.0, "y": 2.0}, 1)),
+                       (3, r.alice, Entry("token.moved", token_id, 3, {"x": 5.5, "y": 6.0}, 2))]
+    undo = UndoLast(r.alice, r.alice, "owner")
+    first = await log.append(r.id, undo)
+    assert first.result == {"type": "token.moved", "token_id": token_id}
+    assert _check(first, r.id, 4, "token.moved", r.alice) == {"token_id": token_id, "x": 5.5, "y": 6.0,
+                                                              "token_version": 4}
+    second = await log.append(r.id, undo)
+    assert _check(second, r.id, 5, "token.moved", r.alice)["x"] == 1.0
+    assert (await log.append(r.id, undo)).result == {"type": "token.added", "token_id": token_id}
+    assert (await _refused(log, r.id, undo)).code == "nothing_to_undo"
+
+
+async def test_undoing_a_removal_puts_the_token_back_unless_its_asset_is_gone(log: EventLog) -> None:
+    """A removal undone: the same id, owner and fields at the version after the one it had. When the
+    asset went meanwhile, the refusal drops the entry, and each next undo goes to the change before."""
+    r = await _room(log)
+    kept = (await log.append(r.id, _add(r, r.alice))).result["id"]
+    await log.append(r.id, UpdateToken(r.alice, kept, {"name": "Alia", "rotation": 30.0}, r.alice, None))
+    await log.append(r.id, RemoveToken(r.alice, kept, r.alice, None))
+    undo = UndoLast(r.alice, r.alice, "owner")
+    back = await log.append(r.id, undo)
+    assert back.result == {"type": "token.removed", "token_id": kept}
+    token = _check(back, r.id, 4, "token.added", r.alice)["token"]
+    assert (token["id"], token["owner_id"], token["name"], token["rotation"], token["version"]) == (
+        kept, r.alice, "Alia", 30.0, 3)
+    renamed = await log.append(r.id, undo)  # the update before the removal is next
+    assert _check(renamed, r.id, 5, "token.updated", r.alice)["token"]["name"] == ""
+
+    asset_id = str(uuid.uuid4())
+    await log.append(r.id, AddAsset(r.gm, {"id": asset_id} | _asset_row(r.id, r.gm, datetime.now(UTC)), {}))
+    gone = (await log.append(r.id, _add(r, r.alice, asset_id))).result["id"]
+    await log.append(r.id, RemoveToken(r.alice, gone, r.alice, None))
+    await log.append(r.id, RemoveAsset(r.gm, asset_id, "ab" * 32))
+    assert (await _refused(log, r.id, undo)).code == "asset_not_found"
+    # dropped: the next undo is of the addition before it (its token is gone with the asset)
+    assert (await _refused(log, r.id, undo)).code == "token_not_found"
+    removed = await log.append(r.id, undo)  # then the first token's addition, after its own two undos
+    assert removed.result == {"type": "token.added", "token_id": kept}
+    assert _check(removed, r.id, removed.version, "token.removed", r.alice) == {"token_id": kept}
+    assert (await _refused(log, r.id, undo)).code == "nothing_to_undo"

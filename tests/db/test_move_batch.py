@@ -17,9 +17,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from tableforge.db.changes import UndoLast
 from tableforge.db.event_log import PRUNE_EVERY, ChangeFog, EventLog, MoveToken, StoredEvent, TransactionalEventLog
 from tableforge.db.pg_move_batch import BATCH_SQL
 from tableforge.db.schema import board_tokens, room_events
+from tableforge.db.undo_entry import Entry
 from tableforge.domain.errors import AppError
 from tableforge.observability import metrics
 from tests.db.test_event_log import HISTORY, Room, _add, _open, _room
@@ -271,9 +273,61 @@ async def test_a_batch_locks_its_rooms_in_id_order(pg_log: EventLog) -> None:
         ids = "'{" + ",".join(str(uuid.uuid4()) for _ in range(2)) + "}'"
         plan = orjson.loads(await conn.fetchval(
             f"EXPLAIN (FORMAT JSON) EXECUTE batch({ids}, {ids}, '{{1,2}}', '{{1,2}}', '{{a,b}}', '{{a,b}}', "
-            "'{a,b}', '{NULL,NULL}', '{NULL,NULL}')"))
+            "'{a,b}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}')"))
     finally:
         await conn.close()
     lock = next(p for p in plan[0]["Plan"]["Plans"] if p.get("Subplan Name") == "CTE lk")
     assert lock["Node Type"] == "LockRows"
     assert [(p["Node Type"], p.get("Sort Key")) for p in lock["Plans"]] == [("Sort", ["g_1.id"])]
+
+
+async def test_every_move_path_stores_the_undo_entry_an_undo_needs(log: EventLog,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moves written in a batch, alone in a transaction (the lean path), and on a room with fog (on
+    PostgreSQL the one fogged statement): each event says who may undo it and where the token was
+    before, as the transactional path encodes it, and undoing walks back through all of them."""
+    r = await _room(log)
+    tokens = await _tokens(log, r, 3, r.alice)  # versions 1..3, each token at (1, 2)
+    before = _batches()
+    await asyncio.gather(*(log.append(r.id, MoveToken(r.alice, t, 10.0 + i, 20.0, r.alice, None))
+                           for i, t in enumerate(tokens)))  # versions 4..6
+    assert _batches()[1] - before[1] == 3, "the three moves went through the batch"
+    first = tokens[0]
+    await TransactionalEventLog.append(log, r.id, MoveToken(r.alice, first, 30.0, 40.0, r.alice, None))  # 7
+    await log.append(r.id, ChangeFog(r.gm, r.scene, "hide", {"type": "rect", "x": 100, "y": 100, "width": 5,
+                                                             "height": 5}))  # 8
+    transactions = 0
+    real = TransactionalEventLog.append
+
+    async def counted(self: TransactionalEventLog, room_id: str, change: Any) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return await real(self, room_id, change)
+
+    monkeypatch.setattr(TransactionalEventLog, "append", counted)
+    await log.append(r.id, MoveToken(r.alice, first, 50.0, 60.0, r.alice, None))  # 9
+    db = log.db  # type: ignore[attr-defined]
+    if db.is_postgres:
+        assert transactions == 0, "on PostgreSQL the move on a room with fog is the one fogged statement"
+
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(room_events.c.version, room_events.c.undo_by, room_events.c.undo)
+                                   .where(room_events.c.room_id == r.id, room_events.c.version > 3)
+                                   .order_by(room_events.c.version))).all()
+    entries = {int(v): (None if by is None else str(by), None if undo is None else Entry.decode(undo))
+               for v, by, undo in rows}
+    assert entries.pop(8) == (None, None), "a fog change is not undoable"
+    assert entries.pop(7) == (r.alice, Entry("token.moved", first, 3, {"x": 10.0, "y": 20.0}, 2))
+    assert entries.pop(9) == (r.alice, Entry("token.moved", first, 4, {"x": 30.0, "y": 40.0}, 3))
+    assert sorted((by, e.token_id, e.version, e.base, e.prior["x"], e.prior["y"])  # type: ignore[union-attr]
+                  for by, e in entries.values()) == sorted(
+        (r.alice, t, 2, 1, 1.0, 2.0) for t in tokens), "each batched move: from (1, 2), by its mover"
+
+    undo = UndoLast(r.alice, r.alice, "owner")
+    walked = [orjson.loads((await log.append(r.id, undo)).body) for _ in range(5)]
+    assert [(e["token_id"], e["x"], e["y"]) for e in walked[:2]] == [(first, 30.0, 40.0), (first, 10.0, 20.0)]
+    async with db.read() as conn:
+        positions = {str(k): (float(x), float(y)) for k, x, y in (await conn.execute(
+            sa.select(board_tokens.c.id, board_tokens.c.x, board_tokens.c.y)
+            .where(board_tokens.c.room_id == r.id))).all()}
+    assert positions == {t: (1.0, 2.0) for t in tokens}, "five undos: every token back where it was added"

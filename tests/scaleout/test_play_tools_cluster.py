@@ -9,6 +9,7 @@ from tests.support.client import Api
 from tests.support.cluster import Cluster
 from tests.support.initiative_session import initiative_session
 from tests.support.ruler_session import ruler_session
+from tests.support.undo_session import undo_session
 
 
 async def test_each_audience_gets_its_copy_across_instances(pair: Cluster) -> None:
@@ -24,3 +25,9 @@ async def test_turn_order_across_instances(pair: Cluster) -> None:
 async def test_ruler_and_ping_across_instances(pair: Cluster) -> None:
     async with Api(pair.servers[0].base_url) as gm_api, Api(pair.servers[1].base_url) as player_api:
         await ruler_session(gm_api, player_api)
+
+
+async def test_undo_across_instances(pair: Cluster) -> None:
+    """Alice changes on one instance and undoes from her socket on the other."""
+    async with Api(pair.servers[0].base_url) as gm_api, Api(pair.servers[1].base_url) as player_api:
+        await undo_session(gm_api, player_api)

@@ -19,7 +19,7 @@ from tests.support.waiting import wait_until
 
 ACTIONS = ("token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll", "pointer",
            "scene.create", "scene.update", "scene.remove", "scene.activate", "scene.view", "fog.change",
-           "token.bar", "token.condition", "initiative", "ruler", "board.ping")
+           "token.bar", "token.condition", "initiative", "ruler", "board.ping", "undo")
 
 
 def frames(ws: Ws, start: int = 0) -> list[dict[str, Any]]:
@@ -407,6 +407,7 @@ async def spectator_session(gm_api: Api, player_api: Api) -> None:
             ("initiative", {"op": "add", "token_id": token["id"], "value": 3}),
             ("ruler", {"points": [[0, 0], [100, 0]]}),
             ("board.ping", {"x": 1, "y": 1}),
+            ("undo", {}),
         ]
         assert {name for name, _ in attempts} == set(ACTIONS)
         for name, fields in attempts:

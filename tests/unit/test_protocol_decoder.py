@@ -54,6 +54,7 @@ def test_every_message_type_is_accepted_in_its_plain_form() -> None:
         "initiative": {"room_id": ROOM, "op": "next"},
         "ruler": {"room_id": ROOM, "points": [[0, 0], [10, 10]]},
         "board.ping": {"room_id": ROOM, "x": 1, "y": 2},
+        "undo": {"room_id": ROOM},
     }
     assert set(plain) == protocol.KNOWN_TYPES
     for mtype, fields in plain.items():

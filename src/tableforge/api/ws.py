@@ -245,6 +245,10 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
                                                             msg.if_version, conn)
             if reply:
                 conn.send(_ack(msg.id, token=token, version=version))
+        case p.Undo():
+            undone, version = await tokens.undo(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id)
+            if reply:
+                conn.send(_ack(msg.id, undone=undone, version=version))
         case p.Initiative():
             tracker, version = await initiative.change(rt, conn.user_id, _role(conn, msg.room_id), msg.room_id, msg.op,
                                                        msg.token_id, msg.entry_id, msg.value, msg.if_version, conn)

@@ -28,9 +28,18 @@ from tableforge.db.changes import (
     StoredEvent,
     UpdateToken,
 )
-from tableforge.db.log_store import FogCache, Variant, next_versions, reserve_move, store, token_routing
+from tableforge.db.log_store import (
+    FogCache,
+    ReservedMove,
+    Variant,
+    next_versions,
+    reserve_move,
+    store,
+    token_routing,
+)
 from tableforge.db.schema import board_tokens, game_assets, game_rooms, game_systems, scenes
 from tableforge.db.token_views import routed
+from tableforge.db.undo_entry import Entry
 from tableforge.domain import events as ev
 from tableforge.domain import token_fields, wire
 from tableforge.domain.errors import Conflict, Forbidden, NotFound
@@ -130,52 +139,60 @@ async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) 
     token = c.token(scene_id, columns)
     visible = visible_to_players(scene_id == players_scene, c.hidden, bool(asset[1]), fogged)
     audience, variants = routed(token, None, visible, ev.TOKEN_ADDED, _whole)
+    undo = Entry.of(ev.TOKEN_ADDED, c.token_id, 1, {}) if c.undoable else None
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_ADDED, c.by, {"token": token}, token,
-                       audience, variants)
+                       audience, variants, undo)
 
 
-def _lean_move_sql(owner_guard: bool, version_guard: bool) -> sa.Update:
+def _lean_move_sql(owner_guard: bool) -> sa.Update:
     """A move's token update with its guards in the WHERE clause (what `_check` decides, when it
-    says yes): a player moves only their own token, and only one players see."""
+    says yes): a player moves only their own token, and only one players see. The version guard is
+    the version the reservation read with the token's position (`reserve_move`): the position the
+    undo entry restores is the one this update replaced (on PostgreSQL, a change committed while the
+    reservation waited for the room lock makes it refuse; the full path then reads afresh)."""
     t = board_tokens.c
-    query = sa.update(board_tokens).where(t.id == sa.bindparam("token"), t.room_id == sa.bindparam("room"))
+    query = sa.update(board_tokens).where(t.id == sa.bindparam("token"), t.room_id == sa.bindparam("room"),
+                                          t.version == sa.bindparam("was"))
     if owner_guard:
         query = query.where(t.owner_id == sa.bindparam("owner"), t.scene_id == sa.bindparam("players_scene"),
                             t.hidden.is_(False), t.fogged.is_(False), t.asset_hidden.is_(False))
-    if version_guard:
-        query = query.where(t.version == sa.bindparam("if_version"))
     return (query.values(x=sa.bindparam("x"), y=sa.bindparam("y"), version=t.version + 1)
             .returning(t.version, t.scene_id, t.hidden, t.fogged, t.asset_hidden))
 
 
-_LEAN_MOVE = {(o, v): _lean_move_sql(o, v) for o in (False, True) for v in (False, True)}
+_LEAN_MOVE = {o: _lean_move_sql(o) for o in (False, True)}
 
 
-async def _lean_move(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken, version: int,
-                     players_scene: str) -> StoredEvent[int] | None:
+async def _lean_move(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken, reserved: ReservedMove
+                     ) -> StoredEvent[int] | None:
     """A move on a room without fog, once its version is reserved: the token updated with its guards
     in one statement (no read before, no fog), so nobody's view of it changes and the event goes to
     whoever sees the token. None when a guard refused: the caller explains it, in this transaction."""
+    if reserved.token is None or (c.if_version is not None and c.if_version != reserved.token[2]):
+        return None
+    was_x, was_y, was = reserved.token
     params = {"token": c.token_id, "room": room_id, "x": c.x, "y": c.y, "owner": c.owner,
-              "players_scene": players_scene, "if_version": c.if_version}
-    new = (await conn.execute(_LEAN_MOVE[c.owner is not None, c.if_version is not None], params)).first()
+              "players_scene": reserved.players_scene_id, "was": was}
+    new = (await conn.execute(_LEAN_MOVE[c.owner is not None], params)).first()
     if new is None:
         return None
     token_version, scene_id = int(new[0]), str(new[1])
-    seen_now = visible_to_players(scene_id == players_scene, bool(new[2]), bool(new[4]), bool(new[3]))
+    seen_now = visible_to_players(scene_id == reserved.players_scene_id, bool(new[2]), bool(new[4]), bool(new[3]))
     audience, _ = token_routing(scene_id, seen_now, seen_now)
     payload = {"token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": token_version}
-    return await store(conn, log.history_size, room_id, version, ev.TOKEN_MOVED, c.by, payload, token_version,
-                       audience)
+    undo = Entry.of(ev.TOKEN_MOVED, c.token_id, token_version, {"x": was_x, "y": was_y}) if c.undoable else None
+    return await store(conn, log.history_size, room_id, reserved.version, ev.TOKEN_MOVED, c.by, payload,
+                       token_version, audience, undo=undo)
 
 
 async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken | UpdateToken
                        ) -> StoredEvent[Any]:
     fog_free = False
     if isinstance(c, MoveToken):  # the hot path of play (SQLite; PostgreSQL's fallback)
-        version, players_scene, fog_free = await reserve_move(conn, room_id)
+        reserved = await reserve_move(conn, room_id, c.token_id)
+        version, players_scene, fog_free = reserved.version, reserved.players_scene_id, reserved.fog_free
         if fog_free:
-            lean = await _lean_move(log, conn, room_id, c, version, players_scene)
+            lean = await _lean_move(log, conn, room_id, c, reserved)
             if lean is not None:
                 return lean
     else:
@@ -204,12 +221,14 @@ async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveTok
         else:
             audience, variants = routed(wire.token(new), before, after, ev.TOKEN_MOVED, lambda _: payload,
                                         carries_fields=False)
+        undo = Entry.of(ev.TOKEN_MOVED, c.token_id, token_version, {"x": float(row["x"]), "y": float(row["y"])})
         return await store(conn, log.history_size, room_id, version, ev.TOKEN_MOVED, c.by, payload,
-                           token_version, audience, variants)
+                           token_version, audience, variants, undo if c.undoable else None)
     token = wire.token(new)
     audience, variants = routed(token, before, after, ev.TOKEN_UPDATED, _whole)
+    undo = Entry.of(ev.TOKEN_UPDATED, c.token_id, int(new["version"]), {k: row[k] for k in c.values})
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_UPDATED, c.by, {"token": token}, token,
-                       audience, variants)
+                       audience, variants, undo if c.undoable else None)
 
 
 async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> StoredEvent[dict[str, Any]]:
@@ -218,8 +237,12 @@ async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> S
     version, players_scene = await next_versions(conn, room_id)
     row = await _state(conn, room_id, c.token_id)
     before = _check(row, players_scene, c.owner, c.if_version)
-    bars, _ = token_fields.set_bar(list(row["bars"] or []), c.key, c.value, c.top, c.level)
+    old_bars = list(row["bars"] or [])
+    bars, _ = token_fields.set_bar(old_bars, c.key, c.value, c.top, c.level)
     token = await _save(conn, c.token_id, {"bars": bars})
+    old = next(b for b in old_bars if b["key"] == c.key)  # set_bar found it
+    undo = Entry.of(ev.TOKEN_BAR_CHANGED, c.token_id, token["version"],
+                    {"key": c.key, "value": old["value"], "max": old.get("max")}) if c.undoable else None
 
     def payload(copy: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
@@ -230,7 +253,7 @@ async def set_bar(log: Log, conn: AsyncConnection, room_id: str, c: SetBar) -> S
 
     audience, variants = routed(token, before, before, ev.TOKEN_BAR_CHANGED, payload)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_BAR_CHANGED, c.by, payload(token), token,
-                       audience, variants)
+                       audience, variants, undo)
 
 
 async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: ChangeConditions
@@ -243,6 +266,8 @@ async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: Ch
     conditions = token_fields.change_conditions(list(row["conditions"] or []), str(row["conditions_visibility"]),
                                                 c.level, list(c.add), list(c.remove))
     token = await _save(conn, c.token_id, {"conditions": conditions or None})
+    undo = Entry.of(ev.TOKEN_CONDITIONS_CHANGED, c.token_id, token["version"],
+                    {"before": list(row["conditions"] or []), "after": conditions}) if c.undoable else None
 
     def payload(copy: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"token_id": copy["id"], "token_version": copy["version"]}
@@ -252,7 +277,7 @@ async def change_conditions(log: Log, conn: AsyncConnection, room_id: str, c: Ch
 
     audience, variants = routed(token, before, before, ev.TOKEN_CONDITIONS_CHANGED, payload)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_CONDITIONS_CHANGED, c.by, payload(token),
-                       token, audience, variants)
+                       token, audience, variants, undo)
 
 
 async def _save(conn: AsyncConnection, token_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -266,10 +291,17 @@ async def remove_token(log: Log, conn: AsyncConnection, room_id: str, c: RemoveT
     version, players_scene = await next_versions(conn, room_id)
     row = await _state(conn, room_id, c.token_id)
     before = _check(row, players_scene, c.owner, c.if_version)
+    undo = None
+    if c.undoable:  # the whole row, to put the token back as it was (its creation time keeps its place)
+        created = (await conn.execute(sa.select(board_tokens.c.created_at).where(board_tokens.c.id == c.token_id))
+                   ).scalar_one()
+        kept = {str(k): row[k] for k in row if k not in ("fogged", "asset_hidden")}
+        undo = Entry.of(ev.TOKEN_REMOVED, c.token_id, int(row["version"]) + 1,
+                        {"row": kept | {"created_at": created.isoformat()}})
     await conn.execute(sa.delete(board_tokens).where(board_tokens.c.id == c.token_id))
     audience, _ = token_routing(str(row["scene_id"]), before, before)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_REMOVED, c.by, {"token_id": c.token_id},
-                       None, audience)
+                       None, audience, undo=undo)
 
 
 async def add_asset(log: Log, conn: AsyncConnection, room_id: str, c: AddAsset) -> StoredEvent[None]:

@@ -47,6 +47,7 @@ class AddToken(Change[dict[str, Any]]):
     fields: dict[str, Any] = field(default_factory=dict)  # name, name_visibility, conditions, ...
     size: float | None = None
     bars: list[dict[str, Any]] | None = None
+    undoable: bool = True
 
     def token(self, scene_id: str, columns: dict[str, Any]) -> dict[str, Any]:
         """The new token's wire shape; `columns` are its character columns as stored."""
@@ -84,6 +85,7 @@ class SetBar(Change[dict[str, Any]]):
     owner: str | None
     if_version: int | None
     level: str
+    undoable: bool = True  # False: an undo's inverse (undoing an undo is not a redo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class ChangeConditions(Change[dict[str, Any]]):
     owner: str | None
     if_version: int | None
     level: str
+    undoable: bool = True  # False: an undo's inverse (undoing an undo is not a redo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class MoveToken(Change[int]):
     y: float
     owner: str | None
     if_version: int | None
+    undoable: bool = True  # False: an undo's inverse (undoing an undo is not a redo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class UpdateToken(Change[dict[str, Any]]):
     values: dict[str, Any]
     owner: str | None
     if_version: int | None
+    undoable: bool = True  # False: an undo's inverse (undoing an undo is not a redo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,19 @@ class RemoveToken(Change[None]):
     token_id: str
     owner: str | None
     if_version: int | None
+    undoable: bool = True  # False: an undo's inverse (undoing an undo is not a redo)
+
+
+@dataclass(frozen=True, slots=True)
+class UndoLast(Change[dict[str, Any]]):
+    """The author's last undoable token change in the room, inverted as an ordinary change of its
+    kind guarded by the version the change gave the token (db/undo_log.py). `owner`: the caller
+    unless GM; `level`: what the caller may see of a token (domain/token_fields.py). Result:
+    `{type, token_id}` of the change undone."""
+
+    by: str
+    owner: str | None
+    level: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db import board_log, initiative_log, scene_log
+from tableforge.db import board_log, initiative_log, scene_log, undo_log
 from tableforge.db.changes import (
     UNCHANGED,
     ActivateScene,
@@ -54,6 +54,7 @@ from tableforge.db.changes import (
     SetBar,
     SetPresence,
     StoredEvent,
+    UndoLast,
     UpdateScene,
     UpdateToken,
 )
@@ -124,8 +125,13 @@ class TransactionalEventLog(EventLog):
 
     async def append(self, room_id: str, change: Change[R]) -> StoredEvent[R]:
         apply = _APPLY[type(change)]
-        async with self.db.write() as conn:
-            return cast(StoredEvent[R], await apply(self, conn, room_id, change))
+        try:
+            async with self.db.write() as conn:
+                return cast(StoredEvent[R], await apply(self, conn, room_id, change))
+        except undo_log.Refused as refused:  # an undo refused: its entry goes, the next undo goes further back
+            if refused.version is not None and isinstance(change, UndoLast):
+                await undo_log.drop(self.db, room_id, change.by, refused.version)
+            raise refused.error from None
 
     async def since(self, room_id: str, after: int) -> tuple[int, list[Logged]]:
         async with self.db.read() as conn:
@@ -192,6 +198,7 @@ _APPLY: dict[type[Any], _Apply] = {
     RemoveScene: scene_log.remove_scene,
     ActivateScene: scene_log.activate_scene,
     ChangeFog: scene_log.change_fog,
+    UndoLast: undo_log.undo_last,
     PostMessage: TransactionalEventLog._post_message,
     SetPresence: TransactionalEventLog._set_presence,
 }

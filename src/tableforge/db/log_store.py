@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db.changes import EVERYONE, StoredEvent
 from tableforge.db.event_body import encode_body
-from tableforge.db.schema import game_rooms, room_events, scenes
+from tableforge.db.schema import board_tokens, game_rooms, room_events, scenes
+from tableforge.db.undo_entry import Entry
 from tableforge.domain import fog as fogs
 from tableforge.domain import wire
 from tableforge.domain.audience import Routing
@@ -32,6 +33,9 @@ class ReservedMove(NamedTuple):
     version: int
     players_scene_id: str
     fog_free: bool  # no scene of the room has fog: a move needs no fog geometry, and fogs nothing
+    # The token's position and version as this statement read them (None: not in the room): the
+    # undo entry's prior position; the move's UPDATE only applies if the version is still this one.
+    token: tuple[float, float, int] | None
 
 
 # Built once: a statement built per call costs SQLAlchemy a construction and a cache-key walk.
@@ -39,6 +43,17 @@ _RESERVE = (sa.update(game_rooms)
             .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
             .values(version=game_rooms.c.version + sa.bindparam("count"))
             .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
+
+
+def _token_now(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+    return (sa.select(column).where(board_tokens.c.id == sa.bindparam("token"),
+                                    board_tokens.c.room_id == sa.bindparam("room")).scalar_subquery())
+
+
+# A move's reservation also reads the token's position and version (scalar subqueries in RETURNING):
+# the undo entry's prior position, without a read of its own.
+_RESERVE_MOVE = _RESERVE.returning(_token_now(board_tokens.c.x), _token_now(board_tokens.c.y),
+                                   _token_now(board_tokens.c.version))
 _INSERT_EVENT = sa.insert(room_events)
 _PRUNE = sa.delete(room_events).where(room_events.c.room_id == sa.bindparam("room"),
                                       room_events.c.version <= sa.bindparam("upto"))
@@ -60,25 +75,30 @@ async def next_versions(conn: AsyncConnection, room_id: str, count: int = 1) -> 
     return Reserved(int(row[0]) - count + 1, str(row[1]) if row[1] else "")
 
 
-async def reserve_move(conn: AsyncConnection, room_id: str) -> ReservedMove:
-    """`next_versions` for one move, which also needs to know whether the room has fog."""
-    row = (await conn.execute(_RESERVE, {"room": room_id, "count": 1})).first()
+async def reserve_move(conn: AsyncConnection, room_id: str, token_id: str) -> ReservedMove:
+    """`next_versions` for one move, which also needs to know whether the room has fog, and the
+    token's position before it (for its undo entry)."""
+    row = (await conn.execute(_RESERVE_MOVE, {"room": room_id, "count": 1, "token": token_id})).first()
     if row is None:
         await _refuse(conn, room_id)
-    return ReservedMove(int(row[0]), str(row[1]) if row[1] else "", bool(row[2]))
+    token = None if row[5] is None else (float(row[3]), float(row[4]), int(row[5]))
+    return ReservedMove(int(row[0]), str(row[1]) if row[1] else "", bool(row[2]), token)
 
 
 async def store(conn: AsyncConnection, history_size: int, room_id: str, version: int, etype: str, by: str | None,
                 payload: dict[str, Any], result: R, audience: str | None = None,
-                variants: tuple[Variant, ...] = ()) -> StoredEvent[R]:
-    """Store one event: its main body for `audience` (None: everyone) and other bodies for others."""
+                variants: tuple[Variant, ...] = (), undo: Entry | None = None) -> StoredEvent[R]:
+    """Store one event: its main body for `audience` (None: everyone) and other bodies for others.
+    `undo`: what undoing it needs, for its author `by` (db/undo_log.py); never sent to clients."""
     ts = wire.now_ms()
     body = encode_body(etype, room_id, version, ts, by, payload)
     routing = EVERYONE if audience is None and not variants else Routing(
         audience, tuple((sel, encode_body(vtype, room_id, version, ts, by, vpayload))
                         for sel, vtype, vpayload in variants))
     await conn.execute(_INSERT_EVENT, {"room_id": room_id, "version": version, "body": body.decode(),
-                                       "audience": routing.audience, "variants": routing.encoded_variants()})
+                                       "audience": routing.audience, "variants": routing.encoded_variants(),
+                                       "undo_by": by if undo is not None else None,
+                                       "undo": undo.encode() if undo is not None else None})
     if version % PRUNE_EVERY == 0:
         await conn.execute(_PRUNE, {"room": room_id, "upto": version - history_size})
     return StoredEvent(room_id, version, ts, body, result, routing)

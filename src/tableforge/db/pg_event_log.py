@@ -73,9 +73,10 @@ from tableforge.observability import metrics
 R = TypeVar("R")
 
 
-def _move_sql(owner_guard: bool, version_guard: bool) -> str:
+def _move_sql(owner_guard: bool, version_guard: bool, fogged: bool = False) -> str:
+    """The one-statement move. `fogged`: the variant for a room with fog (`_FOGGED_MOVE_SQL`)."""
     guard = "t.id = $2 AND t.room_id = $1"
-    n = 7
+    n = 8  # $8: the mover, who may undo it
     if owner_guard:
         n += 1
         guard += f" AND t.owner_id = ${n}"
@@ -84,57 +85,54 @@ def _move_sql(owner_guard: bool, version_guard: bool) -> str:
         guard += f" AND t.version = ${n}"
     seen = "t.scene_id = {ps} AND NOT t.hidden AND NOT t.fogged AND NOT t.asset_hidden"
     # A player may only move a token players see (else it is token_not_found, from the fallback).
+    # The room's UPDATE joins the token (the guard) and returns its position as the statement's
+    # snapshot saw it: the undo entry's prior position, at no extra read. `tok` only moves the token
+    # if its version is still that one: a concurrent change that got to the row first (re-checked
+    # under its lock) leaves `tok` empty and the statement aborts as below, so the entry is never stale
+    # (such a race, two changes of one token in the same instant, is applied by the transaction).
     room_guard = guard + (" AND " + seen.format(ps="game_rooms.players_scene_id") if owner_guard else "")
     tok_guard = guard + (" AND " + seen.format(ps="room.players_scene_id") if owner_guard else "")
+    room_fog, sc, tok_from = " AND game_rooms.fog_free", "", "room"
+    if fogged:
+        # Python computed `fogged` (${n + 3}) for the new position from the fog of the token's scene
+        # (${n + 1}) at `fog_version` ${n + 2} (db/log_store.FogCache); the statement checks both under
+        # the locks: the scene's row is locked FOR SHARE after the room's (every fog change locks the
+        # room first, then updates the scene), and a row lock reads the newest version of the row, so
+        # a fog changed since the statement's snapshot makes `sc` empty, the event's body NULL and the
+        # statement abort. The token's `scene_id` and `fogged` are re-checked under its lock like the
+        # other guards: the token stays as fogged as it was, so nobody's view of it flips.
+        same = f" AND t.scene_id = ${n + 1} AND t.fogged = ${n + 3}"
+        room_fog, tok_from = same, "room, sc"
+        tok_guard += same
+        sc = f"""
+), sc AS MATERIALIZED (
+    SELECT 1 FROM scenes s, room WHERE s.id = ${n + 1} AND s.fog_version = ${n + 2} FOR SHARE OF s"""
     return f"""
 WITH room AS (
-    UPDATE game_rooms SET version = version + 1
-    WHERE id = $1 AND is_active AND fog_free AND EXISTS (SELECT 1 FROM board_tokens t WHERE {room_guard})
-    RETURNING version, players_scene_id
+    UPDATE game_rooms SET version = game_rooms.version + 1
+    FROM board_tokens t
+    WHERE game_rooms.id = $1 AND game_rooms.is_active{room_fog} AND {room_guard}
+    RETURNING game_rooms.version, game_rooms.players_scene_id, t.x AS ox, t.y AS oy, t.version AS ov{sc}
 ), tok AS (
     UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
-    FROM room
-    WHERE {tok_guard}
+    FROM {tok_from}
+    WHERE {tok_guard} AND t.version = room.ov
     RETURNING room.version AS rv, t.version AS tv, t.scene_id AS sid,
-              ({seen.format(ps="room.players_scene_id")}) AS seen
+              ({seen.format(ps="room.players_scene_id")}) AS seen, t.id AS tid, room.ox, room.oy
 ), ev AS (
-    INSERT INTO room_events (room_id, version, body, audience)
+    INSERT INTO room_events (room_id, version, body, audience, undo_by, undo)
     SELECT $1, room.version, $5::text || room.version || $6::text || tok.tv || $7::text,
-           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END
+           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END,
+           $8, json_build_object('type', 'token.moved', 'token_id', tok.tid::text, 'v', tok.tv, 'b', tok.tv - 1,
+                                 'prior', json_build_object('x', tok.ox, 'y', tok.oy))::text
     FROM room LEFT JOIN tok ON true
 )
 SELECT rv, tv, sid, seen FROM tok"""
 
 
 _MOVE_SQL = {(o, v): _move_sql(o, v) for o in (False, True) for v in (False, True)}
-
-
-def _fogged_move_sql(owner_guard: bool, version_guard: bool) -> str:
-    """The move on a room with fog, when the token stays as fogged as it was (nobody's view of it
-    flips). Python computed `fogged` ($10) for the new position from the fog of the token's scene
-    ($8) at `fog_version` $9 (db/log_store.FogCache); the statement checks both under the locks:
-    the scene's row is locked FOR SHARE after the room's (every fog change locks the room first, then
-    updates the scene), and a row lock reads the newest version of the row, so a fog changed since
-    the statement's snapshot makes `sc` empty, the event's body NULL and the statement abort. The
-    token's `scene_id` and `fogged` are re-checked under its lock like the other guards."""
-    sql = _move_sql(owner_guard, version_guard)
-    n = 7 + owner_guard + version_guard
-    same = f" AND t.scene_id = ${n + 1} AND t.fogged = ${n + 3}"
-    sql = sql.replace(" AND fog_free AND EXISTS (SELECT 1 FROM board_tokens t WHERE ",
-                      " AND EXISTS (SELECT 1 FROM board_tokens t WHERE " + same[5:] + " AND ")
-    sql = sql.replace("""), tok AS (
-    UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
-    FROM room
-    WHERE """, f"""), sc AS MATERIALIZED (
-    SELECT 1 FROM scenes s, room WHERE s.id = ${n + 1} AND s.fog_version = ${n + 2} FOR SHARE OF s
-), tok AS (
-    UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
-    FROM room, sc
-    WHERE t.scene_id = ${n + 1} AND t.fogged = ${n + 3} AND """)
-    return sql
-
-
-_FOGGED_MOVE_SQL = {(o, v): _fogged_move_sql(o, v) for o in (False, True) for v in (False, True)}
+# The move on a room with fog, when the token stays as fogged as it was (see `_move_sql`).
+_FOGGED_MOVE_SQL = {(o, v): _move_sql(o, v, fogged=True) for o in (False, True) for v in (False, True)}
 # What a move on a room with fog needs to know first (when not already cached): the token's scene,
 # and that scene's fog with its version.
 _TOKEN_FOG_SQL = """SELECT t.scene_id::text, s.fog::text, s.fog_version FROM board_tokens t
@@ -416,7 +414,7 @@ class PgEventLog(TransactionalEventLog):
                 return done
         out = {}
         for i, m in enumerate(moves):
-            args: tuple[Any, ...] = (m.room_id, m.token_id, m.x, m.y, *m.pieces)
+            args: tuple[Any, ...] = (m.room_id, m.token_id, m.x, m.y, *m.pieces, m.undo_by)
             if m.owner is not None:
                 args += (m.owner,)
             if m.if_version is not None:
@@ -430,7 +428,9 @@ class PgEventLog(TransactionalEventLog):
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
-        move = Move(room_id, c.token_id, c.x, c.y, template.pieces, c.owner, c.if_version)  # head, mid, tail
+        # head, mid, tail; then who may undo it (NULL: an undo's inverse, not undoable)
+        move = Move(room_id, c.token_id, c.x, c.y, template.pieces, c.owner, c.if_version,
+                    c.by if c.undoable else None)
         if self._moves.full():  # a bounded queue: past it, the move is written alone
             row = (await self._write_moves([move])).get(0)
         else:
@@ -461,7 +461,7 @@ class PgEventLog(TransactionalEventLog):
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
-        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces)
+        args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces, c.by if c.undoable else None)
         if c.owner is not None:
             args += (c.owner,)
         if c.if_version is not None:

@@ -21,6 +21,10 @@ The statement (`_BATCH_SQL`) is the one-move statement of db/pg_event_log.py ove
   `base + k`. A token that failed its guards after the snapshot leaves its event's body NULL: the
   NOT NULL constraint aborts the whole statement, nothing is stored, no version is skipped, and every
   move of the batch is retried alone.
+- Undo (db/undo_log.py): `ok` also reads each token's position and version in the snapshot, and
+  its event stores them as the undo entry (for `undo_by`, the mover; NULL: not undoable), encoded
+  as db/undo_entry.Entry encodes it. `tok` only moves a token whose version is still that one, so a
+  change that got to the token after the snapshot aborts the statement as above: never a stale entry.
 One move per token per batch (a token's second move waits for the next batch): an UPDATE changes a
 row once, and the second move's `if_version` is the first one's result.
 
@@ -42,10 +46,10 @@ _SEEN = "t.scene_id = {ps} AND NOT t.hidden AND NOT t.fogged AND NOT t.asset_hid
 BATCH_SQL = f"""
 WITH m AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::float8[], $5::text[], $6::text[], $7::text[],
-                         $8::uuid[], $9::int8[])
-        WITH ORDINALITY AS m(room_id, token_id, x, y, head, mid, tail, owner, ifv, ord)
+                         $8::uuid[], $9::int8[], $10::uuid[])
+        WITH ORDINALITY AS m(room_id, token_id, x, y, head, mid, tail, owner, ifv, undo_by, ord)
 ), ok AS (
-    SELECT m.*, row_number() OVER (PARTITION BY m.room_id ORDER BY m.ord) AS k,
+    SELECT m.*, t.x AS ox, t.y AS oy, t.version AS ov, row_number() OVER (PARTITION BY m.room_id ORDER BY m.ord) AS k,
            count(*) OVER (PARTITION BY m.room_id) AS n
     FROM m JOIN board_tokens t ON t.id = m.token_id AND t.room_id = m.room_id
            JOIN game_rooms g ON g.id = m.room_id
@@ -63,12 +67,14 @@ WITH m AS (
     FROM ok JOIN room ON room.id = ok.room_id
     WHERE t.id = ok.token_id AND t.room_id = ok.room_id
       AND (ok.owner IS NULL OR (t.owner_id = ok.owner AND {_SEEN.format(ps="room.ps")}))
-      AND (ok.ifv IS NULL OR t.version = ok.ifv)
+      AND (ok.ifv IS NULL OR t.version = ok.ifv) AND t.version = ok.ov
     RETURNING ok.ord, room.base + ok.k AS rv, t.version AS tv, t.scene_id AS sid, ({_SEEN.format(ps="room.ps")}) AS seen
 ), ev AS (
-    INSERT INTO room_events (room_id, version, body, audience)
+    INSERT INTO room_events (room_id, version, body, audience, undo_by, undo)
     SELECT ok.room_id, room.base + ok.k, ok.head || (room.base + ok.k) || ok.mid || tok.tv || ok.tail,
-           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END
+           'g@' || tok.sid::text || CASE WHEN tok.seen THEN ';p' ELSE '' END,
+           ok.undo_by, json_build_object('type', 'token.moved', 'token_id', ok.token_id::text, 'v', tok.tv,
+                                         'b', tok.tv - 1, 'prior', json_build_object('x', ok.ox, 'y', ok.oy))::text
     FROM ok JOIN room ON room.id = ok.room_id LEFT JOIN tok ON tok.ord = ok.ord
 )
 SELECT ord, rv, tv, sid, seen FROM tok"""
@@ -85,6 +91,7 @@ class Move:
     pieces: list[str]  # the body template's head, mid, tail
     owner: str | None
     if_version: int | None
+    undo_by: str | None  # who may undo it (db/undo_log.py); None: not undoable
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -94,10 +101,11 @@ Writer = Callable[[list[Move]], Awaitable[dict[int, tuple[int, int, str, bool]]]
 
 
 def batch_args(moves: list[Move]) -> tuple[list[Any], ...]:
-    """The statement's nine arrays; moves sorted by room (arrival order kept within a room)."""
+    """The statement's ten arrays; moves sorted by room (arrival order kept within a room)."""
     return ([m.room_id for m in moves], [m.token_id for m in moves], [float(m.x) for m in moves],
             [float(m.y) for m in moves], [m.pieces[0] for m in moves], [m.pieces[1] for m in moves],
-            [m.pieces[2] for m in moves], [m.owner for m in moves], [m.if_version for m in moves])
+            [m.pieces[2] for m in moves], [m.owner for m in moves], [m.if_version for m in moves],
+            [m.undo_by for m in moves])
 
 
 class MoveQueue:

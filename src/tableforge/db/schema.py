@@ -224,6 +224,10 @@ room_events = sa.Table(
     # (a JSON list of [selector, body]); see domain/audience.py.
     sa.Column("audience", sa.Text),
     sa.Column("variants", sa.Text),
+    # migration 0007: who may undo this change (NULL: nobody) and what undoing it needs (JSON text,
+    # NULL once undone or refused); never sent to clients (db/undo_log.py).
+    sa.Column("undo_by", UUID),
+    sa.Column("undo", sa.Text),
 )
 
 # migration 0004: one row per maintenance job run (services/maintenance), the last N per job.

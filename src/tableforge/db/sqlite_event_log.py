@@ -13,6 +13,10 @@ which changes nothing when a guard refuses; then per room one UPDATE of its vers
 moves it got, and the events numbered in arrival order. The writer is the only one (SQLite: one
 write transaction at a time), so nothing can change between these statements. A move refused here
 (or on a room with fog) takes the transactional path of its own, which applies it or explains.
+
+Undo (db/undo_log.py): each event stores who may undo it (the mover; NULL for an undo's inverse) and
+the token's position before the batch (`_PRIOR_SQL`: one read for the whole batch, first in its
+transaction), encoded by db/undo_entry.Entry as the transactional path stores it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tableforge.db.event_body import TOKEN_VERSION, body_template
 from tableforge.db.event_log import TransactionalEventLog
 from tableforge.db.log_store import PRUNE_EVERY
 from tableforge.db.pg_move_batch import Move, MoveQueue
+from tableforge.db.undo_entry import Entry
 from tableforge.domain import events as ev
 from tableforge.domain import wire
 from tableforge.domain.audience import Routing
@@ -51,7 +56,11 @@ def _move_sql(owner_guard: bool, version_guard: bool) -> str:
 
 _MOVE_SQL = {(o, v): _move_sql(o, v) for o in (False, True) for v in (False, True)}
 _ROOM_SQL = "UPDATE game_rooms SET version = version + :n WHERE id = :room RETURNING version, players_scene_id"
-_EVENT_SQL = "INSERT INTO room_events (room_id, version, body, audience) VALUES (?, ?, ?, ?)"
+_EVENT_SQL = "INSERT INTO room_events (room_id, version, body, audience, undo_by, undo) VALUES (?, ?, ?, ?, ?, ?)"
+# The batch's tokens as they are before it (the undo entries' prior positions), in one statement: one
+# trip per batch, not per move (on the single writer, inside the batch's transaction, nothing else
+# changes them in between). SQLite's RETURNING only gives the updated row, so the update cannot say.
+_PRIOR_SQL = "SELECT id, x, y FROM board_tokens WHERE id IN ({})"
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = ? AND version <= ?"
 
 
@@ -77,7 +86,8 @@ class SqliteEventLog(TransactionalEventLog):
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
-        row = await self._moves.submit(Move(room_id, c.token_id, c.x, c.y, template.pieces, c.owner, c.if_version))
+        row = await self._moves.submit(Move(room_id, c.token_id, c.x, c.y, template.pieces, c.owner, c.if_version,
+                                            c.by if c.undoable else None))
         if row is None:
             stored = await super().append(room_id, change)
             self._fogged[room_id] = time.monotonic()  # valid, yet refused in the batch: the room has fog
@@ -105,6 +115,12 @@ class SqliteEventLog(TransactionalEventLog):
         out: dict[int, tuple[int, int, str, bool]] = {}
         async with self.db.write() as conn:
             raw: Any = (await conn.get_raw_connection()).driver_connection  # aiosqlite.Connection
+            undoable = [m for m in moves if m.undo_by is not None]
+            prior: dict[str, tuple[float, float]] = {}
+            if undoable:
+                rows = await raw.execute_fetchall(_PRIOR_SQL.format(", ".join("?" * len(undoable))),
+                                                  [_hex(m.token_id) for m in undoable])
+                prior = {str(r[0]): (float(r[1]), float(r[2])) for r in rows}
             for i, m in enumerate(moves):
                 params: dict[str, Any] = {"token": _hex(m.token_id), "room": _hex(m.room_id), "x": float(m.x),
                                           "y": float(m.y)}
@@ -128,8 +144,13 @@ class SqliteEventLog(TransactionalEventLog):
                     scene_id = str(uuid.UUID(scene))
                     seen = scene == players_scene and not (hidden or fogged or asset_hidden)
                     head, mid, tail = moves[i].pieces
+                    undo_by = moves[i].undo_by
+                    undo = None if undo_by is None else Entry.of(
+                        ev.TOKEN_MOVED, moves[i].token_id, int(token_version),
+                        dict(zip(("x", "y"), prior[_hex(moves[i].token_id)], strict=True))).encode()
                     events.append((_hex(room_id), version, f"{head}{version}{mid}{token_version}{tail}",
-                                   f"g@{scene_id};p" if seen else f"g@{scene_id}"))
+                                   f"g@{scene_id};p" if seen else f"g@{scene_id}",
+                                   None if undo_by is None else _hex(undo_by), undo))
                     out[i] = (version, int(token_version), scene_id, seen)
                     if self.history_size and version % PRUNE_EVERY == 0:
                         prunes.append((_hex(room_id), version - self.history_size))

@@ -78,6 +78,8 @@ LIVE_INSTANCES = Gauge("tableforge_live_instances", "Instances in the registry, 
                        multiprocess_mode="max")
 PRESENCE_CHANGES = Counter("tableforge_presence_changes_total",
                            "Players coming online or going offline in a room, by how", ["change"])
+# Undo (db/undo_log.py): outcome = undone | nothing_to_undo | undo_conflict | refused (another refusal).
+UNDOS = Counter("tableforge_undos_total", "undo requests by outcome", ["outcome"])
 BROADCASTS = Counter("tableforge_broadcasts_total", "system.broadcast frames sent to local sockets")
 
 
@@ -101,6 +103,7 @@ WS_CLOSED_BY_REASON = Children(WS_CLOSED)
 WS_DROPPED_BY_KIND = Children(WS_DROPPED)
 WS_HANDLE_BY_TYPE = Children(WS_HANDLE_SECONDS)
 DB_QUERY_BY_NAME = Children(DB_QUERY_SECONDS)
+UNDO_BY_OUTCOME = Children(UNDOS)
 
 GC_PAUSE_SECONDS = Histogram(
     "tableforge_gc_pause_seconds",

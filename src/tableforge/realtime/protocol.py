@@ -147,6 +147,12 @@ class TokenCondition(_Msg, tag="token.condition"):
     if_version: Version | None = None
 
 
+class Undo(_Msg, tag="undo"):
+    """*extension*: undo the sender's last token change in the room (db/undo_log.py)."""
+
+    room_id: RoomId
+
+
 class TokenRemove(_Msg, tag="token.remove"):
     room_id: RoomId
     token_id: RoomId
@@ -251,12 +257,12 @@ class Ping(_Msg, tag="ping"):
 
 ClientMessage = (Join | Leave | TokenAdd | TokenMove | TokenUpdate | TokenRemove | ChatSend | DiceRoll | Pointer | Ping
                  | SceneView | SceneCreate | SceneUpdate | SceneRemove | SceneActivate | FogChange | TokenBar
-                 | TokenCondition | Initiative | Ruler | BoardPing)
+                 | TokenCondition | Initiative | Ruler | BoardPing | Undo)
 _decoder = msgspec.json.Decoder(ClientMessage)
 KNOWN_TYPES = frozenset(
     ("join", "leave", "token.add", "token.move", "token.update", "token.remove", "chat.send", "dice.roll",
      "pointer", "ping", "scene.view", "scene.create", "scene.update", "scene.remove", "scene.activate", "fog.change",
-     "token.bar", "token.condition", "initiative", "ruler", "board.ping")
+     "token.bar", "token.condition", "initiative", "ruler", "board.ping", "undo")
 )
 
 

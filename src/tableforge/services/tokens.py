@@ -20,15 +20,17 @@ from tableforge.db.changes import (
     RemoveToken,
     SetBar,
     StoredEvent,
+    UndoLast,
     UpdateToken,
 )
 from tableforge.db.schema import board_tokens, game_rooms, scenes
 from tableforge.domain import events as ev
 from tableforge.domain import token_fields as tf
 from tableforge.domain.audience import Routing, View
-from tableforge.domain.errors import Forbidden, NotFound
+from tableforge.domain.errors import AppError, Forbidden, NotFound
 from tableforge.domain.fog import Fog, parse_fog
 from tableforge.domain.roles import GM, can_change_token, require_actor, require_gm
+from tableforge.observability import metrics
 from tableforge.realtime.connection import Connection
 from tableforge.realtime.room_tokens import Lookup, Token
 from tableforge.services import replies
@@ -140,6 +142,25 @@ async def remove(rt: Runtime, user_id: str, role: str, room_id: str, token_id: s
     stored = await rt.events.append(room_id, RemoveToken(user_id, token_id, owner, if_version))
     await _publish(rt, room_id, stored, sender)
     return stored.version
+
+
+async def undo(rt: Runtime, user_id: str, role: str, room_id: str) -> tuple[dict[str, Any], int]:
+    """undo: the caller's last undoable token change in the room, inverted (db/undo_log.py).
+    Returns ({type, token_id} of the change undone, the room version of the inverse).
+
+    The inverse is published to the undoing socket too (no sender is left out): the ack does not
+    carry the token's new state, so the page applies the event like anyone else's."""
+    require_actor(role)
+    owner = None if role == GM else user_id
+    level = tf.LEVEL_GM if role == GM else tf.LEVEL_OWNER
+    try:
+        stored = await rt.events.append(room_id, UndoLast(user_id, owner, level))
+    except AppError as exc:
+        metrics.UNDO_BY_OUTCOME[exc.code if exc.code in ("nothing_to_undo", "undo_conflict") else "refused"].inc()
+        raise
+    metrics.UNDO_BY_OUTCOME["undone"].inc()
+    await _publish(rt, room_id, stored, None)
+    return stored.result, stored.version
 
 
 # The room version, its players' scene and its tokens (owner, scene, whether players see them) in one

@@ -12,6 +12,7 @@ const SECTIONS = [
     "Drag your token to move it: the others see it move live. Click or Tab to a token to select it.",
     "On a focused token: arrow keys move it (Shift: by 50), R / Shift+R rotate, + / − resize, ] and [ change its layer, Delete removes it.",
     "The Selected token panel has a button for each of these.",
+    "Undo (beside Fit) or Ctrl+Z (Cmd+Z on a Mac) takes back your own last token change: a move, an edit, a bar or condition, placing or removing a token, up to 20 steps. It is refused if someone else changed that token since. Chat, dice, fog, scenes and turns are not undone.",
   ]],
   ["Chat and dice", [
     "/roll 2d20kh1+3 (or /r) rolls for the room to see; the Rolls menu beside the box chooses who sees /roll and the dice buttons: everyone, the GM only, or only you.",

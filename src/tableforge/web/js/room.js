@@ -14,6 +14,7 @@ import { RoomState } from "./roomstate.js";
 import { ScenesPanel } from "./scenes.js";
 import { renderSelection } from "./selection.js";
 import { RoomSocket } from "./socket.js";
+import { undoButton } from "./undo.js";
 import { copyText, describeError, h, toast } from "./util.js";
 
 const STATUS_WORDS = {
@@ -109,7 +110,7 @@ export function openRoom(root, { roomId, user, token, onLeave, onAuthFailed }) {
         gmTools.el,
         h("section", { class: "board-wrap", "aria-label": "Board" },
           viewport, emptyHint,
-          h("div", { class: "board-controls" }, zoomOut, zoomIn, fitButton))),
+          h("div", { class: "board-controls" }, zoomOut, zoomIn, fitButton, undoButton({ socket, state })))),
       h("aside", { class: "side" },
         h("section", { class: "panel", "aria-labelledby": "players-title" },
           h("h3", { id: "players-title" }, "Players ", playersCount), playersList),
