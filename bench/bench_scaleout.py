@@ -14,7 +14,8 @@ What it does, all on 127.0.0.1, in one invocation so both servers see the same m
    as its TableForge twin, `join` of its room.
 3. Phases, each `--ramp` s of load (not measured) then `--duration` s measured, for each server in turn
    (interleaved, `--repeat` times): "moves": every player commits one move per second (random phase);
-   "preview": the same plus `--preview-rate` preview moves per second.
+   "preview": the same plus `--preview-rate` preview moves per second. `--move-rate` changes the commits per
+   player per second (2 with 100 rooms of 10: the 2,000 moves/s of issue 17).
    TableForge: `token.move` (stored durably in PostgreSQL before the ack and the event) and
    `token.move {preview:true}` (relayed, not stored). socket.io: `move` (ack, emitted to the room, stored
    nowhere) and `preview` (emitted, no ack).
@@ -24,7 +25,9 @@ member of the room (both on the client's perf_counter clock), deliveries per sec
 duplicates per (receiver, sender) by the sender's move sequence (both servers), and for TableForge also
 room-version gaps per socket over the phase (against the room's version before and after it); CPU and RSS
 per instance and client CPU (psutil, 1 s samples); TableForge's own histograms over the measured window
-summed over the instances (/metrics: ws_handle, db_transaction, delivery, broker pub/sub lag).
+summed over the instances (/metrics: ws_handle, db_transaction, delivery, broker pub/sub lag); TableForge's
+database CPU: the PostgreSQL processes serving the run's database (backends and autovacuum workers, from
+/proc/<pid>/stat) over the measured window, per committed move (the rise of the rooms' versions).
 
 The socket.io client speaks engine.io v4 / socket.io v5 directly over the same `websockets` client the
 TableForge client uses (not python-socketio's AsyncClient, one aiohttp session per socket), so the client
@@ -268,8 +271,8 @@ class Player:
 
 
 class Phase:
-    def __init__(self, server: str, mode: str, preview_rate: int) -> None:
-        self.server, self.mode, self.preview_rate = server, mode, preview_rate
+    def __init__(self, server: str, mode: str, preview_rate: int, move_rate: float = 1.0) -> None:
+        self.server, self.mode, self.preview_rate, self.move_rate = server, mode, preview_rate, move_rate
         self.active = False  # counting deliveries (ramp + measured + drain)
         self.w0 = self.w1 = 0.0  # measured window (perf_counter), by send time
         self.moved, self.moving, self.ack = bw.new_hist(), bw.new_hist(), bw.new_hist()
@@ -581,8 +584,8 @@ class SocketIODriver(Driver):
 # ---------------------------------------------------------------- one measured phase
 
 async def play(driver: Driver, ph: Phase, p: Player, t0: float, stop_at: float) -> None:
-    per_second = ph.preview_rate + 1
-    step = 1.0 / per_second
+    per_second = ph.preview_rate + 1  # ticks per commit
+    step = 1.0 / (per_second * ph.move_rate)
     phase = random.uniform(0, 1.0)
     tick = 0
     while True:
@@ -662,7 +665,7 @@ async def quiesce(instances: list[Instance], below_pct: float = 15.0, max_s: flo
 
 async def run_phase(driver: Driver, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     preview_rate = args.preview_rate if mode == "preview" else 0
-    ph = Phase(driver.kind, mode, preview_rate)
+    ph = Phase(driver.kind, mode, preview_rate, args.move_rate)
     for p in driver.players:
         p.sent.clear()
         p.commits.clear()
@@ -680,9 +683,11 @@ async def run_phase(driver: Driver, mode: str, args: argparse.Namespace) -> dict
     await asyncio.sleep(max(0.0, ph.w0 - time.perf_counter()))
     client_cpu: list[float] = []
     stop = asyncio.Event()
+    db0 = await db_cpu(args.database_url) if tf else None  # (the database answers at once, a busy server may not)
     sampler = asyncio.create_task(sample(driver.instances, client_cpu, stop))  # before the scrape: a
     before = await scrape_all(driver.instances) if tf else ({}, {})  # saturated server answers it late
     await loads
+    db1 = await db_cpu(args.database_url) if tf else None
     stop.set()
     await sampler
     after = await scrape_all(driver.instances) if tf else ({}, {})
@@ -737,6 +742,11 @@ async def run_phase(driver: Driver, mode: str, args: argparse.Namespace) -> dict
     }
     result["server_cpu_pct_total"] = round(sum(c["median"] for c in result["instances_cpu_pct"]), 1)
     result["server_rss_mb_total"] = round(sum(r["max"] for r in result["instances_rss_mb"]), 1)
+    if db0 is not None and db1 is not None:
+        cpu = sum(c - db0.cpu.get(pid, 0.0) for pid, c in db1.cpu.items())  # a new process counts whole
+        moves = db1.versions - db0.versions
+        result["db_cpu"] = {"core_pct": round(100 * cpu / (db1.at - db0.at), 1), "commits": moves,
+                            "ms_per_commit": round(1000 * cpu / max(1, moves), 4)}
     if tf:
         result["server_metrics"] = bw.metrics_delta(before[0], after[0])
         result["server_counters"] = {k: v - before[1].get(k, 0.0) for k, v in after[1].items()
@@ -747,8 +757,43 @@ async def run_phase(driver: Driver, mode: str, args: argparse.Namespace) -> dict
                   f"{result['deliveries_per_s']} deliveries/s, lost {lost_seq}/{expected_seq} dup {dup_seq}"
                   f"{f' (version gaps {lost_ver})' if tf else ''}, server CPU {result['server_cpu_pct_total']} %, "
                   f"client CPU {result['client_cpu_pct']['median']:.0f} %, unanswered {unanswered}, "
-                  f"errors {result['errors'] or 0}")
+                  f"errors {result['errors'] or 0}"
+                  + (f", database CPU {result['db_cpu']['core_pct']} % = {result['db_cpu']['ms_per_commit']:.3f} ms"
+                     f" per commit ({result['db_cpu']['commits']} commits), load {os.getloadavg()[0]:.1f}"
+                     if "db_cpu" in result else ""))
     return result
+
+
+@dataclass
+class DbCpu:
+    at: float  # perf_counter
+    cpu: dict[int, float]  # pid -> CPU seconds
+    versions: int  # the sum of the rooms' versions: one per committed event
+
+
+async def db_cpu(database_url: str) -> DbCpu:
+    """CPU seconds so far of the PostgreSQL processes serving the run's database, and its commits."""
+    import asyncpg
+
+    tick = os.sysconf("SC_CLK_TCK")
+    conn = await asyncpg.connect(database_url)
+    try:
+        pids = [r[0] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        versions = int(await conn.fetchval("SELECT coalesce(sum(version), 0) FROM game_rooms"))
+    finally:
+        await conn.close()
+    return DbCpu(time.perf_counter(), {pid: c for pid in pids if (c := _proc_cpu_s(pid, tick)) is not None}, versions)
+
+
+def _proc_cpu_s(pid: int, tick: int) -> float | None:
+    """utime + stime of a process (a /proc read: no disk, nothing to wait for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / tick
 
 
 # ---------------------------------------------------------------- report
@@ -783,6 +828,8 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "lost_seq": sum(r["lost_seq"] for r in rs), "dup_seq": sum(r["dup_seq"] for r in rs),
                 "lost_versions": sum(r["lost_versions"] or 0 for r in rs) if server == "tableforge" else None,
                 "cpu_total": med(rs, "server_cpu_pct_total"),
+                "db_ms_per_commit": med(rs, "db_cpu.ms_per_commit") if server == "tableforge" else None,
+                "db_core_pct": med(rs, "db_cpu.core_pct") if server == "tableforge" else None,
                 "rss_per_instance_max": max(x["max"] for r in rs for x in r["instances_rss_mb"]),
                 # what the connected players add: RSS during the phase minus RSS before any joined
                 "rss_growth_per_1000": bw.median([(r["server_rss_mb_total"] - r["idle_rss_mb_total"]) * 1000
@@ -798,7 +845,8 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def print_summary(rows: list[dict[str, Any]]) -> None:
     table = Table(title="scale-out: tableforge vs python-socketio (medians over repeats; ratio = ours / socketio)")
     for col in ("K", "load", "server", "moved p50/p95/p99 ms", "preview p50/p95/p99 ms", "deliv/s",
-                "lost/dup", "CPU % (sum K)", "RSS MB/inst max", "RSS MB added /1000 players", "client CPU %"):
+                "lost/dup", "CPU % (sum K)", "RSS MB/inst max", "RSS MB added /1000 players", "client CPU %",
+                "DB CPU % (ms/commit)"):
         table.add_column(col, justify="left" if col in ("load", "server") else "right")
     for row in rows:
         tf, sio = row.get("tableforge"), row.get("socketio")
@@ -814,7 +862,9 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
                           "/".join(f"{s[f'moved_{q}']:.1f}" for q in ("p50", "p95", "p99")), prev,
                           f"{s['deliveries_per_s']:.0f}", lost, f"{s['cpu_total']:.0f}",
                           f"{s['rss_per_instance_max']:.0f}", f"{s['rss_growth_per_1000']:.0f}",
-                          f"{s['client_cpu']:.0f}")
+                          f"{s['client_cpu']:.0f}",
+                          "-" if s["db_ms_per_commit"] is None else
+                          f"{s['db_core_pct']:.0f} ({s['db_ms_per_commit']:.3f})")
         if tf and sio:
             def ratio(a: float, b: float) -> str:
                 return f"{a / b:.2f}" if b else "-"
@@ -824,7 +874,7 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
                           "-" if row["mode"] != "preview" else
                           "/".join(ratio(tf[f"moving_{q}"], sio[f"moving_{q}"]) for q in ("p50", "p95", "p99")),
                           ratio(tf["deliveries_per_s"], sio["deliveries_per_s"]), "",
-                          ratio(tf["cpu_total"], sio["cpu_total"]), "", "", "")
+                          ratio(tf["cpu_total"], sio["cpu_total"]), "", "", "", "")
     console.print(table)
 
 
@@ -855,6 +905,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         players = [Player(i, i % args.rooms, (i // args.rooms) % k) for i in range(args.players)]
         if "tableforge" in args.servers:
             db_name, database_url = await bw.create_database(f"tableforge_bso_{tag}")
+            args.database_url = database_url
             tf_inst = await start_tableforge(k, database_url, f"bso{tag}", work, args.db_pool_max)
             idle_rss["tableforge"] = total_rss_mb(tf_inst)  # started, no player yet
             instances += tf_inst
@@ -887,6 +938,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         return {"git": git_state(),
                 "config": {"instances": k, "players": args.players, "rooms": args.rooms, "duration": args.duration,
                            "ramp": args.ramp, "preview_rate": args.preview_rate, "repeat": args.repeat,
+                           "move_rate": args.move_rate, "load_average": os.getloadavg(),
                            "preview_repeat": args.preview_repeat,
                            "db_pool_max": args.db_pool_max, "servers": args.servers},
                 "results": results, "summary": summarize(results),
@@ -920,6 +972,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=25.0, help="measured seconds per phase")
     parser.add_argument("--ramp", type=float, default=5.0, help="unmeasured seconds of load before each phase")
     parser.add_argument("--preview-rate", type=int, default=10, help="preview moves per player per second")
+    parser.add_argument("--move-rate", type=float, default=1.0, help="commits per player per second")
     parser.add_argument("--modes", default="moves,preview", help="comma list of moves,preview")
     parser.add_argument("--servers", default="tableforge,socketio", help="comma list of tableforge,socketio")
     parser.add_argument("--repeat", type=int, default=1, help="repeat the moves phases (interleaved) this many times")
@@ -933,12 +986,13 @@ def main() -> int:
     args.modes = [m for m in args.modes.split(",") if m]
     args.servers = [s for s in args.servers.split(",") if s]
     if not (1 <= args.instances <= 8 and 2 <= args.rooms <= args.players <= 5000 and 0 < args.duration <= 120
-            and 0 <= args.ramp <= 30 and 0 <= args.preview_rate <= 30
+            and 0 <= args.ramp <= 30 and 0 <= args.preview_rate <= 30 and 0.1 <= args.move_rate <= 10
             and 1 <= args.repeat <= 5 and 1 <= args.preview_repeat <= 5
             and set(args.modes) <= {"moves", "preview"} and set(args.servers) <= {"tableforge", "socketio"}
             and args.modes and args.servers):
         parser.error("need 1 <= instances <= 8, 2 <= rooms <= players <= 5000, 0 < duration <= 120, ramp <= 30, "
-                     "preview-rate <= 30, repeat <= 5, modes in moves,preview, servers in tableforge,socketio")
+                     "preview-rate <= 30, 0.1 <= move-rate <= 10, repeat <= 5, modes in moves,preview, "
+                     "servers in tableforge,socketio")
     args.db_pool_max = args.db_pool_max or min(20, 60 // args.instances)
     random.seed(args.seed)
     def on_term(*_: Any) -> None:  # like Ctrl-C, once: a second signal must not cut the clean-up short

@@ -63,7 +63,9 @@ async def _open(url: str | None, tmp_path: Path) -> EventLog:
         from tableforge.db.pg_event_log import PgEventLog
 
         return PgEventLog(db, HISTORY)
-    return TransactionalEventLog(db, HISTORY)
+    from tableforge.db.sqlite_event_log import SqliteEventLog
+
+    return SqliteEventLog(db, HISTORY)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

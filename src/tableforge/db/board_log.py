@@ -28,7 +28,15 @@ from tableforge.db.changes import (
     StoredEvent,
     UpdateToken,
 )
-from tableforge.db.log_store import FogCache, Variant, next_versions, store, token_routing
+from tableforge.db.log_store import (
+    FogCache,
+    ReservedMove,
+    Variant,
+    next_versions,
+    reserve_move,
+    store,
+    token_routing,
+)
 from tableforge.db.schema import board_tokens, game_assets, game_rooms, game_systems, scenes
 from tableforge.db.token_views import routed
 from tableforge.db.undo_entry import Entry
@@ -136,16 +144,68 @@ async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) 
                        audience, variants, undo)
 
 
+def _lean_move_sql(owner_guard: bool) -> sa.Update:
+    """A move's token update with its guards in the WHERE clause (what `_check` decides, when it
+    says yes): a player moves only their own token, and only one players see. The version guard is
+    the version the reservation read with the token's position (`reserve_move`): the position the
+    undo entry restores is the one this update replaced (on PostgreSQL, a change committed while the
+    reservation waited for the room lock makes it refuse; the full path then reads afresh)."""
+    t = board_tokens.c
+    query = sa.update(board_tokens).where(t.id == sa.bindparam("token"), t.room_id == sa.bindparam("room"),
+                                          t.version == sa.bindparam("was"))
+    if owner_guard:
+        query = query.where(t.owner_id == sa.bindparam("owner"), t.scene_id == sa.bindparam("players_scene"),
+                            t.hidden.is_(False), t.fogged.is_(False), t.asset_hidden.is_(False))
+    return (query.values(x=sa.bindparam("x"), y=sa.bindparam("y"), version=t.version + 1)
+            .returning(t.version, t.scene_id, t.hidden, t.fogged, t.asset_hidden))
+
+
+_LEAN_MOVE = {o: _lean_move_sql(o) for o in (False, True)}
+
+
+async def _lean_move(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken, reserved: ReservedMove
+                     ) -> StoredEvent[int] | None:
+    """A move on a room without fog, once its version is reserved: the token updated with its guards
+    in one statement (no read before, no fog), so nobody's view of it changes and the event goes to
+    whoever sees the token. None when a guard refused: the caller explains it, in this transaction."""
+    if reserved.token is None or (c.if_version is not None and c.if_version != reserved.token[2]):
+        return None
+    was_x, was_y, was = reserved.token
+    params = {"token": c.token_id, "room": room_id, "x": c.x, "y": c.y, "owner": c.owner,
+              "players_scene": reserved.players_scene_id, "was": was}
+    new = (await conn.execute(_LEAN_MOVE[c.owner is not None], params)).first()
+    if new is None:
+        return None
+    token_version, scene_id = int(new[0]), str(new[1])
+    seen_now = visible_to_players(scene_id == reserved.players_scene_id, bool(new[2]), bool(new[4]), bool(new[3]))
+    audience, _ = token_routing(scene_id, seen_now, seen_now)
+    payload = {"token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": token_version}
+    undo = Entry.of(ev.TOKEN_MOVED, c.token_id, token_version, {"x": was_x, "y": was_y}) if c.undoable else None
+    return await store(conn, log.history_size, room_id, reserved.version, ev.TOKEN_MOVED, c.by, payload,
+                       token_version, audience, undo=undo)
+
+
 async def change_token(log: Log, conn: AsyncConnection, room_id: str, c: MoveToken | UpdateToken
                        ) -> StoredEvent[Any]:
-    version, players_scene = await next_versions(conn, room_id)
+    fog_free = False
+    if isinstance(c, MoveToken):  # the hot path of play (SQLite; PostgreSQL's fallback)
+        reserved = await reserve_move(conn, room_id, c.token_id)
+        version, players_scene, fog_free = reserved.version, reserved.players_scene_id, reserved.fog_free
+        if fog_free:
+            lean = await _lean_move(log, conn, room_id, c, reserved)
+            if lean is not None:
+                return lean
+    else:
+        version, players_scene = await next_versions(conn, room_id)
     row = await _state(conn, room_id, c.token_id)
     before = _check(row, players_scene, c.owner, c.if_version)
     values = {"x": c.x, "y": c.y} if isinstance(c, MoveToken) else dict(c.values)
     if c.owner is not None and (("name" in values and row["name_visibility"] == GM_ONLY)
                                 or ("conditions" in values and row["conditions_visibility"] == GM_ONLY)):
         raise Forbidden("only the GM may change this field of the token", code="not_gm")
-    if "x" in values or "y" in values:
+    if fog_free:
+        values["fogged"] = False
+    elif "x" in values or "y" in values:
         fog = await log.fogs.fog(conn, str(row["scene_id"]))
         values["fogged"] = fog.fogged(values.get("x", row["x"]), values.get("y", row["y"]))
     new = (await conn.execute(sa.update(board_tokens).where(board_tokens.c.id == c.token_id)

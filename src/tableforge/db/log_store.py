@@ -4,14 +4,14 @@ and what the board looks like to players (used by db/board_log.py and db/scene_l
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db.changes import EVERYONE, StoredEvent
 from tableforge.db.event_body import encode_body
-from tableforge.db.schema import game_rooms, room_events, scenes
+from tableforge.db.schema import board_tokens, game_rooms, room_events, scenes
 from tableforge.db.undo_entry import Entry
 from tableforge.domain import fog as fogs
 from tableforge.domain import wire
@@ -29,19 +29,60 @@ class Reserved(NamedTuple):
     players_scene_id: str
 
 
+class ReservedMove(NamedTuple):
+    version: int
+    players_scene_id: str
+    fog_free: bool  # no scene of the room has fog: a move needs no fog geometry, and fogs nothing
+    # The token's position and version as this statement read them (None: not in the room): the
+    # undo entry's prior position; the move's UPDATE only applies if the version is still this one.
+    token: tuple[float, float, int] | None
+
+
+# Built once: a statement built per call costs SQLAlchemy a construction and a cache-key walk.
+_RESERVE = (sa.update(game_rooms)
+            .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
+            .values(version=game_rooms.c.version + sa.bindparam("count"))
+            .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
+
+
+def _token_now(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+    return (sa.select(column).where(board_tokens.c.id == sa.bindparam("token"),
+                                    board_tokens.c.room_id == sa.bindparam("room")).scalar_subquery())
+
+
+# A move's reservation also reads the token's position and version (scalar subqueries in RETURNING):
+# the undo entry's prior position, without a read of its own.
+_RESERVE_MOVE = _RESERVE.returning(_token_now(board_tokens.c.x), _token_now(board_tokens.c.y),
+                                   _token_now(board_tokens.c.version))
+_INSERT_EVENT = sa.insert(room_events)
+_PRUNE = sa.delete(room_events).where(room_events.c.room_id == sa.bindparam("room"),
+                                      room_events.c.version <= sa.bindparam("upto"))
+
+
+async def _refuse(conn: AsyncConnection, room_id: str) -> NoReturn:
+    exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
+    if exists is None:
+        raise NotFound("no such room", code="room_not_found")
+    raise Conflict("the room is closed", code="room_closed")
+
+
 async def next_versions(conn: AsyncConnection, room_id: str, count: int = 1) -> Reserved:
     """Reserve `count` versions for the room (this locks its row: changes to one room serialize).
     Raises if the room is closed or missing."""
-    row = (await conn.execute(
-        sa.update(game_rooms).where(game_rooms.c.id == room_id, game_rooms.c.is_active.is_(True))
-        .values(version=game_rooms.c.version + count)
-        .returning(game_rooms.c.version, game_rooms.c.players_scene_id))).first()
+    row = (await conn.execute(_RESERVE, {"room": room_id, "count": count})).first()
     if row is None:
-        exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
-        if exists is None:
-            raise NotFound("no such room", code="room_not_found")
-        raise Conflict("the room is closed", code="room_closed")
+        await _refuse(conn, room_id)
     return Reserved(int(row[0]) - count + 1, str(row[1]) if row[1] else "")
+
+
+async def reserve_move(conn: AsyncConnection, room_id: str, token_id: str) -> ReservedMove:
+    """`next_versions` for one move, which also needs to know whether the room has fog, and the
+    token's position before it (for its undo entry)."""
+    row = (await conn.execute(_RESERVE_MOVE, {"room": room_id, "count": 1, "token": token_id})).first()
+    if row is None:
+        await _refuse(conn, room_id)
+    token = None if row[5] is None else (float(row[3]), float(row[4]), int(row[5]))
+    return ReservedMove(int(row[0]), str(row[1]) if row[1] else "", bool(row[2]), token)
 
 
 async def store(conn: AsyncConnection, history_size: int, room_id: str, version: int, etype: str, by: str | None,
@@ -54,14 +95,12 @@ async def store(conn: AsyncConnection, history_size: int, room_id: str, version:
     routing = EVERYONE if audience is None and not variants else Routing(
         audience, tuple((sel, encode_body(vtype, room_id, version, ts, by, vpayload))
                         for sel, vtype, vpayload in variants))
-    await conn.execute(sa.insert(room_events).values(room_id=room_id, version=version, body=body.decode(),
-                                                     audience=routing.audience,
-                                                     variants=routing.encoded_variants(),
-                                                     undo_by=by if undo is not None else None,
-                                                     undo=undo.encode() if undo is not None else None))
+    await conn.execute(_INSERT_EVENT, {"room_id": room_id, "version": version, "body": body.decode(),
+                                       "audience": routing.audience, "variants": routing.encoded_variants(),
+                                       "undo_by": by if undo is not None else None,
+                                       "undo": undo.encode() if undo is not None else None})
     if version % PRUNE_EVERY == 0:
-        await conn.execute(sa.delete(room_events).where(room_events.c.room_id == room_id,
-                                                        room_events.c.version <= version - history_size))
+        await conn.execute(_PRUNE, {"room": room_id, "upto": version - history_size})
     return StoredEvent(room_id, version, ts, body, result, routing)
 
 
@@ -94,12 +133,21 @@ class FogCache:
         self.put(scene_id, parsed, int(raw[1]))
         return parsed
 
-    def put(self, scene_id: str, fog: fogs.Fog, version: int) -> None:
-        self._fogs[scene_id] = SceneFog(fog, version)
+    def cached(self, scene_id: str) -> SceneFog | None:
+        """The fog kept for the scene, unchecked (PostgreSQL's fogged move checks its version in the
+        statement itself)."""
+        found = self._fogs.get(scene_id)
+        if found is not None:
+            self._fogs.move_to_end(scene_id)
+        return found
+
+    def put(self, scene_id: str, fog: fogs.Fog, version: int) -> SceneFog:
+        kept = self._fogs[scene_id] = SceneFog(fog, version)
         self._fogs.move_to_end(scene_id)
         while len(self._fogs) > self.size:
             self._fogs.popitem(last=False)
         metrics.FOG_CACHE.set(len(self._fogs))
+        return kept
 
 
 def token_routing(scene_id: str, seen_before: bool | None, seen_after: bool) -> tuple[str, str | None]:

@@ -4,9 +4,12 @@ The transactional path (BEGIN; take the room version; change the row with its gu
 event; COMMIT) costs five round trips and a pool connection held across all of them. Here the same
 work is one data-modifying CTE sent in autocommit mode on the raw asyncpg connection (a prepared
 statement, cached per connection): one round trip, and one statement is atomic. Done this way:
-`MoveToken` in a room without fog (`game_rooms.fog_free`), `PostMessage` (chat, dice, secret rolls;
-not whispers), `SetPresence` (when the caller has the profile); the other changes are rare, or need
-the fog's geometry (db/board_log.py), and take the transactional path.
+`MoveToken` in a room without fog (`game_rooms.fog_free`), the concurrent ones of this instance
+several to a statement (group commit, db/pg_move_batch.py); `MoveToken` in a room with fog when the
+token stays as fogged as it was (`_fogged_move_sql`: the fog's geometry is applied in Python from a
+cached copy whose version the statement checks under the locks); `PostMessage` (chat, dice, secret
+rolls; not whispers), `SetPresence` (when the caller has the profile). The other changes are rare,
+or change who sees a token (db/board_log.py), and take the transactional path.
 
 Hidden information: a move's audience depends on whether players see the token, which on a fog-free
 room depends only on the token's row (`hidden`, `asset_hidden`, `fogged`, its scene) and the room's
@@ -59,16 +62,19 @@ from tableforge.db.event_log import (
     TransactionalEventLog,
     body_template,
 )
+from tableforge.db.pg_move_batch import BATCH_SQL, Move, MoveQueue, batch_args
 from tableforge.domain import events as ev
 from tableforge.domain import wire
 from tableforge.domain.audience import Routing
 from tableforge.domain.errors import Unavailable
+from tableforge.domain.fog import parse_fog
 from tableforge.observability import metrics
 
 R = TypeVar("R")
 
 
-def _move_sql(owner_guard: bool, version_guard: bool) -> str:
+def _move_sql(owner_guard: bool, version_guard: bool, fogged: bool = False) -> str:
+    """The one-statement move. `fogged`: the variant for a room with fog (`_FOGGED_MOVE_SQL`)."""
     guard = "t.id = $2 AND t.room_id = $1"
     n = 8  # $8: the mover, who may undo it
     if owner_guard:
@@ -86,15 +92,30 @@ def _move_sql(owner_guard: bool, version_guard: bool) -> str:
     # (such a race, two changes of one token in the same instant, is applied by the transaction).
     room_guard = guard + (" AND " + seen.format(ps="game_rooms.players_scene_id") if owner_guard else "")
     tok_guard = guard + (" AND " + seen.format(ps="room.players_scene_id") if owner_guard else "")
+    room_fog, sc, tok_from = " AND game_rooms.fog_free", "", "room"
+    if fogged:
+        # Python computed `fogged` (${n + 3}) for the new position from the fog of the token's scene
+        # (${n + 1}) at `fog_version` ${n + 2} (db/log_store.FogCache); the statement checks both under
+        # the locks: the scene's row is locked FOR SHARE after the room's (every fog change locks the
+        # room first, then updates the scene), and a row lock reads the newest version of the row, so
+        # a fog changed since the statement's snapshot makes `sc` empty, the event's body NULL and the
+        # statement abort. The token's `scene_id` and `fogged` are re-checked under its lock like the
+        # other guards: the token stays as fogged as it was, so nobody's view of it flips.
+        same = f" AND t.scene_id = ${n + 1} AND t.fogged = ${n + 3}"
+        room_fog, tok_from = same, "room, sc"
+        tok_guard += same
+        sc = f"""
+), sc AS MATERIALIZED (
+    SELECT 1 FROM scenes s, room WHERE s.id = ${n + 1} AND s.fog_version = ${n + 2} FOR SHARE OF s"""
     return f"""
 WITH room AS (
     UPDATE game_rooms SET version = game_rooms.version + 1
     FROM board_tokens t
-    WHERE game_rooms.id = $1 AND game_rooms.is_active AND game_rooms.fog_free AND {room_guard}
-    RETURNING game_rooms.version, game_rooms.players_scene_id, t.x AS ox, t.y AS oy, t.version AS ov
+    WHERE game_rooms.id = $1 AND game_rooms.is_active{room_fog} AND {room_guard}
+    RETURNING game_rooms.version, game_rooms.players_scene_id, t.x AS ox, t.y AS oy, t.version AS ov{sc}
 ), tok AS (
     UPDATE board_tokens t SET x = $3, y = $4, version = t.version + 1
-    FROM room
+    FROM {tok_from}
     WHERE {tok_guard} AND t.version = room.ov
     RETURNING room.version AS rv, t.version AS tv, t.scene_id AS sid,
               ({seen.format(ps="room.players_scene_id")}) AS seen, t.id AS tid, room.ox, room.oy
@@ -110,6 +131,12 @@ SELECT rv, tv, sid, seen FROM tok"""
 
 
 _MOVE_SQL = {(o, v): _move_sql(o, v) for o in (False, True) for v in (False, True)}
+# The move on a room with fog, when the token stays as fogged as it was (see `_move_sql`).
+_FOGGED_MOVE_SQL = {(o, v): _move_sql(o, v, fogged=True) for o in (False, True) for v in (False, True)}
+# What a move on a room with fog needs to know first (when not already cached): the token's scene,
+# and that scene's fog with its version.
+_TOKEN_FOG_SQL = """SELECT t.scene_id::text, s.fog::text, s.fog_version FROM board_tokens t
+JOIN scenes s ON s.id = t.scene_id WHERE t.id = $1 AND t.room_id = $2"""
 
 # chat.message / dice.rolled: the message row and its event. The body is `pieces` joined with the
 # room version (it may appear more than once: the event's and the message's). `$9`: who it reached
@@ -272,6 +299,7 @@ class PgEventLog(TransactionalEventLog):
 
     FOGGED_HINT_S = 5.0  # how long a room whose move needed the transaction goes straight to it
     FOGGED_HINT_MAX = 10_000
+    TOKEN_SCENES_MAX = 20_000
 
     def __init__(self, db: Database, history_size: int) -> None:
         super().__init__(db, history_size)
@@ -280,22 +308,37 @@ class PgEventLog(TransactionalEventLog):
         # Rooms with fog: their moves need the fog's geometry (the transaction). Remembered briefly so
         # that each move does not first try the one statement in vain; a hint, never a correctness matter.
         self._fogged: OrderedDict[str, float] = OrderedDict()
+        self._moves = MoveQueue(self._write_moves)  # group commit (db/pg_move_batch.py)
+        # Tokens' scenes, for the moves on rooms with fog (a stale entry only makes the statement refuse).
+        self._token_scenes: OrderedDict[str, str] = OrderedDict()
 
     async def append(self, room_id: str, change: Change[R]) -> StoredEvent[R]:
+        if isinstance(change, MoveToken):
+            return cast(StoredEvent[R], await self._append_move(room_id, change))
         one = _ONE_STATEMENT.get(type(change))
         if one is not None:
-            hinted = one is PgEventLog._one_move and self._fogged_hint(room_id)
-            stored = None if hinted else await one(self, room_id, change)
+            stored = await one(self, room_id, change)
             if stored is not None:
                 return cast(StoredEvent[R], stored)
-            result = await super().append(room_id, change)
-            if one is PgEventLog._one_move and not hinted:
-                self._fogged[room_id] = time.monotonic()  # the statement refused a valid move: fog
-                while len(self._fogged) > self.FOGGED_HINT_MAX:
-                    self._fogged.popitem(last=False)
-                metrics.FOGGED_ROOM_HINTS.set(len(self._fogged))
-            return result
         return await super().append(room_id, change)
+
+    async def _append_move(self, room_id: str, c: MoveToken) -> StoredEvent[int]:
+        """The fog-free statement (batched); on a room with fog, the fogged statement; else (a move
+        that changes who sees the token, or a refusal to explain) the transaction."""
+        hinted = self._fogged_hint(room_id)
+        if not hinted:
+            stored = await self._one_move(room_id, c)
+            if stored is not None:
+                return stored
+        stored = await self._fogged_move(room_id, c)
+        if stored is None:
+            stored = await super().append(room_id, c)
+        if not hinted:  # the fog-free statement refused a valid move: the room has fog
+            self._fogged[room_id] = time.monotonic()
+            while len(self._fogged) > self.FOGGED_HINT_MAX:
+                self._fogged.popitem(last=False)
+            metrics.FOGGED_ROOM_HINTS.set(len(self._fogged))
+        return stored
 
     def _fogged_hint(self, room_id: str) -> bool:
         since = self._fogged.get(room_id)
@@ -307,20 +350,17 @@ class PgEventLog(TransactionalEventLog):
             return False
         return True
 
-    async def _fetchrow(self, sql: str, args: tuple[Any, ...], room_id: str) -> Any:
-        """Run one statement in autocommit mode on a lane; map failures like `Database.write` does.
+    async def _on_lane(self, work: Callable[[asyncpg.Connection], Awaitable[R]]) -> R | None:
+        """Run `work` on a lane's raw connection (autocommit); map failures like `Database.write` does.
 
-        A statement that aborted on a constraint (the race described above) returns None. Column 0
-        of the row is the room version (for the history pruning)."""
+        A statement that aborted on a constraint (the race described above) gives None."""
         start = time.perf_counter()
         lanes = self._lanes
         try:
             conn = await lanes.acquire()
             try:
                 raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-                row = await raw.fetchrow(sql, *args)
-                if row is not None and self.history_size and int(row[0]) % PRUNE_EVERY == 0:
-                    await raw.execute(_PRUNE_SQL, room_id, int(row[0]) - self.history_size)
+                result = await work(raw)
             except asyncpg.IntegrityConstraintViolationError:
                 lanes.release(conn)
                 return None
@@ -340,25 +380,107 @@ class PgEventLog(TransactionalEventLog):
             raise Unavailable("the database is unavailable", code="db_unavailable") from exc
         finally:
             metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
-        return row
+        return result
+
+    async def _prune(self, raw: asyncpg.Connection, room_id: str, version: int) -> None:
+        """The history beyond `history_size`, dropped at every PRUNE_EVERY-th version of a room (after
+        the commit: a failed prune loses no move, the next one catches up)."""
+        if self.history_size and version % PRUNE_EVERY == 0:
+            await raw.execute(_PRUNE_SQL, room_id, version - self.history_size)
+
+    async def _fetchrow(self, sql: str, args: tuple[Any, ...], room_id: str) -> Any:
+        """One statement whose row's column 0 is the room version; None if it aborted on a constraint."""
+        async def work(raw: asyncpg.Connection) -> Any:
+            row = await raw.fetchrow(sql, *args)
+            if row is not None:
+                await self._prune(raw, room_id, int(row[0]))
+            return row
+
+        return await self._on_lane(work)
+
+    async def _write_moves(self, moves: list[Move]) -> dict[int, tuple[int, int, str, bool]]:
+        """One batch of the move queue: one statement (one move: the one-move statement). If the
+        batch statement aborted on the race, each move is tried alone."""
+        if len(moves) > 1:
+            async def work(raw: asyncpg.Connection) -> dict[int, tuple[int, int, str, bool]]:
+                rows = await raw.fetch(BATCH_SQL, *batch_args(moves))
+                out = {int(r[0]) - 1: (int(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in rows}
+                for i, (version, *_) in out.items():
+                    await self._prune(raw, moves[i].room_id, version)
+                return out
+
+            done = await self._on_lane(work)
+            if done is not None:
+                return done
+        out = {}
+        for i, m in enumerate(moves):
+            args: tuple[Any, ...] = (m.room_id, m.token_id, m.x, m.y, *m.pieces, m.undo_by)
+            if m.owner is not None:
+                args += (m.owner,)
+            if m.if_version is not None:
+                args += (m.if_version,)
+            row = await self._fetchrow(_MOVE_SQL[m.owner is not None, m.if_version is not None], args, m.room_id)
+            if row is not None:
+                out[i] = (int(row[0]), int(row[1]), str(row[2]), bool(row[3]))
+        return out
 
     async def _one_move(self, room_id: str, c: MoveToken) -> StoredEvent[int] | None:
         ts = wire.now_ms()
         template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
             "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
         # head, mid, tail; then who may undo it (NULL: an undo's inverse, not undoable)
+        move = Move(room_id, c.token_id, c.x, c.y, template.pieces, c.owner, c.if_version,
+                    c.by if c.undoable else None)
+        if self._moves.full():  # a bounded queue: past it, the move is written alone
+            row = (await self._write_moves([move])).get(0)
+        else:
+            row = await self._moves.submit(move)
+        if row is None:
+            return None
+        version, token_version, scene_id, seen = row
+        audience = f"g@{scene_id};p" if seen else f"g@{scene_id}"
+        return StoredEvent(room_id, version, ts, template.fill(version, token_version), token_version,
+                           Routing(audience))
+
+    async def _fogged_move(self, room_id: str, c: MoveToken) -> StoredEvent[int] | None:
+        """A move on a room with fog, in one statement when the token stays as fogged as it was.
+        The token's scene and its fog come from bounded caches (read once when missing); the
+        statement checks both under the locks, and anything stale or refused gives None."""
+        scene_id = self._token_scenes.get(c.token_id)
+        cached = self.fogs.cached(scene_id) if scene_id is not None else None
+        if scene_id is None or cached is None:
+            async def read(raw: asyncpg.Connection) -> Any:
+                return await raw.fetchrow(_TOKEN_FOG_SQL, c.token_id, room_id)
+
+            found = await self._on_lane(read)
+            if found is None:
+                return None
+            scene_id, fog_version = str(found[0]), int(found[2])
+            cached = self.fogs.put(scene_id, parse_fog(orjson.loads(found[1]) if found[1] else None), fog_version)
+            self._remember_scene(c.token_id, scene_id)
+        ts = wire.now_ms()
+        template = body_template(ev.TOKEN_MOVED, room_id, ts, c.by, {
+            "token_id": c.token_id, "x": float(c.x), "y": float(c.y), "token_version": TOKEN_VERSION})
         args: tuple[Any, ...] = (room_id, c.token_id, c.x, c.y, *template.pieces, c.by if c.undoable else None)
         if c.owner is not None:
             args += (c.owner,)
         if c.if_version is not None:
             args += (c.if_version,)
-        row = await self._fetchrow(_MOVE_SQL[c.owner is not None, c.if_version is not None], args, room_id)
+        args += (scene_id, cached.version, cached.fog.fogged(c.x, c.y))
+        row = await self._fetchrow(_FOGGED_MOVE_SQL[c.owner is not None, c.if_version is not None], args, room_id)
         if row is None:
+            self._token_scenes.pop(c.token_id, None)  # perhaps moved to another scene: read it again
             return None
         version, token_version = int(row[0]), int(row[1])
         audience = f"g@{row[2]};p" if row[3] else f"g@{row[2]}"
         return StoredEvent(room_id, version, ts, template.fill(version, token_version), token_version,
                            Routing(audience))
+
+    def _remember_scene(self, token_id: str, scene_id: str) -> None:
+        self._token_scenes[token_id] = scene_id
+        self._token_scenes.move_to_end(token_id)
+        while len(self._token_scenes) > self.TOKEN_SCENES_MAX:
+            self._token_scenes.popitem(last=False)
 
     async def _one_message(self, room_id: str, c: PostMessage
                             ) -> StoredEvent[dict[str, Any]] | None:
@@ -397,7 +519,6 @@ class PgEventLog(TransactionalEventLog):
 
 
 _ONE_STATEMENT: dict[type[Any], Callable[[PgEventLog, str, Any], Awaitable[StoredEvent[Any] | None]]] = {
-    MoveToken: PgEventLog._one_move,
     PostMessage: PgEventLog._one_message,
     SetPresence: PgEventLog._one_presence,
 }

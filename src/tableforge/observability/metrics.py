@@ -62,6 +62,12 @@ FOG_CACHE = Gauge("tableforge_fog_cache_scenes", "Parsed scene fogs kept for mov
 FOGGED_ROOM_HINTS = Gauge("tableforge_fogged_room_hints",
                           "Rooms whose moves go straight to the transaction for a few seconds (at most 10000)",
                           multiprocess_mode="livesum")
+# Group commit of moves (db/pg_move_batch.py; SQLite: db/sqlite_event_log.py): moves per batch, and
+# moves waiting for the next one.
+DB_MOVE_BATCH = Histogram("tableforge_db_move_batch_size", "Moves written by one batch (statement or transaction)",
+                          buckets=(1, 2, 4, 8, 16, 32, 64))
+DB_MOVE_QUEUE = Gauge("tableforge_db_move_queue", "Moves waiting for the next batch (at most 4096)",
+                      multiprocess_mode="livesum")
 DB_TRANSACTION_SECONDS = Histogram("tableforge_db_transaction_seconds", "Write transaction duration",
                                    buckets=_LATENCY_BUCKETS)
 # Every database failure a caller saw as a 503 (engine.unavailable): the "PostgreSQL degraded" signal.

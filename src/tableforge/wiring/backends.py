@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from tableforge.cache import Cache, build_cache
 from tableforge.config import Settings
 from tableforge.db.engine import Database
-from tableforge.db.event_log import EventLog, TransactionalEventLog
+from tableforge.db.event_log import EventLog
+from tableforge.db.sqlite_event_log import SqliteEventLog
 from tableforge.realtime.broker import Broker, MemoryBroker
 from tableforge.realtime.hub import Hub
 from tableforge.realtime.presence import MemoryPresence, Presence
@@ -94,12 +95,12 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def _event_log(db: Database, settings: Settings) -> EventLog:
-    """PostgreSQL: the one-statement hot path (imports asyncpg); else the transactional log."""
+    """PostgreSQL: the one-statement hot path (imports asyncpg); SQLite: moves in batches."""
     if db.is_postgres:
         from tableforge.db.pg_event_log import PgEventLog
 
         return PgEventLog(db, settings.ws_history_size)
-    return TransactionalEventLog(db, settings.ws_history_size)
+    return SqliteEventLog(db, settings.ws_history_size)
 
 
 def _room_tokens(hub: Hub) -> RoomTokens:
