@@ -279,5 +279,5 @@ async def test_drain_and_rebalance_need_an_admin_and_a_live_instance(trio: Clust
         r = await http.post(f"{base}/api/admin/rebalance", headers=admin.headers, json={"surprise": 1})
         assert r.status_code == 422
     # nothing was drained by the refused calls
-    assert all(int(s.get("connections", 0)) >= 0 and s.get("drain", {}).get("state") == "serving"
+    assert all(s.get("drain", {}).get("state") == "serving"
                for s in (await admin_stats(base, admin.token)).values())

@@ -54,3 +54,18 @@ def _page(browser: Browser, account: dict[str, Any], errors: list[str]) -> Page:
     page.on("console", lambda msg: errors.append(f"{name}: {msg.text}")
             if "Content Security Policy" in msg.text else None)
     return page
+
+
+def drag(page: Page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+    """A mouse drag in `steps` moves, as a hand would (the page sees every pointermove)."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    for i in range(1, steps + 1):
+        page.mouse.move(start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps)
+    page.mouse.up()
+
+
+def stored_token(page: Page, token_id: str) -> dict[str, Any]:
+    token = page.evaluate("(id) => window.tableforge.state.tokens.get(id) || null", token_id)
+    assert token is not None
+    return dict(token)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.pages import ARTIFACTS, CHROMIUM, _page, _png, _register
+from tests.browser.pages import ARTIFACTS, CHROMIUM, _page, _png, _register, drag, stored_token
 
 if not os.path.exists(CHROMIUM) and os.environ.get("CI") != "true":
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
@@ -46,20 +46,6 @@ def _centre(page: Page, token_id: str) -> tuple[float, float]:
         const r = document.querySelector(`.token[data-id="${id}"]`).getBoundingClientRect();
         return [r.x + r.width / 2, r.y + r.height / 2]; }""", token_id)
     return float(box[0]), float(box[1])
-
-
-def _drag(page: Page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
-    page.mouse.move(*start)
-    page.mouse.down()
-    for i in range(1, steps + 1):
-        page.mouse.move(start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps)
-    page.mouse.up()
-
-
-def _stored(page: Page, token_id: str) -> dict[str, Any]:
-    token = page.evaluate("(id) => window.tableforge.state.tokens.get(id) || null", token_id)
-    assert token is not None
-    return dict(token)
 
 
 def _zoom(page: Page) -> float:
@@ -142,7 +128,7 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     box = gm.locator("#board").bounding_box()
     assert box is not None
     corner = (box["x"] + 40, box["y"] + 60)
-    _drag(gm, corner, (corner[0] + 25, corner[1] + 15))
+    drag(gm, corner, (corner[0] + 25, corner[1] + 15))
     preview = "() => { const g = window.tableforge.board.gridPreview; return [g.offset_x, g.offset_y]; }"
     dragged = gm.evaluate(preview)
     assert dragged != [0, 0]
@@ -161,20 +147,20 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
 
     # -- tokens snap: placed at the middle of the view, dragged a little off the cells -----------------
     ogre = _place(gm, "Ogre")
-    assert _on_centre(grid, _stored(gm, ogre))
-    start = _stored(gm, ogre)
+    assert _on_centre(grid, stored_token(gm, ogre))
+    start = stored_token(gm, ogre)
     step = 60 * _zoom(gm)
     cx, cy = _centre(gm, ogre)
-    _drag(gm, (cx, cy), (cx + 2 * step + 7, cy - 6))  # two cells right, a few pixels off
+    drag(gm, (cx, cy), (cx + 2 * step + 7, cy - 6))  # two cells right, a few pixels off
     _wait_at(p1, ogre, start["x"] + 120, start["y"])
     hero = _place(p1, "Hero")
-    assert _on_centre(grid, _stored(p1, hero))
+    assert _on_centre(grid, stored_token(p1, hero))
     hx, hy = _centre(p1, hero)
-    here = _stored(p1, hero)
-    _drag(p1, (hx, hy), (hx - 2 * 60 * _zoom(p1) + 5, hy + 60 * _zoom(p1) - 8))
+    here = stored_token(p1, hero)
+    drag(p1, (hx, hy), (hx - 2 * 60 * _zoom(p1) + 5, hy + 60 * _zoom(p1) - 8))
     _wait_at(gm, hero, here["x"] - 120, here["y"] + 60)
     rogue = _place(p2, "Rogue")
-    rogue_at = _stored(p2, rogue)
+    rogue_at = stored_token(p2, rogue)
     assert _on_centre(grid, rogue_at)
     _wait_at(gm, rogue, rogue_at["x"], rogue_at["y"])
 
@@ -183,7 +169,7 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     gm.select_option("#token-size", "2")
     p2.wait_for_function("(id) => window.tableforge.state.tokens.get(id).size === 2", arg=ogre)
     expect(_token(p2, ogre)).to_have_css("width", "120px")
-    big = _stored(p2, ogre)
+    big = stored_token(p2, ogre)
     assert (big["x"] - grid["offset_x"]) % 60 == 0 and (big["y"] - grid["offset_y"]) % 60 == 0
 
     # -- characters: names, bars (from the system's token defaults), conditions, visibility ---------
@@ -270,7 +256,7 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     p2.click("#ruler-toggle")
     expect(p2.locator("#ruler-toggle")).to_have_attribute("aria-pressed", "true")
     rx, ry = _centre(p2, rogue)
-    _drag(p2, (rx, ry), (rx + 3 * 60 * _zoom(p2), ry))
+    drag(p2, (rx, ry), (rx + 3 * 60 * _zoom(p2), ry))
     expect(p2.locator('.ruler-label[data-user="me"]')).to_have_text("15 ft")
     other_ruler = gm.locator(f'.ruler-label[data-user="{p2_id}"]')
     expect(other_ruler).to_contain_text("15 ft")
@@ -309,7 +295,7 @@ def test_a_short_fight(instances: list[Any], browser: Browser, tmp_path: Path) -
     expect(gm.locator(f'.ping[data-by="{p1_account["user"]["username"]}"]')).to_have_count(1)
 
     # a focused token moves a cell per arrow key (snapped), 10 px with Alt
-    at = _stored(gm, ogre)
+    at = stored_token(gm, ogre)
     _token(gm, ogre).focus()
     gm.keyboard.press("ArrowDown")
     _wait_at(p1, ogre, at["x"], at["y"] + 60)

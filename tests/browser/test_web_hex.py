@@ -10,14 +10,13 @@ import math
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tableforge.domain.grid import cell_at, cell_center, measure, snap
 from tableforge.domain.grid_settings import GridSettings
-from tests.browser.pages import CHROMIUM, _page, _png, _register, free_port
+from tests.browser.pages import CHROMIUM, _page, _png, _register, drag, free_port, stored_token
 from tests.support.server import ServerProcess
 
 if not os.path.exists(CHROMIUM) and os.environ.get("CI") != "true":
@@ -33,20 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.start()
     yield proc
     proc.stop()
-
-
-def _drag(page: Page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
-    page.mouse.move(*start)
-    page.mouse.down()
-    for i in range(1, steps + 1):
-        page.mouse.move(start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps)
-    page.mouse.up()
-
-
-def _stored(page: Page, token_id: str) -> dict[str, Any]:
-    token = page.evaluate("(id) => window.tableforge.state.tokens.get(id) || null", token_id)
-    assert token is not None
-    return dict(token)
 
 
 def _screen(page: Page, x: float, y: float) -> tuple[float, float]:
@@ -89,7 +74,7 @@ def test_hex_snap_ruler_and_character(server: ServerProcess, browser: Browser) -
     gm.get_by_role("button", name="Place Orc as a token", exact=True).click()
     gm.wait_for_function("(n) => window.tableforge.state.tokens.size === n", arg=len(before) + 1)
     [orc] = set(gm.evaluate("[...window.tableforge.state.tokens.keys()]")) - before
-    placed = _stored(gm, orc)
+    placed = stored_token(gm, orc)
     here = cell_at(g, placed["x"], placed["y"])
     target_cell = (here[0] + 2, here[1] + 1)  # two along the row, one down-right
     centre = cell_center(g, target_cell)
@@ -98,7 +83,7 @@ def test_hex_snap_ruler_and_character(server: ServerProcess, browser: Browser) -
     assert expected == centre  # the geometry's answer: that hex's centre
     start = _screen(gm, placed["x"], placed["y"])
     zoom = float(gm.evaluate("window.tableforge.board.view.zoom"))
-    _drag(gm, start, (start[0] + (drop[0] - placed["x"]) * zoom, start[1] + (drop[1] - placed["y"]) * zoom))
+    drag(gm, start, (start[0] + (drop[0] - placed["x"]) * zoom, start[1] + (drop[1] - placed["y"]) * zoom))
     want = [_js_round(expected[0]), _js_round(expected[1])]
     gm.wait_for_function("([id, x, y]) => { const t = window.tableforge.state.tokens.get(id);"
                          " return t.x === x && t.y === y; }", arg=[orc, *want])
@@ -108,12 +93,12 @@ def test_hex_snap_ruler_and_character(server: ServerProcess, browser: Browser) -
     expect(gm.locator("#ruler-toggle")).to_have_attribute("aria-pressed", "true")
     a = cell_center(g, target_cell)
     b = cell_center(g, (target_cell[0] + 3, target_cell[1]))
-    _drag(gm, _screen(gm, *a), _screen(gm, *b))
+    drag(gm, _screen(gm, *a), _screen(gm, *b))
     label = gm.locator('.ruler-label[data-user="me"]')
     expect(label).to_have_text(measure(g, [a, b]).text)
     assert measure(g, [a, b]).text == "15 ft"  # 3 hexes of 5 ft
     c = cell_center(g, (target_cell[0] + 2, target_cell[1] + 2))
-    _drag(gm, _screen(gm, *b), _screen(gm, *c))  # from the ruler's end: a bend
+    drag(gm, _screen(gm, *b), _screen(gm, *c))  # from the ruler's end: a bend
     points = gm.evaluate("window.tableforge.board.ruler.points")
     assert len(points) == 3
     expect(label).to_have_text(measure(g, [a, b, c]).text)
@@ -148,7 +133,7 @@ def test_hex_snap_ruler_and_character(server: ServerProcess, browser: Browser) -
     gm.keyboard.press("Enter")  # reachable and usable from the keyboard
     expect(gm.locator(f'.token[data-id="{orc}"] .token-bar')).to_have_count(0)
     expect(gm.locator("#token-bars .bar-row")).to_have_count(0)
-    assert _stored(gm, orc)["bars"] == []
+    assert stored_token(gm, orc)["bars"] == []
     gm.locator("#undo-button").click()  # the help panel says Undo brings a removed bar back
     expect(gm.locator(f'.token[data-id="{orc}"] .token-bar')).to_have_text(["12/12"])
     assert errors == []
