@@ -4,7 +4,7 @@ busy, slow or restarted (restarts on a private cluster, never the shared one).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -45,11 +45,88 @@ async def test_pool_exhausted_after_connection_timeout(own_pg_url: str, tmp_path
     finally:
         release.set()
         await asyncio.gather(*holders)
-    # Freed connections serve the next request; the overflow one was closed on return (MIN = 1 kept).
+    # Freed connections serve the next request, and both stay open: the one above MIN = 1 is closed
+    # only after TABLEFORGE_DB_IDLE_TIMEOUT idle (30 s here), not on return.
     async with db.read() as conn:
         assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
-    assert db.pool_stats()[0]["idle"] == 1
+    stats = db.pool_stats()[0]
+    assert stats["idle"] == 2 and stats["overflow"] == 1 and stats["connects"] == 2
     await db.dispose()
+
+
+async def _hold_at_once(db: Database, n: int) -> None:
+    """`n` requests holding a connection at the same time (so the pool has `n` open), then none."""
+    barrier = asyncio.Barrier(n)
+
+    async def one() -> None:
+        async with db.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+            await barrier.wait()
+
+    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), 30)
+
+
+async def _server_connections(database_url: str, application_name: str) -> int:
+    """The connections PostgreSQL itself sees from one Database (by its application_name)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+            application_name))
+    finally:
+        await conn.close()
+
+
+async def test_steady_load_above_min_opens_no_connections(own_pg_url: str, tmp_path: Path) -> None:
+    """Six requests at a time against MIN 2 / MAX 8: after the warm-up the pool keeps its six
+    connections and opens none, however many requests follow (it used to close every connection
+    above MIN on return and open a new one for nearly every request beyond MIN)."""
+    db = Database(pg_settings(own_pg_url, tmp_path, db_pool_min=2, db_pool_max=8, db_idle_timeout=30,
+                              instance_id="pool-steady"))
+    workers, rounds = 6, 40
+    await _hold_at_once(db, workers)
+    warm = db.pool_stats()[0]
+    assert warm["connects"] == workers and warm["size"] == workers and warm["overflow"] == workers - 2
+
+    done = [0] * workers
+
+    async def steady(i: int) -> None:
+        for _ in range(rounds):
+            async with db.read() as conn:
+                await conn.execute(sa.text("SELECT pg_sleep(0.002)"))
+            done[i] += 1
+
+    await asyncio.wait_for(asyncio.gather(*(steady(i) for i in range(workers))), 60)
+    assert sum(done) == workers * rounds
+    after = db.pool_stats()[0]
+    assert after["connects"] == workers, after  # not one connection opened by the steady load
+    assert after["size"] == workers and after["idle"] == workers and after["invalidated"] == 0
+    assert await _server_connections(own_pg_url, "tableforge:pool-steady") == workers
+    await db.dispose()
+
+
+async def test_pool_shrinks_to_min_after_idle_timeout(own_pg_url: str, tmp_path: Path) -> None:
+    """After a burst of 6 at once (MIN 2, MAX 8, IDLE_TIMEOUT 0.5 s) and nothing else, the pool
+    closes the 4 connections above MIN by itself (without opening any), and PostgreSQL sees 2
+    connections left; the next requests are served by a pool of 2."""
+    db = Database(pg_settings(own_pg_url, tmp_path, db_pool_min=2, db_pool_max=8, db_idle_timeout=0.5,
+                              instance_id="pool-shrink"))
+    await _hold_at_once(db, 6)
+    assert db.pool_stats()[0]["connects"] == 6
+    await wait_until(lambda: db.pool_stats()[0]["size"] == 2, within=20, what="the pool back to MIN")
+    stats = db.pool_stats()[0]
+    assert stats["idle"] == 2 and stats["in_use"] == 0 and stats["overflow"] == 0 and stats["connects"] == 6
+    await eventually(lambda: _is(_server_connections(own_pg_url, "tableforge:pool-shrink"), 2), within=20,
+                     what="PostgreSQL to see 2 connections")
+    for _ in range(3):  # the two kept ones serve (one may be replaced: it too sat idle over 0.5 s)
+        async with db.read() as conn:
+            assert (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+    assert db.pool_stats()[0]["size"] == 2
+    await db.dispose()
+
+
+async def _is(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
 
 
 async def test_statement_timeout_cancels_with_db_timeout(own_pg_url: str, tmp_path: Path) -> None:

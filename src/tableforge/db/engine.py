@@ -14,6 +14,7 @@ of queries in `tableforge_db_query_seconds{query=name}` (names only: never SQL a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -42,18 +43,21 @@ class Database:
         self.settings = settings
         self.url = settings.sqlalchemy_url
         self._dispose_hooks: list[Callable[[], Awaitable[None]]] = []
+        # PostgreSQL: closes the connections above MIN that sat idle (tableforge.db.pool.housekeep).
+        # Started by the first checkout, since the engine may be built before the event loop runs.
+        self._housekeeper: asyncio.Task[None] | None = None
         self.is_postgres = self.url.startswith("postgresql")
         if self.is_postgres:
             self.engine = _postgres_engine(settings)
             self.writer = self.engine
-            self.pools = {"main": pool_metrics.PoolState("main", settings.db_idle_timeout)}
+            self.pools = {"main": pool_metrics.PoolState("main", settings.db_idle_timeout, keep=settings.db_pool_min)}
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(self.url, pool_size=4)
             self.writer = _sqlite_engine(self.url, pool_size=1)
             # A file connection does not go stale, so SQLite keeps its connections (no idle timeout).
-            self.pools = {"sqlite-read": pool_metrics.PoolState("sqlite-read", None),
-                          "sqlite-write": pool_metrics.PoolState("sqlite-write", None)}
+            self.pools = {"sqlite-read": pool_metrics.PoolState("sqlite-read", None, keep=4),
+                          "sqlite-write": pool_metrics.PoolState("sqlite-write", None, keep=1)}
         # Same pool; connections checked out through it run in autocommit (see `read`).
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres \
             else self.engine
@@ -73,8 +77,12 @@ class Database:
     @asynccontextmanager
     async def _checkout(self, engine: AsyncEngine, *, begin: bool) -> AsyncIterator[AsyncConnection]:
         """A pooled connection, with the wait for it measured (and counted while it lasts)."""
-        state = self.pools["main"] if self.is_postgres else self.pools[
-            "sqlite-write" if engine is self.writer else "sqlite-read"]
+        if self.is_postgres:
+            state = self.pools["main"]
+            if self._housekeeper is None or self._housekeeper.done():
+                self._start_housekeeping()
+        else:
+            state = self.pools["sqlite-write" if engine is self.writer else "sqlite-read"]
         conn = engine.connect()
         started = state.begin_wait()
         try:
@@ -91,6 +99,12 @@ class Database:
                 yield conn
         finally:
             await conn.close()
+
+    def _start_housekeeping(self) -> None:
+        s = self.settings
+        self._housekeeper = asyncio.get_running_loop().create_task(pool_metrics.housekeep(
+            self.engine, self.pools["main"], keep=s.db_pool_min, idle_timeout=s.db_idle_timeout,
+            close_timeout=s.db_connection_timeout), name="db-pool-housekeeping")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -176,6 +190,9 @@ class Database:
         for hook in self._dispose_hooks:
             await hook()
         self._dispose_hooks.clear()
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            self._housekeeper = None
         await self.engine.dispose()
         if self.writer is not self.engine:
             await self.writer.dispose()
@@ -230,9 +247,11 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         connect_args["ssl"] = settings.db_ssl_mode
     engine = create_async_engine(
         settings.sqlalchemy_url,
-        # MIN kept open, up to MAX under load (see tableforge.db.pool for the mapping and sizing).
-        pool_size=settings.db_pool_min,
-        max_overflow=settings.db_pool_max - settings.db_pool_min,
+        # Up to MAX, opened on demand and kept while used; the housekeeping closes the ones above
+        # MIN after IDLE_TIMEOUT idle (see tableforge.db.pool for why, the mapping and sizing).
+        poolclass=pool_metrics.ElasticQueuePool,
+        pool_size=settings.db_pool_max,
+        max_overflow=0,
         pool_timeout=settings.db_connection_timeout,
         pool_recycle=1800,
         # LIFO: the same few connections stay warm under light load, and the idle timeout can
