@@ -17,6 +17,12 @@ when the steady phase starts and at the end: the machine is shared, so the figur
 comes first), `py-spy record --nonblocking` samples the
 instance for S seconds, twice at once: raw collapsed stacks (`prof-<run>.txt`, read here) and a
 flame graph (`prof-<run>.svg`). A profiled run's own figures include py-spy's cost: measure apart.
+Scale-out runs also read, inside the steady phase (from 2 s after it starts to 2 s before it ends), the
+instance's `tableforge_db_pool_connects_total` (server connections the pool opened) and the CPU time of
+the PostgreSQL backends serving the run's database (`/proc/<pid>/stat` of the postmaster's children,
+polled every 50 ms: a backend that lived less than that is missed, so for a pool that opens and closes
+connections this is a lower bound).
+
 Printed: one line of figures per run and, for a profile, the top 15 functions by inclusive share
 (own + children) with their own share.
 """
@@ -33,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -148,6 +155,59 @@ def short(frame: str) -> str:
     return f"{name} ({where})"
 
 
+def pool_connects(port: int) -> float | None:
+    text = get(f"http://127.0.0.1:{port}/metrics") or ""
+    for line in text.splitlines():
+        if line.startswith('tableforge_db_pool_connects_total{pool="main"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends serving one database (this machine's server), polled.
+    `ticks` keeps every backend's last reading, also after it exited."""
+
+    def __init__(self, pg: str, database: str, every: float = 0.05) -> None:
+        out = subprocess.run(["psql", f"{pg}/postgres", "-Atqc", "SELECT pg_backend_pid()"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        self.postmaster = int(Path(f"/proc/{out}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        self.tag = f" {database} ".encode()
+        self.every = every
+        self.ticks: dict[int, int] = {}
+        self._mine: dict[int, bool] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        children = Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children")
+        while not self._stop.wait(self.every):
+            try:
+                pids = [int(p) for p in children.read_text().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    if pid not in self._mine:
+                        self._mine[pid] = self.tag in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                    if self._mine[pid]:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                        self.ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+                except (OSError, ValueError, IndexError):
+                    continue
+
+    def snapshot(self) -> dict[int, int]:
+        return dict(self.ticks)
+
+    @staticmethod
+    def seconds_between(a: dict[int, int], b: dict[int, int]) -> float:
+        return sum(t - a.get(pid, 0) for pid, t in b.items()) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
 def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, object]:
     tag = (f"{args.mode}-p{args.processes}{'-pinned' if args.pin_client else ''}"
            f"{'-nobatch' if args.no_batch else ''}-{index}")
@@ -168,6 +228,7 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
     log = (work / "server.log").open("wb")
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     record: dict[str, object] = {"run": tag, "load_start": load()}
+    backends = BackendCpu(args.pg, db) if args.mode == "scaleout" else None
     try:
         deadline = time.monotonic() + 120
         while get(f"http://127.0.0.1:{port}/ready") is None:
@@ -197,6 +258,19 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
                 break
             time.sleep(0.5)
         record["load_steady"] = load()
+        if backends is not None and not args.profile:
+            # the pool and the database inside the steady phase (see the module's docstring)
+            time.sleep(2)
+            c0, b0, t0 = pool_connects(port), backends.snapshot(), time.monotonic()
+            time.sleep(max(1.0, args.duration - 4))
+            c1, b1, t1 = pool_connects(port), backends.snapshot(), time.monotonic()
+            record["steady_window_s"] = round(t1 - t0, 1)
+            if c0 is not None and c1 is not None:
+                record["pool_connects"] = c1 - c0
+                record["pool_connects_total"] = c1
+            pg_s = BackendCpu.seconds_between(b0, b1)
+            record["pg_cpu_pct"] = round(100 * pg_s / (t1 - t0), 1)
+            record["pg_backends_started"] = len(set(b1) - set(b0))
         if args.profile and client.poll() is None and pid is not None:
             time.sleep(2)
             spy = str(BIN / "py-spy")
@@ -219,6 +293,8 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
         if res:
             shutil.copy(result, out / f"r-{tag}.json")
     finally:
+        if backends is not None:
+            backends.stop()
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(30)
@@ -249,7 +325,10 @@ def line(rec: dict[str, object]) -> str:
             f"({c['cpu_share_of_usable_pct']} % of usable, lag {c['loop_lag_ms_median']} ms) | machine "
             f"{c['machine_cpu_pct_median']} % | pinned {res['pinning']['pinned']} | lost/dup {i['lost']}/"
             f"{i['duplicates']} | errors {res['errors_total']} | load {rec['load_start']} / {rec['load_steady']} / "
-            f"{rec['load_end']}")
+            f"{rec['load_end']}"
+            + (f" | steady {rec['steady_window_s']} s: pool connects {rec.get('pool_connects')} (total "
+               f"{rec.get('pool_connects_total')}), PostgreSQL backends started {rec['pg_backends_started']}, "
+               f"their CPU {rec['pg_cpu_pct']} % of a core" if "steady_window_s" in rec else ""))
 
 
 def main() -> None:
