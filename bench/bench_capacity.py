@@ -156,7 +156,7 @@ def short(frame: str) -> str:
 
 
 def pool_connects(port: int) -> float | None:
-    text = get(f"http://127.0.0.1:{port}/metrics") or ""
+    text = get(f"http://127.0.0.1:{port}/metrics", timeout=15) or ""  # a saturated instance answers late
     for line in text.splitlines():
         if line.startswith('tableforge_db_pool_connects_total{pool="main"}'):
             return float(line.rsplit(" ", 1)[1])
