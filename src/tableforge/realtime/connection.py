@@ -50,6 +50,33 @@ WriteNow = Callable[[str], bool]
 CloseSocket = Callable[[int, str], Awaitable[None]]
 
 
+class _EndOfTurn:
+    """The batch readers that got a first frame during this turn of the event loop: one callback at
+    the end of the turn writes each one's frames (one message per socket), not one per socket."""
+
+    __slots__ = ("_loop", "_sockets")
+
+    def __init__(self) -> None:
+        self._sockets: list[Connection] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._sockets or loop is not self._loop:  # (a loop that stopped left its list behind)
+            self._sockets = []
+            self._loop = loop
+            loop.call_soon(self._write)
+        self._sockets.append(conn)
+
+    def _write(self) -> None:
+        sockets, self._sockets = self._sockets, []
+        for conn in sockets:
+            conn._write_queued()
+
+
+_END_OF_TURN = _EndOfTurn()
+
+
 class Connection:
     __slots__ = ("_close_after", "_close_socket", "_closing", "_flush", "_idle", "_queue", "_send", "_wake", "_writer",
                  "batch", "busy", "close_code", "closed", "conn_id", "max_queue", "owner", "profile", "refused_at",
@@ -112,7 +139,7 @@ class Connection:
                 else:
                     # What this turn of the event loop sends to the socket goes out as one message.
                     self._queue.append(text)
-                    asyncio.get_running_loop().call_soon(self._write_queued)
+                    _END_OF_TURN.add(self)
                     return True
             self._queue.append(text)
             self._wake_writer()
@@ -127,6 +154,12 @@ class Connection:
         wake = self._wake
         if self.write_now is None or wake is None or wake.done():
             return  # closed (the queue is the close's to flush), or the writer is awake and has it
+        if len(queue) == 1:  # the common case: one frame this turn
+            if self.write_now(queue[0]):
+                queue.clear()
+            else:
+                self._wake_writer()
+            return
         while queue:
             text, count = self._next_message()
             if not self.write_now(text):
