@@ -208,3 +208,71 @@ async def test_a_batch_is_bounded_in_frames_and_size() -> None:
     assert [f for m in peer.sent for f in _frames(m)][:len(small)] == [{"type": "e", "v": i} for i in range(len(small))]
     assert counter("tableforge_ws_batches_total") - batches == 2
     await conn.stop()
+
+
+class DirectPeer(Peer):
+    """A server that also offers the synchronous write: it takes frames while `open` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []  # what went through the synchronous write
+        self.open = True
+
+    def write_now(self, text: str) -> bool:
+        if not self.open:
+            return False
+        self.written.append(text)
+        self.sent.append(text)
+        return True
+
+
+async def parked(conn: Connection) -> None:
+    """Until the writer waits for work (what it does whenever nothing is queued or in flight)."""
+    await wait_until(lambda: conn._wake is not None and not conn._wake.done(), what="the writer parked")
+
+
+async def test_an_idle_socket_gets_its_frame_written_at_once_and_in_order() -> None:
+    peer = DirectPeer()
+    conn = connection(peer, max_queue=8)
+    conn.write_now = peer.write_now
+    conn.start()
+    await parked(conn)
+    assert conn.send("f0") and conn.send("f1")
+    assert peer.written == ["f0", "f1"]  # no turn of the event loop needed
+    assert conn.queue_depth == 0
+    await conn.stop()
+
+
+async def test_when_the_transport_pushes_back_the_queue_takes_over_in_order() -> None:
+    peer = DirectPeer()
+    conn = connection(peer, max_queue=8)
+    conn.write_now = peer.write_now
+    conn.start()
+    await parked(conn)
+    peer.open = False  # the transport is over its high-water mark
+    peer.gate.clear()  # and the ASGI send waits for it
+    assert conn.send("f0") and conn.send("f1") and conn.send("f2")
+    assert peer.written == []
+    peer.open = True
+    assert conn.send("f3")  # the writer has f0 in flight: f3 must wait behind it, not overtake
+    peer.gate.set()
+    await wait_until(lambda: len(peer.sent) == 4, what="four frames written")
+    assert peer.sent == ["f0", "f1", "f2", "f3"]
+    await conn.stop()
+
+
+async def test_a_batch_reader_gets_what_one_turn_of_the_loop_sent_as_one_batch() -> None:
+    peer = DirectPeer()
+    conn = connection(peer, max_queue=8)
+    conn.write_now = peer.write_now
+    conn.batch = True
+    conn.start()
+    await parked(conn)
+    assert conn.send('{"n":1}') and conn.send('{"n":2}') and conn.send('{"n":3}')
+    await wait_until(lambda: bool(peer.written), what="the turn's frames written")
+    assert peer.written == ['{"type":"batch","frames":[{"n":1},{"n":2},{"n":3}]}']
+    await parked(conn)
+    assert conn.send('{"n":4}')
+    await wait_until(lambda: len(peer.written) == 2, what="a lone frame written")
+    assert peer.written[1] == '{"n":4}'  # alone in its turn: not wrapped
+    await conn.stop()

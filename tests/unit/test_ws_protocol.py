@@ -59,3 +59,25 @@ async def test_the_gate_holds_every_sender_while_closed_and_releases_them_all() 
         await cancelled
     gate.set()
     assert await asyncio.wait_for(asyncio.gather(*senders), 5) == [True, True, True]
+
+
+
+def test_the_synchronous_write_puts_on_the_wire_what_websockets_would() -> None:
+    """A client (websockets' own protocol) reads each frame back as the text written, for the three
+    length encodings and non-ASCII text."""
+    from websockets.client import ClientProtocol
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    from tableforge.wiring.ws_protocol import LastFrame
+
+    last = LastFrame()
+    client = ClientProtocol(parse_uri("ws://127.0.0.1/"),
+                            state=State.OPEN, max_size=None)
+    for text in ("x", "é" * 70, "y" * 200, "z" * 70_000, "y" * 200):
+        wire = last.of(text)
+        assert wire == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+        client.receive_data(wire)
+        [event] = client.events_received()
+        assert event.opcode is Opcode.TEXT and event.data.decode() == text

@@ -19,7 +19,7 @@ from tableforge.domain.errors import AppError, Forbidden, NotFound, Unauthorized
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
-from tableforge.realtime.connection import Connection
+from tableforge.realtime.connection import WRITE_NOW, Connection
 from tableforge.realtime.ratelimit import TokenBucket
 from tableforge.services import board_frames, chat, initiative, play, replies, scenes, tokens
 from tableforge.services.runtime import Runtime
@@ -69,6 +69,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn = Connection(secrets.token_hex(6), user["id"], user["username"], websocket.send_text, close_socket,
                       rt.settings.ws_send_queue)
     conn.owner = asyncio.current_task()
+    conn.write_now = websocket.scope.get("extensions", {}).get(WRITE_NOW)
     conn.profile = replies.public_user(user)
     conn.session_id = session_id
     rt.hub.add_connection(conn)

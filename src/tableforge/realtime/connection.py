@@ -11,16 +11,24 @@ server holds every send, the close included, until the socket is writable), so t
 handler waits for it, for at most CLOSE_SECONDS, before it returns: returning first would let the
 server drop the connection with no close frame, and the client would see a bare EOF.
 
-A socket whose client announced `batch` (in `join`) gets the frames that queued up while the writer
-waited for its turn as one `{"type":"batch","frames":[…]}` message: one send through the ASGI
-server and one WebSocket frame instead of one per frame. Nothing waits to fill a batch: a socket
-that keeps up still gets single frames, a loaded instance sends fewer, larger messages.
+When the writer is idle (nothing queued, nothing in flight), `send` writes the frame at once through
+the ASGI server's synchronous write (`WRITE_NOW`, offered by `wiring.ws_protocol`) instead of waking
+the writer: same order, same bytes, no task switch per frame. The queue and the writer take over as
+soon as the transport pushes back or a frame is already waiting.
+
+A socket whose client announced `batch` (in `join`) gets the frames that queued up as one
+`{"type":"batch","frames":[…]}` message: one write and one WebSocket frame instead of one per frame.
+Frames queue up while the transport pushes back and, on the synchronous write, for the rest of the
+event loop's turn that sent the first of them (a loaded instance handles many messages per turn).
+Nothing waits to fill a batch: a socket that keeps up still gets single frames, a loaded instance
+sends fewer, larger messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,14 +43,44 @@ CLOSE_SECONDS = 10.0  # as long as the server's own closing handshake may take (
 BATCH_MAX_FRAMES = 64
 BATCH_MAX_CHARS = 60_000
 _BATCH_HEAD = '{"type":"batch","frames":['
+# The ASGI scope extension under which the server offers `write_now(text) -> bool` (see above).
+WRITE_NOW = "tableforge.ws.write_now"
 SendText = Callable[[str], Awaitable[None]]
+WriteNow = Callable[[str], bool]
 CloseSocket = Callable[[int, str], Awaitable[None]]
+
+
+class _EndOfTurn:
+    """The batch readers that got a first frame during this turn of the event loop: one callback at
+    the end of the turn writes each one's frames (one message per socket), not one per socket."""
+
+    __slots__ = ("_loop", "_sockets")
+
+    def __init__(self) -> None:
+        self._sockets: list[Connection] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._sockets or loop is not self._loop:  # (a loop that stopped left its list behind)
+            self._sockets = []
+            self._loop = loop
+            loop.call_soon(self._write)
+        self._sockets.append(conn)
+
+    def _write(self) -> None:
+        sockets, self._sockets = self._sockets, []
+        for conn in sockets:
+            conn._write_queued()
+
+
+_END_OF_TURN = _EndOfTurn()
 
 
 class Connection:
     __slots__ = ("_close_after", "_close_socket", "_closing", "_flush", "_idle", "_queue", "_send", "_wake", "_writer",
                  "batch", "busy", "close_code", "closed", "conn_id", "max_queue", "owner", "profile", "refused_at",
-                 "rooms", "session_id", "user_id", "username")
+                 "rooms", "session_id", "user_id", "username", "write_now")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
@@ -64,6 +102,8 @@ class Connection:
         self.busy = False
         self._close_after: tuple[int, str] | None = None
         self._send = send
+        # The server's synchronous write, if it offers one (set by the endpoint from the scope).
+        self.write_now: WriteNow | None = None
         self._close_socket = close
         self._queue: deque[str] = deque()
         self._wake: asyncio.Future[None] | None = None  # the writer waits on it while the queue is empty
@@ -89,10 +129,43 @@ class Connection:
         if ephemeral and depth >= self.max_queue // 2:
             metrics.WS_DROPPED_BY_KIND["ephemeral"].inc()
             return False
-        self._queue.append(text)
         if not depth:
+            wake = self._wake
+            if wake is not None and not wake.done() and self.write_now is not None:
+                # The writer is parked (nothing of ours in flight), so writing from here keeps the order.
+                if not self.batch:
+                    if self.write_now(text):
+                        return True
+                else:
+                    # What this turn of the event loop sends to the socket goes out as one message.
+                    self._queue.append(text)
+                    _END_OF_TURN.add(self)
+                    return True
+            self._queue.append(text)
             self._wake_writer()
+            return True
+        self._queue.append(text)
         return True
+
+    def _write_queued(self) -> None:
+        """Write what queued up (as batches) through the server's synchronous write while the writer
+        stays parked; the writer takes over what the transport does not take now."""
+        queue = self._queue
+        wake = self._wake
+        if self.write_now is None or wake is None or wake.done():
+            return  # closed (the queue is the close's to flush), or the writer is awake and has it
+        if len(queue) == 1:  # the common case: one frame this turn
+            if self.write_now(queue[0]):
+                queue.clear()
+            else:
+                self._wake_writer()
+            return
+        while queue:
+            text, count = self._next_message()
+            if not self.write_now(text):
+                self._wake_writer()
+                return
+            self._taken(count)
 
     def _wake_writer(self) -> None:
         waiter = self._wake
@@ -196,20 +269,31 @@ class Connection:
             with contextlib.suppress(Exception):
                 await asyncio.shield(closing)
 
-    def _take_batch(self) -> str:
-        """The queued frames, oldest first, as one batch (bounded); a lone frame as it is."""
+    def _next_message(self) -> tuple[str, int]:
+        """The next message to write and how many queued frames it carries, left in the queue: the
+        oldest frame alone, or for a batch reader as many as fit in one batch (in order)."""
         queue = self._queue
-        parts = [queue.popleft()]
-        size = len(parts[0])
-        while queue and len(parts) < BATCH_MAX_FRAMES and size + len(queue[0]) < BATCH_MAX_CHARS:
-            text = queue.popleft()
+        first = queue[0]
+        if not self.batch or len(queue) == 1:
+            return first, 1
+        parts = [first]
+        size = len(first)
+        for text in itertools.islice(queue, 1, BATCH_MAX_FRAMES):
             size += len(text) + 1
+            if size >= BATCH_MAX_CHARS:
+                break
             parts.append(text)
         if len(parts) == 1:
-            return parts[0]
-        metrics.WS_BATCHES.inc()
-        metrics.WS_BATCHED_FRAMES.inc(len(parts))
-        return _BATCH_HEAD + ",".join(parts) + "]}"
+            return first, 1
+        return _BATCH_HEAD + ",".join(parts) + "]}", len(parts)
+
+    def _taken(self, count: int) -> None:
+        queue = self._queue
+        for _ in range(count):
+            queue.popleft()
+        if count > 1:
+            metrics.WS_BATCHES.inc()
+            metrics.WS_BATCHED_FRAMES.inc(count)
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -217,8 +301,9 @@ class Connection:
         try:
             while not self.closed or (self._flush and queue):
                 while queue:
-                    batched = self.batch and len(queue) > 1
-                    await self._send(self._take_batch() if batched else queue.popleft())
+                    text, count = self._next_message()
+                    self._taken(count)
+                    await self._send(text)
                 idle, self._idle = self._idle, None
                 if idle is not None and not idle.done():
                     idle.set_result(None)

@@ -7,6 +7,14 @@ write flow control (one more deque). Here the handshake objects are dropped once
 accepted, and the inbox and the writable gate are small slotted objects that make a future only while
 something waits on them. Measured in docs/benchmarks.md ("10,000 sockets on one instance").
 
+It also offers the app a synchronous write (`realtime.connection.WRITE_NOW`, an ASGI server extension
+in the socket's scope): a text frame handed straight to the transport when nothing else is waiting
+to go out. Through ASGI every frame costs a wake-up of the socket's writer task and a chain of
+coroutines (Starlette's `send_text`, this protocol's `send`, its flow-control wait) before the same
+`transport.write`; a room's fan-out writes one frame to each of its sockets, so that chain was most of
+the CPU of a delivery. The frame's bytes are serialised once per text, not once per socket: fan-out
+hands every socket of an audience the same string.
+
 `serve` passes this class to uvicorn for `TABLEFORGE_WS_IMPLEMENTATION=websockets-sansio` (the default).
 """
 
@@ -16,6 +24,10 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+from tableforge.realtime.connection import WRITE_NOW
 
 
 class Inbox:
@@ -91,11 +103,50 @@ class Gate:
         return True
 
 
+class LastFrame:
+    """The wire bytes of the text last written: fan-out writes one string to every socket of an
+    audience in a row, so one entry serves them all. Holding the string keeps the identity test
+    sound (its id cannot be reused while it is held)."""
+
+    __slots__ = ("frame", "text")
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.frame = b""
+
+    def of(self, text: str) -> bytes:
+        if text is not self.text:
+            # A server's frames are unmasked and, with no extension negotiated, what websockets'
+            # ServerProtocol.send_text would queue for the same text.
+            self.frame = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+            self.text = text
+        return self.frame
+
+
+_LAST = LastFrame()
+
+
 class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = Inbox()  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][WRITE_NOW] = self.write_now
+
+    def write_now(self, text: str) -> bool:
+        """Write one text frame now if the socket is open, writable and plain (no extension such as
+        permessage-deflate, whose frames depend on the ones before); False if the caller must go
+        through ASGI `send` instead (it then waits for the transport like any other frame)."""
+        if (self.close_sent or self.disconnected or not self.handshake_complete or not self.writable.is_set()
+                or self.conn.state is not State.OPEN or self.conn.extensions or self.transport.is_closing()):
+            return False
+        self.transport.write(_LAST.of(text))
+        return True
 
     async def send(self, message: Any) -> None:
         await super().send(message)
