@@ -218,6 +218,13 @@ class Lanes:
         self.epoch = 0
         self._idle: asyncio.LifoQueue[tuple[AsyncConnection, float, int] | None] = asyncio.LifoQueue()
         self._reaper: asyncio.Task[None] | None = None
+        # Each lane's asyncpg connection, taken once: asking SQLAlchemy for it per statement costs a
+        # greenlet switch and its adaption layers every time.
+        self._raw: dict[int, asyncpg.Connection] = {}
+
+    def raw(self, conn: AsyncConnection) -> asyncpg.Connection:
+        """The asyncpg connection under a lane that `acquire` returned."""
+        return self._raw[id(conn)]
 
     async def _reap(self) -> None:
         while True:
@@ -233,6 +240,7 @@ class Lanes:
                 self._idle.put_nowait(item)
             for conn in stale:
                 self.count -= 1
+                self._raw.pop(id(conn), None)
                 with contextlib.suppress(Exception):
                     await conn.close()
 
@@ -241,6 +249,11 @@ class Lanes:
         try:
             conn = self.db.engine.connect()
             await conn.start()
+            try:
+                self._raw[id(conn)] = (await conn.get_raw_connection()).driver_connection
+            except BaseException:
+                await conn.close()
+                raise
         except BaseException:
             self.count -= 1
             raise
@@ -276,8 +289,7 @@ class Lanes:
             conn, since, epoch = item
             if epoch < self.epoch or time.monotonic() - since > self.IDLE_PING_S:
                 try:
-                    raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-                    await raw.execute("SELECT 1")
+                    await self.raw(conn).execute("SELECT 1")
                 except Exception:
                     await self.discard(conn)
                     continue
@@ -289,6 +301,7 @@ class Lanes:
     async def discard(self, conn: AsyncConnection) -> None:
         self.count -= 1
         self.epoch += 1
+        self._raw.pop(id(conn), None)
         with contextlib.suppress(Exception):
             await conn.invalidate()
             await conn.close()
@@ -301,6 +314,7 @@ class Lanes:
             item = self._idle.get_nowait()
             if item is not None:
                 self.count -= 1
+                self._raw.pop(id(item[0]), None)
                 with contextlib.suppress(Exception):
                     await item[0].close()
 
@@ -397,8 +411,7 @@ class PgEventLog(TransactionalEventLog):
         try:
             conn = await lanes.acquire()
             try:
-                raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-                result = await work(raw)
+                result = await work(lanes.raw(conn))
             except asyncpg.IntegrityConstraintViolationError:
                 lanes.release(conn)
                 return None
