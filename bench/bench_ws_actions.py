@@ -16,7 +16,9 @@ The actions (each player sends `--rate` a second, with an id, and waits for noth
 - `dice`: `dice.roll 2d6+3`;
 - `move`: a committed `token.move` of the player's token (the group-committed statement);
 - `rejoin`: `join {since: the last version the socket saw}` on the joined socket (what a reconnect
-  costs the instance past the handshake: membership, presence, player.joined, the missed events).
+  costs the instance past the handshake: membership, presence, player.joined, the missed events);
+- `reconnect`: the player closes its socket, opens a new one and joins with `since` (the load
+  test's reconnect: player.left, the handshake, then all of `rejoin`).
 
 Measured per phase: the instance's CPU seconds (psutil, user + system) over the phase divided by
 the acks the players received -> µs of instance CPU per action (its fan-out included). Medians over
@@ -50,7 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from tableforge.loadtest.model import tiny_png
 
 PASSWORD = "bench-password-123"
-ACTIONS = ("chat", "dice", "move", "rejoin")
+ACTIONS = ("chat", "dice", "move", "rejoin", "reconnect")
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Sock:
     ws: ClientConnection
     version: int = 0
     acks: int = 0
+    reader: asyncio.Task[None] | None = None
 
 
 def parse_variant(spec: str) -> Variant:
@@ -178,7 +181,8 @@ def cpu_model() -> str:
 
 
 async def reader(s: Sock) -> None:
-    async for raw in s.ws:
+    ws = s.ws
+    async for raw in ws:
         msg = orjson.loads(raw)
         for f in msg["frames"] if msg.get("type") == "batch" else (msg,):
             version = f.get("version")
@@ -204,7 +208,8 @@ async def open_sockets(v: Variant, players: list[dict[str, str]], tasks: list[as
                 if msg.get("id") == 1:
                     s.version = int(msg["version"])
                     break
-            tasks.append(asyncio.create_task(reader(s)))
+            s.reader = asyncio.create_task(reader(s))
+            tasks.append(s.reader)
             return s
 
     v.sockets = list(await asyncio.gather(*(one(p) for p in players)))
@@ -221,8 +226,27 @@ def action_frame(action: str, p: dict[str, str], s: Sock, n: int) -> dict[str, A
     return {"type": "join", "room_id": p["room"], "since": s.version, "id": n}
 
 
+async def reconnect(v: Variant, s: Sock, p: dict[str, str], n: int, tasks: list[asyncio.Task[None]]) -> None:
+    """Close the player's socket, open a new one, join with `since`; the ack counts as the action's."""
+    await s.ws.close()
+    if s.reader is not None:
+        await asyncio.gather(s.reader, return_exceptions=True)
+    ws = await connect(f"ws://127.0.0.1:{v.port}/ws", additional_headers={
+        "Authorization": f"Bearer {p['token']}"}, compression=None, ping_interval=None, max_queue=None)
+    await ws.send(orjson.dumps({"type": "join", "room_id": p["room"], "since": s.version, "id": n}).decode())
+    async for raw in ws:
+        msg = orjson.loads(raw)
+        if msg.get("id") == n:
+            s.version = max(s.version, int(msg["version"]))
+            s.acks += 1
+            break
+    s.ws = ws
+    s.reader = asyncio.create_task(reader(s))
+    tasks.append(s.reader)
+
+
 async def phase(v: Variant, action: str, players: list[dict[str, str]], rate: float,
-                seconds: float) -> dict[str, float]:
+                seconds: float, tasks: list[asyncio.Task[None]]) -> dict[str, float]:
     proc = psutil.Process(v.proc.pid if v.proc else 0)
     stop_at = time.perf_counter() + 2 + seconds
     counter = [1000]
@@ -235,7 +259,10 @@ async def phase(v: Variant, action: str, players: list[dict[str, str]], rate: fl
             if nxt > stop_at:
                 return
             counter[0] += 1
-            await s.ws.send(orjson.dumps(action_frame(action, p, s, counter[0])).decode())
+            if action == "reconnect":
+                await reconnect(v, s, p, counter[0], tasks)
+            else:
+                await s.ws.send(orjson.dumps(action_frame(action, p, s, counter[0])).decode())
             await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
 
     load = os.getloadavg()[0]
@@ -314,7 +341,7 @@ async def main() -> None:
                                  str(v.proc.pid), "-d", str(int(args.seconds + 2)), "-r", "100", "-f", "raw", "-o",
                                  str(args.profile / f"{v.name}-{action}.txt")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        r = await phase(v, action, players, args.rate, args.seconds)
+                        r = await phase(v, action, players, args.rate, args.seconds, tasks)
                         if spy is not None:
                             await asyncio.to_thread(spy.wait)
                         v.phases.setdefault(action, []).append(r)
@@ -329,7 +356,13 @@ async def main() -> None:
                 s.ws.transport.abort()
             if v.proc:
                 v.proc.terminate()
-                v.proc.wait(30)
+        for v in variants:
+            if v.proc:
+                try:
+                    v.proc.wait(60)  # a graceful stop with sockets open takes a while
+                except subprocess.TimeoutExpired:
+                    v.proc.kill()
+                    v.proc.wait(10)
         for db in made:
             psql(args.pg, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     first = variants[0].name
