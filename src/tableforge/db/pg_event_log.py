@@ -279,11 +279,14 @@ class Lanes:
         while True:
             if self._idle.empty() and self.count < self.size:
                 return await self._open()
-            try:
-                async with asyncio.timeout(self.db.settings.db_connection_timeout):
-                    item = await self._idle.get()
-            except TimeoutError:
-                raise PoolTimeout("no hot-path lane became free in time") from None
+            if not self._idle.empty():  # the usual case: no timeout to arm, no coroutine to await
+                item = self._idle.get_nowait()
+            else:
+                try:
+                    async with asyncio.timeout(self.db.settings.db_connection_timeout):
+                        item = await self._idle.get()
+                except TimeoutError:
+                    raise PoolTimeout("no hot-path lane became free in time") from None
             if item is None:  # a lane was discarded: its slot is free again
                 if self.count < self.size:
                     return await self._open()
