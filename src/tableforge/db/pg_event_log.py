@@ -177,7 +177,7 @@ SELECT rv FROM pl"""
 
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = $1 AND version <= $2"
 
-# The reads `join` makes every time (and the hub's: a room's first socket here, a gap to fill), as
+# The reads `join` makes every time (and the hub when a room gets its first socket here), as
 # event_log.py's SQLAlchemy statements say them, prepared once per lane: no pool checkout and no
 # statement compilation per call.
 _MEMBERSHIP_SQL = """SELECT p.role, r.is_active, r.players_scene_id::text FROM game_rooms r
@@ -186,8 +186,6 @@ _SINCE_SQL = """SELECT r.version, e.version, e.body, e.audience, e.variants FROM
 LEFT JOIN room_events e ON e.room_id = r.id AND e.version > $2 AND e.version <= r.version
 WHERE r.id = $1 ORDER BY e.version"""
 _VERSIONS_SQL = "SELECT id::text, version FROM game_rooms WHERE id = ANY($1::uuid[])"
-_HISTORY_SQL = """SELECT version, body, audience, variants FROM room_events
-WHERE room_id = $1 AND version > $2 AND version <= $3 ORDER BY version"""
 
 # Errors that mean the connection itself is unusable: it is invalidated, never reused. Around a
 # PostgreSQL restart asyncpg also reports a killed session as an InternalClientError ("cannot switch
@@ -395,12 +393,6 @@ class PgEventLog(TransactionalEventLog):
         rows = await self._on_lane(read, write=False) or []
         current = int(rows[0][0]) if rows else 0
         return current, [Logged(int(v), b, a, x) for _, v, b, a, x in rows if v is not None]
-
-    async def history(self, room_id: str, after: int, upto: int) -> list[Logged]:
-        async def read(raw: asyncpg.Connection) -> Any:
-            return await raw.fetch(_HISTORY_SQL, room_id, after, upto)
-
-        return [Logged(int(v), b, a, x) for v, b, a, x in await self._on_lane(read, write=False) or []]
 
     async def versions(self, room_ids: list[str]) -> dict[str, int]:
         if not room_ids:
