@@ -228,6 +228,42 @@ async def test_history_is_pruned(log: EventLog) -> None:
     assert [row.version for row in events] == list(range(100 - HISTORY + 1, 101))
 
 
+async def test_membership_tells_role_open_and_scene(log: EventLog) -> None:
+    """What `join` reads before it attaches a socket: the same on both logs (PostgreSQL reads it on
+    a lane, not through the pool)."""
+    r = await _room(log)
+    assert await log.membership(r.id, r.alice) == ("player", True, r.scene)
+    assert await log.membership(r.id, r.gm) == ("gm", True, r.scene)
+    stranger = await log.membership(r.id, str(uuid.uuid4()))
+    assert stranger == (None, True, r.scene), "a non-member of a room that exists"
+    assert await log.membership(str(uuid.uuid4()), r.alice) is None, "no such room"
+    db: Database = log.db  # type: ignore[attr-defined]
+    async with db.write() as conn:
+        await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == r.id).values(is_active=False))
+    assert await log.membership(r.id, r.alice) == ("player", False, r.scene)
+    assert await log.since(str(uuid.uuid4()), 0) == (0, []), "no such room: nothing to replay"
+    assert await log.since(r.id, 0) == (0, [])
+    assert await log.versions([]) == {}
+
+
+async def test_postgres_join_reads_skip_the_pool(pg_log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`join`'s reads (membership, the missed events) and the hub's versions go to a lane on
+    PostgreSQL: no pool checkout, no SQLAlchemy statement."""
+    log = pg_log
+    r = await _room(log)
+    said = await log.append(r.id, PostMessage(r.alice, "alice", str(uuid.uuid4()), "hi", None, datetime.now(UTC)))
+    db: Database = log.db  # type: ignore[attr-defined]
+
+    def no_pool() -> Any:
+        raise AssertionError("a pool connection was checked out")
+
+    monkeypatch.setattr(db, "read", no_pool)
+    assert await log.membership(r.id, r.alice) == ("player", True, r.scene)
+    current, rows = await log.since(r.id, 0)
+    assert (current, [(row.version, row.body.encode(), row.audience) for row in rows]) == (1, [(1, said.body, None)])
+    assert await log.versions([r.id, r.other_room]) == {r.id: 1, r.other_room: 0}
+
+
 async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hot changes never take the transactional path on PostgreSQL when they are valid (a room
     without fog). Adding a token is transactional (it reads the scene's fog)."""

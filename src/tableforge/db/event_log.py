@@ -75,6 +75,7 @@ __all__ = [  # the changes and the encoder, importable from here as before
 ]
 
 R = TypeVar("R")
+Membership = tuple[str | None, bool, str]  # (role, is_active, players_scene_id)
 
 
 # ---------------------------------------------------------------------------------------- interface
@@ -97,6 +98,12 @@ class EventLog(ABC):
     async def versions(self, room_ids: list[str]) -> dict[str, int]:
         """Several rooms' current versions (the hub's catch-up after a broker outage)."""
 
+    @abstractmethod
+    async def membership(self, room_id: str, user_id: str) -> Membership | None:
+        """The room's (the user's role or None, is_active, the players' scene); None: no such room.
+        Here, not in the room service, because `join` reads it before every attach and PostgreSQL's
+        log reads it on a kept connection (db/pg_event_log.py)."""
+
 
 # The room's version and the stored events after `since`, in one statement: consistent without a
 # transaction, since one statement reads one snapshot.
@@ -108,6 +115,14 @@ _SINCE = (
                                                            room_events.c.version <= game_rooms.c.version)))
     .where(game_rooms.c.id == sa.bindparam("room_id"))
     .order_by(room_events.c.version)
+)
+# Role, is_active and the players' scene in one statement; the LEFT JOIN tells a non-member whether
+# the room exists.
+MEMBERSHIP = (
+    sa.select(room_players.c.role, game_rooms.c.is_active, game_rooms.c.players_scene_id)
+    .select_from(game_rooms.outerjoin(room_players, sa.and_(room_players.c.room_id == game_rooms.c.id,
+                                                            room_players.c.user_id == sa.bindparam("user_id"))))
+    .where(game_rooms.c.id == sa.bindparam("room_id"))
 )
 _VERSIONS = sa.select(game_rooms.c.id, game_rooms.c.version).where(
     game_rooms.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -154,6 +169,11 @@ class TransactionalEventLog(EventLog):
             return {}
         async with self.db.read() as conn:
             return {str(i): int(v) for i, v in await conn.execute(_VERSIONS, {"ids": room_ids})}
+
+    async def membership(self, room_id: str, user_id: str) -> Membership | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(MEMBERSHIP, {"room_id": room_id, "user_id": user_id})).first()
+        return None if row is None else (row[0], bool(row[1]), str(row[2]))
 
     # -- the changes that are not the board's
     async def _post_message(self, conn: AsyncConnection, room_id: str, c: PostMessage) -> StoredEvent[dict[str, Any]]:

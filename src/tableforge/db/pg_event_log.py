@@ -55,6 +55,7 @@ from tableforge.db.event_log import (
     ROOM_VERSION,
     TOKEN_VERSION,
     Change,
+    Membership,
     MoveToken,
     PostMessage,
     SetPresence,
@@ -65,7 +66,7 @@ from tableforge.db.event_log import (
 from tableforge.db.pg_move_batch import BATCH_SQL, Move, MoveQueue, batch_args
 from tableforge.domain import events as ev
 from tableforge.domain import wire
-from tableforge.domain.audience import Routing
+from tableforge.domain.audience import Logged, Routing
 from tableforge.domain.errors import Unavailable
 from tableforge.domain.fog import parse_fog
 from tableforge.observability import metrics
@@ -176,6 +177,16 @@ SELECT rv FROM pl"""
 
 _PRUNE_SQL = "DELETE FROM room_events WHERE room_id = $1 AND version <= $2"
 
+# The reads `join` makes every time (and the hub when a room gets its first socket here), as
+# event_log.py's SQLAlchemy statements say them, prepared once per lane: no pool checkout and no
+# statement compilation per call.
+_MEMBERSHIP_SQL = """SELECT p.role, r.is_active, r.players_scene_id::text FROM game_rooms r
+LEFT JOIN room_players p ON p.room_id = r.id AND p.user_id = $2 WHERE r.id = $1"""
+_SINCE_SQL = """SELECT r.version, e.version, e.body, e.audience, e.variants FROM game_rooms r
+LEFT JOIN room_events e ON e.room_id = r.id AND e.version > $2 AND e.version <= r.version
+WHERE r.id = $1 ORDER BY e.version"""
+_VERSIONS_SQL = "SELECT id::text, version FROM game_rooms WHERE id = ANY($1::uuid[])"
+
 # Errors that mean the connection itself is unusable: it is invalidated, never reused. Around a
 # PostgreSQL restart asyncpg also reports a killed session as an InternalClientError ("cannot switch
 # to state …"), and opening a lane fails with SQLAlchemy's DBAPIError ("the database system is
@@ -207,6 +218,13 @@ class Lanes:
         self.epoch = 0
         self._idle: asyncio.LifoQueue[tuple[AsyncConnection, float, int] | None] = asyncio.LifoQueue()
         self._reaper: asyncio.Task[None] | None = None
+        # Each lane's asyncpg connection, taken once: asking SQLAlchemy for it per statement costs a
+        # greenlet switch and its adaption layers every time.
+        self._raw: dict[int, asyncpg.Connection] = {}
+
+    def raw(self, conn: AsyncConnection) -> asyncpg.Connection:
+        """The asyncpg connection under a lane that `acquire` returned."""
+        return self._raw[id(conn)]
 
     async def _reap(self) -> None:
         while True:
@@ -222,6 +240,7 @@ class Lanes:
                 self._idle.put_nowait(item)
             for conn in stale:
                 self.count -= 1
+                self._raw.pop(id(conn), None)
                 with contextlib.suppress(Exception):
                     await conn.close()
 
@@ -230,6 +249,11 @@ class Lanes:
         try:
             conn = self.db.engine.connect()
             await conn.start()
+            try:
+                self._raw[id(conn)] = (await conn.get_raw_connection()).driver_connection
+            except BaseException:
+                await conn.close()
+                raise
         except BaseException:
             self.count -= 1
             raise
@@ -253,11 +277,14 @@ class Lanes:
         while True:
             if self._idle.empty() and self.count < self.size:
                 return await self._open()
-            try:
-                async with asyncio.timeout(self.db.settings.db_connection_timeout):
-                    item = await self._idle.get()
-            except TimeoutError:
-                raise PoolTimeout("no hot-path lane became free in time") from None
+            if not self._idle.empty():  # the usual case: no timeout to arm, no coroutine to await
+                item = self._idle.get_nowait()
+            else:
+                try:
+                    async with asyncio.timeout(self.db.settings.db_connection_timeout):
+                        item = await self._idle.get()
+                except TimeoutError:
+                    raise PoolTimeout("no hot-path lane became free in time") from None
             if item is None:  # a lane was discarded: its slot is free again
                 if self.count < self.size:
                     return await self._open()
@@ -265,8 +292,7 @@ class Lanes:
             conn, since, epoch = item
             if epoch < self.epoch or time.monotonic() - since > self.IDLE_PING_S:
                 try:
-                    raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-                    await raw.execute("SELECT 1")
+                    await self.raw(conn).execute("SELECT 1")
                 except Exception:
                     await self.discard(conn)
                     continue
@@ -278,6 +304,7 @@ class Lanes:
     async def discard(self, conn: AsyncConnection) -> None:
         self.count -= 1
         self.epoch += 1
+        self._raw.pop(id(conn), None)
         with contextlib.suppress(Exception):
             await conn.invalidate()
             await conn.close()
@@ -290,6 +317,7 @@ class Lanes:
             item = self._idle.get_nowait()
             if item is not None:
                 self.count -= 1
+                self._raw.pop(id(item[0]), None)
                 with contextlib.suppress(Exception):
                     await item[0].close()
 
@@ -350,8 +378,35 @@ class PgEventLog(TransactionalEventLog):
             return False
         return True
 
-    async def _on_lane(self, work: Callable[[asyncpg.Connection], Awaitable[R]]) -> R | None:
-        """Run `work` on a lane's raw connection (autocommit); map failures like `Database.write` does.
+    # -- the reads on a lane (their SQLAlchemy forms: TransactionalEventLog)
+    async def membership(self, room_id: str, user_id: str) -> Membership | None:
+        async def read(raw: asyncpg.Connection) -> Any:
+            return await raw.fetchrow(_MEMBERSHIP_SQL, room_id, user_id)
+
+        row = await self._on_lane(read, write=False)
+        return None if row is None else (row[0], bool(row[1]), str(row[2]))
+
+    async def since(self, room_id: str, after: int) -> tuple[int, list[Logged]]:
+        async def read(raw: asyncpg.Connection) -> Any:
+            return await raw.fetch(_SINCE_SQL, room_id, after)
+
+        rows = await self._on_lane(read, write=False) or []
+        current = int(rows[0][0]) if rows else 0
+        return current, [Logged(int(v), b, a, x) for _, v, b, a, x in rows if v is not None]
+
+    async def versions(self, room_ids: list[str]) -> dict[str, int]:
+        if not room_ids:
+            return {}
+
+        async def read(raw: asyncpg.Connection) -> Any:
+            return await raw.fetch(_VERSIONS_SQL, room_ids)
+
+        return {str(i): int(v) for i, v in await self._on_lane(read, write=False) or []}
+
+    async def _on_lane(self, work: Callable[[asyncpg.Connection], Awaitable[R]], *, write: bool = True) -> R | None:
+        """Run `work` on a lane's raw connection (autocommit); map failures like `Database.write` does
+        (`write`: its duration counts as a write transaction's, as `Database.write`'s does; a read's,
+        like `Database.read`'s, is not).
 
         A statement that aborted on a constraint (the race described above) gives None."""
         start = time.perf_counter()
@@ -359,8 +414,7 @@ class PgEventLog(TransactionalEventLog):
         try:
             conn = await lanes.acquire()
             try:
-                raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-                result = await work(raw)
+                result = await work(lanes.raw(conn))
             except asyncpg.IntegrityConstraintViolationError:
                 lanes.release(conn)
                 return None
@@ -379,7 +433,8 @@ class PgEventLog(TransactionalEventLog):
         except (*_BROKEN, asyncpg.PostgresError) as exc:
             raise Unavailable("the database is unavailable", code="db_unavailable") from exc
         finally:
-            metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
+            if write:
+                metrics.DB_TRANSACTION_SECONDS.observe(time.perf_counter() - start)
         return result
 
     async def _prune(self, raw: asyncpg.Connection, room_id: str, version: int) -> None:

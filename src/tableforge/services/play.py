@@ -59,9 +59,9 @@ async def join(rt: Runtime, conn: Connection, room_id: str, since: int | None, m
         await leave(rt, conn, room_id, announce=False)
     if len(conn.rooms) >= rt.settings.ws_max_rooms_per_socket:
         raise RateLimited("this socket has joined too many rooms", code="too_many_rooms")
-    async with rt.db.read() as db:
-        role, players_scene = await rooms.open_membership(db, room_id, conn.user_id)
-        if role == GM and scene_id is not None and scene_id != players_scene:
+    role, players_scene = await rooms.open_membership_of(rt, room_id, conn.user_id)
+    if role == GM and scene_id is not None and scene_id != players_scene:
+        async with rt.db.read() as db:
             await rooms.require_scene(db, room_id, scene_id)
     view = View(role, (scene_id or players_scene) if role == GM else None, conn.user_id)
     await rt.hub.attach(conn, room_id, view)

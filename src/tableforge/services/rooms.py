@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tableforge.db.event_log import MEMBERSHIP, Membership
 from tableforge.db.schema import game_rooms, room_players, scenes
 from tableforge.domain import events as ev
 from tableforge.domain import limits
@@ -47,16 +48,6 @@ async def require_member(conn: AsyncConnection, room_id: str, user: dict[str, An
     return str(role)
 
 
-# Role, is_active and the players' scene in one statement; the LEFT JOIN tells a non-member whether
-# the room exists.
-_MEMBERSHIP = (
-    sa.select(room_players.c.role, game_rooms.c.is_active, game_rooms.c.players_scene_id)
-    .select_from(game_rooms.outerjoin(room_players, sa.and_(room_players.c.room_id == game_rooms.c.id,
-                                                            room_players.c.user_id == sa.bindparam("user_id"))))
-    .where(game_rooms.c.id == sa.bindparam("room_id"))
-)
-
-
 async def require_open_member(conn: AsyncConnection, room_id: str, user_id: str) -> str:
     """The caller's role in an open room (one statement), else the error that says why not."""
     return (await open_membership(conn, room_id, user_id))[0]
@@ -64,7 +55,17 @@ async def require_open_member(conn: AsyncConnection, room_id: str, user_id: str)
 
 async def open_membership(conn: AsyncConnection, room_id: str, user_id: str) -> tuple[str, str]:
     """(the caller's role, the players' scene) in an open room, else the error that says why not."""
-    row = (await conn.execute(_MEMBERSHIP, {"room_id": room_id, "user_id": user_id})).first()
+    row = (await conn.execute(MEMBERSHIP, {"room_id": room_id, "user_id": user_id})).first()
+    return _open(None if row is None else (row[0], bool(row[1]), str(row[2])))
+
+
+async def open_membership_of(rt: Runtime, room_id: str, user_id: str) -> tuple[str, str]:
+    """`open_membership` read through the event log (on PostgreSQL: a prepared statement on a kept
+    connection, no pool checkout: `join` reads it every time)."""
+    return _open(await rt.events.membership(room_id, user_id))
+
+
+def _open(row: Membership | None) -> tuple[str, str]:
     if row is None:
         raise NotFound("no such room", code="room_not_found")
     if row[0] is None:
