@@ -1,0 +1,25 @@
+"""The HTTP middleware stack: FastAPI's idle layers are dropped, ours and the error handling stay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tableforge.api.app import create_app
+from tableforge.config import load_settings
+
+
+def _layers(app: Any) -> list[str]:
+    names = []
+    while app is not None and len(names) < 50:
+        names.append(type(app).__name__)
+        app = getattr(app, "app", None)
+    return names
+
+
+def test_the_stack_has_only_layers_that_do_something(tmp_path: Path) -> None:
+    app = create_app(load_settings(data_dir=tmp_path, log_level="WARNING"))
+    layers = _layers(app.build_middleware_stack())
+    assert "ExceptionTelemetryMiddleware" not in layers and "AppBodyLimitMiddleware" not in layers
+    assert layers[:4] == ["ServerErrorMiddleware", "MetricsMiddleware", "ExceptionMiddleware",
+                          "AsyncExitStackMiddleware"], layers
