@@ -265,7 +265,7 @@ def run_variant(name: str, src: str, args: argparse.Namespace, port: int) -> dic
                 out = Path(args.profile_dir) / f"{name}-{route}.txt"
                 profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
                                              "--pid", str(server.proc.pid), "--format", "raw",
-                                             "--rate", "200", "--output", str(out), "--nonblocking",
+                                             "--rate", "250", "--output", str(out), "--nonblocking",
                                              "--duration", str(int(args.seconds + 2))],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             results[route] = asyncio.run(drive(server.base, world, route, args.rate, args.seconds,
