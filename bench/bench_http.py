@@ -19,8 +19,10 @@ process with `--concurrency` aiohttp sessions, as the load test does:
 - `mix`: the five in the load test's proportions (1277:774:954:613:1247 per 48 s).
 
 Reported per route: the server process's CPU time (psutil user+system delta over the phase, after a
-1 s warm-up at the same rate) divided by the requests answered, and latency p50/p95 measured by the
-client. Medians over rounds per variant, and after/before ratios of the medians.
+1 s warm-up at the same rate) less its idle CPU over the same time (measured for 6 s with no request
+after seeding: timers, heartbeats), divided by the requests answered ("raw": without the idle
+subtraction), and latency p50/p95 measured by the client from each request's due time. Medians over
+rounds per variant, and after/before ratios of the medians.
 """
 
 from __future__ import annotations
@@ -122,8 +124,17 @@ def chooser(world: World, route: str, rng: random.Random, etags: dict[str, str])
     return lambda: one(route)
 
 
+def idle_rate(proc: psutil.Process, seconds: float) -> float:
+    """The server's CPU seconds per second with no request: its timers, heartbeats and maintenance.
+    Subtracted from each phase, so that a request's figure is what the request itself costs."""
+    before = proc.cpu_times()
+    time.sleep(seconds)
+    after = proc.cpu_times()
+    return ((after.user - before.user) + (after.system - before.system)) / seconds
+
+
 async def drive(base: str, world: World, route: str, rate: float, seconds: float, concurrency: int,
-                proc: psutil.Process, warmup: float = 1.0) -> dict[str, Any]:
+                proc: psutil.Process, idle: float, warmup: float = 1.0) -> dict[str, Any]:
     """Open loop at `rate`/s: warm-up, then the measured window (CPU delta of `proc`)."""
     rng = random.Random(7)
     etags: dict[str, str] = {}
@@ -176,7 +187,8 @@ async def drive(base: str, world: World, route: str, rate: float, seconds: float
     answered = sum(statuses.values())
     everything = sorted(x for v in latencies.values() for x in v)
     return {"cpu_s": cpu, "requests": answered, "wall": wall, "statuses": statuses,
-            "cpu_ms_per_request": 1000 * cpu / max(1, answered),
+            "raw_cpu_ms_per_request": 1000 * cpu / max(1, answered),
+            "cpu_ms_per_request": 1000 * max(0.0, cpu - idle * wall) / max(1, answered),
             "p50_ms": 1000 * everything[len(everything) // 2] if everything else 0.0,
             "p95_ms": 1000 * everything[int(len(everything) * 0.95)] if everything else 0.0}
 
@@ -259,6 +271,8 @@ def run_variant(name: str, src: str, args: argparse.Namespace, port: int) -> dic
         assert server.proc is not None
         proc = psutil.Process(server.proc.pid)
         world = seed(server.base)
+        time.sleep(2)  # the seeding's own after-work (cache fills, events) settles
+        idle = idle_rate(proc, 6.0)
         for route in args.routes:
             profiler = None
             if args.profile_dir and route in args.profile_routes:
@@ -269,7 +283,8 @@ def run_variant(name: str, src: str, args: argparse.Namespace, port: int) -> dic
                                              "--duration", str(int(args.seconds + 2))],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             results[route] = asyncio.run(drive(server.base, world, route, args.rate, args.seconds,
-                                               args.concurrency, proc))
+                                               args.concurrency, proc, idle))
+            results[route]["idle_ms_per_s"] = 1000 * idle
             if profiler is not None:
                 profiler.wait(30)
             bad = {k: v for k, v in results[route]["statuses"].items() if k.split(":")[1] not in ("200", "304")}
@@ -302,8 +317,9 @@ def main() -> None:
                 args.profile_dir = None
             result = run_variant(name, src, args, args.port)
             runs[name].append(result)
-            line = "  ".join(f"{r} {v['cpu_ms_per_request']:.3f}ms/{v['p50_ms']:.1f}/{v['p95_ms']:.1f}"
-                             for r, v in result.items())
+            line = "  ".join(f"{r} {v['cpu_ms_per_request']:.3f}ms (raw {v['raw_cpu_ms_per_request']:.3f})"
+                             f"/{v['p50_ms']:.1f}/{v['p95_ms']:.1f}" for r, v in result.items())
+            line += f"  idle {next(iter(result.values()))['idle_ms_per_s']:.1f} ms/s"
             print(f"round {round_no + 1} {name}: {line}", flush=True)
     print(f"\nmedians over {args.rounds} rounds ({args.mode}, {args.rate:g} req/s, {args.seconds:g} s per route,"
           f" {args.concurrency} clients): CPU ms/request | p50 ms | p95 ms")
