@@ -20,7 +20,6 @@ import asyncio
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -119,7 +118,3 @@ class AssetBytes:
             return template
         self._put(key, _Entry(identity, body, template.raw_headers))
         return CachedFile(body, template.raw_headers)
-
-    def stats(self) -> dict[str, Any]:
-        return {"files": len(self._entries), "bytes": self.size, "max_bytes": self.max_bytes,
-                "max_file_bytes": self.max_file_bytes}

@@ -84,7 +84,8 @@ ASSET_CACHE_BYTES = Gauge("tableforge_asset_cache_bytes",
                           multiprocess_mode="livesum")
 ASSET_CACHE_FILES = Gauge("tableforge_asset_cache_files", "Asset files kept in memory", multiprocess_mode="livesum")
 ASSET_CACHE_REQUESTS = Counter("tableforge_asset_cache_requests_total",
-                               "GET /assets/... answered with 200 or 206, by result (hit, miss, bypass)", ["result"])
+                               "GET /assets/... past the 404 and 304 checks, by result: hit, miss (read, then "
+                               "kept), bypass (streamed from disk)", ["result"])
 ASSET_CACHE_EVICTIONS = Counter("tableforge_asset_cache_evictions_total",
                                 "Asset files dropped from memory to stay within TABLEFORGE_ASSET_CACHE_BYTES")
 LIVE_INSTANCES = Gauge("tableforge_live_instances", "Instances in the registry, as this one last saw it",
