@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # Uploads.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(64_000_000, ge=1)
+    # `GET /assets/...`: files up to `asset_cache_file_bytes` are kept in memory, at most
+    # `asset_cache_bytes` in all (api/asset_files.py); larger ones stream from disk. 0 = off.
+    asset_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)
+    asset_cache_file_bytes: int = Field(512 * 1024, ge=0)
     # A room file sent to `POST /api/rooms/import` (its images are each held to max_upload_bytes).
     max_import_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     # Image checks (Pillow) running at once; the rest wait up to `decode_wait_seconds`, then 503 `server_busy`.

@@ -77,6 +77,17 @@ for _code in ("db_unavailable", "db_timeout", "db_pool_exhausted"):
     DB_ERRORS.labels(_code)  # present from the start at 0, so rate() sees the first failure
 DB_QUERY_SECONDS = Histogram("tableforge_db_query_seconds", "Named query duration", ["query"],
                              buckets=_LATENCY_BUCKETS)
+# The in-process byte cache of small asset files (api/asset_files.py): result = hit | miss | bypass
+# (a Range request or a file over TABLEFORGE_ASSET_CACHE_FILE_BYTES, streamed from disk).
+ASSET_CACHE_BYTES = Gauge("tableforge_asset_cache_bytes",
+                          "Bytes of asset files kept in memory (at most TABLEFORGE_ASSET_CACHE_BYTES)",
+                          multiprocess_mode="livesum")
+ASSET_CACHE_FILES = Gauge("tableforge_asset_cache_files", "Asset files kept in memory", multiprocess_mode="livesum")
+ASSET_CACHE_REQUESTS = Counter("tableforge_asset_cache_requests_total",
+                               "GET /assets/... past the 404 and 304 checks, by result: hit, miss (read, then "
+                               "kept), bypass (streamed from disk)", ["result"])
+ASSET_CACHE_EVICTIONS = Counter("tableforge_asset_cache_evictions_total",
+                                "Asset files dropped from memory to stay within TABLEFORGE_ASSET_CACHE_BYTES")
 LIVE_INSTANCES = Gauge("tableforge_live_instances", "Instances in the registry, as this one last saw it",
                        multiprocess_mode="max")
 PRESENCE_CHANGES = Counter("tableforge_presence_changes_total",

@@ -8,6 +8,7 @@ import io
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,9 +210,19 @@ async def delete(rt: Runtime, user: dict[str, Any], asset_id: str) -> None:
         await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
-def find_file(rt: Runtime, sha256: str, ext: str) -> Path | None:
-    kind = {v: k for k, v in replies.EXTENSIONS.items()}.get(ext)
-    if kind is None or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+_KINDS = {v: k for k, v in replies.EXTENSIONS.items()}
+_HEX = frozenset("0123456789abcdef")
+
+
+def find_file_stat(rt: Runtime, sha256: str, ext: str) -> tuple[Path, os.stat_result] | None:
+    """The stored file for a URL's name and its stat (one stat, on the event loop: as cheap as a
+    thread hop's own bookkeeping), or None when there is no such regular file."""
+    kind = _KINDS.get(ext)
+    if kind is None or len(sha256) != 64 or not _HEX.issuperset(sha256):
         return None
     path = file_path(rt, sha256, kind)
-    return path if path.is_file() else None
+    try:
+        st = path.stat()
+    except (OSError, ValueError):  # what Path.is_file() takes for "no file"
+        return None
+    return (path, st) if stat.S_ISREG(st.st_mode) else None

@@ -31,11 +31,13 @@ def _invite_code(length: int = limits.INVITE_CODE_LENGTH) -> str:
 SPECTATOR_CODE_LENGTH = limits.INVITE_CODE_LENGTH + 2
 
 
+# Built once: building the statement per call cost more CPU than SQLAlchemy's cached compile.
+_ROLE = sa.select(room_players.c.role).where(room_players.c.room_id == sa.bindparam("room_id"),
+                                             room_players.c.user_id == sa.bindparam("user_id"))
+
+
 async def role_of(conn: AsyncConnection, room_id: str, user_id: str) -> str | None:
-    return (await conn.execute(
-        sa.select(room_players.c.role).where(room_players.c.room_id == room_id,
-                                             room_players.c.user_id == user_id)
-    )).scalar()
+    return (await conn.execute(_ROLE, {"room_id": room_id, "user_id": user_id})).scalar()
 
 
 async def require_member(conn: AsyncConnection, room_id: str, user: dict[str, Any]) -> str:
@@ -46,6 +48,24 @@ async def require_member(conn: AsyncConnection, room_id: str, user: dict[str, An
             raise NotFound("no such room", code="room_not_found")
         raise Forbidden("you are not a member of this room", code="not_member")
     return str(role)
+
+
+def member_key(room_id: str, user_id: str) -> str:
+    return f"member:{room_id}:{user_id}"
+
+
+async def member_role(rt: Runtime, room_id: str, user: dict[str, Any]) -> str:
+    """`require_member` as one cached read (kind "room"). Only a member's role is ever cached (the
+    loader raises for anyone else), and a role only changes by a join, which drops the entry on
+    every instance (`join_by_invite`): nobody is ever removed from a room or demoted, so an entry
+    cannot outlive the membership it names. A room deleted with its members later is still
+    `room_not_found`, from the snapshot's own read."""
+
+    async def load() -> str:
+        async with rt.db.read() as conn:
+            return await require_member(conn, room_id, user)
+
+    return str(await rt.cache.get_or_load(member_key(room_id, user["id"]), load, kind="room"))
 
 
 async def require_open_member(conn: AsyncConnection, room_id: str, user_id: str) -> str:
@@ -142,6 +162,7 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
             role = PLAYER
             await conn.execute(sa.update(room_players).where(room_players.c.room_id == row["id"],
                                                              room_players.c.user_id == user["id"]).values(role=PLAYER))
+    await rt.cache.delete(member_key(str(row["id"]), user["id"]))  # a spectator's cached role, now a player's
     await players_changed(rt, str(row["id"]))
     return replies.room(row, is_gm=role == GM) | {"role": role}
 
@@ -149,8 +170,8 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
 async def snapshot(rt: Runtime, room_id: str, user: dict[str, Any], scene_id: str | None = None) -> dict[str, Any]:
     """The room as the caller may see it (services/snapshots.py); `scene_id` for GMs only: for the
     others, any scene but theirs does not exist."""
+    role = await member_role(rt, room_id, user)
     async with rt.db.read() as conn:
-        role = await require_member(conn, room_id, user)
         shown = await snapshots.read_snapshot(conn, room_id, is_gm=role == GM, scene_id=scene_id, user_id=user["id"])
     if scene_id is not None and role != GM and shown["scene_id"] != scene_id:
         raise NotFound("no such scene in this room", code="scene_not_found")

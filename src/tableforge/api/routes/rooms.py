@@ -4,9 +4,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse
 
 from tableforge.api import schemas as S
+from tableforge.api.asset_files import AssetBytes
 from tableforge.api.deps import RuntimeDep, UserDep, client_address
 from tableforge.api.models import CHARACTER_FIELDS, AssetPatch, JoinIn, RoomIn, TokenIn, TokenPatch, Uuid
 from tableforge.api.responses import JSON
@@ -119,10 +119,12 @@ async def delete_asset(asset_id: Uuid, user: UserDep, rt: RuntimeDep) -> Respons
 
 
 @router.get("/assets/{sha256}.{ext}", response_class=Response, responses=S.IMAGE)
-async def asset_file(sha256: str, ext: str, request: Request, rt: RuntimeDep) -> Response:
-    path = assets.find_file(rt, sha256, ext)
-    if path is None:
+async def asset_file(sha256: str, ext: str, request: Request) -> Response:
+    # No RuntimeDep: the settings are all this needs, and every dependency costs a resolution.
+    found = assets.find_file_stat(request.app.state.runtime, sha256, ext)
+    if found is None:
         raise NotFound("no such asset file", code="asset_not_found")
+    path, st = found
     etag = f'"{sha256}"'
     # The bytes are whatever a member uploaded: the type is the one the server found (the extension
     # is the stored kind's), never sniffed (nosniff, added at the edge), and if someone opens the
@@ -130,9 +132,10 @@ async def asset_file(sha256: str, ext: str, request: Request, rt: RuntimeDep) ->
     headers = {"Cache-Control": CACHE_IMMUTABLE, "ETag": etag, "Content-Security-Policy": ASSET_CSP,
                "Cross-Origin-Resource-Policy": "same-site"}
     inm = request.headers.get("if-none-match", "")
-    if etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
+    if inm and (etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*"):
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type=replies.MEDIA_TYPES[ext], headers=headers)
+    files: AssetBytes = request.app.state.asset_bytes
+    return await files.response(path, st, request.headers.get("range"), replies.MEDIA_TYPES[ext], headers)
 
 
 async def _role(rt: RuntimeDep, room_id: str, user: dict[str, str]) -> str:
