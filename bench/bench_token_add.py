@@ -39,9 +39,10 @@ from typing import Any
 if "PYTHONPATH" not in os.environ:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from asyncio import selector_events
+
 import asyncpg
 import sqlalchemy as sa
-from asyncio import selector_events
 
 from tableforge.config import Settings
 from tableforge.db.migrate import upgrade
