@@ -125,14 +125,15 @@ _RESERVE_AND_READ = {t: RESERVE.returning(*_ADD_READS, *((_ADD_TEMPLATE.scalar_s
                      for t in (False, True)}
 
 
-def character(c: AddToken, template: Any) -> dict[str, Any]:
+Defaults = tuple[float | None, list[dict[str, Any]]]  # token_fields.defaults: (size, bars) of a template
+NO_DEFAULTS: Defaults = (None, [])
+
+
+def character(c: AddToken, defaults: Defaults) -> dict[str, Any]:
     """A new token's character columns: what the change gives, else the room's game system's
-    token_defaults (`template`: the system's template, None without one), else none."""
-    size, bars = c.size, c.bars
-    if size is None or bars is None:
-        default_size, default_bars = token_fields.defaults(template)
-        size = size if size is not None else (default_size or 1.0)
-        bars = bars if bars is not None else default_bars
+    token_defaults (`defaults`, token_fields.defaults of its template), else none."""
+    size = c.size if c.size is not None else (defaults[0] or 1.0)
+    bars = c.bars if c.bars is not None else defaults[1]
     return {"name": c.fields.get("name", ""), "size": size, "bars": bars or None,
             "conditions": c.fields.get("conditions") or None,
             "name_visibility": c.fields.get("name_visibility", "everyone"),
@@ -187,7 +188,7 @@ async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) 
     fogged = False
     if not fog_free and fog_version is not None:
         fogged = (await log.fogs.fog_at(conn, scene_id, int(fog_version))).fogged(c.x, c.y)
-    columns = character(c, read[4] if with_template else None)
+    columns = character(c, token_fields.defaults(read[4]) if with_template else NO_DEFAULTS)
     await conn.execute(sa.insert(board_tokens).values(
         id=c.token_id, room_id=room_id, asset_id=c.asset_id, owner_id=c.by, x=c.x, y=c.y, rotation=c.rotation,
         scale=c.scale, z_index=c.z_index, version=1, created_at=c.created_at, scene_id=scene_id, hidden=c.hidden,
