@@ -7,9 +7,10 @@ statement, cached per connection): one round trip, and one statement is atomic. 
 `MoveToken` in a room without fog (`game_rooms.fog_free`), the concurrent ones of this instance
 several to a statement (group commit, db/pg_move_batch.py); `MoveToken` in a room with fog when the
 token stays as fogged as it was (`_fogged_move_sql`: the fog's geometry is applied in Python from a
-cached copy whose version the statement checks under the locks); `PostMessage` (chat, dice, secret
-rolls; not whispers), `SetPresence` (when the caller has the profile). The other changes are rare,
-or change who sees a token (db/board_log.py), and take the transactional path.
+cached copy whose version the statement checks under the locks); `AddToken` (db/pg_token_add.py: what
+it assumes of the room is kept per room and checked under the locks, the same way); `PostMessage`
+(chat, dice, secret rolls; not whispers), `SetPresence` (when the caller has the profile). The other
+changes are rare, or change who sees a token (db/board_log.py), and take the transactional path.
 
 Hidden information: a move's audience depends on whether players see the token, which on a fog-free
 room depends only on the token's row (`hidden`, `asset_hidden`, `fogged`, its scene) and the room's
