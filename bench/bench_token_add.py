@@ -16,16 +16,20 @@ Reported per run (after `--warm` adds not measured):
 - the latency of one add, p50/p95 (ms), and adds/s;
 - this process's CPU per add (`time.process_time`: the server's side of the add, what a server
   instance spends on it);
+- SQLite: statements per add (SQLAlchemy's cursor executions; BEGIN and COMMIT not included);
 - PostgreSQL: round trips per add (the writes this process makes to the database's socket: each is
   one message flight the add waits for), and the CPU of the database's server processes per add.
 The script only uses what every tree has (`services.tokens.add`, `build_runtime`), so the same file
-measures an older tree: `PYTHONPATH=/tmp/old/src .venv/bin/python bench/bench_token_add.py`.
+measures an older tree: `PYTHONPATH=/tmp/old/src .venv/bin/python bench/bench_token_add.py`, down to
+the trees before hidden information (`8e4b356`: no scenes, no roles in `tokens.add`; `--fog` and
+`--gm` mean nothing there).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import statistics
 import sys
@@ -45,8 +49,9 @@ import asyncpg
 import sqlalchemy as sa
 
 from tableforge.config import Settings
+from tableforge.db import schema
 from tableforge.db.migrate import upgrade
-from tableforge.db.schema import game_assets, game_rooms, game_systems, room_players, scenes, users
+from tableforge.db.schema import game_assets, game_rooms, game_systems, room_players, users
 from tableforge.services import tokens
 from tableforge.wiring.backends import build_runtime
 
@@ -72,6 +77,18 @@ class Writes:
             original(transport, data)
 
         selector_events._SelectorSocketTransport.write = write  # type: ignore[method-assign]
+
+
+class Statements:
+    """Counts the statements SQLAlchemy executes (every engine of the process)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+        def counted(*_: Any) -> None:
+            self.count += 1
+
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", counted)
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -100,17 +117,20 @@ async def populate(rt: Any, rooms: int, fog: bool, system: bool) -> list[tuple[s
             await conn.execute(sa.insert(game_systems).values(
                 id=system_id, name="bench", category="fantasy", complexity="light", template=TEMPLATE,
                 created_at=now, updated_at=now))
+        scenes = getattr(schema, "scenes", None)  # None: a tree before hidden information
         for _ in range(rooms):
             room, asset, scene = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+            extra = {"fog_free": not fog} if scenes is not None else {}
             await conn.execute(sa.insert(game_rooms).values(id=room, name="r", gm_id=gm, invite_code=room[:16],
-                                                            created_at=now, fog_free=not fog,
-                                                            game_system_id=system_id))
-            shapes = [{"type": "rect", "op": "hide", "x": -1000, "y": -1000, "width": 1, "height": 1}] if fog else []
-            await conn.execute(sa.insert(scenes).values(id=scene, room_id=room, name="s", position=0, grid={},
-                                                        fog={"base": "revealed", "shapes": shapes},
-                                                        fog_count=len(shapes), fog_version=1 if fog else 0,
-                                                        created_at=now))
-            await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == room).values(players_scene_id=scene))
+                                                            created_at=now, game_system_id=system_id, **extra))
+            if scenes is not None:
+                shapes = [{"type": "rect", "op": "hide", "x": -1000, "y": -1000, "width": 1, "height": 1}] if fog \
+                    else []
+                await conn.execute(sa.insert(scenes).values(
+                    id=scene, room_id=room, name="s", position=0, grid={}, fog={"base": "revealed", "shapes": shapes},
+                    fog_count=len(shapes), fog_version=1 if fog else 0, created_at=now))
+                await conn.execute(sa.update(game_rooms).where(game_rooms.c.id == room)
+                                   .values(players_scene_id=scene))
             await conn.execute(sa.insert(game_assets).values(
                 id=asset, room_id=room, uploader_id=gm, name="a", type="png", sha256="ab" * 32, file_path="x",
                 width=1, height=1, size=1, created_at=now))
@@ -123,19 +143,22 @@ async def populate(rt: Any, rooms: int, fog: bool, system: bool) -> list[tuple[s
 
 
 async def run(rt: Any, rooms: list[tuple[str, str, str, str]], adds: int, warm: int, as_gm: bool,
-              writes: Writes | None, pg: tuple[asyncpg.Connection, str] | None) -> dict[str, float]:
+              writes: Writes | None, pg: tuple[asyncpg.Connection, str] | None,
+              statements: Statements | None = None) -> dict[str, float]:
     lat: list[float] = []
     snap: dict[str, Any] = {}
+    with_role = "role" in inspect.signature(tokens.add).parameters
     for i in range(warm + adds):
         if i == warm:
             snap["cpu0"], snap["t0"] = time.process_time(), time.perf_counter()
             snap["w0"] = writes.count if writes else 0
+            snap["s0"] = statements.count if statements else 0
             if pg is not None:
                 snap["pg0"] = await pg_cpu(*pg)
         room, asset, player, gm = rooms[i % len(rooms)]
         started = time.perf_counter()
-        await tokens.add(rt, gm if as_gm else player, room, asset, float(i % 50), float(i % 37), 0.0, 1.0, 0,
-                         role="gm" if as_gm else "player")
+        role: dict[str, Any] = {"role": "gm" if as_gm else "player"} if with_role else {}
+        await tokens.add(rt, gm if as_gm else player, room, asset, float(i % 50), float(i % 37), 0.0, 1.0, 0, **role)
         if i >= warm:
             lat.append(time.perf_counter() - started)
     cpu, elapsed = time.process_time() - snap["cpu0"], time.perf_counter() - snap["t0"]
@@ -144,6 +167,8 @@ async def run(rt: Any, rooms: list[tuple[str, str, str, str]], adds: int, warm: 
     lat.sort()
     out = {"adds_s": adds / elapsed, "p50_ms": 1000 * lat[len(lat) // 2], "p95_ms": 1000 * lat[int(.95 * len(lat))],
            "app_cpu_ms_per_add": 1000 * cpu / adds, "load": os.getloadavg()[0]}
+    if statements is not None:
+        out["statements_per_add"] = (statements.count - snap["s0"]) / adds
     if writes is not None and pg is not None:
         # the snapshot's own query ran on the admin connection, counted too: one write, taken off
         out["round_trips_per_add"] = (writes.count - snap["w0"] - 1) / adds
@@ -158,8 +183,9 @@ async def one(settings: Settings, args: argparse.Namespace, pg: tuple[asyncpg.Co
     try:
         rooms = await populate(rt, args.rooms, args.fog, args.system)
         results = []
+        statements = None if pg else Statements()  # one listener for every run
         for _ in range(args.repeat):
-            r = await run(rt, rooms, args.adds, args.warm, args.gm, writes, pg)
+            r = await run(rt, rooms, args.adds, args.warm, args.gm, writes, pg, statements)
             print("  " + "  ".join(f"{k}={v:.3f}" for k, v in r.items()), flush=True)
             results.append(r)
         return results
