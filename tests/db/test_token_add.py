@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +17,10 @@ import sqlalchemy as sa
 
 from tableforge.db.changes import ActivateScene, CreateScene, SetAssetHidden, UndoLast
 from tableforge.db.engine import Database
-from tableforge.db.event_log import AddToken, ChangeFog, EventLog, TransactionalEventLog
+from tableforge.db.event_log import ROOM_VERSION, AddToken, ChangeFog, EventLog, TransactionalEventLog
 from tableforge.db.schema import board_tokens, game_assets, game_rooms, game_systems, room_events
 from tableforge.db.undo_entry import Entry
-from tableforge.domain.audience import Picker, View
+from tableforge.domain.audience import Picker, View, decode_variants
 from tableforge.domain.errors import AppError
 from tests.db import test_event_log as base
 from tests.db.test_event_log import Room, _check, _refused, _room
@@ -90,6 +91,25 @@ async def test_an_add_stores_each_audience_its_copy_with_the_template_defaults(l
         stored = await _token_row(log, token["id"])
         assert (stored["size"], stored["bars"], stored["fogged"], stored["asset_hidden"]) == (2.0, token["bars"],
                                                                                              False, False)
+
+
+async def test_copies_keep_user_text_that_looks_like_a_version_mark(log: EventLog) -> None:
+    """The copies are stored with the version the statement takes (PostgreSQL: a template split at the
+    version's mark): a name spelling that mark, escaped twice in the stored copies, stays text."""
+    r = await _room(log)
+    name = f'"version":{ROOM_VERSION} \\"version\\":{ROOM_VERSION}'[:64]
+    c = _add(r, r.gm, is_gm=True)
+    for _ in range(2):
+        c = replace(c, token_id=str(uuid.uuid4()), fields={"name": name, "name_visibility": "gm"})
+        added = await log.append(r.id, c)
+        assert added.result["name"] == name
+        row = await _stored_row(log, r.id, added.version)
+        assert row["variants"] == added.routing.encoded_variants()
+        frames = _frames(added)
+        assert frames["gm"]["token"]["name"] == name and frames["bob"]["token"]["name"] == ""
+        assert frames["bob"]["version"] == added.version
+        assert [(sel, orjson.loads(body)["version"]) for sel, body in decode_variants(row["variants"])] == [
+            ("p", added.version)]
 
 
 async def test_an_add_is_refused_exactly_and_stores_nothing(log: EventLog) -> None:

@@ -40,9 +40,9 @@ class ReservedMove(NamedTuple):
 
 # Built once: a statement built per call costs SQLAlchemy a construction and a cache-key walk.
 RESERVE = (sa.update(game_rooms)
-            .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
-            .values(version=game_rooms.c.version + sa.bindparam("count"))
-            .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
+           .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
+           .values(version=game_rooms.c.version + sa.bindparam("count"))
+           .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
 
 
 def _token_now(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
@@ -53,7 +53,7 @@ def _token_now(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
 # A move's reservation also reads the token's position and version (scalar subqueries in RETURNING):
 # the undo entry's prior position, without a read of its own.
 _RESERVE_MOVE = RESERVE.returning(_token_now(board_tokens.c.x), _token_now(board_tokens.c.y),
-                                   _token_now(board_tokens.c.version))
+                                  _token_now(board_tokens.c.version))
 _INSERT_EVENT = sa.insert(room_events)
 _PRUNE = sa.delete(room_events).where(room_events.c.room_id == sa.bindparam("room"),
                                       room_events.c.version <= sa.bindparam("upto"))
