@@ -266,7 +266,7 @@ async def test_postgres_join_reads_skip_the_pool(pg_log: EventLog, monkeypatch: 
 
 async def test_postgres_moves_in_one_statement(pg_log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hot changes never take the transactional path on PostgreSQL when they are valid (a room
-    without fog). Adding a token is transactional (it reads the scene's fog)."""
+    without fog). Adding a token takes one statement too (tests/db/test_token_add.py)."""
     log = pg_log
     r = await _room(log)
     token_id = (await log.append(r.id, _add(r, r.gm))).result["id"]

@@ -29,11 +29,14 @@ from tableforge.db.changes import (
     UpdateToken,
 )
 from tableforge.db.log_store import (
+    RESERVE,
     FogCache,
     ReservedMove,
     Variant,
     next_versions,
+    refuse,
     reserve_move,
+    reserve_one,
     store,
     token_routing,
 )
@@ -93,55 +96,108 @@ def _check(row: RowMapping, players_scene_id: str, owner: str | None, if_version
     return before
 
 
+# What an add needs to know of the board, read after the room is locked (asset_room None: no such
+# asset; scene_ok None: the scene given is not the room's; fog_version None: no such scene). One
+# statement of scalar subqueries: on SQLite (one writer, nothing changes between statements) it rides
+# on the reservation's RETURNING; on PostgreSQL it is a statement of its own, after the room lock,
+# whose snapshot sees every change committed before the lock was granted (the reservation's own
+# snapshot predates that wait, so its RETURNING could read an asset hidden meanwhile as visible).
+_PLAYERS_SCENE = sa.select(game_rooms.c.players_scene_id).where(game_rooms.c.id == sa.bindparam("room"))
+_ADD_READS = (
+    sa.select(game_assets.c.room_id).where(game_assets.c.id == sa.bindparam("asset")).scalar_subquery(),
+    sa.select(game_assets.c.hidden).where(game_assets.c.id == sa.bindparam("asset")).scalar_subquery(),
+    sa.select(scenes.c.id).where(scenes.c.id == sa.bindparam("scene", type_=scenes.c.id.type),
+                                 scenes.c.room_id == sa.bindparam("room"))
+    .scalar_subquery(),
+    sa.select(scenes.c.fog_version).where(scenes.c.id == sa.func.coalesce(
+        sa.bindparam("scene", type_=scenes.c.id.type), _PLAYERS_SCENE.scalar_subquery())).scalar_subquery(),
+)
 # The room's game system's template (no row: the room has none).
 TEMPLATE = (sa.select(game_systems.c.template)
-             .select_from(game_rooms.join(game_systems, game_systems.c.id == game_rooms.c.game_system_id))
-             .where(game_rooms.c.id == sa.bindparam("room_id")))
+            .select_from(game_rooms.join(game_systems, game_systems.c.id == game_rooms.c.game_system_id))
+            .where(game_rooms.c.id == sa.bindparam("room_id")))
+# The same for an add that takes the defaults, nested rather than joined: SQLAlchemy writes the
+# columns of a RETURNING's subqueries without their table, and one table per FROM keeps them unambiguous.
+_ADD_TEMPLATE = sa.select(game_systems.c.template).where(game_systems.c.id == sa.select(
+    game_rooms.c.game_system_id).where(game_rooms.c.id == sa.bindparam("room")).scalar_subquery())
+_READS = {t: sa.select(*_ADD_READS, *((_ADD_TEMPLATE.scalar_subquery(),) if t else ())) for t in (False, True)}
+_RESERVE_AND_READ = {t: RESERVE.returning(*_ADD_READS, *((_ADD_TEMPLATE.scalar_subquery(),) if t else ()))
+                     for t in (False, True)}
 
 
-async def _character(conn: AsyncConnection, room_id: str, c: AddToken) -> dict[str, Any]:
+Defaults = tuple[float | None, list[dict[str, Any]]]  # token_fields.defaults: (size, bars) of a template
+NO_DEFAULTS: Defaults = (None, [])
+
+
+def character(c: AddToken, defaults: Defaults) -> dict[str, Any]:
     """A new token's character columns: what the change gives, else the room's game system's
-    token_defaults, else none."""
-    size, bars = c.size, c.bars
-    if size is None or bars is None:
-        template = (await conn.execute(TEMPLATE, {"room_id": room_id})).scalar()
-        default_size, default_bars = token_fields.defaults(template)
-        size = size if size is not None else (default_size or 1.0)
-        bars = bars if bars is not None else default_bars
+    token_defaults (`defaults`, token_fields.defaults of its template), else none."""
+    size = c.size if c.size is not None else (defaults[0] or 1.0)
+    bars = c.bars if c.bars is not None else defaults[1]
     return {"name": c.fields.get("name", ""), "size": size, "bars": bars or None,
             "conditions": c.fields.get("conditions") or None,
             "name_visibility": c.fields.get("name_visibility", "everyone"),
             "conditions_visibility": c.fields.get("conditions_visibility", "everyone")}
 
 
+def needs_template(c: AddToken) -> bool:
+    return c.size is None or c.bars is None
+
+
 def _whole(token: dict[str, Any]) -> dict[str, Any]:
     return {"token": token}
 
 
+def added_routing(token: dict[str, Any], visible: bool) -> tuple[str, tuple[Variant, ...]]:
+    """token.added's audience and per-audience copies (the one-statement add on PostgreSQL stores
+    the same, db/pg_token_add.py)."""
+    return routed(token, None, visible, ev.TOKEN_ADDED, _whole)
+
+
+def add_undo(c: AddToken) -> Entry | None:
+    return Entry.of(ev.TOKEN_ADDED, c.token_id, 1, {}) if c.undoable else None
+
+
+def scene_not_found() -> NotFound:
+    return NotFound("no such scene in this room", code="scene_not_found")
+
+
+def asset_not_found() -> NotFound:
+    return NotFound("no such asset in this room", code="asset_not_found")
+
+
 async def add_token(log: Log, conn: AsyncConnection, room_id: str, c: AddToken) -> StoredEvent[dict[str, Any]]:
-    version, players_scene = await next_versions(conn, room_id)
+    """The room reserved and the board read (one statement on SQLite, two on PostgreSQL), the fog
+    read only on a room with fog (and then only its version, unless it changed), the token, the event."""
+    params = {"room": room_id, "count": 1, "asset": c.asset_id, "scene": c.scene_id}
+    with_template = needs_template(c)
+    if conn.dialect.name == "sqlite":
+        row = (await conn.execute(_RESERVE_AND_READ[with_template], params)).first()
+        if row is None:
+            await refuse(conn, room_id)
+        version, players_scene, fog_free, read = int(row[0]), str(row[1]) if row[1] else "", bool(row[2]), row[3:]
+    else:
+        version, players_scene, fog_free = await reserve_one(conn, room_id)
+        read = (await conn.execute(_READS[with_template], params)).one()
+    asset_room, asset_hidden, scene_ok, fog_version = read[:4]
     scene_id = c.scene_id or players_scene
-    if not scene_id or (not c.is_gm and scene_id != players_scene):
-        raise NotFound("no such scene in this room", code="scene_not_found")
-    if c.scene_id is not None and (await conn.execute(sa.select(scenes.c.id).where(
-            scenes.c.id == scene_id, scenes.c.room_id == room_id))).first() is None:
-        raise NotFound("no such scene in this room", code="scene_not_found")
-    asset = (await conn.execute(sa.select(game_assets.c.room_id, game_assets.c.hidden)
-                                .where(game_assets.c.id == c.asset_id))).first()
-    if asset is None or str(asset[0]) != room_id or (asset[1] and not c.is_gm):
-        raise NotFound("no such asset in this room", code="asset_not_found")
-    fogged = (await log.fogs.fog(conn, scene_id)).fogged(c.x, c.y)
-    columns = await _character(conn, room_id, c)
+    if not scene_id or (not c.is_gm and scene_id != players_scene) or (c.scene_id is not None and scene_ok is None):
+        raise scene_not_found()
+    if asset_room is None or str(asset_room) != room_id or (asset_hidden and not c.is_gm):
+        raise asset_not_found()
+    fogged = False
+    if not fog_free and fog_version is not None:
+        fogged = (await log.fogs.fog_at(conn, scene_id, int(fog_version))).fogged(c.x, c.y)
+    columns = character(c, token_fields.defaults(read[4]) if with_template else NO_DEFAULTS)
     await conn.execute(sa.insert(board_tokens).values(
         id=c.token_id, room_id=room_id, asset_id=c.asset_id, owner_id=c.by, x=c.x, y=c.y, rotation=c.rotation,
         scale=c.scale, z_index=c.z_index, version=1, created_at=c.created_at, scene_id=scene_id, hidden=c.hidden,
-        fogged=fogged, asset_hidden=bool(asset[1]), **columns))
+        fogged=fogged, asset_hidden=bool(asset_hidden), **columns))
     token = c.token(scene_id, columns)
-    visible = visible_to_players(scene_id == players_scene, c.hidden, bool(asset[1]), fogged)
-    audience, variants = routed(token, None, visible, ev.TOKEN_ADDED, _whole)
-    undo = Entry.of(ev.TOKEN_ADDED, c.token_id, 1, {}) if c.undoable else None
+    visible = visible_to_players(scene_id == players_scene, c.hidden, bool(asset_hidden), fogged)
+    audience, variants = added_routing(token, visible)
     return await store(conn, log.history_size, room_id, version, ev.TOKEN_ADDED, c.by, {"token": token}, token,
-                       audience, variants, undo)
+                       audience, variants, add_undo(c))
 
 
 def _lean_move_sql(owner_guard: bool) -> sa.Update:
@@ -342,7 +398,7 @@ async def set_asset_hidden(log: Log, conn: AsyncConnection, room_id: str, c: Set
     was = (await conn.execute(sa.select(game_assets.c.hidden).where(
         game_assets.c.id == c.asset_id, game_assets.c.room_id == room_id))).first()
     if was is None:
-        raise NotFound("no such asset in this room", code="asset_not_found")
+        raise asset_not_found()
     await conn.execute(sa.update(game_assets).where(game_assets.c.id == c.asset_id).values(hidden=c.hidden))
     await conn.execute(sa.update(board_tokens).where(board_tokens.c.asset_id == c.asset_id)
                        .values(asset_hidden=c.hidden))

@@ -64,3 +64,22 @@ def body_template(etype: str, room_id: str, ts: float, by: str | None, payload: 
                 marks.append(1)
             pieces.append(sub)
     return Template([p.decode() for p in pieces], tuple(marks))
+
+
+# The room-version key as it reads inside a body that is itself a JSON string (`room_events.variants`
+# holds [selector, body-as-text] pairs): as unforgeable by user text as the plain mark, which inside
+# such a string is escaped twice.
+_ESCAPED_KEY = orjson.dumps(_ROOM_KEY.decode()).decode()[1:-1]
+_ESCAPED_MARK = _ESCAPED_KEY + str(ROOM_VERSION)
+
+
+def variants_template(room_id: str, ts: float, by: str | None,
+                      variants: tuple[tuple[str, str, dict[str, Any]], ...]) -> Template | None:
+    """`Routing.encoded_variants()` of these (selector, event type, payload) variants with the room
+    version left open (None: no variants), for a statement that stores them with a version it takes."""
+    if not variants:
+        return None
+    text = orjson.dumps([[sel, encode_body(etype, room_id, ROOM_VERSION, ts, by, payload).decode()]
+                         for sel, etype, payload in variants]).decode()
+    parts = text.split(_ESCAPED_MARK)
+    return Template([p + _ESCAPED_KEY for p in parts[:-1]] + [parts[-1]], (0,) * (len(parts) - 1))

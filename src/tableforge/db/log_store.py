@@ -39,10 +39,10 @@ class ReservedMove(NamedTuple):
 
 
 # Built once: a statement built per call costs SQLAlchemy a construction and a cache-key walk.
-_RESERVE = (sa.update(game_rooms)
-            .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
-            .values(version=game_rooms.c.version + sa.bindparam("count"))
-            .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
+RESERVE = (sa.update(game_rooms)
+           .where(game_rooms.c.id == sa.bindparam("room"), game_rooms.c.is_active.is_(True))
+           .values(version=game_rooms.c.version + sa.bindparam("count"))
+           .returning(game_rooms.c.version, game_rooms.c.players_scene_id, game_rooms.c.fog_free))
 
 
 def _token_now(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
@@ -52,14 +52,14 @@ def _token_now(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
 
 # A move's reservation also reads the token's position and version (scalar subqueries in RETURNING):
 # the undo entry's prior position, without a read of its own.
-_RESERVE_MOVE = _RESERVE.returning(_token_now(board_tokens.c.x), _token_now(board_tokens.c.y),
-                                   _token_now(board_tokens.c.version))
+_RESERVE_MOVE = RESERVE.returning(_token_now(board_tokens.c.x), _token_now(board_tokens.c.y),
+                                  _token_now(board_tokens.c.version))
 _INSERT_EVENT = sa.insert(room_events)
 _PRUNE = sa.delete(room_events).where(room_events.c.room_id == sa.bindparam("room"),
                                       room_events.c.version <= sa.bindparam("upto"))
 
 
-async def _refuse(conn: AsyncConnection, room_id: str) -> NoReturn:
+async def refuse(conn: AsyncConnection, room_id: str) -> NoReturn:
     exists = (await conn.execute(sa.select(game_rooms.c.id).where(game_rooms.c.id == room_id))).first()
     if exists is None:
         raise NotFound("no such room", code="room_not_found")
@@ -69,10 +69,18 @@ async def _refuse(conn: AsyncConnection, room_id: str) -> NoReturn:
 async def next_versions(conn: AsyncConnection, room_id: str, count: int = 1) -> Reserved:
     """Reserve `count` versions for the room (this locks its row: changes to one room serialize).
     Raises if the room is closed or missing."""
-    row = (await conn.execute(_RESERVE, {"room": room_id, "count": count})).first()
+    row = (await conn.execute(RESERVE, {"room": room_id, "count": count})).first()
     if row is None:
-        await _refuse(conn, room_id)
+        await refuse(conn, room_id)
     return Reserved(int(row[0]) - count + 1, str(row[1]) if row[1] else "")
+
+
+async def reserve_one(conn: AsyncConnection, room_id: str) -> tuple[int, str, bool]:
+    """`next_versions` for one change, with whether the room is fog-free (no scene has fog)."""
+    row = (await conn.execute(RESERVE, {"room": room_id, "count": 1})).first()
+    if row is None:
+        await refuse(conn, room_id)
+    return int(row[0]), str(row[1]) if row[1] else "", bool(row[2])
 
 
 async def reserve_move(conn: AsyncConnection, room_id: str, token_id: str) -> ReservedMove:
@@ -80,7 +88,7 @@ async def reserve_move(conn: AsyncConnection, room_id: str, token_id: str) -> Re
     token's position before it (for its undo entry)."""
     row = (await conn.execute(_RESERVE_MOVE, {"room": room_id, "count": 1, "token": token_id})).first()
     if row is None:
-        await _refuse(conn, room_id)
+        await refuse(conn, room_id)
     token = None if row[5] is None else (float(row[3]), float(row[4]), int(row[5]))
     return ReservedMove(int(row[0]), str(row[1]) if row[1] else "", bool(row[2]), token)
 
@@ -132,6 +140,15 @@ class FogCache:
         parsed = fogs.parse_fog(raw[0])
         self.put(scene_id, parsed, int(raw[1]))
         return parsed
+
+    async def fog_at(self, conn: AsyncConnection, scene_id: str, version: int) -> fogs.Fog:
+        """The scene's fog, whose `fog_version` the caller has just read (in this transaction): the
+        kept copy if it is that version, else the document read and kept."""
+        cached = self._fogs.get(scene_id)
+        if cached is not None and cached.version == version:
+            self._fogs.move_to_end(scene_id)
+            return cached.fog
+        return await self.fog(conn, scene_id)
 
     def cached(self, scene_id: str) -> SceneFog | None:
         """The fog kept for the scene, unchecked (PostgreSQL's fogged move checks its version in the

@@ -7,9 +7,10 @@ statement, cached per connection): one round trip, and one statement is atomic. 
 `MoveToken` in a room without fog (`game_rooms.fog_free`), the concurrent ones of this instance
 several to a statement (group commit, db/pg_move_batch.py); `MoveToken` in a room with fog when the
 token stays as fogged as it was (`_fogged_move_sql`: the fog's geometry is applied in Python from a
-cached copy whose version the statement checks under the locks); `PostMessage` (chat, dice, secret
-rolls; not whispers), `SetPresence` (when the caller has the profile). The other changes are rare,
-or change who sees a token (db/board_log.py), and take the transactional path.
+cached copy whose version the statement checks under the locks); `AddToken` (db/pg_token_add.py: what
+it assumes of the room is kept per room and checked under the locks, the same way); `PostMessage`
+(chat, dice, secret rolls; not whispers), `SetPresence` (when the caller has the profile). The other
+changes are rare, or change who sees a token (db/board_log.py), and take the transactional path.
 
 Hidden information: a move's audience depends on whether players see the token, which on a fog-free
 room depends only on the token's row (`hidden`, `asset_hidden`, `fogged`, its scene) and the room's
@@ -49,11 +50,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tableforge.db import board_log
 from tableforge.db.engine import Database, unavailable
+from tableforge.db.event_body import encode_body, variants_template
 from tableforge.db.event_log import (
     PRUNE_EVERY,
     ROOM_VERSION,
     TOKEN_VERSION,
+    AddToken,
     Change,
     Membership,
     MoveToken,
@@ -64,8 +68,9 @@ from tableforge.db.event_log import (
     body_template,
 )
 from tableforge.db.pg_move_batch import BATCH_SQL, Move, MoveQueue, batch_args
+from tableforge.db.pg_token_add import ADD_SQL, CONTEXT_SQL, SCENE_FOG_SQL, AddContext, AddContexts, jsonb
 from tableforge.domain import events as ev
-from tableforge.domain import wire
+from tableforge.domain import token_fields, wire
 from tableforge.domain.audience import Logged, Routing
 from tableforge.domain.errors import Unavailable
 from tableforge.domain.fog import parse_fog
@@ -339,6 +344,7 @@ class PgEventLog(TransactionalEventLog):
         self._moves = MoveQueue(self._write_moves)  # group commit (db/pg_move_batch.py)
         # Tokens' scenes, for the moves on rooms with fog (a stale entry only makes the statement refuse).
         self._token_scenes: OrderedDict[str, str] = OrderedDict()
+        self._add_contexts = AddContexts()  # what a token.add assumes of its room (db/pg_token_add.py)
 
     async def append(self, room_id: str, change: Change[R]) -> StoredEvent[R]:
         if isinstance(change, MoveToken):
@@ -537,6 +543,75 @@ class PgEventLog(TransactionalEventLog):
         while len(self._token_scenes) > self.TOKEN_SCENES_MAX:
             self._token_scenes.popitem(last=False)
 
+    async def _add_context(self, room_id: str, scene_id: str | None) -> AddContext | None:
+        """The room's add context, read (one round trip) when not kept; on a room with fog, the fog
+        of the scene the add names (else the players') goes to the fog cache. None: no such room."""
+        context = self._add_contexts.get(room_id)
+        if context is not None:
+            return context
+
+        async def read(raw: asyncpg.Connection) -> Any:
+            return await raw.fetchrow(CONTEXT_SQL, room_id, scene_id)
+
+        row = await self._on_lane(read)
+        if row is None or row[0] is None:
+            return None
+        if row[6] is not None:
+            self.fogs.put(str(row[5]), parse_fog(orjson.loads(row[6])), int(row[7]))
+        template = orjson.loads(row[4]) if row[4] is not None else None
+        context = AddContext(str(row[0]), bool(row[1]), row[2], row[3], token_fields.defaults(template))
+        self._add_contexts.put(room_id, context)
+        return context
+
+    async def _one_add_token(self, room_id: str, c: AddToken) -> StoredEvent[dict[str, Any]] | None:
+        """token.add in one statement (db/pg_token_add.py); None: the transaction applies or refuses it."""
+        context = await self._add_context(room_id, c.scene_id)
+        if context is None:
+            return None
+        scene_id = c.scene_id or context.players_scene_id
+        if not c.is_gm and scene_id != context.players_scene_id:
+            return None  # scene_not_found, from the transaction
+        fogged, fog_version = False, None
+        if not context.fog_free:
+            cached = self.fogs.cached(scene_id)
+            if cached is None:
+                async def read(raw: asyncpg.Connection) -> Any:
+                    return await raw.fetchrow(SCENE_FOG_SQL, scene_id, room_id)
+
+                found = await self._on_lane(read)
+                if found is None:
+                    return None
+                cached = self.fogs.put(scene_id, parse_fog(orjson.loads(found[0]) if found[0] else None),
+                                       int(found[1]))
+            fogged, fog_version = cached.fog.fogged(c.x, c.y), cached.version
+        with_template = board_log.needs_template(c)
+        columns = board_log.character(c, context.defaults if with_template else board_log.NO_DEFAULTS)
+        token = c.token(scene_id, columns)
+        ts = wire.now_ms()
+        body = body_template(ev.TOKEN_ADDED, room_id, ts, c.by, {"token": token})
+        seen_audience, seen_variants = board_log.added_routing(token, True)
+        unseen_audience, _ = board_log.added_routing(token, False)  # only the GMs: no copies
+        copies = variants_template(room_id, ts, c.by, seen_variants)
+        undo = board_log.add_undo(c)
+        args: tuple[Any, ...] = (
+            room_id, c.asset_id, c.token_id, c.by, c.x, c.y, c.rotation, c.scale, c.z_index, c.created_at, scene_id,
+            c.hidden, fogged, columns["name"], columns["size"], jsonb(columns["bars"]), jsonb(columns["conditions"]),
+            columns["name_visibility"], columns["conditions_visibility"], body.pieces, seen_audience,
+            copies.pieces if copies is not None else None, c.is_gm, c.is_gm and c.scene_id is not None,
+            with_template, context.system_id, context.system_updated_at, unseen_audience,
+            c.by if undo is not None else None, undo.encode() if undo is not None else None)
+        if fog_version is not None:
+            args += (fog_version,)
+        row = await self._fetchrow(ADD_SQL[fog_version is not None], args, room_id)
+        if row is None:
+            self._add_contexts.drop(room_id)  # perhaps stale: read afresh next time
+            return None
+        version, seen = int(row[0]), bool(row[1])
+        audience, variants = (seen_audience, seen_variants) if seen else (unseen_audience, ())
+        routing = Routing(audience, tuple((sel, encode_body(etype, room_id, version, ts, c.by, payload))
+                                          for sel, etype, payload in variants))
+        return StoredEvent(room_id, version, ts, body.fill(version), token, routing)
+
     async def _one_message(self, room_id: str, c: PostMessage
                             ) -> StoredEvent[dict[str, Any]] | None:
         if c.to:
@@ -574,6 +649,7 @@ class PgEventLog(TransactionalEventLog):
 
 
 _ONE_STATEMENT: dict[type[Any], Callable[[PgEventLog, str, Any], Awaitable[StoredEvent[Any] | None]]] = {
+    AddToken: PgEventLog._one_add_token,
     PostMessage: PgEventLog._one_message,
     SetPresence: PgEventLog._one_presence,
 }

@@ -59,6 +59,9 @@ AUDIENCE_CACHE = Gauge("tableforge_audience_cache_entries",
                        "Parsed audience selectors and routings kept (at most 4096 each)", multiprocess_mode="livesum")
 FOG_CACHE = Gauge("tableforge_fog_cache_scenes", "Parsed scene fogs kept for moves on fogged scenes (at most 1024)",
                   multiprocess_mode="livesum")
+ADD_CONTEXTS = Gauge("tableforge_token_add_rooms",
+                     "Rooms whose players' scene, fog-freeness and token defaults are kept for the one-statement "
+                     "token.add on PostgreSQL (at most 10000)", multiprocess_mode="livesum")
 FOGGED_ROOM_HINTS = Gauge("tableforge_fogged_room_hints",
                           "Rooms whose moves go straight to the transaction for a few seconds (at most 10000)",
                           multiprocess_mode="livesum")
