@@ -64,15 +64,15 @@ async def test_a_cached_asset_is_answered_as_from_disk(api: Api) -> None:
 
 
 async def test_hidden_assets_stay_hidden_after_the_gm_read_the_room(api: Api) -> None:
-    """The snapshot's membership check is cached per member (rooms.member_role): the GM's role
-    being cached changes nothing a player sees, and nobody else gets in."""
+    """The snapshot's membership check (rooms.member_role, read through the event log) gives each
+    member their own view on every read, and nobody else gets in."""
     gm, alice, stranger = await api.register("gm"), await api.register("al"), await api.register("st")
     room = await api.room(gm, alice)
     rid = room["id"]
     shown = await api.asset(gm, rid)
     hidden = (await api.http.post(f"/api/rooms/{rid}/assets", headers=gm.headers, data={"hidden": "true"},
                                   files={"file": ("secret.png", png_bytes(9, 9, "black"), "image/png")})).json()
-    for _ in range(2):  # the second read is the cached role's
+    for _ in range(2):
         gm_view = await api.snapshot(gm, rid)
         assert {a["id"] for a in gm_view["assets"]} == {shown["id"], hidden["id"]}
         alice_view = await api.snapshot(alice, rid)
@@ -83,7 +83,7 @@ async def test_hidden_assets_stay_hidden_after_the_gm_read_the_room(api: Api) ->
         assert r.status_code == 403 and r.json()["error"]["code"] == "not_member"
     r = await api.http.get("/api/rooms/00000000-0000-4000-8000-000000000000", headers=gm.headers)
     assert r.status_code == 404 and r.json()["error"]["code"] == "room_not_found"
-    # A refusal is not cached: once a member, the stranger reads the room as a player.
+    # Once a member, the stranger reads the room as a player.
     join = await api.http.post("/api/rooms/join", json={"invite_code": room["invite_code"]}, headers=stranger.headers)
     assert join.status_code == 200
     assert [a["id"] for a in (await api.snapshot(stranger, rid))["assets"]] == [shown["id"]]
