@@ -28,6 +28,25 @@ from tests.support.services import (
 BACKENDS = ["sqlite", "postgres"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks (it renames grouped tests)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs on pytest-xdist workers (`-n 2 --dist loadgroup`, pyproject's addopts), each test
+    on whichever worker is free, except that tests sharing a module- or package-scoped fixture (a
+    cluster, a browser) run on one worker: split across two, each worker would start its own copy.
+    Such a module (or the whole package) is one `xdist_group`; without xdist the mark changes nothing."""
+
+    def scopes(item: pytest.Item) -> set[str]:
+        info = getattr(item, "_fixtureinfo", None)
+        return set() if info is None else {d.scope for defs in info.name2fixturedefs.values() for d in defs}
+
+    packages = {item.path.parent for item in items if "package" in scopes(item)}
+    for item in items:
+        if item.path.parent in packages:
+            item.add_marker(pytest.mark.xdist_group(str(item.path.parent)))
+        elif "module" in scopes(item):
+            item.add_marker(pytest.mark.xdist_group(str(item.path)))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
