@@ -6,10 +6,13 @@ PostgreSQL or Redis fails the run instead of skipping.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -26,25 +29,41 @@ from tests.support.services import (
 )
 
 BACKENDS = ["sqlite", "postgres"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks (it renames grouped tests)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The suite runs on pytest-xdist workers (`-n 2 --dist loadgroup`, pyproject's addopts), each test
-    on whichever worker is free, except that tests sharing a module- or package-scoped fixture (a
-    cluster, a browser) run on one worker: split across two, each worker would start its own copy.
-    Such a module (or the whole package) is one `xdist_group`; without xdist the mark changes nothing."""
+def _shares_fixtures(path: Path, scope: str) -> bool:
+    """Whether this file (a test module or a package's conftest.py) defines fixtures of `scope`."""
+    return path.is_file() and f'scope="{scope}"' in path.read_text()
 
-    def scopes(item: pytest.Item) -> set[str]:
-        info = getattr(item, "_fixtureinfo", None)
-        return set() if info is None else {d.scope for defs in info.name2fixturedefs.values() for d in defs}
 
-    packages = {item.path.parent for item in items if "package" in scopes(item)}
-    for item in items:
-        if item.path.parent in packages:
-            item.add_marker(pytest.mark.xdist_group(str(item.path.parent)))
-        elif "module" in scopes(item):
-            item.add_marker(pytest.mark.xdist_group(str(item.path)))
+@functools.cache
+def _work_unit(test_file: str) -> str | None:
+    """The tests of one xdist work unit: a package whose conftest.py has package-scoped fixtures (the
+    browser, the balancing cluster), or a module with module-scoped ones (its own or its package's);
+    None when its tests may each go to any worker."""
+    module = ROOT / test_file
+    conftest = module.parent / "conftest.py"
+    if _shares_fixtures(conftest, "package"):
+        return str(module.parent.relative_to(ROOT))
+    if _shares_fixtures(module, "module") or _shares_fixtures(conftest, "module"):
+        return test_file
+    return None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The suite runs on pytest-xdist workers (`-n 2`, pyproject's addopts): each test on whichever
+    worker is free, except that the tests sharing a module- or package-scoped fixture (a cluster, a
+    browser) go together to one worker, which starts it once (split over two, each would start its
+    own). xdist's own `--dist loadgroup` would do this from marks, but it cannot rename the tests of
+    pytest 9, so the grouping is here. The largest units go first (xdist's loadscope order)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid.split("::", 1)[0]) or nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 def free_port() -> int:

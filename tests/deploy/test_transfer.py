@@ -131,8 +131,8 @@ async def cli_here(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-async def import_file(env: dict[str, str], source: Path, *extra: str) -> dict[str, Any]:
-    code, out, err = await cli(env, "import", str(source), *extra)
+async def import_file(env: dict[str, str], source: Path, *extra: str, here: bool = False) -> dict[str, Any]:
+    code, out, err = await (cli_here if here else cli)(env, "import", str(source), *extra)
     assert code == 0, err
     return json.loads(out)  # type: ignore[no-any-return]
 
@@ -238,18 +238,20 @@ def asset_files(data_dir: Path) -> list[str]:
 
 async def test_import_maps_members_and_refuses_hostile_files_changing_nothing(tmp_path: Path) -> None:
     env = {"TABLEFORGE_DATA_DIR": str(tmp_path / "data"), "TABLEFORGE_MAX_UPLOAD_BYTES": str(64 * 1024)}
-    code, _, err = await cli(env, "users", "create", "newgm", "--password", "correct horse")
+    # In this process but one (the refusal without --owner, a real `tableforge import`): each start of
+    # the command costs more than the check it makes; test_a_game_moves... runs import and export for real.
+    code, _, err = await cli_here(env, "users", "create", "newgm", "--password", "correct horse")
     assert code == 0, err
     good = tmp_path / "good.tfroom"
     write_room_file(good)
-    dry = await import_file(env, good, "--owner", "newgm", "--dry-run")
+    dry = await import_file(env, good, "--owner", "newgm", "--dry-run", here=True)
     assert dry["dry_run"] is True and dry["users_missing"] == ["ghost", "oldgm"]
     assert room_count(tmp_path / "data") == 0 and asset_files(tmp_path / "data") == []
 
     # without --owner the exported GM must have an account here
     code, _, err = await cli(env, "import", str(good))
     assert code == 1 and "oldgm" in err and "--owner" in err and "nothing was changed" in err
-    done = (await import_file(env, good, "--owner", "newgm"))["rooms"][0]
+    done = (await import_file(env, good, "--owner", "newgm", here=True))["rooms"][0]
     assert done["skipped_members"] == ["ghost", "oldgm"] and done["members"] == 1 and done["version"] == 7
     assert room_count(tmp_path / "data") == 1
     with sqlite3.connect(tmp_path / "data" / "tableforge.db") as db:
