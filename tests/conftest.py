@@ -6,10 +6,13 @@ PostgreSQL or Redis fails the run instead of skipping.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -26,6 +29,41 @@ from tests.support.services import (
 )
 
 BACKENDS = ["sqlite", "postgres"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shares_fixtures(path: Path, scope: str) -> bool:
+    """Whether this file (a test module or a package's conftest.py) defines fixtures of `scope`."""
+    return path.is_file() and f'scope="{scope}"' in path.read_text()
+
+
+@functools.cache
+def _work_unit(test_file: str) -> str | None:
+    """The tests of one xdist work unit: a package whose conftest.py has package-scoped fixtures (the
+    browser, the balancing cluster), or a module with module-scoped ones (its own or its package's);
+    None when its tests may each go to any worker."""
+    module = ROOT / test_file
+    conftest = module.parent / "conftest.py"
+    if _shares_fixtures(conftest, "package"):
+        return str(module.parent.relative_to(ROOT))
+    if _shares_fixtures(module, "module") or _shares_fixtures(conftest, "module"):
+        return test_file
+    return None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The suite runs on pytest-xdist workers (`-n 2`, pyproject's addopts): each test on whichever
+    worker is free, except that the tests sharing a module- or package-scoped fixture (a cluster, a
+    browser) go together to one worker, which starts it once (split over two, each would start its
+    own). xdist's own `--dist loadgroup` would do this from marks, but it cannot rename the tests of
+    pytest 9, so the grouping is here. The largest units go first (xdist's loadscope order)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid.split("::", 1)[0]) or nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 def free_port() -> int:

@@ -82,8 +82,9 @@ def start_balancer(cluster: Cluster, backend: str, workdir: Path, check_interval
     backend = "".join(line for line in backend.splitlines(keepends=True)
                       if not re.match(rf"\s+server tf([{n + 1}-9])\b", line))
     env = {f"LB_SERVER_{i + 1}": f"127.0.0.1:{s.port}" for i, s in enumerate(cluster.servers)}
-    env["LB_ADMIN_SOCKET"] = str(workdir / "lb-admin-2.sock")
-    proxy = HAProxy(balancer_config(backend, port, check_interval), workdir, ports=[port], env=env).start()
+    proxy = HAProxy(balancer_config(backend, port, check_interval), workdir, ports=[port], env=env)
+    proxy.env["LB_ADMIN_SOCKET"] = str(proxy.socket_dir / "lb-admin-2.sock")
+    proxy.start()
     for i in range(len(cluster.servers)):
         proxy.wait_state("tableforge", f"tf{i + 1}", "UP")
     return proxy, f"http://127.0.0.1:{port}"

@@ -80,10 +80,10 @@ async def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
         "LB_HTTP_BIND": f"127.0.0.1:{http_port}",
         "LB_STATS_BIND": f"127.0.0.1:{stats_port}",
         "LB_CERT": str(pem),
-        "LB_ADMIN_SOCKET": str(work / "lb" / "shipped-admin.sock"),
         **{f"LB_SERVER_{i + 1}": f"127.0.0.1:{s.port}" for i, s in enumerate(cluster.servers)},
     }
     lb = HAProxy(SHIPPED.read_text(), work / "lb", [https_port, http_port, stats_port], env=env)
+    lb.env["LB_ADMIN_SOCKET"] = str(lb.socket_dir / "shipped-admin.sock")
     try:
         await asyncio.to_thread(lb.start)
         for i in range(3):
@@ -91,8 +91,10 @@ async def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
         yield Stack(cluster, lb, pg_proxy, f"https://127.0.0.1:{https_port}", http_port, stats_port,
                     ssl.create_default_context(cafile=str(cert)))
     finally:
-        lb.stop()
-        cluster.stop()
+        # In a thread: instance 3 reaches PostgreSQL through the proxy on this event loop, and its
+        # shutdown (closing its pool) would otherwise wait for the loop until it was killed.
+        await asyncio.to_thread(lb.stop)
+        await asyncio.to_thread(cluster.stop)
         await pg_proxy.stop()
 
 

@@ -4,6 +4,7 @@ fog, hidden tokens, whispers and secret rolls, assets by hash) for the GM and fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -118,8 +119,20 @@ async def export_room(env: dict[str, str], room_id: str, target: Path) -> dict[s
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-async def import_file(env: dict[str, str], source: Path, *extra: str) -> dict[str, Any]:
-    code, out, err = await cli(env, "import", str(source), *extra)
+async def cli_here(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`tableforge ARGS` run in this process, as `cli` runs it in a new one: for the many refused imports,
+    each a check of the file, not of the command's wiring (which `cli` proves), and a process start each
+    would cost more than the check. In a thread: the command runs an event loop of its own."""
+    from typer.testing import CliRunner
+
+    from tableforge.cli import app
+
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def import_file(env: dict[str, str], source: Path, *extra: str, here: bool = False) -> dict[str, Any]:
+    code, out, err = await (cli_here if here else cli)(env, "import", str(source), *extra)
     assert code == 0, err
     return json.loads(out)  # type: ignore[no-any-return]
 
@@ -225,18 +238,20 @@ def asset_files(data_dir: Path) -> list[str]:
 
 async def test_import_maps_members_and_refuses_hostile_files_changing_nothing(tmp_path: Path) -> None:
     env = {"TABLEFORGE_DATA_DIR": str(tmp_path / "data"), "TABLEFORGE_MAX_UPLOAD_BYTES": str(64 * 1024)}
-    code, _, err = await cli(env, "users", "create", "newgm", "--password", "correct horse")
+    # In this process but one (the refusal without --owner, a real `tableforge import`): each start of
+    # the command costs more than the check it makes; test_a_game_moves... runs import and export for real.
+    code, _, err = await cli_here(env, "users", "create", "newgm", "--password", "correct horse")
     assert code == 0, err
     good = tmp_path / "good.tfroom"
     write_room_file(good)
-    dry = await import_file(env, good, "--owner", "newgm", "--dry-run")
+    dry = await import_file(env, good, "--owner", "newgm", "--dry-run", here=True)
     assert dry["dry_run"] is True and dry["users_missing"] == ["ghost", "oldgm"]
     assert room_count(tmp_path / "data") == 0 and asset_files(tmp_path / "data") == []
 
     # without --owner the exported GM must have an account here
     code, _, err = await cli(env, "import", str(good))
     assert code == 1 and "oldgm" in err and "--owner" in err and "nothing was changed" in err
-    done = (await import_file(env, good, "--owner", "newgm"))["rooms"][0]
+    done = (await import_file(env, good, "--owner", "newgm", here=True))["rooms"][0]
     assert done["skipped_members"] == ["ghost", "oldgm"] and done["members"] == 1 and done["version"] == 7
     assert room_count(tmp_path / "data") == 1
     with sqlite3.connect(tmp_path / "data" / "tableforge.db") as db:
@@ -270,12 +285,12 @@ async def test_import_maps_members_and_refuses_hostile_files_changing_nothing(tm
         path = tmp_path / f"{name.replace(' ', '_')}.tfroom"
         write_room_file(path, **kwargs)
         args = ("--max-bytes", "1000000") if name == "zip bomb" else ()
-        code, out, err = await cli(env, "import", str(path), "--owner", "newgm", *args)
+        code, out, err = await cli_here(env, "import", str(path), "--owner", "newgm", *args)
         assert code == 1 and message in err and "nothing was changed" in err, (name, err)
         assert out == ""
     not_zip = tmp_path / "not.tfroom"
     not_zip.write_bytes(b"PK\x03\x04 this is no zip")
-    code, _, err = await cli(env, "import", str(not_zip))
+    code, _, err = await cli_here(env, "import", str(not_zip))
     assert code == 1 and "not a TableForge room file" in err
     assert room_count(tmp_path / "data") == 1 and asset_files(tmp_path / "data") == stored
     assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".import-")]

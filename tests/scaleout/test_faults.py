@@ -124,7 +124,9 @@ async def test_one_instance_cut_off_from_redis_catches_up(pg_url: str, redis_url
     await proxy.start()
     cluster = Cluster(2, pg_url, redis_url, tmp_path / "data")
     cluster.servers[0].env["TABLEFORGE_REDIS_URL"] = f"redis://127.0.0.1:{proxy.port}/0"
-    cluster.start()
+    # In a thread, start and stop alike: the proxy forwards on this event loop, and an instance whose
+    # Redis went silent would wait at start-up (and at its stop) for a timeout.
+    await asyncio.to_thread(cluster.start)
     urls = [s.base_url for s in cluster.servers]
     try:
         table = Table(urls[1], urls)
@@ -141,7 +143,7 @@ async def test_one_instance_cut_off_from_redis_catches_up(pg_url: str, redis_url
         await _moves(table, 60)
         await _settled(table, urls[1])
     finally:
-        cluster.stop()
+        await asyncio.to_thread(cluster.stop)
         await proxy.stop()
 
 

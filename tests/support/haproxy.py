@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -56,7 +57,11 @@ class HAProxy:
         self.ports = list(ports)
         self.env = dict(env or {})
         self.config_path = workdir / "haproxy.cfg"
-        self.admin_path = workdir / "haproxy-admin.sock"
+        # UNIX sockets in a short directory of their own: a path over ~97 bytes (107 less the suffix of
+        # the temporary name HAProxy binds first) fails, and pytest's tmp paths can be longer (xdist
+        # workers add a level). Callers put the configuration's own sockets here too; `stop` removes it.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="tf"))
+        self.admin_path = self.socket_dir / "admin.sock"
         self.log_path = workdir / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -151,14 +156,14 @@ class HAProxy:
                    f"haproxy to see {backend}/{server} {state}", poll=0.1)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # hard stop: a test's open sockets must not hold it
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # hard stop: a test's open sockets must not hold it
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def log(self) -> str:
         try:

@@ -30,7 +30,7 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:  # as wait_healthy: a bound for a loaded 2-core machine
         self.start_async()
         self.wait_healthy(timeout)
 
