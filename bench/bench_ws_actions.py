@@ -47,11 +47,9 @@ from typing import Any
 import aiohttp
 import orjson
 import psutil
+from seeding import seed_players, wait_ready
 from websockets.asyncio.client import ClientConnection, connect
 
-from tableforge.loadtest.model import tiny_png
-
-PASSWORD = "bench-password-123"
 ACTIONS = ("chat", "dice", "move", "rejoin", "reconnect")
 
 
@@ -116,63 +114,9 @@ def start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-async def wait_ready(http: aiohttp.ClientSession, port: int) -> None:
-    for _ in range(600):
-        try:
-            async with http.get(f"http://127.0.0.1:{port}/ready") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"the instance on {port} did not start")
-
-
 async def setup(port: int, rooms: int, members: int) -> list[dict[str, str]]:
     """Players (token, room, token id) made through the set-up instance."""
-    base = f"http://127.0.0.1:{port}"
-    sem = asyncio.Semaphore(8)
-    async with aiohttp.ClientSession() as http:
-        await wait_ready(http, port)
-
-        async def call(method: str, path: str, token: str | None = None, **kw: Any) -> Any:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            async with sem, http.request(method, base + path, headers=headers, **kw) as r:
-                if r.status >= 300:
-                    raise SystemExit(f"{method} {path}: {r.status} {await r.text()}")
-                return await r.json()
-
-        async def player(i: int) -> dict[str, str]:
-            body = await call("POST", "/api/auth/register", json={"username": f"act{i}", "password": PASSWORD})
-            return {"token": body["token"]}
-
-        players = await asyncio.gather(*(player(i) for i in range(rooms * members)))
-        for r in range(rooms):
-            gm = players[r * members]
-            room = await call("POST", "/api/rooms", gm["token"], json={"name": f"act room {r}"})
-            form = aiohttp.FormData()
-            form.add_field("file", tiny_png(r), filename="map.png", content_type="image/png")
-            asset = await call("POST", f"/api/rooms/{room['id']}/assets", gm["token"], data=form)
-            for m in range(members):
-                p = players[r * members + m]
-                p["room"], p["asset"] = room["id"], asset["id"]
-                if m:
-                    await call("POST", "/api/rooms/join", p["token"], json={"invite_code": room["invite_code"]})
-
-        async def token(p: dict[str, str]) -> None:
-            async with sem, connect(f"ws://127.0.0.1:{port}/ws", additional_headers={
-                    "Authorization": f"Bearer {p['token']}"}, compression=None) as ws:
-                await ws.send(orjson.dumps({"type": "join", "room_id": p["room"], "id": 1}).decode())
-                await ws.send(orjson.dumps({"type": "token.add", "room_id": p["room"], "asset_id": p["asset"],
-                                            "x": 0.0, "y": 0.0, "id": 2}).decode())
-                async for raw in ws:
-                    msg = orjson.loads(raw)
-                    if msg.get("id") == 2:
-                        p["token_id"] = msg["token"]["id"]
-                        return
-
-        await asyncio.gather(*(token(p) for p in players))
-        return players
+    return await seed_players(port, rooms, members, "act")
 
 
 def cpu_model() -> str:
