@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import redis
+
 from tests.support.server import ServerProcess
 
 
@@ -52,6 +54,26 @@ class Cluster:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+        self._forget_namespace()
+
+    def _forget_namespace(self) -> None:
+        """Delete what the instances left under their namespace in the shared Redis (the cache's
+        generation counters have no TTL, so every run would leave some behind): SCAN + UNLINK in
+        batches. Nothing to do if that Redis is gone (a fault test's own server)."""
+        client = redis.Redis.from_url(self.env["TABLEFORGE_REDIS_URL"], socket_connect_timeout=1, socket_timeout=5)
+        try:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"tableforge:{self.namespace}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
+        except redis.RedisError:
+            pass
+        finally:
+            client.close()
 
     def instance_id(self, index: int) -> str:
         return f"{self.namespace}-{index}"
