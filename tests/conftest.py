@@ -6,9 +6,12 @@ PostgreSQL or Redis fails the run instead of skipping.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,6 +67,34 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return _work_unit(nodeid.split("::", 1)[0]) or nodeid
 
     return SharedFixtureScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's signal method, plus the stack of every asyncio task: a hung async test
+    waits in the event loop's select, so the main thread's stack alone does not say on what."""
+    if settings.method != "signal":
+        return None
+
+    def expire(signum: int, frame: Any) -> None:
+        __tracebackhide__ = True
+        try:
+            tasks = asyncio.all_tasks()
+        except RuntimeError:  # a synchronous test: its own traceback says where it hangs
+            tasks = set()
+        for task in tasks:
+            print(f"--- asyncio task {task.get_name()} (timeout of {item.nodeid}) ---", file=sys.stderr)
+            task.print_stack(limit=12, file=sys.stderr)
+        pytest.fail(f"Timeout (>{settings.timeout}s) from pytest-timeout.", pytrace=True)
+
+    def cancel() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel  # type: ignore[attr-defined]  # pytest-timeout's cancel hook calls it
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+    return True
 
 
 def free_port() -> int:

@@ -243,6 +243,19 @@ async def test_stats_kinds_are_bounded() -> None:
     assert len(cache.stats()["kinds"]) <= 33
 
 
+async def test_a_new_cache_counts_its_own_kinds_after_others_filled_the_label_set() -> None:
+    """The Prometheus label set is the process's; a cache's own counters are its own. A process
+    that has seen many kinds (a test process, an embedding application) still reports this cache's
+    loads under their kind, not under "other"."""
+    crowded = Cache()
+    for i in range(40):
+        await crowded.get_or_load(f"k{i}", Loader({"k": 1}).one("k"), kind=f"crowd-{i}")
+    cache = Cache()
+    await cache.get_or_load("s1", Loader({"k": 1}).one("k"), kind="a-kind-never-seen")
+    kinds = cache.stats()["kinds"]
+    assert list(kinds) == ["a-kind-never-seen"] and kinds["a-kind-never-seen"]["loads"] == 1
+
+
 async def test_build_cache_is_memory_only_without_redis_url() -> None:
     settings = Settings(redis_url=None, cache_max_size=123, cache_eviction="lfu", instance_id="solo")
     cache = build_cache(settings)

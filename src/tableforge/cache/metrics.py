@@ -15,6 +15,7 @@ from typing import Final
 from prometheus_client import Counter, Gauge, Histogram
 
 MAX_KINDS: Final = 32
+MAX_KIND_LENGTH: Final = 40
 OTHER_KIND: Final = "other"
 _kinds: set[str] = set()
 
@@ -23,7 +24,7 @@ def kind_label(kind: str) -> str:
     """The label value for `kind`: itself while fewer than MAX_KINDS have been seen, else "other"."""
     if kind in _kinds:
         return kind
-    if len(_kinds) < MAX_KINDS and len(kind) <= 40:
+    if len(_kinds) < MAX_KINDS and len(kind) <= MAX_KIND_LENGTH:
         _kinds.add(kind)
         return kind
     return OTHER_KIND

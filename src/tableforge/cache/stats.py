@@ -1,7 +1,9 @@
 """Per-kind counters for `Cache.stats()`, mirrored to the Prometheus metrics.
 
-Plain ints are what `stats()` reports for this instance; Prometheus gets the same events for
-the fleet. Counters are keyed by the bounded kind label, so the map cannot grow with ids.
+Plain ints are what `stats()` reports for this cache; Prometheus gets the same events for
+the fleet. Both are bounded, each on its own: this cache keeps at most MAX_KINDS kinds, and the
+process's label set (shared by every cache in it) at most MAX_KINDS labels, so neither can grow
+with ids, and one cache's kinds are never renamed "other" by kinds another cache has seen.
 """
 
 from __future__ import annotations
@@ -134,10 +136,11 @@ class CacheStats:
     def kind(self, kind: str) -> KindStats:
         stats = self._kinds.get(kind)
         if stats is None:
-            label = metrics.kind_label(kind)
-            stats = self._kinds.get(label)
+            if len(self._kinds) >= metrics.MAX_KINDS or len(kind) > metrics.MAX_KIND_LENGTH:
+                kind = metrics.OTHER_KIND
+            stats = self._kinds.get(kind)
             if stats is None:
-                stats = self._kinds[label] = KindStats(label)
+                stats = self._kinds[kind] = KindStats(metrics.kind_label(kind))
         return stats
 
     def summary(self) -> dict[str, Any]:
