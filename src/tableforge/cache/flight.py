@@ -13,6 +13,8 @@ from fnmatch import fnmatchcase
 from functools import partial
 from typing import Any
 
+from tableforge import tasks
+
 
 class SingleFlight:
     """At most one load task per key; later callers await the same task.
@@ -59,11 +61,9 @@ class SingleFlight:
         self._tasks.clear()
 
     async def cancel_all(self) -> None:
-        tasks = list(self._tasks.values())
+        loads = list(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await tasks.stop(loads)
 
 
 class Watch:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import structlog
 from redis.exceptions import RedisError
 
+from tableforge import tasks
+
 from . import metrics
 from .messages import Invalidation
 from .redis_tier import RedisTier
@@ -59,8 +61,7 @@ class InvalidationListener:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await tasks.stop([self._task])
             self._task = None
         self._up.clear()
 

@@ -38,6 +38,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tableforge import tasks
+
 from . import metrics
 from .codec import CacheDecodeError, Codec
 from .entry import Entry
@@ -142,9 +144,7 @@ class RedisTier:
 
     async def close(self) -> None:
         self._closed = True
-        if self._probe_task is not None:
-            self._probe_task.cancel()
-            await asyncio.gather(self._probe_task, return_exceptions=True)
+        await tasks.stop([self._probe_task])
         self._set_state(State.DOWN)
         await self.client.aclose()
 

@@ -33,6 +33,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from tableforge import tasks
 from tableforge.observability.logging import get_logger
 from tableforge.realtime.broker import Broker, ControlHandler, RoomHandler
 from tableforge.realtime.envelope import peek_version
@@ -138,9 +139,7 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         """Flush what is queued (briefly), then stop every task and close both connections."""
         await self._outbox.flush(1.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await tasks.stop(self._tasks)
         self._tasks = []
         self._outbox.stop()
         await self._subscriber.close()

@@ -29,6 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from tableforge import tasks
 from tableforge.observability.logging import get_logger
 from tableforge.observability.metrics import Children
 from tableforge.realtime.envelope import peek_ts
@@ -191,9 +192,7 @@ class RedisSubscriber:
             try:
                 await asyncio.wait({session, kicked}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (session, kicked):
-                    task.cancel()
-                await asyncio.gather(session, kicked, return_exceptions=True)
+                await tasks.stop([session, kicked])
             if session.done() and not session.cancelled() and session.exception() is not None:
                 exc = session.exception()
                 (log.debug if failures else log.warning)("broker.subscriber_lost", error=repr(exc),

@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tableforge import tasks
 from tableforge.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -174,8 +175,7 @@ class InstanceRegistry:
     async def close(self) -> None:
         """Stop beating and remove ourselves at once, rather than waiting for the expiry."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await tasks.stop([self._task])
             self._task = None
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(2.0):

@@ -7,11 +7,11 @@ in `tableforge.wiring.backends`, from the configured URLs; nothing here or in th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tableforge import tasks
 from tableforge.cache import Cache
 from tableforge.config import Settings
 from tableforge.db.engine import Database
@@ -61,10 +61,7 @@ class Runtime:
         task.add_done_callback(self.background.discard)
 
     async def close(self) -> None:
-        for task in list(self.background):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await tasks.stop(list(self.background))
         await self.hub.close()
         await self.broker.close()
         await self.cache.close()
