@@ -163,6 +163,35 @@ def pool_connects(port: int) -> float | None:
     return None
 
 
+def stalls(port: int) -> dict[str, float]:
+    """The instance's own stalls since it started, from /metrics: the collector's pauses of generations
+    1 and 2 (count, total ms, mean ms) and the event loop's lag (p50/p95/p99 ms, from the histogram's
+    buckets: an upper bound of each). Delivery waits for both."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = get(f"http://127.0.0.1:{port}/metrics", timeout=15) or ""
+    out: dict[str, float] = {}
+    lag: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "tableforge_gc_pause_seconds_count":
+                out[f"gc{sample.labels['generation']}_count"] = sample.value
+            elif sample.name == "tableforge_gc_pause_seconds_sum":
+                out[f"gc{sample.labels['generation']}_ms"] = round(1000 * sample.value, 1)
+            elif sample.name == "tableforge_event_loop_lag_seconds_bucket":
+                lag.append((float(sample.labels["le"]), sample.value))
+    for gen in ("1", "2"):
+        if out.get(f"gc{gen}_count"):
+            out[f"gc{gen}_mean_ms"] = round(out[f"gc{gen}_ms"] / out[f"gc{gen}_count"], 2)
+    lag.sort()
+    total = lag[-1][1] if lag else 0
+    for q in (50, 95, 99):
+        bound = next((le for le, n in lag if total and n >= total * q / 100), None)
+        if bound is not None:
+            out[f"lag_p{q}_ms"] = 1000 * bound
+    return out
+
+
 class BackendCpu:
     """CPU seconds of the PostgreSQL backends serving one database (this machine's server), polled.
     `ticks` keeps every backend's last reading, also after it exited."""
@@ -287,6 +316,7 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
                 print(f"{tag}: py-spy wrote nothing (pid {pid}):\n{(work / 'py-spy.log').read_text()[-2000:]}")
         client.wait(timeout=args.setup_timeout + args.duration + args.ramp_up + 300)
         record["load_end"] = load()
+        record["stalls"] = stalls(port)
         res = json.loads(result.read_text()) if result.exists() else None
         record["result"] = res
         shutil.copy(work / "loadtest.txt", out / f"loadtest-{tag}.txt")
@@ -328,7 +358,8 @@ def line(rec: dict[str, object]) -> str:
             f"{rec['load_end']}"
             + (f" | steady {rec['steady_window_s']} s: pool connects {rec.get('pool_connects')} (total "
                f"{rec.get('pool_connects_total')}), PostgreSQL backends started {rec['pg_backends_started']}, "
-               f"their CPU {rec['pg_cpu_pct']} % of a core" if "steady_window_s" in rec else ""))
+               f"their CPU {rec['pg_cpu_pct']} % of a core" if "steady_window_s" in rec else "")
+            + (f" | stalls {rec['stalls']}" if rec.get("stalls") else ""))
 
 
 def main() -> None:
