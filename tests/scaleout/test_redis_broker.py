@@ -10,27 +10,38 @@ import pytest
 import redis.asyncio
 
 from tableforge.realtime.envelope import unpack
+from tableforge.realtime.redis_subscriber import RECEIVED
 
 from .conftest import MakeBroker
 from .support import TcpProxy, event, wait_until
 
 
-async def test_an_event_reaches_every_subscribed_instance_the_origin_included(
+async def test_an_event_reaches_every_other_subscribed_instance_and_not_its_origin(
     make_broker: MakeBroker, instance_ids: Callable[[str], str]
 ) -> None:
-    a, inbox_a = await make_broker(instance_ids("a"))
-    b, inbox_b = await make_broker(instance_ids("b"))
+    """The hub delivers to its own sockets when it publishes: Redis brings our own messages back too
+    (pub/sub reaches every subscriber), and the broker drops them by their sender."""
+    a_id, b_id = instance_ids("a"), instance_ids("b")
+    a, inbox_a = await make_broker(a_id)
+    b, inbox_b = await make_broker(b_id)
     await a.subscribe("room-1")
     await b.subscribe("room-1")
+    own_before = RECEIVED.labels("own")._value.get()
 
     for version in range(1, 6):
-        await a.publish("room-1", event(version, f"v{version}", sender="a/c1"))
-    await b.publish("room-1", event(0, "preview"))
+        await a.publish("room-1", event(version, f"v{version}", sender=f"{a_id}/c1"))
+    await a.publish("room-1", event(0, "a change no socket made", sender=f"{a_id}/"))
+    await wait_until(lambda: len(inbox_b.rooms) == 6, what="six messages on b")
+    assert inbox_b.bodies("room-1") == ["v1", "v2", "v3", "v4", "v5", "a change no socket made"]
+    assert unpack(inbox_b.rooms[0][1]).sender == f"{a_id}/c1"
 
-    for inbox in (inbox_a, inbox_b):
-        await wait_until(lambda inbox=inbox: len(inbox.rooms) == 6, what="six messages")  # type: ignore[misc]
-        assert inbox.bodies("room-1") == ["v1", "v2", "v3", "v4", "v5", "preview"]
-        assert unpack(inbox.rooms[0][1]).sender == "a/c1"
+    # Published after a's: Redis sends to a's subscriber in that order, so a's own would come first.
+    await b.publish("room-1", event(0, "preview", sender=f"{b_id}/c2"))
+    await wait_until(lambda: inbox_a.has("preview"), what="b's preview on a")
+    assert inbox_a.bodies("room-1") == ["preview"]
+    # They came back, and were dropped: a's six, and b's preview on b.
+    await wait_until(lambda: RECEIVED.labels("own")._value.get() - own_before == 7, what="7 own messages dropped")
+    assert inbox_b.bodies("room-1")[-1] == "a change no socket made"  # b never got its own preview
 
 
 async def test_an_instance_hears_only_the_rooms_it_is_subscribed_to(
@@ -181,7 +192,7 @@ async def test_the_liveness_probe_replaces_a_silently_dead_subscription(
     assert not inbox_b.has("lost in the frozen connection")  # the hub refills it from the database
 
 
-async def test_without_redis_the_instance_still_serves_its_own_sockets(
+async def test_without_redis_control_messages_for_this_instance_still_arrive(
     make_broker: MakeBroker, instance_ids: Callable[[str], str]
 ) -> None:
     # Nothing listens on port 1: Redis is down from the start.
@@ -194,6 +205,6 @@ async def test_without_redis_the_instance_still_serves_its_own_sockets(
     await a.publish("room-2", event(1, "no local sockets there"))
     await a.publish_control(b"broadcast")
     await a.publish_control(b"for someone else", "another-instance")
-    assert inbox_a.bodies() == ["local move", "local preview"]
+    assert inbox_a.bodies() == []  # room messages: the hub delivered them to its sockets itself
     assert inbox_a.controls == [b"broadcast"]
     assert a.stats()["subscribed"] is False

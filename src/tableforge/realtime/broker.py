@@ -2,8 +2,10 @@
 
 Two backends behind one interface: `MemoryBroker` (embedded mode, one process) and the Redis
 broker (scale-out). Handlers are plain callables that must not block: the hub only enqueues.
-Every publish, the origin's included, comes back through the handler, so each instance sees
-one order.
+A room message reaches the *other* instances subscribed to the room, never the publisher's own
+handler: the hub delivers to its own sockets when it publishes. Stored events carry their room
+version, so every socket still receives them in one order, wherever they were published.
+Control messages reach their target instances, the publisher's included.
 """
 
 from __future__ import annotations
@@ -61,27 +63,23 @@ class Broker(ABC):
 
 
 class MemoryBroker(Broker):
-    """Embedded mode: delivery is a direct call, in publish order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rooms: set[str] = set()
+    """Embedded mode: one instance, so a room message has nobody else to reach; control messages
+    are a direct call."""
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._rooms.clear()
+        return None
 
     async def subscribe(self, room_id: str) -> None:
-        self._rooms.add(room_id)
+        return None
 
     async def unsubscribe(self, room_id: str) -> None:
-        self._rooms.discard(room_id)
+        return None
 
     async def publish(self, room_id: str, data: bytes) -> None:
-        if room_id in self._rooms:
-            self._on_room(room_id, data)
+        return None
 
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
         self._on_control(data)

@@ -50,6 +50,14 @@ def unpack(data: bytes) -> Envelope:
                            rest[:n]))
 
 
+def sent_from(data: bytes, instance_prefix: bytes) -> bool:
+    """Whether the envelope's sender starts with `instance_prefix` (`b"<instance id>/"`), without
+    unpacking: the header's third field."""
+    first = data.find(b"|", 0, 24)
+    second = data.find(b"|", first + 1, first + 32) if first >= 0 else -1
+    return second >= 0 and data.startswith(instance_prefix, second + 1)
+
+
 def peek_version(data: bytes) -> int:
     """The version without unpacking (0 for ephemeral, and for anything that is not an envelope)."""
     end = data.find(b"|", 0, 24)

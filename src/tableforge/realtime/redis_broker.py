@@ -14,9 +14,11 @@ Why it is built this way:
 - Publishing is the outbox's job (`redis_outbox.py`): batches, one pipeline per batch.
 - A subscription can die without an error (a proxy, a half-open TCP connection), so a probe (here)
   publishes on our own instance channel every few seconds and expects to read it back.
-- Redis down must not stop players who share an instance: when Redis cannot take a message (or
-  our subscription is down, so it would not come back to us), it is delivered to this instance's
-  handlers directly; the hub drops duplicates by version and reads the rest from the database.
+- Room messages go to the other instances only: the hub has delivered them to its own sockets when
+  it published. Redis sends them back to us too (pub/sub reaches every subscriber), and the
+  subscriber drops them by the envelope's sender, before anything decodes them. So Redis down does
+  not stop players who share an instance; a control message meant for us that Redis cannot take (or
+  would not bring back, our subscription being down) is handed to our handler directly.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from redis.backoff import NoBackoff
 from tableforge import tasks
 from tableforge.observability.logging import get_logger
 from tableforge.realtime.broker import Broker, ControlHandler, RoomHandler
-from tableforge.realtime.envelope import peek_version
+from tableforge.realtime.envelope import peek_version, sent_from
 from tableforge.realtime.redis_outbox import DROPPED, Outbox, Outgoing
 from tableforge.realtime.redis_subscriber import RECEIVED_BY_KIND, Channels, RedisSubscriber
 
@@ -47,7 +49,7 @@ PROBE_MARK: Final = b"\x00tableforge-probe:"
 
 LOCAL_FALLBACKS = Counter(
     "tableforge_broker_local_fallbacks_total",
-    "Messages delivered to this instance directly because they could not come back through Redis",
+    "Control messages handed to this instance directly because they could not come back through Redis",
 )
 PROBE_FAILURES = Counter("tableforge_broker_probe_failures_total", "Liveness probes not read back in time")
 HEALTHY = Gauge("tableforge_broker_healthy", "1 while subscribed and the liveness probe answers",
@@ -86,11 +88,12 @@ class RedisBroker(Broker):
         self.instance_id = instance_id
         self.prefix = o.prefix
         self.channels = Channels(o.prefix, instance_id)
+        self._own = f"{instance_id}/".encode()  # the sender field of what this instance publishes
         name = _client_name(instance_id)
         self._subscriber = RedisSubscriber(
             url, self.channels, client_name=f"tableforge-sub:{name}", connect_timeout=o.connect_timeout,
             confirm_timeout=o.confirm_timeout, min_backoff=o.min_backoff, max_backoff=o.max_backoff,
-            on_room=self._on_room, on_control=self._control_message, on_ready=self._became_ready,
+            on_room=self._from_redis, on_control=self._control_message, on_ready=self._became_ready,
             on_lost=self._update_health)
         self._pub = Redis(connection_pool=BlockingConnectionPool.from_url(
             url, max_connections=o.pool_size, timeout=o.connect_timeout, socket_timeout=o.socket_timeout,
@@ -164,7 +167,6 @@ class RedisBroker(Broker):
     def set_handlers(self, on_room: RoomHandler, on_control: ControlHandler,
                      on_reset: Callable[[], None] | None = None) -> None:
         super().set_handlers(on_room, on_control, on_reset)
-        self._subscriber.on_room = on_room
 
     # -- subscriptions -------------------------------------------------------------------------
     async def subscribe(self, room_id: str) -> None:
@@ -185,6 +187,14 @@ class RedisBroker(Broker):
         except Exception:
             log.exception("broker.reset_handler_failed")
 
+    def _from_redis(self, room_id: str, data: bytes) -> None:
+        """A room message read from Redis. Our own come back too, and the hub delivered those when
+        it published them: dropped here, by the sender field, without decoding."""
+        if sent_from(data, self._own):
+            RECEIVED_BY_KIND["own"].inc()
+            return
+        self._on_room(room_id, data)
+
     def _control_message(self, channel: bytes, data: bytes) -> None:
         if channel == self.channels.own and data.startswith(PROBE_MARK):
             RECEIVED_BY_KIND["probe"].inc()
@@ -203,7 +213,7 @@ class RedisBroker(Broker):
     async def publish(self, room_id: str, data: bytes) -> None:
         """Queue a room envelope. Stored events (version > 0) are never dropped: when the outbox
         is full this waits for room. Ephemeral ones are dropped instead (the protocol allows it)."""
-        item = Outgoing(self.channels.room(room_id), data, room_id=room_id)
+        item = Outgoing(self.channels.room(room_id), data)
         if peek_version(data) > 0:
             item.kind = "stored"
             await self._outbox.put_and_wait(item)
@@ -223,19 +233,15 @@ class RedisBroker(Broker):
         self._subscriber.restart(reason)
 
     def _fallback(self, batch: Sequence[Outgoing]) -> None:
-        """Deliver to this instance what was meant for it, at most once per message."""
+        """Hand this instance the control messages meant for it that Redis will not bring back, at
+        most once each (room messages: the hub delivered ours when it published them)."""
         for item in batch:
-            if item.local_done:
+            if not item.control or item.local_done:
                 continue
             item.local_done = True
             try:
-                if item.room_id is not None:
-                    if item.room_id in self._subscriber.rooms:
-                        LOCAL_FALLBACKS.inc()
-                        self._on_room(item.room_id, item.data)
-                elif item.control:
-                    LOCAL_FALLBACKS.inc()
-                    self._on_control(item.data)
+                LOCAL_FALLBACKS.inc()
+                self._on_control(item.data)
             except Exception:
                 DROPPED.labels("handler_error").inc()
                 log.exception("broker.local_handler_failed")

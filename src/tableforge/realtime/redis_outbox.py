@@ -38,11 +38,11 @@ PUBLISHED = Children(PUBLISHES)  # these count every message: children bound onc
 
 @dataclass(slots=True, eq=False)
 class Outgoing:
-    """One message in the outbox. `room_id`/`control` say where a local delivery goes."""
+    """One message in the outbox. `control`: handed to our own control handler when Redis cannot
+    bring it back."""
 
     channel: bytes
     data: bytes
-    room_id: str | None = None
     control: bool = False  # loop back to our control handler when Redis cannot take it
     local_done: bool = False  # already delivered locally
     future: asyncio.Future[None] | None = None

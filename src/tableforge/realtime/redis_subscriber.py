@@ -82,8 +82,8 @@ class _Desync(Exception):
 class RedisSubscriber:
     """Keeps this instance subscribed to the control channels and to `rooms`, across reconnects.
 
-    `on_room(room_id, data)` gets the messages of the rooms still wanted (the broker sets it to its
-    own room handler, so a message costs no extra call), `on_control(channel, data)` everything else;
+    `on_room(room_id, data)` gets the messages of the rooms still wanted (the broker's filter, which
+    drops this instance's own), `on_control(channel, data)` everything else;
     `on_ready()` runs once a session has every channel subscribed, `on_lost()` when a subscribed
     session ends. None of them may block."""
 
