@@ -197,9 +197,11 @@ class BackendCpu:
     `ticks` keeps every backend's last reading, also after it exited."""
 
     def __init__(self, pg: str, database: str, every: float = 0.05) -> None:
-        out = subprocess.run(["psql", f"{pg}/postgres", "-Atqc", "SELECT pg_backend_pid()"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        self.postmaster = int(Path(f"/proc/{out}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        # The postmaster: the first line of postmaster.pid in the server's data directory (asking a
+        # backend for its parent raced with that backend's exit when psql quit).
+        data_dir = subprocess.run(["psql", f"{pg}/postgres", "-Atqc", "SHOW data_directory"], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        self.postmaster = int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
         self.tag = f" {database} ".encode()
         self.every = every
         self.ticks: dict[int, int] = {}
@@ -255,9 +257,9 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
         env |= {"TABLEFORGE_DATABASE_URL": "", "TABLEFORGE_REDIS_URL": ""}
         cmd = [str(BIN / "tableforge"), "serve", "--port", str(port)]
     log = (work / "server.log").open("wb")
+    backends = BackendCpu(args.pg, db) if args.mode == "scaleout" else None  # before the server: nothing to stop yet
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     record: dict[str, object] = {"run": tag, "load_start": load()}
-    backends = BackendCpu(args.pg, db) if args.mode == "scaleout" else None
     try:
         deadline = time.monotonic() + 120
         while get(f"http://127.0.0.1:{port}/ready") is None:
