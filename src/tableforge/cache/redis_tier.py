@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tableforge import tasks
+from tableforge.redis_client import TimedRedis
 
 from . import metrics
 from .codec import CacheDecodeError, Codec
@@ -93,14 +94,15 @@ class RedisTier:
         pool = ConnectionPool.from_url(
             url,
             max_connections=options.max_connections + 2,
-            socket_timeout=options.socket_timeout,
+            socket_timeout=None,  # the client's limit, one per round trip (redis_client.py)
             socket_connect_timeout=options.connect_timeout,
             health_check_interval=options.health_check_interval,
             # One immediate retry replaces a pooled connection the server closed; anything
             # longer would hold a request hostage, and the probe handles real outages.
             retry=Retry(NoBackoff(), 1),
         )
-        self.client: Redis = Redis.from_pool(pool)
+        self.client: Redis = TimedRedis(connection_pool=pool, io_timeout=options.socket_timeout)
+        self.client.auto_close_connection_pool = True  # as Redis.from_pool: closing the client closes the pool
         self._set_if_locked = self.client.register_script(SET_IF_LOCKED)
         self._release = self.client.register_script(RELEASE)
         self._gen_get = self.client.register_script(GEN_GET)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from prometheus_client import Counter, Gauge
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -41,6 +41,7 @@ from tableforge.realtime.broker import Broker, ControlHandler, RoomHandler
 from tableforge.realtime.envelope import peek_version, sent_from
 from tableforge.realtime.redis_outbox import DROPPED, Outbox, Outgoing
 from tableforge.realtime.redis_subscriber import RECEIVED_BY_KIND, Channels, RedisSubscriber
+from tableforge.redis_client import TimedRedis
 
 log = get_logger(__name__)
 
@@ -95,11 +96,11 @@ class RedisBroker(Broker):
             confirm_timeout=o.confirm_timeout, min_backoff=o.min_backoff, max_backoff=o.max_backoff,
             on_room=self._from_redis, on_control=self._control_message, on_ready=self._became_ready,
             on_lost=self._update_health)
-        self._pub = Redis(connection_pool=BlockingConnectionPool.from_url(
-            url, max_connections=o.pool_size, timeout=o.connect_timeout, socket_timeout=o.socket_timeout,
+        self._pub = TimedRedis(connection_pool=BlockingConnectionPool.from_url(
+            url, max_connections=o.pool_size, timeout=o.connect_timeout, socket_timeout=None,
             socket_connect_timeout=o.connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0,
             client_name=f"tableforge-pub:{name}",
-        ))
+        ), io_timeout=o.socket_timeout)
         self._outbox = Outbox(self._pub, limit=o.outbox_limit, batch_max=o.batch_max,
                               deliver_locally=self._fallback, subscribed=lambda: self._subscriber.subscribed,
                               on_failure=self._publisher_failed)

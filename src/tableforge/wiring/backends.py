@@ -39,15 +39,17 @@ def shared_redis(url: str) -> Redis:
     failing with MaxConnectionsError. One retry on a fresh connection: after a Redis restart every
     pooled connection is dead, and without it each one fails a call once, whenever it is next drawn
     (seen 23 s after Redis was back)."""
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return Redis(connection_pool=BlockingConnectionPool.from_url(
-        url, max_connections=32, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0,
-        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]))
+    from tableforge.redis_client import TimedRedis
+
+    return TimedRedis(connection_pool=BlockingConnectionPool.from_url(
+        url, max_connections=32, timeout=5.0, socket_timeout=None, socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]), io_timeout=2.0)
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -1,0 +1,53 @@
+"""TimedRedis over the real Redis: a round trip that outlasts the limit (a connection gone silent) raises
+redis-py's own TimeoutError in about the limit, for a command, a script and a pipeline; the silent connection
+is dropped, and the next call works on a fresh one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlparse
+
+import pytest
+import redis.asyncio
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tableforge.redis_client import TimedRedis
+from tests.support.proxy import TcpProxy
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
+    target = urlparse(redis_url)
+    p = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def test_a_silent_connection_times_out_and_is_replaced(proxy: TcpProxy, prefix: str) -> None:
+    pool = redis.asyncio.ConnectionPool.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=None)
+    client = TimedRedis(connection_pool=pool, io_timeout=0.3)
+    script = client.register_script("return redis.call('GET', KEYS[1])")
+    try:
+        await client.set(f"{prefix}k", "v")
+        assert await script(keys=[f"{prefix}k"]) == b"v"
+        async with client.pipeline(transaction=True) as pipe:
+            assert await pipe.get(f"{prefix}k").incr(f"{prefix}n").execute() == [b"v", 1]
+
+        for attempt in ("command", "script", "pipeline"):
+            assert proxy.freeze() == 1  # the one pooled connection goes silent
+            started = time.monotonic()
+            with pytest.raises(RedisTimeoutError):
+                if attempt == "command":
+                    await client.get(f"{prefix}k")
+                elif attempt == "script":
+                    await script(keys=[f"{prefix}k"])
+                else:
+                    async with client.pipeline(transaction=False) as pipe:
+                        await pipe.get(f"{prefix}k").get(f"{prefix}n").execute()
+            assert 0.25 <= time.monotonic() - started < 3.0, attempt
+            # The silent connection was dropped: the next call opens a new one through the proxy.
+            assert await client.get(f"{prefix}k") == b"v", attempt
+    finally:
+        await client.aclose()
