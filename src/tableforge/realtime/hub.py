@@ -210,7 +210,10 @@ class Hub:
         # batch, Redis and the subscriber's read: at 1,000 players on one instance that was most of the
         # delivery time. Versions still order every socket's events (a later local version waits for an
         # earlier remote one, as before).
-        self.on_room_message(room_id, data)
+        try:
+            self.on_room_message(room_id, data)
+        except Exception:  # a fault in delivery must not fail a change that is stored, nor keep it from the others
+            log.exception("hub.local_delivery_failed", room_id=room_id)
         await self.broker.publish(room_id, data)
 
     async def publish_control(self, message: dict[str, Any], instance_id: str | None = None) -> None:
