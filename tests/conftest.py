@@ -16,11 +16,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import redis.asyncio
 
 from tests.support.client import Api
+from tests.support.proxy import TcpProxy
 from tests.support.server import ServerProcess
 from tests.support.services import (
     PG_ADMIN_URL,
@@ -124,6 +126,16 @@ async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def redis_proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the shared Redis, for a client of the test's own to cut or freeze."""
+    target = urlparse(redis_url)
+    value = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await value.start()
+    yield value
+    await value.stop()
 
 
 @pytest.fixture

@@ -7,27 +7,15 @@ invalidated while cut off must reach Redis and B when it is back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
-
-import pytest
 
 from .conftest import MakeCache
 from .support import TcpProxy, wait_until
 
 
-@pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
-    target = urlparse(redis_url)
-    p = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await p.start()
-    yield p
-    await p.stop()
-
-
 async def test_instance_cut_off_from_redis_recovers_by_itself(
-    make_cache: MakeCache, proxy: TcpProxy, redis_url: str
+    make_cache: MakeCache, redis_proxy: TcpProxy, redis_url: str
 ) -> None:
     db: dict[str, Any] = {"k": "k1", "w": "w1"}
     reads: list[str] = []
@@ -40,12 +28,12 @@ async def test_instance_cut_off_from_redis_recovers_by_itself(
         return load
 
     db_number = urlparse(redis_url).path or "/9"
-    a = await make_cache(redis_url=f"redis://127.0.0.1:{proxy.port}{db_number}")
+    a = await make_cache(redis_url=f"redis://127.0.0.1:{redis_proxy.port}{db_number}")
     b = await make_cache()
     assert a.healthy and b.healthy
     assert await b.get_or_load("w", loader("w")) == "w1"  # in b's tier 1
 
-    await proxy.stop()
+    await redis_proxy.stop()
     await wait_until(lambda: not a.healthy, what="a to notice the outage")
 
     # Cut off, a still answers, from the loader.
@@ -59,7 +47,7 @@ async def test_instance_cut_off_from_redis_recovers_by_itself(
     await a.delete("w")
     assert a.stats()["redis"]["pending_invalidations"] == 1
 
-    await proxy.start()
+    await redis_proxy.start()
     await wait_until(lambda: a.healthy, what="a to reconnect and resubscribe")
     await wait_until(lambda: b.stats()["invalidations"]["received"] >= 1, what="a's replayed delete")
 

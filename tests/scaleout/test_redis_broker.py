@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from urllib.parse import urlparse
 
-import pytest
 import redis.asyncio
 
 from tableforge.realtime.envelope import unpack
@@ -163,26 +162,18 @@ async def test_a_killed_subscriber_reconnects_resubscribes_and_resets(
     assert inbox_a.resets == 1  # only its first subscription
 
 
-@pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
-    target = urlparse(redis_url)
-    value = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await value.start()
-    yield value
-    await value.stop()
-
 
 async def test_the_liveness_probe_replaces_a_silently_dead_subscription(
-    make_broker: MakeBroker, instance_ids: Callable[[str], str], proxy: TcpProxy, redis_url: str
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], redis_proxy: TcpProxy, redis_url: str
 ) -> None:
     a, _ = await make_broker(instance_ids("a"))
     path = urlparse(redis_url).path or "/0"
-    b, inbox_b = await make_broker(instance_ids("b"), url=f"redis://127.0.0.1:{proxy.port}{path}",
+    b, inbox_b = await make_broker(instance_ids("b"), url=f"redis://127.0.0.1:{redis_proxy.port}{path}",
                                    socket_timeout=0.5, probe_interval=0.3, probe_timeout=0.5)
     await b.subscribe("room-1")
     resets_before = inbox_b.resets
 
-    assert proxy.freeze() >= 1  # b's connections stay open but nothing passes any more
+    assert redis_proxy.freeze() >= 1  # b's connections stay open but nothing passes any more
     await a.publish("room-1", event(1, "lost in the frozen connection"))
 
     await wait_until(lambda: inbox_b.resets > resets_before, within=15, what="the probe to restart b")

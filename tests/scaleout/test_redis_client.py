@@ -5,8 +5,6 @@ is dropped, and the next call works on a fresh one."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from urllib.parse import urlparse
 
 import pytest
 import redis.asyncio
@@ -16,17 +14,8 @@ from tableforge.redis_client import TimedRedis
 from tests.support.proxy import TcpProxy
 
 
-@pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
-    target = urlparse(redis_url)
-    p = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await p.start()
-    yield p
-    await p.stop()
-
-
-async def test_a_silent_connection_times_out_and_is_replaced(proxy: TcpProxy, prefix: str) -> None:
-    pool = redis.asyncio.ConnectionPool.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=None)
+async def test_a_silent_connection_times_out_and_is_replaced(redis_proxy: TcpProxy, prefix: str) -> None:
+    pool = redis.asyncio.ConnectionPool.from_url(f"redis://127.0.0.1:{redis_proxy.port}/0", socket_timeout=None)
     client = TimedRedis(connection_pool=pool, io_timeout=0.3)
     script = client.register_script("return redis.call('GET', KEYS[1])")
     try:
@@ -36,7 +25,7 @@ async def test_a_silent_connection_times_out_and_is_replaced(proxy: TcpProxy, pr
             assert await pipe.get(f"{prefix}k").incr(f"{prefix}n").execute() == [b"v", 1]
 
         for attempt in ("command", "script", "pipeline"):
-            assert proxy.freeze() == 1  # the one pooled connection goes silent
+            assert redis_proxy.freeze() == 1  # the one pooled connection goes silent
             started = time.monotonic()
             with pytest.raises(RedisTimeoutError):
                 if attempt == "command":
@@ -47,7 +36,7 @@ async def test_a_silent_connection_times_out_and_is_replaced(proxy: TcpProxy, pr
                     async with client.pipeline(transaction=False) as pipe:
                         await pipe.get(f"{prefix}k").get(f"{prefix}n").execute()
             assert 0.25 <= time.monotonic() - started < 3.0, attempt
-            # The silent connection was dropped: the next call opens a new one through the proxy.
+            # The silent connection was dropped: the next call opens a new one through the redis_proxy.
             assert await client.get(f"{prefix}k") == b"v", attempt
     finally:
         await client.aclose()
