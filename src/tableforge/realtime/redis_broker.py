@@ -15,8 +15,8 @@ Why it is built this way:
 - A subscription can die without an error (a proxy, a half-open TCP connection), so a probe (here)
   publishes on our own instance channel every few seconds and expects to read it back.
 - Room messages go to the other instances only: the hub has delivered them to its own sockets when
-  it published. Redis sends them back to us too (pub/sub reaches every subscriber), and the
-  subscriber drops them by the envelope's sender, before anything decodes them. So Redis down does
+  it published. Redis sends them back to us too (pub/sub reaches every subscriber), and we drop
+  them by the envelope's sender (so instance ids must be unique), before anything decodes them. So Redis down does
   not stop players who share an instance; a control message meant for us that Redis cannot take (or
   would not bring back, our subscription being down) is handed to our handler directly.
 """
