@@ -163,6 +163,25 @@ def pool_connects(port: int) -> float | None:
     return None
 
 
+def forget_namespace(url: str, namespace: str) -> None:
+    """Delete what the instance left in Redis under its namespace (the cache's generation counters
+    have no expiry): SCAN + UNLINK, in batches."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"tableforge:{namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch = []
+        if batch:
+            client.unlink(*batch)
+    finally:
+        client.close()
+
+
 def stalls(port: int) -> dict[str, float]:
     """The instance's own stalls since it started, from /metrics: the collector's pauses of generations
     1 and 2 (count, total ms, mean ms) and the event loop's lag (p50/p95/p99 ms, from the histogram's
@@ -249,8 +268,9 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
            "TABLEFORGE_WS_MAX_PER_ADDRESS": "1000000"}
     if args.mode == "scaleout":
         psql(args.pg, f"CREATE DATABASE {db}")
+        namespace = f"cap{uuid.uuid4().hex[:8]}"
         env |= {"TABLEFORGE_DATABASE_URL": f"{args.pg}/{db}", "TABLEFORGE_REDIS_URL": args.redis,
-                "TABLEFORGE_REDIS_NAMESPACE": f"cap{uuid.uuid4().hex[:8]}"}
+                "TABLEFORGE_REDIS_NAMESPACE": namespace}
         cmd = [str(BIN / "tableforge"), "cluster", "--instances", "1", "--base-port", str(port),
                "--log-dir", str(work / "logs")]
     else:
@@ -335,6 +355,7 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
             server.wait(5)
         if args.mode == "scaleout":
             psql(args.pg, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            forget_namespace(args.redis, namespace)
     return record
 
 
