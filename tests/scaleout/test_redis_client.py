@@ -1,10 +1,9 @@
-"""TimedRedis over the real Redis: a round trip that outlasts the limit (a connection gone silent) raises
-redis-py's own TimeoutError in about the limit, for a command, a script and a pipeline; the silent connection
-is dropped, and the next call works on a fresh one."""
+"""TimedRedis over the real Redis: a round trip that outlasts the limit (a connection gone silent, which
+without a limit would wait forever) raises redis-py's own TimeoutError, for a command, a script and a pipeline;
+the silent connection is dropped, and the next call works on a fresh one. (How long it takes is not asserted
+here: timing belongs in benchmarks.)"""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 import redis.asyncio
@@ -26,7 +25,6 @@ async def test_a_silent_connection_times_out_and_is_replaced(redis_proxy: TcpPro
 
         for attempt in ("command", "script", "pipeline"):
             assert redis_proxy.freeze() == 1  # the one pooled connection goes silent
-            started = time.monotonic()
             with pytest.raises(RedisTimeoutError):
                 if attempt == "command":
                     await client.get(f"{prefix}k")
@@ -35,8 +33,7 @@ async def test_a_silent_connection_times_out_and_is_replaced(redis_proxy: TcpPro
                 else:
                     async with client.pipeline(transaction=False) as pipe:
                         await pipe.get(f"{prefix}k").get(f"{prefix}n").execute()
-            assert 0.25 <= time.monotonic() - started < 3.0, attempt
-            # The silent connection was dropped: the next call opens a new one through the redis_proxy.
+            # The silent connection was dropped: the next call opens a new one through the proxy.
             assert await client.get(f"{prefix}k") == b"v", attempt
     finally:
         await client.aclose()
