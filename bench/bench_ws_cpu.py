@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -158,6 +159,16 @@ async def open_sockets(v: Variant, players: list[dict[str, str]], c: Counter,
     v.sockets = list(await asyncio.gather(*(one(p) for p in players)))
 
 
+def tree_cpu(proc: psutil.Process) -> float:
+    """User + system seconds of the server and its worker processes (a server that runs its app in a
+    child, as granian does, counts whole)."""
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            total += sum(p.cpu_times()[:2])
+    return total
+
+
 async def phase(v: Variant, players: list[dict[str, str]], c: Counter, rate: float, seconds: float,
                 members: int) -> dict[str, float]:
     proc = psutil.Process(v.proc.pid if v.proc else 0)
@@ -185,9 +196,9 @@ async def phase(v: Variant, players: list[dict[str, str]], c: Counter, rate: flo
     async def meter() -> tuple[float, float, float]:
         await asyncio.sleep(2)  # warm-up
         c.on, c.received, c.batches, c.latencies = True, 0, 0, []
-        t0, cpu0 = time.perf_counter(), sum(proc.cpu_times()[:2])
+        t0, cpu0 = time.perf_counter(), tree_cpu(proc)
         await asyncio.sleep(seconds)
-        cpu1, t1 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        cpu1, t1 = tree_cpu(proc), time.perf_counter()
         return cpu1 - cpu0, t1 - t0, time.perf_counter()
 
     load = os.getloadavg()[0]

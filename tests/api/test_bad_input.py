@@ -132,6 +132,23 @@ async def test_flooding_gets_rate_limited_then_closed(api: Api, table: dict) -> 
     assert close == 1008
 
 
+async def test_flooding_with_drag_frames_gets_rate_limited_then_closed(api: Api, table: dict) -> None:
+    """Drag frames are handled as they arrive (not through the socket's reader), under the same limit."""
+    gm_ws: Ws = table["gm_ws"]
+    frame = json.dumps({"type": "token.move", "room_id": table["room"]["id"], "token_id": table["token"]["id"],
+                        "x": 1, "y": 1, "preview": True})
+    try:
+        for _ in range(3000):
+            await gm_ws.send_raw(frame)
+    except websockets.ConnectionClosed:
+        pass
+    close = await gm_ws.closed_with()
+    codes = [e.get("code") for e in gm_ws.drain()]
+    assert "rate_limited" in codes
+    assert close == 1008
+    assert (await table["ws"].next_event("token.moving"))["x"] == 1  # the first ones went through
+
+
 async def test_bad_tokens_on_the_socket_close_4401(api: Api, table: dict) -> None:
     for token in (None, "garbage"):
         ws = await Ws.connect(api.ws_url, token)

@@ -126,6 +126,31 @@ async def test_preview_moves_and_pointers_are_relayed_not_stored(api: Api) -> No
     await b.close()
 
 
+async def test_a_drag_frame_after_a_committed_move_reaches_the_others_after_it(api: Api) -> None:
+    """Previews are handled as they arrive, but never ahead of a message of the same socket still
+    being handled: nobody sees a drag's frame before the committed move sent before it."""
+    gm, alice = await api.register("gm"), await api.register("al")
+    room = await api.room(gm, alice)
+    asset = await api.asset(gm, room["id"])
+    a, b = await api.ws(gm), await api.ws(alice)
+    await a.request("join", room_id=room["id"])
+    await b.request("join", room_id=room["id"])
+    await a.next_event("player.joined")
+    token = (await a.request("token.add", room_id=room["id"], asset_id=asset["id"], x=0, y=0))["token"]["id"]
+    await b.next_event("token.added")
+    await a.send("token.move", room_id=room["id"], token_id=token, x=1, y=1, preview=True)
+    assert (await b.next_event())["type"] == "token.moving"  # the room's token index is warm
+    for i in range(20):
+        await a.send("token.move", room_id=room["id"], token_id=token, x=100 + i, y=0)
+        await asyncio.sleep(0.005)  # the pace of a drag (a frame per display refresh), while the move is written
+        await a.send("token.move", room_id=room["id"], token_id=token, x=200 + i, y=0, preview=True)
+    seen = [await b.next_event() for _ in range(40)]
+    assert [(e["type"], e["x"]) for e in seen] == [
+        pair for i in range(20) for pair in (("token.moved", 100 + i), ("token.moving", 200 + i))]
+    await a.close()
+    await b.close()
+
+
 async def test_presence_on_drop_and_room_close(api: Api) -> None:
     gm, alice = await api.register("gm"), await api.register("al")
     room = await api.room(gm, alice)

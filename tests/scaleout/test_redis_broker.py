@@ -183,6 +183,26 @@ async def test_the_liveness_probe_replaces_a_silently_dead_subscription(
     assert not inbox_b.has("lost in the frozen connection")  # the hub refills it from the database
 
 
+async def test_a_stored_event_is_not_held_up_by_a_redis_that_stopped_answering(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], redis_proxy: TcpProxy, redis_url: str
+) -> None:
+    """The event is in the event log before it is published, and an instance that misses it reads it
+    back from there: a stalled Redis must not hold up the change's ack (publish waits for room in the
+    outbox, not for Redis)."""
+    path = urlparse(redis_url).path or "/0"
+    # Redis's answers may take up to a minute before the publisher gives up on them.
+    a, _ = await make_broker(instance_ids("a"), url=f"redis://127.0.0.1:{redis_proxy.port}{path}",
+                             socket_timeout=60, probe_interval=60)
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await b.subscribe("room-1")
+    await a.publish("room-1", event(1, "v1"))
+    await wait_until(lambda: inbox_b.has("v1"), what="the first event on b")  # a's publisher is connected
+    assert redis_proxy.freeze() >= 2  # its subscriber and its publisher: nothing passes any more
+    for version in (2, 3, 4):
+        await asyncio.wait_for(a.publish("room-1", event(version, f"v{version}")), 10)
+    assert not inbox_b.has("v2")
+
+
 async def test_without_redis_control_messages_for_this_instance_still_arrive(
     make_broker: MakeBroker, instance_ids: Callable[[str], str]
 ) -> None:

@@ -66,6 +66,8 @@ async def _play(t: Table) -> None:
     upd = await g.request("scene.update", room_id=room, scene_id=scene, grid={"type": "hex_flat", "size": 60})
     assert upd["type"] == "ack", upd
     hexes = GridSettings.from_dict(upd["scene"]["grid"])
+    # Alice's board shows the hexes (her instance has the update; the GM's ack does not wait for that)
+    await _frame(a, "scene.updated", version=upd["version"])
     far = [[0, 0], [300, 120], [500, 40]]
     expected = measure(hexes, [(float(x), float(y)) for x, y in far])
     ack = await a.request("ruler", room_id=room, points=far)

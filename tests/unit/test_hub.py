@@ -46,6 +46,9 @@ class ScriptedBroker(Broker):
     async def publish(self, room_id: str, data: bytes) -> None:
         return None
 
+    def relay(self, room_id: str, data: bytes) -> None:
+        return None
+
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
         self.controls.append(orjson.loads(data))
 

@@ -19,7 +19,7 @@ from tableforge.domain.errors import AppError, Forbidden, NotFound, Unauthorized
 from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime import protocol as p
-from tableforge.realtime.connection import WRITE_NOW, Connection
+from tableforge.realtime.connection import ON_TEXT, WRITE_NOW, Connection
 from tableforge.realtime.ratelimit import TokenBucket
 from tableforge.services import board_frames, chat, initiative, play, replies, scenes, tokens
 from tableforge.services.runtime import Runtime
@@ -80,9 +80,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     await rt.presence.user_connected(conn.user_id)
     conn.start()
-    bucket = TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst)
+    limit = Admission(TokenBucket(rt.settings.ws_rate_per_second, rt.settings.ws_rate_burst))
     max_frame = rt.settings.ws_max_frame_bytes
-    last_limit_error = -1.0
+    take_text = websocket.scope.get("extensions", {}).get(ON_TEXT)
+    if take_text is not None:
+        take_text(lambda text: _handle_now(rt, conn, limit, max_frame, text))
     try:
         while not conn.closed:
             message = await websocket.receive()
@@ -95,16 +97,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 metrics.WS_CLOSED_BY_REASON["too_big"].inc()
                 conn.close(CLOSE_TOO_BIG, "frame too large")
                 break
-            if not bucket.take():
-                now = time.monotonic()
-                if now - last_limit_error >= 1.0:  # one explanation a second, not one per frame
-                    last_limit_error = now
-                    _error(conn, "rate_limited", "too many messages: slow down")
-                if bucket.flooding():
-                    metrics.WS_CLOSED_BY_REASON["flooding"].inc()
-                    if now != last_limit_error:
-                        _error(conn, "rate_limited", "too many messages: closing the connection")
-                    conn.close(CLOSE_POLICY, "rate limit exceeded", flush=True)
+            if not limit.admit(conn):
+                if conn.closed:
                     break
                 continue
             conn.busy = True  # a drain's polite close waits for this message's answer
@@ -118,10 +112,96 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except Exception:
         log.exception("ws_loop_failed", user_id=conn.user_id)
     finally:
+        if take_text is not None:
+            take_text(None)
         lease.release()
         with contextlib.suppress(Exception):
             await play.disconnect(rt, conn)
         await conn.stop()
+
+
+class Admission:
+    """A socket's rate limit as the reader and the synchronous lane both apply it."""
+
+    __slots__ = ("bucket", "last_error")
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        self.bucket = bucket
+        self.last_error = -1.0
+
+    def admit(self, conn: Connection) -> bool:
+        """Whether to handle the next message. When not: an explanation (one a second, not one per
+        frame), and a flooding client's socket closed."""
+        if self.bucket.take():
+            return True
+        now = time.monotonic()
+        if now - self.last_error >= 1.0:
+            self.last_error = now
+            _error(conn, "rate_limited", "too many messages: slow down")
+        if self.bucket.flooding():
+            metrics.WS_CLOSED_BY_REASON["flooding"].inc()
+            if now != self.last_error:
+                _error(conn, "rate_limited", "too many messages: closing the connection")
+            conn.close(CLOSE_POLICY, "rate limit exceeded", flush=True)
+        return False
+
+
+def _handle_now(rt: Runtime, conn: Connection, limit: Admission, max_frame: int, text: str) -> bool:
+    """A drag's preview or a pointer, handled as it arrives (the server's ON_TEXT hook) when the
+    room's token index has what it needs: no task switch, no coroutine chain. False leaves the message
+    to the reader, untouched (its rate-limit token given back): anything else, a message while
+    another is being handled (order), a cold index. The same checks, errors, metrics and frames as
+    `_dispatch`."""
+    if conn.busy or conn.closing or len(text) > max_frame or ('"preview"' not in text and '"pointer"' not in text):
+        return False
+    try:
+        msg = p.decode(text)
+    except p.ProtocolError:
+        return False
+    if isinstance(msg, p.TokenMove):
+        if not msg.preview:
+            return False
+    elif not isinstance(msg, p.Pointer):
+        return False
+    if msg.room_id not in conn.rooms:
+        return False
+    started = time.perf_counter()
+    mtype = p.message_type(msg)
+    if not limit.admit(conn):
+        return True  # explained, or the socket closed, as the reader does
+    try:
+        if isinstance(msg, p.TokenMove):
+            done = tokens.preview_move_now(rt, conn.user_id, conn.rooms[msg.room_id], msg.room_id, msg.token_id,
+                                           msg.x, msg.y, conn)
+        else:
+            done = tokens.pointer_now(rt, _view(rt, conn, msg.room_id), msg.room_id, msg.x, msg.y, conn)
+        if not done:
+            limit.bucket.refund()
+            return False
+        if msg.id is not None:
+            conn.send(_ack(msg.id))
+    except (NotFound, Forbidden) as exc:
+        if isinstance(msg, p.Pointer) or msg.id is not None or _explain_refusal(conn):
+            _error(conn, exc.code, exc.message, msg.id, exc.details)
+    except AppError as exc:
+        _error(conn, exc.code, exc.message, msg.id, exc.details)
+    except Exception:  # called from the server's protocol: nothing may escape into it
+        log.exception("ws_handler_failed", type=mtype)
+        _error(conn, "internal_error", "something went wrong on our side", msg.id)
+    metrics.WS_IN_BY_TYPE[mtype].inc()
+    metrics.WS_HANDLE_BY_TYPE[mtype].observe(time.perf_counter() - started)
+    return True
+
+
+def _explain_refusal(conn: Connection) -> bool:
+    """A refused preview without an id: a drag sends up to 20 a second, so one explanation a second
+    is enough and the others are dropped (a preview with an id is always answered)."""
+    now = time.monotonic()
+    if now - conn.refused_at >= 1.0:
+        conn.refused_at = now
+        return True
+    metrics.WS_DROPPED_BY_KIND["refused_preview"].inc()
+    return False
 
 
 async def _handle(rt: Runtime, conn: Connection, frame: str | bytes) -> None:
@@ -167,15 +247,8 @@ async def _dispatch(rt: Runtime, conn: Connection, msg: p.ClientMessage) -> None
             try:
                 await tokens.preview_move(rt, conn.user_id, role, msg.room_id, msg.token_id, msg.x, msg.y, conn)
             except (NotFound, Forbidden):
-                # A drag sends up to 20 previews a second and none has an id: one explanation a
-                # second is enough, the others are dropped (a preview with an id is always answered).
-                if reply:
+                if reply or _explain_refusal(conn):
                     raise
-                now = time.monotonic()
-                if now - conn.refused_at >= 1.0:
-                    conn.refused_at = now
-                    raise
-                metrics.WS_DROPPED_BY_KIND["refused_preview"].inc()
                 return
             if reply:
                 conn.send(_ack(msg.id))

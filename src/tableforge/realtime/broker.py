@@ -50,6 +50,11 @@ class Broker(ABC):
     async def publish(self, room_id: str, data: bytes) -> None: ...
 
     @abstractmethod
+    def relay(self, room_id: str, data: bytes) -> None:
+        """An ephemeral room message (version 0) to the other instances, without waiting: dropped
+        rather than queued when the broker is behind (the protocol allows it)."""
+
+    @abstractmethod
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
         """To every instance (None) or to one instance's own channel."""
 
@@ -79,6 +84,9 @@ class MemoryBroker(Broker):
         return None
 
     async def publish(self, room_id: str, data: bytes) -> None:
+        return None
+
+    def relay(self, room_id: str, data: bytes) -> None:
         return None
 
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:

@@ -45,6 +45,10 @@ BATCH_MAX_CHARS = 60_000
 _BATCH_HEAD = '{"type":"batch","frames":['
 # The ASGI scope extension under which the server offers `write_now(text) -> bool` (see above).
 WRITE_NOW = "tableforge.ws.write_now"
+# The ASGI scope extension under which the server takes a `hook(text) -> bool` that sees each text
+# message first while nothing is queued before it (True: handled; see wiring/ws_protocol.py).
+ON_TEXT = "tableforge.ws.on_text"
+TextHook = Callable[[str], bool]
 SendText = Callable[[str], Awaitable[None]]
 WriteNow = Callable[[str], bool]
 CloseSocket = Callable[[int, str], Awaitable[None]]

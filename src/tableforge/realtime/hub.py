@@ -216,6 +216,19 @@ class Hub:
             log.exception("hub.local_delivery_failed", room_id=room_id)
         await self.broker.publish(room_id, data)
 
+    def relay(self, room_id: str, ts_ms: float, sender: Connection | None, body: bytes,
+              routing: Routing = EVERYONE) -> None:
+        """An ephemeral message (a preview, a pointer): this instance's sockets now, the others
+        through the broker, without waiting (`publish` with version 0, for callers that cannot await)."""
+        tag = self.sender_tag(sender)
+        room = self.rooms.get(room_id)
+        if room is not None:
+            try:
+                delivery.fan_out_ephemeral(room, Envelope(0, ts_ms, tag, body, routing.audience), self.instance_id)
+            except Exception:
+                log.exception("hub.local_delivery_failed", room_id=room_id)
+        self.broker.relay(room_id, pack(0, ts_ms, tag, body, routing))
+
     async def publish_control(self, message: dict[str, Any], instance_id: str | None = None) -> None:
         await self.broker.publish_control(orjson.dumps(message), instance_id)
 

@@ -31,5 +31,9 @@ class TokenBucket:
         self._debt += 1.0
         return False
 
+    def refund(self) -> None:
+        """Give back the token of a message `take` admitted that will be taken again (handled later)."""
+        self._tokens = min(self._burst, self._tokens + 1.0)
+
     def flooding(self) -> bool:
         return self._debt >= self._burst

@@ -213,15 +213,18 @@ class RedisBroker(Broker):
     # -- publishing ------------------------------------------------------------------------------
     async def publish(self, room_id: str, data: bytes) -> None:
         """Queue a room envelope. Stored events (version > 0) are never dropped: when the outbox
-        is full this waits for room. Ephemeral ones are dropped instead (the protocol allows it)."""
-        item = Outgoing(self.channels.room(room_id), data)
+        is full this waits for room (not for Redis). Ephemeral ones are dropped instead (the protocol
+        allows it)."""
         if peek_version(data) > 0:
-            item.kind = "stored"
-            await self._outbox.put_and_wait(item)
-        elif self._outbox.full:
+            await self._outbox.put_when_room(Outgoing(self.channels.room(room_id), data, kind="stored"))
+        else:
+            self.relay(room_id, data)
+
+    def relay(self, room_id: str, data: bytes) -> None:
+        if self._outbox.full:
             DROPPED.labels("outbox_full").inc()
         else:
-            self._outbox.put(item)
+            self._outbox.put(Outgoing(self.channels.room(room_id), data))
 
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
         channel = self.channels.control if instance_id is None else self.channels.instance(instance_id)

@@ -98,6 +98,17 @@ class Outbox:
                 item.future.set_result(None)
         self._queue.clear()
 
+    async def put_when_room(self, item: Outgoing) -> None:
+        """Queue without waiting for Redis, but only once there is room: a stored event is never
+        dropped, and a full outbox makes its caller wait. Its caller does not wait for the round trip:
+        the event is in the event log already, and an instance that misses it reads it back from there
+        (the hub's gap fill); waiting cost every committed change a Redis round trip before its ack,
+        and a task switch."""
+        while self.full and not self._closing:
+            self._space.clear()
+            await self._space.wait()
+        self.put(item)
+
     async def put_and_wait(self, item: Outgoing) -> None:
         """Queue and wait until Redis took it (or it was delivered locally): stored events and
         control messages are never dropped, so a full outbox makes the caller wait for room."""

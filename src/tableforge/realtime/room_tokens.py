@@ -172,6 +172,28 @@ class RoomTokens:
         return grid if grid is not None else await self._read_once(room_id, room, room.grids, "grid", scene_id,
                                                                     load_grid)
 
+    # -- the same answers without waiting, when the index has them (the synchronous preview lane) --
+    def _ready(self, room_id: str) -> _Room | None:
+        room = self._rooms.get(room_id)
+        if room is None or room.loading is not None:
+            return None
+        self._rooms.move_to_end(room_id)
+        return room
+
+    def token_now(self, room_id: str, token_id: str) -> Token | Lookup | None:
+        """`token`'s answer if the room is indexed (None: not loaded yet, ask `token`)."""
+        room = self._ready(room_id)
+        return None if room is None else self._find(room, token_id)
+
+    def players_scene_now(self, room_id: str) -> str | None:
+        room = self._ready(room_id)
+        return None if room is None else room.players_scene
+
+    def fog_now(self, room_id: str, scene_id: str) -> Fog | None:
+        """The scene's fog if it was read already (None: ask `fog`)."""
+        room = self._rooms.get(room_id)
+        return None if room is None or room.loading is not None else room.fogs.get(scene_id)
+
     async def _read_once(self, room_id: str, room: _Room, kept: dict[str, _V], kind: str, scene_id: str,
                          read: Callable[[], Awaitable[_V]]) -> _V:
         """A scene's fog or grid, read once however many previews ask for it at the same time: the

@@ -22,7 +22,7 @@ from tableforge.domain.grid_settings import GridSettings
 from tableforge.domain.roles import require_actor
 from tableforge.realtime.connection import Connection
 from tableforge.services.runtime import Runtime
-from tableforge.services.tokens import fogged, load_board, preview
+from tableforge.services.tokens import fogged, load_board, relay
 
 Point = tuple[float, float]
 
@@ -80,7 +80,7 @@ async def ruler(rt: Runtime, view: View, room_id: str, scene_id: str | None, poi
         found = measure(await _grid(rt, room_id, scene), points)
         payload |= {"cells": found.cells, "units": found.units, "text": found.text}
     audience = await _audience(rt, view, room_id, scene, players_scene, points)
-    await preview(rt, view.user_id, room_id, ev.RULER, payload, sender, audience)
+    relay(rt, view.user_id, room_id, ev.RULER, payload, sender, audience)
     return found
 
 
@@ -89,5 +89,5 @@ async def ping(rt: Runtime, view: View, room_id: str, x: float, y: float, sender
     require_actor(view.role)
     scene, players_scene = await _scene_of(rt, view, room_id, None)
     audience = await _audience(rt, view, room_id, scene, players_scene, [(x, y)])
-    await preview(rt, view.user_id, room_id, ev.BOARD_PING, {"user_id": view.user_id, "scene_id": scene, "x": x,
-                                                             "y": y}, sender, audience)
+    relay(rt, view.user_id, room_id, ev.BOARD_PING, {"user_id": view.user_id, "scene_id": scene, "x": x, "y": y},
+          sender, audience)

@@ -208,6 +208,15 @@ async def fogged(rt: Runtime, room_id: str, scene_id: str, x: float, y: float) -
     return fog.fogged(x, y)
 
 
+def _movable(role: str, user_id: str, found: Token | Lookup) -> Token:
+    """`move`'s checks on a preview's token, with its codes."""
+    if isinstance(found, Lookup) or (role != GM and not found.seen):  # MISSING (the db never answers UNKNOWN)
+        raise NotFound("no such token in this room", code="token_not_found")
+    if not can_change_token(role, user_id, found.owner or ""):
+        raise Forbidden("players may only change their own tokens", code="not_token_owner")
+    return found
+
+
 async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, x: float, y: float,
                        sender: Connection) -> None:
     """A preview `token.move` (a frame of a drag): relayed only if the sender could commit it, the
@@ -218,14 +227,32 @@ async def preview_move(rt: Runtime, user_id: str, role: str, room_id: str, token
     found = await rt.room_tokens.token(room_id, token_id, lambda: load_board(rt, room_id))
     if found is Lookup.UNKNOWN:
         found = await _token_in_db(rt, room_id, token_id)
-    if isinstance(found, Lookup) or (role != GM and not found.seen):  # MISSING (the db never answers UNKNOWN)
-        raise NotFound("no such token in this room", code="token_not_found")
-    if not can_change_token(role, user_id, found.owner or ""):
-        raise Forbidden("players may only change their own tokens", code="not_token_owner")
-    audience = f"g@{found.scene_id}"
-    if found.seen and not await fogged(rt, room_id, found.scene_id, x, y):
+    token = _movable(role, user_id, found)
+    audience = f"g@{token.scene_id}"
+    if token.seen and not await fogged(rt, room_id, token.scene_id, x, y):
         audience += ";p"
-    await preview(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender, audience)
+    relay(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender, audience)
+
+
+def preview_move_now(rt: Runtime, user_id: str, role: str, room_id: str, token_id: str, x: float, y: float,
+                     sender: Connection) -> bool:
+    """`preview_move` without waiting, when the room's token index already holds the token and its
+    scene's fog (the usual case after a drag's first frame); False, with nothing done, when it does
+    not: call `preview_move`. The same checks, errors and audience."""
+    require_actor(role)
+    found = rt.room_tokens.token_now(room_id, token_id)
+    if found is None or found is Lookup.UNKNOWN:
+        return False
+    token = _movable(role, user_id, found)
+    audience = f"g@{token.scene_id}"
+    if token.seen:
+        fog = rt.room_tokens.fog_now(room_id, token.scene_id)
+        if fog is None:
+            return False
+        if not fog.fogged(x, y):
+            audience += ";p"
+    relay(rt, user_id, room_id, ev.TOKEN_MOVING, {"token_id": token_id, "x": x, "y": y}, sender, audience)
+    return True
 
 
 async def pointer(rt: Runtime, view: View, room_id: str, x: float, y: float, sender: Connection) -> None:
@@ -237,11 +264,30 @@ async def pointer(rt: Runtime, view: View, room_id: str, x: float, y: float, sen
     audience = f"g@{scene}"
     if scene == players_scene and not (view.is_gm and await fogged(rt, room_id, scene, x, y)):
         audience += ";p"
-    await preview(rt, view.user_id, room_id, ev.POINTER, {"user_id": view.user_id, "x": x, "y": y}, sender, audience)
+    relay(rt, view.user_id, room_id, ev.POINTER, {"user_id": view.user_id, "x": x, "y": y}, sender, audience)
 
 
-async def preview(rt: Runtime, user_id: str, room_id: str, etype: str, payload: dict[str, Any],
-                  sender: Connection, audience: str | None = None) -> None:
+def pointer_now(rt: Runtime, view: View, room_id: str, x: float, y: float, sender: Connection) -> bool:
+    """`pointer` without waiting when the room's index knows what it needs (False: call `pointer`)."""
+    require_actor(view.role)
+    players_scene = rt.room_tokens.players_scene_now(room_id)
+    if players_scene is None:
+        return False
+    scene = view.scene_id if view.is_gm and view.scene_id else players_scene
+    audience = f"g@{scene}"
+    if scene == players_scene:
+        fog = rt.room_tokens.fog_now(room_id, scene) if view.is_gm else None
+        if view.is_gm and fog is None:
+            return False
+        if fog is None or not fog.fogged(x, y):
+            audience += ";p"
+    relay(rt, view.user_id, room_id, ev.POINTER, {"user_id": view.user_id, "x": x, "y": y}, sender, audience)
+    return True
+
+
+def relay(rt: Runtime, user_id: str, room_id: str, etype: str, payload: dict[str, Any], sender: Connection,
+          audience: str | None = None) -> None:
     """Ephemeral: relayed to `audience` (None: the room) through the broker, never stored, no version."""
-    body = orjson.dumps({"type": etype, "room_id": room_id, "ts": replies.now_ms(), "by": user_id, **payload})
-    await rt.hub.publish(room_id, 0, replies.now_ms(), sender, body, Routing(audience))
+    now = replies.now_ms()
+    body = orjson.dumps({"type": etype, "room_id": room_id, "ts": now, "by": user_id, **payload})
+    rt.hub.relay(room_id, now, sender, body, Routing(audience))

@@ -15,6 +15,12 @@ coroutines (Starlette's `send_text`, this protocol's `send`, its flow-control wa
 the CPU of a delivery. The frame's bytes are serialised once per text, not once per socket: fan-out
 hands every socket of an audience the same string.
 
+And it lets the app take a text message as it arrives (`realtime.connection.ON_TEXT`: the app hands
+the protocol a `hook(text) -> bool`). A message that nothing else is waiting before (the app's inbox is
+empty) goes to the hook first; True means the app has handled it, False that it goes to the inbox as
+usual. A drag's preview frames are most of what players send, and each one through the inbox cost a
+wake-up of the socket's task, the ASGI receive chain, and pausing and resuming the transport's reads.
+
 `serve` passes this class to uvicorn for `TABLEFORGE_WS_IMPLEMENTATION=websockets-sansio` (the default).
 """
 
@@ -27,7 +33,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from tableforge.realtime.connection import WRITE_NOW
+from tableforge.realtime.connection import ON_TEXT, WRITE_NOW, TextHook
 
 
 class Inbox:
@@ -131,12 +137,37 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = Inbox()  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
+        self.on_text: TextHook | None = None
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][WRITE_NOW] = self.write_now
+            scope["extensions"][ON_TEXT] = self.set_on_text
+
+    def set_on_text(self, hook: TextHook | None) -> None:
+        self.on_text = hook
+
+    def send_receive_event_to_app(self) -> None:
+        hook = self.on_text
+        if hook is None or self.curr_msg_data_type != "text" or self.close_sent or not self.queue.empty():
+            super().send_receive_event_to_app()
+            return
+        frames = self.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            super().send_receive_event_to_app()  # closes with 1007, as for any other message
+            return
+        self.frames = []
+        if hook(text):
+            return
+        self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def write_now(self, text: str) -> bool:
         """Write one text frame now if the socket is open, writable and plain (no extension such as
