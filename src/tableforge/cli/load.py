@@ -148,6 +148,7 @@ def loadtest(
     from rich.live import Live
     from rich.table import Table
 
+    from tableforge.loadtest import runner
     from tableforge.loadtest.affinity import PinError
     from tableforge.loadtest.probes import Unreachable
     from tableforge.loadtest.report import print_report, write_html, write_json
@@ -204,7 +205,7 @@ def loadtest(
 
     old = signal.signal(signal.SIGTERM, on_term)
     try:
-        result = asyncio.run(main())
+        result = runner.run(main())
     except Unreachable as exc:
         raise _fail(f"{exc}. Start one with `tableforge serve` or `tableforge cluster`.") from None
     except SetupError as exc:

@@ -14,6 +14,15 @@ MAX_US = 120_000_000  # 2 minutes
 QUANTILES = (50, 95, 99)
 
 
+def hist_for(table: dict[str, Hist], key: str) -> Hist:
+    """The table's histogram for `key`, made on first use (`setdefault(key, Hist())` would allocate an
+    HDR histogram on every call)."""
+    hist = table.get(key)
+    if hist is None:
+        hist = table[key] = Hist()
+    return hist
+
+
 class Hist:
     """An HDR histogram of milliseconds (stored as microseconds, 3 significant digits)."""
 

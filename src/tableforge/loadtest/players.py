@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from tableforge.loadtest.hist import Hist
+from tableforge.loadtest.hist import Hist, hist_for
 from tableforge.loadtest.model import DICE, LATE_KEPT, MIX, SEARCH_WORDS, LoadConfig, Player, Room
 from tableforge.loadtest.recorder import Recorder
 
@@ -98,9 +98,9 @@ class Simulation(Recorder):
         ms = (now - sent) * 1000
         self.tl_delivery.record(now, ms)
         if not self.steady:
-            self.ramp_hist.setdefault("delivery", Hist()).record(ms)
+            hist_for(self.ramp_hist, "delivery").record(ms)
             return
-        self.delivery_hist.setdefault(str(mtype), Hist()).record(ms)
+        hist_for(self.delivery_hist, str(mtype)).record(ms)
         if isinstance(msg.get("ts"), int | float):
             self.delivery_ts.record(max(0.0, wall_ms - float(msg["ts"])))
 

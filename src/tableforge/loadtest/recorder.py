@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 
 from tableforge.loadtest.affinity import Pinning
-from tableforge.loadtest.hist import Hist, Timeline
+from tableforge.loadtest.hist import Hist, Timeline, hist_for
 from tableforge.loadtest.meter import ClientMeter
 from tableforge.loadtest.model import LoadConfig, Player
 from tableforge.loadtest.probes import ServerProbe
@@ -114,7 +114,7 @@ class Recorder:
         for group, hists in wire["hists"].items():
             mine = getattr(self, group)
             for key, data in hists.items():
-                mine.setdefault(key, Hist()).add(Hist.decode(data))
+                hist_for(mine, key).add(Hist.decode(data))
         self.delivery_ts.add(Hist.decode(wire["delivery_ts"]))
         for name, (seconds, counts) in wire["timelines"].items():
             getattr(self, name).merge(seconds, counts)
@@ -140,17 +140,17 @@ class Recorder:
 
     def _record_http(self, route: str, ms: float, setup: bool) -> None:
         if setup or not self.measuring:
-            self.setup_hist.setdefault(route, Hist()).record(ms)
+            hist_for(self.setup_hist, route).record(ms)
             return
         self.tl_http.record(time.perf_counter(), ms)
-        hist = self.http_hist.setdefault(route, Hist()) if self.steady else self.ramp_hist.setdefault("http", Hist())
+        hist = hist_for(self.http_hist, route) if self.steady else hist_for(self.ramp_hist, "http")
         hist.record(ms)
 
     def _record_ack(self, kind: str, ms: float) -> None:
         if not self.measuring:
             return
         self.tl_ack.record(time.perf_counter(), ms)
-        hist = self.ack_hist.setdefault(kind, Hist()) if self.steady else self.ramp_hist.setdefault("ack", Hist())
+        hist = hist_for(self.ack_hist, kind) if self.steady else hist_for(self.ramp_hist, "ack")
         hist.record(ms)
 
     # ------------------------------------------------------------ HTTP

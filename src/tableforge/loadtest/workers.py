@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from tableforge.loadtest import runner
 from tableforge.loadtest.conductor import Conductor
 from tableforge.loadtest.model import LoadConfig, SetupError
 from tableforge.loadtest.recorder import new_session
@@ -56,7 +57,7 @@ def worker_main(inbox: Connection, outbox: Connection, cfg: LoadConfig, rooms: l
     group: the workers ignore it and let the coordinator stop them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        asyncio.run(_worker(inbox, outbox, cfg, rooms, tag))
+        runner.run(_worker(inbox, outbox, cfg, rooms, tag))
     except BaseException as exc:  # the coordinator reports it; a traceback here would interleave
         with contextlib.suppress(Exception):
             outbox.send(("failed", f"{type(exc).__name__}: {exc}"))
