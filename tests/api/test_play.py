@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from tests.support.client import Api
+from tests.support.client import Api, Player, Ws
 from tests.support.waiting import eventually
 
 
@@ -102,7 +103,8 @@ async def test_reconnect_with_since_gets_exactly_what_was_missed(api: Api) -> No
         await s.close()
 
 
-async def test_preview_moves_and_pointers_are_relayed_not_stored(api: Api) -> None:
+async def _gm_token_and_a_player(api: Api) -> tuple[Player, dict[str, Any], Ws, Ws, str]:
+    """A room with a GM (socket `a`) who added a token, and a player (socket `b`) who saw it added."""
     gm, alice = await api.register("gm"), await api.register("al")
     room = await api.room(gm, alice)
     asset = await api.asset(gm, room["id"])
@@ -112,9 +114,14 @@ async def test_preview_moves_and_pointers_are_relayed_not_stored(api: Api) -> No
     await a.next_event("player.joined")
     add = await a.request("token.add", room_id=room["id"], asset_id=asset["id"], x=0, y=0)
     await b.next_event("token.added")
+    return gm, room, a, b, add["token"]["id"]
+
+
+async def test_preview_moves_and_pointers_are_relayed_not_stored(api: Api) -> None:
+    gm, room, a, b, token = await _gm_token_and_a_player(api)
     before = (await api.snapshot(gm, room["id"]))["room"]["version"]
     for i in range(5):
-        await a.send("token.move", room_id=room["id"], token_id=add["token"]["id"], x=i, y=i, preview=True)
+        await a.send("token.move", room_id=room["id"], token_id=token, x=i, y=i, preview=True)
     await a.send("pointer", room_id=room["id"], x=3, y=4)
     previews = [await b.next_event() for _ in range(6)]
     assert [p["type"] for p in previews] == ["token.moving"] * 5 + ["pointer"]
@@ -129,15 +136,7 @@ async def test_preview_moves_and_pointers_are_relayed_not_stored(api: Api) -> No
 async def test_a_drag_frame_after_a_committed_move_reaches_the_others_after_it(api: Api) -> None:
     """Previews are handled as they arrive, but never ahead of a message of the same socket still
     being handled: nobody sees a drag's frame before the committed move sent before it."""
-    gm, alice = await api.register("gm"), await api.register("al")
-    room = await api.room(gm, alice)
-    asset = await api.asset(gm, room["id"])
-    a, b = await api.ws(gm), await api.ws(alice)
-    await a.request("join", room_id=room["id"])
-    await b.request("join", room_id=room["id"])
-    await a.next_event("player.joined")
-    token = (await a.request("token.add", room_id=room["id"], asset_id=asset["id"], x=0, y=0))["token"]["id"]
-    await b.next_event("token.added")
+    _, room, a, b, token = await _gm_token_and_a_player(api)
     await a.send("token.move", room_id=room["id"], token_id=token, x=1, y=1, preview=True)
     assert (await b.next_event())["type"] == "token.moving"  # the room's token index is warm
     for i in range(20):
