@@ -194,6 +194,8 @@ class Hub:
     # -- publishing ----------------------------------------------------------------------------
     async def publish(self, room_id: str, version: int, ts_ms: float, sender: Connection | None,
                       body: bytes, routing: Routing = EVERYONE) -> None:
+        """A stored event (its room version): this instance's sockets now, in version order, the other
+        instances through the broker. Ephemeral messages go through `relay`, which never waits."""
         room = self.rooms.get(room_id)
         if sender is not None and version and room is not None and version >= room.expected:
             # Remembered before the publish leaves: if this version is read from the log before the
