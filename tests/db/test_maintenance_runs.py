@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -48,13 +49,18 @@ async def _rows(db: Database, job: str) -> list[dict[str, object]]:
             .mappings()]
 
 
+def _after(run: dict[str, Any], seconds: float) -> datetime:
+    return run["started_at"] + timedelta(seconds=seconds)  # type: ignore[no-any-return]
+
+
 async def test_a_job_runs_once_at_a_time(db: Database) -> None:
     job, other = _job(), _job()
     first = await runs.begin(db, job=job, trigger="api", instance_id="a", slot=None)
     assert first is not None and first["outcome"] == "running"
     assert await runs.begin(db, job=job, trigger="cli", instance_id="b", slot=None) is None
     assert await runs.begin(db, job=other, trigger="api", instance_id="b", slot=None) is not None  # others may
-    assert await runs.finish(db, first, outcome="ok", duration=0.5, summary={"deleted": 3}, error=None, keep=10)
+    assert await runs.finish(db, first, outcome="ok", ended=_after(first, 0.5), summary={"deleted": 3}, error=None,
+                             keep=10)
     again = await runs.begin(db, job=job, trigger="cli", instance_id="b", slot=None)
     assert again is not None and again["id"] > first["id"]
     rows = await _rows(db, job)
@@ -67,13 +73,13 @@ async def test_a_slot_succeeds_once_and_a_failed_slot_may_be_retried(db: Databas
     job, slot = _job(), 1_800_000_000.0
     run = await runs.begin(db, job=job, trigger="schedule", instance_id="a", slot=slot)
     assert run is not None
-    assert await runs.finish(db, run, outcome="failed", duration=0.1, summary=None, error="boom", keep=10)
+    assert await runs.finish(db, run, outcome="failed", ended=_after(run, 0.1), summary=None, error="boom", keep=10)
     state = await runs.slot_runs(db, job, slot)
     assert (state.done, state.failures) == (False, 1)
     assert state.last_failure_end is not None and abs(state.last_failure_end - datetime.now(UTC).timestamp()) < 60
     retry = await runs.begin(db, job=job, trigger="schedule", instance_id="b", slot=slot)
     assert retry is not None  # a failure leaves the slot open
-    assert await runs.finish(db, retry, outcome="ok", duration=0.1, summary={}, error=None, keep=10)
+    assert await runs.finish(db, retry, outcome="ok", ended=_after(retry, 0.1), summary={}, error=None, keep=10)
     assert (await runs.slot_runs(db, job, slot)).done is True
     assert await runs.begin(db, job=job, trigger="schedule", instance_id="c", slot=slot) is None  # done: never twice
     assert await runs.begin(db, job=job, trigger="schedule", instance_id="c", slot=slot + 60) is not None
@@ -95,7 +101,7 @@ async def test_a_dead_runner_frees_the_job_after_the_lease_time(db: Database) ->
     assert row["outcome"] == "abandoned" and row["error"] == runs.ABANDONED_ERROR
     # the dead one, were it only slow, learns it must stop, and cannot record an outcome
     assert await runs.heartbeat(db, dead["id"]) is False
-    assert await runs.finish(db, dead, outcome="ok", duration=1.0, summary={}, error=None, keep=10) is False
+    assert await runs.finish(db, dead, outcome="ok", ended=_after(dead, 1.0), summary={}, error=None, keep=10) is False
     assert (await _rows(db, job))[0]["outcome"] == "abandoned"
     # the slot it held is open again; the job may run
     assert (await runs.slot_runs(db, job, 1_800_000_100.0)).failures == 1
@@ -111,7 +117,8 @@ async def test_only_the_newest_runs_of_a_job_are_kept(db: Database) -> None:
         run = await runs.begin(db, job=job, trigger="api", instance_id="a", slot=None)
         assert run is not None
         ids.append(run["id"])
-        await runs.finish(db, run, outcome="ok" if i % 2 else "failed", duration=0.0, summary={}, error=None, keep=3)
+        await runs.finish(db, run, outcome="ok" if i % 2 else "failed", ended=_after(run, 0.0), summary={},
+                          error=None, keep=3)
     assert [r["id"] for r in await _rows(db, job)] == ids[-3:]
     assert [r["id"] for r in await _rows(db, other)] == [kept_other["id"]]  # other jobs untouched, running kept
     recent = (await runs.recent(db, (job, other), 2))

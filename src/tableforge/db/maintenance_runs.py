@@ -83,17 +83,17 @@ async def heartbeat(db: Database, run_id: int) -> bool:
     return bool(done.rowcount == 1)
 
 
-async def finish(db: Database, run: dict[str, Any], *, outcome: str, duration: float,
+async def finish(db: Database, run: dict[str, Any], *, outcome: str, ended: datetime,
                  summary: dict[str, Any] | None, error: str | None, keep: int) -> bool:
     """Record how a run ended and drop the job's runs beyond the newest `keep`; False if the row
     was no longer `running` (it was marked abandoned meanwhile; the outcome is not recorded)."""
-    now = datetime.now(UTC)
-    values = {"outcome": outcome, "finished_at": now, "duration_seconds": round(duration, 6), "summary": summary,
+    values = {"outcome": outcome, "finished_at": ended,
+              "duration_seconds": round((ended - run["started_at"]).total_seconds(), 6), "summary": summary,
               "error": error[:ERROR_CHARS] if error else None}
     run.update(values)  # the caller's copy says how it ended, even if the row cannot be written
     async with db.write() as conn:
         done = await conn.execute(sa.update(runs).where(runs.c.id == run["id"], runs.c.outcome == "running")
-                                  .values(heartbeat_at=now, **values))
+                                  .values(heartbeat_at=ended, **values))
         await prune(conn, run["job"], keep)
     return bool(done.rowcount == 1)
 

@@ -46,7 +46,6 @@ async def execute(rt: Runtime, run: dict[str, Any]) -> dict[str, Any]:
     job = run["job"]
     bound = log.bind(job=job, run_id=run["id"], trigger=run["trigger"])
     bound.info("maintenance.started", slot=run["slot"].isoformat() if run["slot"] else None)
-    started = time.perf_counter()
     work = asyncio.ensure_future(JOBS[job].run(rt))
     beat = asyncio.ensure_future(_heartbeat(rt, run, work))
     outcome, summary, error = "failed", None, None
@@ -68,29 +67,31 @@ async def execute(rt: Runtime, run: dict[str, Any]) -> dict[str, Any]:
         bound.exception("maintenance.crashed")
     finally:
         beat.cancel()
-        duration = time.perf_counter() - started
+        # The run's span as recorded (from its row's started_at), so duration and timestamps agree.
+        ended = datetime.now(UTC)
+        duration = (ended - run["started_at"]).total_seconds()
         # Shielded and bounded: a stop that interrupts the run still gets its end recorded.
         with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(_record(rt, run, outcome, duration, summary, error, bound)),
+            await asyncio.wait_for(asyncio.shield(_record(rt, run, outcome, ended, duration, summary, error, bound)),
                                    FINISH_TIMEOUT)
     return run
 
 
-async def _record(rt: Runtime, run: dict[str, Any], outcome: str, duration: float, summary: dict[str, Any] | None,
-                  error: str | None, bound: Any) -> None:
+async def _record(rt: Runtime, run: dict[str, Any], outcome: str, ended: datetime, duration: float,
+                  summary: dict[str, Any] | None, error: str | None, bound: Any) -> None:
     """Count, log, then store how the run ended (counted and logged even if the database is gone)."""
     job = run["job"]
     m.RUNS.labels(job, outcome).inc()
     m.DURATION.labels(job).observe(duration)
     if outcome == "ok":
-        m.LAST_SUCCESS.labels(job).set(datetime.now(UTC).timestamp())
+        m.LAST_SUCCESS.labels(job).set(ended.timestamp())
     fields = {"outcome": outcome, "duration_ms": round(duration * 1000, 1), "summary": summary}
     if outcome == "ok":
         bound.info("maintenance.finished", **fields)
     else:
         bound.warning("maintenance.finished", error=error, **fields)
     try:
-        recorded = await runs.finish(rt.db, run, outcome=outcome, duration=duration, summary=summary, error=error,
+        recorded = await runs.finish(rt.db, run, outcome=outcome, ended=ended, summary=summary, error=error,
                                      keep=rt.settings.maintenance_keep_runs)
     except Exception as exc:  # its row stays `running` until it is found abandoned
         bound.warning("maintenance.record_failed", error=repr(exc))
