@@ -9,10 +9,12 @@ from urllib.parse import urlparse
 import redis.asyncio
 
 from tableforge.realtime.envelope import unpack
+from tableforge.realtime.redis_broker import RedisBroker
+from tableforge.realtime.redis_sharing import SHARED_AGAIN, UNSHARED
 from tableforge.realtime.redis_subscriber import RECEIVED
 
 from .conftest import MakeBroker
-from .support import TcpProxy, event, wait_until
+from .support import TcpProxy, event, eventually, wait_until
 
 
 async def test_an_event_reaches_every_other_subscribed_instance_and_not_its_origin(
@@ -104,13 +106,14 @@ async def test_stored_events_leave_nothing_in_redis(
     make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis, prefix: str
 ) -> None:
     """History lives in the database: the broker only carries bytes, so Redis keeps no event."""
-    a, inbox_a = await make_broker(instance_ids("a"))
-    await a.subscribe("room-1")
+    a, _ = await make_broker(instance_ids("a"))
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await b.subscribe("room-1")
     for version in range(1, 201):
         await a.publish("room-1", event(version, f"v{version}"))
     await a.publish("room-1", event(0, "ephemeral: not stored"))
-    await wait_until(lambda: len(inbox_a.rooms) == 201, what="every message")
-    assert inbox_a.bodies()[:3] == ["v1", "v2", "v3"]
+    await wait_until(lambda: len(inbox_b.rooms) == 201, what="every message")
+    assert inbox_b.bodies()[:3] == ["v1", "v2", "v3"]
     assert [key async for key in raw.scan_iter(match=f"{prefix}*", count=1000)] == []
 
 
@@ -219,3 +222,111 @@ async def test_without_redis_control_messages_for_this_instance_still_arrive(
     assert inbox_a.bodies() == []  # room messages: the hub delivered them to its sockets itself
     assert inbox_a.controls == [b"broadcast"]
     assert a.stats()["subscribed"] is False
+
+
+def _unshared(kind: str) -> float:
+    return float(UNSHARED.labels(kind)._value.get())
+
+
+def _shared_again(reason: str) -> float:
+    return float(SHARED_AGAIN.labels(reason)._value.get())
+
+
+async def _until_unshared(broker: RedisBroker, *rooms: str) -> None:
+    """Until `rooms` are the broker's alone. Another broker's start-up hello may share them again
+    after the first reply said so: a preview in each (which nobody else hears) asks Redis again."""
+    async def unshared() -> bool:
+        for room_id in rooms:
+            broker.relay(room_id, event(0, "preview", sender=f"{broker.instance_id}/"))
+        return bool(broker.stats()["unshared_rooms"] == len(rooms))
+
+    await eventually(unshared, what=f"{rooms} unshared on {broker.instance_id}")
+
+
+async def test_a_room_no_other_instance_hears_is_not_published_until_one_subscribes(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str]
+) -> None:
+    """PUBLISH says how many subscribers got a message; when that is only us, the room's messages
+    stay here until another instance says hello in the room. It then gets the last event kept back
+    (and reads the ones before it from the log), and every later one."""
+    a_id = instance_ids("a")
+    a, _ = await make_broker(a_id)
+    b, inbox_b = await make_broker(instance_ids("b"))
+    await a.subscribe("room-1")  # its hello reaches nobody else: the room becomes a's alone
+    await _until_unshared(a, "room-1")
+    stored, ephemeral, hellos = _unshared("stored"), _unshared("ephemeral"), _shared_again("hello")
+
+    for version in (1, 2, 3):
+        await a.publish("room-1", event(version, f"v{version}", sender=f"{a_id}/c1"))
+    a.relay("room-1", event(0, "a preview nobody else could see", sender=f"{a_id}/c1"))
+    assert (_unshared("stored") - stored, _unshared("ephemeral") - ephemeral) == (3, 1)
+
+    await b.subscribe("room-1")
+    # b's hello is on its way: a still has the room to itself, and keeps this one back too.
+    await a.publish("room-1", event(4, "v4", sender=f"{a_id}/c1"))
+    await wait_until(lambda: inbox_b.has("v4"), what="the kept event, once b said hello")
+    assert _shared_again("hello") - hellos == 1 and a.stats()["unshared_rooms"] == 0
+    await a.publish("room-1", event(5, "v5", sender=f"{a_id}/c1"))
+    await wait_until(lambda: inbox_b.has("v5"), what="the next event")
+    assert inbox_b.bodies("room-1") == ["v4", "v5"]  # b reads v1..v3 from the log (the hub's gap fill)
+    assert _unshared("stored") - stored == 4
+
+    # b leaves: a's next publish reaches only a, and the room is a's alone again.
+    await b.unsubscribe("room-1")
+    await _until_unshared(a, "room-1")
+
+
+async def test_a_kept_event_goes_out_when_the_room_is_left_or_the_session_lost(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis, prefix: str
+) -> None:
+    """Without a subscription, a hello would not reach us: leaving the room, or losing the subscriber's
+    session, publishes what was kept back. A listener that says no hello sees it."""
+    a_id = instance_ids("a")
+    a, inbox_a = await make_broker(a_id)
+    await a.subscribe("room-1")
+    await a.subscribe("room-2")
+    await _until_unshared(a, "room-1", "room-2")
+    await a.publish("room-1", event(1, "kept in room-1", sender=f"{a_id}/c1"))
+    await a.publish("room-2", event(1, "kept in room-2", sender=f"{a_id}/c1"))
+    listener = raw.pubsub()
+    await listener.subscribe(f"{prefix}room:room-1", f"{prefix}room:room-2")
+    heard: list[bytes] = []
+
+    async def hear(count: int) -> None:
+        while len(heard) < count:
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                heard.append(message["data"])
+
+    try:
+        await a.unsubscribe("room-1")
+        await asyncio.wait_for(hear(1), 10)
+        assert [unpack(data).body for data in heard] == [b"kept in room-1"]
+
+        killed = await raw.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID",
+                                           await _subscriber_client_id(raw, a_id))
+        assert killed == 1
+        await asyncio.wait_for(hear(2), 10)
+        assert unpack(heard[1]).body == b"kept in room-2"
+        await wait_until(lambda: inbox_a.resets == 2, what="a subscribed again")
+    finally:
+        await listener.aclose()
+
+
+async def test_an_instance_that_subscribed_again_gets_every_room_shared_again(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis
+) -> None:
+    """A new session subscribes every room at once, without a hello each: one hello on the control
+    channel makes every other instance share all its rooms again."""
+    a_id, b_id = instance_ids("a"), instance_ids("b")
+    a, _ = await make_broker(a_id)
+    _, inbox_b = await make_broker(b_id)
+    await a.subscribe("room-1")
+    await _until_unshared(a, "room-1")
+    await a.publish("room-1", event(1, "kept", sender=f"{a_id}/c1"))
+    hellos = _shared_again("hello")
+    # b was in no room; it reconnects and says hello to everyone
+    await raw.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", await _subscriber_client_id(raw, b_id))
+    await wait_until(lambda: _shared_again("hello") - hellos == 1, what="a to share room-1 again")
+    assert a.stats()["unshared_rooms"] in (0, 1)  # its republished event may make it unshared again at once
+    assert inbox_b.rooms == []  # b is not in room-1: what a republished does not reach it

@@ -40,6 +40,7 @@ from tableforge.observability.logging import get_logger
 from tableforge.realtime.broker import Broker, ControlHandler, RoomHandler
 from tableforge.realtime.envelope import peek_version, sent_from
 from tableforge.realtime.redis_outbox import DROPPED, Outbox, Outgoing
+from tableforge.realtime.redis_sharing import Sharing, hello, hello_sender
 from tableforge.realtime.redis_subscriber import RECEIVED_BY_KIND, Channels, RedisSubscriber
 from tableforge.redis_client import TimedRedis
 
@@ -95,7 +96,7 @@ class RedisBroker(Broker):
             url, self.channels, client_name=f"tableforge-sub:{name}", connect_timeout=o.connect_timeout,
             confirm_timeout=o.confirm_timeout, min_backoff=o.min_backoff, max_backoff=o.max_backoff,
             on_room=self._from_redis, on_control=self._control_message, on_ready=self._became_ready,
-            on_lost=self._update_health)
+            on_lost=self._session_lost)
         self._pub = TimedRedis(connection_pool=BlockingConnectionPool.from_url(
             url, max_connections=o.pool_size, timeout=o.connect_timeout, socket_timeout=None,
             socket_connect_timeout=o.connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0,
@@ -103,7 +104,9 @@ class RedisBroker(Broker):
         ), io_timeout=o.socket_timeout)
         self._outbox = Outbox(self._pub, limit=o.outbox_limit, batch_max=o.batch_max,
                               deliver_locally=self._fallback, subscribed=lambda: self._subscriber.subscribed,
-                              on_failure=self._publisher_failed)
+                              on_failure=self._publisher_failed, epoch=lambda: self._subscriber.epoch,
+                              on_replies=lambda rooms, counts, epoch: self._sharing.replies(rooms, counts, epoch))
+        self._sharing = Sharing(self._subscriber, self._republish)
         self._probe_ok = True
         self._probe_waiter: tuple[bytes, asyncio.Future[None]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,6 +165,7 @@ class RedisBroker(Broker):
             "publisher_down": self._outbox.down,
             "rooms": len(self._subscriber.rooms),
             "outbox": len(self._outbox),
+            "unshared_rooms": len(self._sharing),
             "reconnects": self._subscriber.reconnects,
         }
 
@@ -172,17 +176,25 @@ class RedisBroker(Broker):
     # -- subscriptions -------------------------------------------------------------------------
     async def subscribe(self, room_id: str) -> None:
         """Subscribe to the room; returns once Redis confirmed it (or at once while disconnected,
-        in which case the next session subscribes and `on_reset` fills the gap)."""
+        in which case the next session subscribes and `on_reset` fills the gap). Then say hello in
+        the room, so that an instance that had it to itself publishes it again (redis_sharing.py)."""
         await self._subscriber.subscribe(room_id)
+        if room_id in self._subscriber.confirmed:
+            self._outbox.put(Outgoing(self.channels.room(room_id), hello(self.instance_id), kind="hello",
+                                      room=room_id))
 
     async def unsubscribe(self, room_id: str) -> None:
+        self._sharing.share(room_id, "left")  # a hello for it would not reach us any more
         await self._subscriber.unsubscribe(room_id)
 
     def _became_ready(self) -> None:
-        """Subscribed again: whatever was published while we were away is in the database."""
+        """Subscribed again: whatever was published while we were away is in the database. Every
+        room was subscribed anew without a hello each: one hello on the control channel makes every
+        other instance share all its rooms again."""
         self._outbox.down = False
         self._probe_ok = True
         self._update_health()
+        self._outbox.put(Outgoing(self.channels.control, hello(self.instance_id), kind="hello"))
         try:
             self._on_reset()
         except Exception:
@@ -190,13 +202,33 @@ class RedisBroker(Broker):
 
     def _from_redis(self, room_id: str, data: bytes) -> None:
         """A room message read from Redis. Our own come back too, and the hub delivered those when
-        it published them: dropped here, by the sender field, without decoding."""
+        it published them: dropped here, by the sender field, without decoding. A hello is the
+        broker's own business."""
         if sent_from(data, self._own):
             RECEIVED_BY_KIND["own"].inc()
             return
+        if data[:1] == b"\x00":
+            sender = hello_sender(data)
+            RECEIVED_BY_KIND["hello"].inc()
+            if sender is not None and sender != self.instance_id:
+                self._sharing.share(room_id, "hello")
+            return
         self._on_room(room_id, data)
 
+    def _republish(self, room_id: str, data: bytes) -> None:
+        """A stored envelope kept back in an unshared room, out now (never dropped)."""
+        self._outbox.put(Outgoing(self.channels.room(room_id), data, kind="stored", room=room_id))
+
+    def _session_lost(self) -> None:
+        self._sharing.share_all("session")
+        self._update_health()
+
     def _control_message(self, channel: bytes, data: bytes) -> None:
+        if channel == self.channels.control and (sender := hello_sender(data)) is not None:
+            RECEIVED_BY_KIND["hello"].inc()
+            if sender != self.instance_id:
+                self._sharing.share_all("hello")
+            return
         if channel == self.channels.own and data.startswith(PROBE_MARK):
             RECEIVED_BY_KIND["probe"].inc()
             probe = self._probe_waiter
@@ -215,16 +247,20 @@ class RedisBroker(Broker):
         """Queue a room envelope. Stored events (version > 0) are never dropped: when the outbox
         is full this waits for room (not for Redis). Ephemeral ones are dropped instead (the protocol
         allows it)."""
+        if self._sharing.keep(room_id, data):
+            return
         if peek_version(data) > 0:
-            await self._outbox.put_when_room(Outgoing(self.channels.room(room_id), data, kind="stored"))
+            await self._outbox.put_when_room(Outgoing(self.channels.room(room_id), data, kind="stored", room=room_id))
         else:
             self.relay(room_id, data)
 
     def relay(self, room_id: str, data: bytes) -> None:
+        if self._sharing.keep(room_id, data):
+            return
         if self._outbox.full:
             DROPPED.labels("outbox_full").inc()
         else:
-            self._outbox.put(Outgoing(self.channels.room(room_id), data))
+            self._outbox.put(Outgoing(self.channels.room(room_id), data, room=room_id))
 
     async def publish_control(self, data: bytes, instance_id: str | None = None) -> None:
         channel = self.channels.control if instance_id is None else self.channels.instance(instance_id)

@@ -47,18 +47,22 @@ class Outgoing:
     local_done: bool = False  # already delivered locally
     future: asyncio.Future[None] | None = None
     kind: str = "ephemeral"
+    room: str | None = None  # a room message's room: its PUBLISH reply goes to `on_replies`
 
 
 class Outbox:
     def __init__(self, client: Redis, *, limit: int, batch_max: int,
                  deliver_locally: Callable[[Sequence[Outgoing]], None], subscribed: Callable[[], bool],
-                 on_failure: Callable[[str], None]) -> None:
+                 on_failure: Callable[[str], None], epoch: Callable[[], int] = lambda: 0,
+                 on_replies: Callable[[Sequence[str | None], list[Any], int], None] | None = None) -> None:
         self._client = client
         self._limit = limit
         self._batch_max = batch_max
         self._deliver_locally = deliver_locally
         self._subscribed = subscribed
         self._on_failure = on_failure
+        self._epoch = epoch  # read before each pipeline, handed to on_replies with its replies
+        self._on_replies = on_replies
         self._queue: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
@@ -165,6 +169,7 @@ class Outbox:
     async def _send(self, batch: list[Outgoing]) -> None:
         """Publish `batch` in one pipeline; retry once on a fresh connection, then deliver locally."""
         for attempt in range(2):
+            epoch = self._epoch()
             try:
                 results = await self._pipeline(batch)
             except (RedisError, OSError) as exc:
@@ -182,6 +187,8 @@ class Outbox:
                     self._deliver_locally([item])
                 else:
                     PUBLISHED[item.kind].inc()
+            if self._on_replies is not None:
+                self._on_replies([item.room for item in batch], results, epoch)
             return
 
     async def _pipeline(self, batch: Sequence[Outgoing]) -> list[Any]:

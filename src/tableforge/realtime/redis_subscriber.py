@@ -109,6 +109,12 @@ class RedisSubscriber:
             retry=Retry(NoBackoff(), 0), health_check_interval=0, client_name=client_name,
         )
         self.rooms: set[str] = set()  # what we want to be subscribed to, whatever the connection
+        # Rooms surely subscribed at Redis right now: added when Redis confirms a SUBSCRIBE (no
+        # UNSUBSCRIBE behind it), removed before an UNSUBSCRIBE is sent and when a session ends. The
+        # epoch changes with it: a PUBLISH reply read in the epoch it was sent in ran while
+        # `confirmed` was true (the broker's unshared rooms rely on it).
+        self.confirmed: set[str] = set()
+        self.epoch = 0
         self._conn: AbstractConnection | None = None
         self._cmd_lock = asyncio.Lock()
         self._pending: deque[_Pending] = deque()
@@ -158,6 +164,9 @@ class RedisSubscriber:
 
     async def unsubscribe(self, room_id: str) -> None:
         self.rooms.discard(room_id)
+        # Not confirmed from now on: Redis may run the UNSUBSCRIBE before we read its reply.
+        self.confirmed.discard(room_id)
+        self.epoch += 1
         await self._command(b"UNSUBSCRIBE", self.channels.room(room_id))
 
     async def _command(self, command: bytes, channel: bytes) -> None:
@@ -271,6 +280,10 @@ class RedisSubscriber:
         want_kind, want_channel, waiter = self._pending.popleft()
         if want_kind != kind or want_channel != channel:
             raise _Desync(f"expected {want_kind!r} {want_channel!r}, got {kind!r} {channel!r}")
+        if kind == b"subscribe" and channel.startswith(self.channels.room_prefix) and not any(
+                k == b"unsubscribe" and c == channel for k, c, _ in self._pending):
+            self.confirmed.add(channel[len(self.channels.room_prefix):].decode())
+            self.epoch += 1
         if waiter is None:
             return
         if waiter is self._ready_marker:
@@ -291,4 +304,6 @@ class RedisSubscriber:
 
     def _set_lost(self) -> None:
         self._subscribed = False
+        self.confirmed.clear()
+        self.epoch += 1
         self._on_lost()
