@@ -11,6 +11,7 @@ from time import perf_counter
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tableforge import __version__
 from tableforge.api import docs, edge, errors, schemas
 from tableforge.api.asset_files import AssetBytes
+from tableforge.api.fast_reads import FastReads
 from tableforge.api.responses import JSON
 from tableforge.api.routes import (
     admin,
@@ -45,10 +47,6 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 log = get_logger(__name__)
 
 
-# At most this many (method, route, status) latency children are kept looked up (see `_observer`).
-_MAX_CHILDREN = 4096
-
-
 class MetricsMiddleware:
     """Latency by route *template* (never the raw path: ids would make unbounded labels), the
     security headers of every response, and the edge refusals (api/edge.py: a body over the upload
@@ -62,16 +60,7 @@ class MetricsMiddleware:
         self.app = app
         self.max_body = max_body
         self.import_max_body = import_max_body  # `POST /api/rooms/import` only: room files are larger
-        self._children: dict[tuple[str, str, int], Any] = {}
-
-    def _observer(self, method: str, template: str, status: int) -> Any:
-        key = (method, template, status)
-        child = self._children.get(key)
-        if child is None:
-            child = metrics.HTTP_REQUEST_SECONDS.labels(method, template, str(status))
-            if len(self._children) < _MAX_CHILDREN:  # methods come from clients: keep the dict bounded
-                self._children[key] = child
-        return child
+        self._observer = metrics.RouteTimings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,9 +108,13 @@ class TableForgeApp(FastAPI):
     collector re-scans on every full collection, and every frame it sends would pass through each
     wrapper. The socket endpoint needs none of them (it answers errors in-band and closes with codes)."""
 
+    fast_reads: FastReads | None = None  # the hot GETs' lane (api/fast_reads.py), set by create_app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if self.fast_reads is not None and await self.fast_reads.handle(scope, receive, send):
+                return
             # What FastAPI.__call__ and Starlette.__call__ do for a request when telemetry is off.
             if self.root_path:
                 scope["root_path"] = self.root_path
@@ -208,6 +201,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.path_order = [getattr(route, "path", "") for router in documented for route in router.routes]
     docs.install(app)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
-    app.add_middleware(MetricsMiddleware, max_body=settings.max_upload_bytes + 1024 * 1024,
-                       import_max_body=settings.max_import_bytes + 1024 * 1024)
+    max_body = settings.max_upload_bytes + 1024 * 1024
+    app.add_middleware(MetricsMiddleware, max_body=max_body, import_max_body=settings.max_import_bytes + 1024 * 1024)
+    hot = {rooms.snapshot, rooms.players, rooms.asset_file, systems.search, systems.get}
+    # From the routers themselves: FastAPI keeps an included router whole (no prefix or dependencies here).
+    hot_routes = [r for router in (rooms.router, systems.router) for r in router.routes
+                  if isinstance(r, APIRoute) and r.endpoint in hot]
+    assert len(hot_routes) == len(hot), "every hot endpoint has one route"
+    app.fast_reads = FastReads(app, hot_routes, metrics.RouteTimings(), max_body)
     return app

@@ -27,6 +27,10 @@ def error_response(status: int, code: str, message: str, details: Any = None,
                           headers=headers)
 
 
+def app_error_response(exc: AppError) -> JSON:
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
+
+
 def _detail(error: Any) -> dict[str, Any]:
     """One validation problem: the field (dotted path, without the `body` prefix), a human
     problem, and for limits the limit's name (`max_depth`, `int_range`, `nul`...) and the path
@@ -58,7 +62,7 @@ def _detail(error: Any) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSON:
-        return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
+        return app_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSON:

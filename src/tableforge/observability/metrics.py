@@ -184,3 +184,24 @@ IMAGE_DECODE_WAITS = Counter("tableforge_image_decode_waits_total",
                              "Uploads that had to wait for a free image check slot")
 IMAGE_DECODES_REFUSED = Counter("tableforge_image_decodes_refused_total",
                                 "Uploads refused with 503 server_busy after waiting too long for a slot")
+
+
+class RouteTimings:
+    """The HTTP latency histogram's child per (method, route template, status), looked up once
+    (`labels()` builds a key and takes a lock on every call). Methods come from clients, so at most
+    `limit` children are kept looked up; the rest are looked up on each request."""
+
+    __slots__ = ("_children", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._children: dict[tuple[str, str, int], Any] = {}
+        self._limit = limit
+
+    def __call__(self, method: str, template: str, status: int) -> Any:
+        key = (method, template, status)
+        child = self._children.get(key)
+        if child is None:
+            child = HTTP_REQUEST_SECONDS.labels(method, template, str(status))
+            if len(self._children) < self._limit:
+                self._children[key] = child
+        return child
