@@ -330,3 +330,32 @@ async def test_an_instance_that_subscribed_again_gets_every_room_shared_again(
     await wait_until(lambda: _shared_again("hello") - hellos == 1, what="a to share room-1 again")
     assert a.stats()["unshared_rooms"] in (0, 1)  # its republished event may make it unshared again at once
     assert inbox_b.rooms == []  # b is not in room-1: what a republished does not reach it
+
+
+async def test_a_room_message_from_an_instance_that_says_no_hello_shares_the_room_again(
+    make_broker: MakeBroker, instance_ids: Callable[[str], str], raw: redis.asyncio.Redis, prefix: str
+) -> None:
+    """An older instance (a rolling upgrade) subscribes without a hello; its first event in the room
+    (a player.joined) is enough for the room to be shared again, kept event first."""
+    a_id = instance_ids("a")
+    a, inbox_a = await make_broker(a_id)
+    await a.subscribe("room-1")
+    await _until_unshared(a, "room-1")
+    await a.publish("room-1", event(1, "kept", sender=f"{a_id}/c1"))
+    older = raw.pubsub()
+    await older.subscribe(f"{prefix}room:room-1")  # no hello
+    heard = _shared_again("heard")
+    try:
+        await raw.publish(f"{prefix}room:room-1", event(2, "player.joined", sender="older/c9"))
+        await wait_until(lambda: inbox_a.has("player.joined"), what="the older instance's event on a")
+        assert _shared_again("heard") - heard == 1 and a.stats()["unshared_rooms"] == 0
+        await a.publish("room-1", event(3, "shared", sender=f"{a_id}/c1"))
+        bodies: list[bytes] = []
+        async with asyncio.timeout(10):
+            while b"shared" not in bodies:
+                message = await older.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    bodies.append(unpack(message["data"]).body)
+        assert bodies == [b"player.joined", b"kept", b"shared"]  # its own event comes back to it too
+    finally:
+        await older.aclose()

@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # From the routers themselves: FastAPI keeps an included router whole (no prefix or dependencies here).
     hot_routes = [r for router in (rooms.router, systems.router) for r in router.routes
                   if isinstance(r, APIRoute) and r.endpoint in hot]
-    assert len(hot_routes) == len(hot), "every hot endpoint has one route"
+    if len(hot_routes) != len(hot):
+        raise RuntimeError("each hot endpoint must have exactly one route")
     app.fast_reads = FastReads(app, hot_routes, metrics.RouteTimings(), max_body)
     return app

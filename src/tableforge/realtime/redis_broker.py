@@ -213,6 +213,8 @@ class RedisBroker(Broker):
             if sender is not None and sender != self.instance_id:
                 self._sharing.share(room_id, "hello")
             return
+        if room_id in self._sharing:
+            self._sharing.share(room_id, "heard")  # someone else is in the room: maybe one that says no hello
         self._on_room(room_id, data)
 
     def _republish(self, room_id: str, data: bytes) -> None:

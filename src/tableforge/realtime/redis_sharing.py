@@ -12,7 +12,9 @@ confirmed the subscription). An instance that has the room unshared then shares 
 publishes the stored envelope it kept last: the newcomer reads everything up to that version from
 the event log (the hub's gap fill), so nothing kept back while the hello was on its way is lost.
 Leaving the room (the last local socket went) and losing the subscriber's session publish the kept
-envelopes too, since a hello may not reach us any more.
+envelopes too, since a hello may not reach us any more. And a room message from another instance
+shares the room again: an instance that says no hello (an older version, during a rolling upgrade)
+is heard at its first event in the room (usually its player's `player.joined`).
 
 A reply tells how many subscribers Redis saw when it ran the PUBLISH. It is believed only when the
 subscriber's epoch did not change between sending the PUBLISH and reading its reply: a hello, a
@@ -38,7 +40,8 @@ UNSHARED = Counter("tableforge_broker_unshared_total",
 UNSHARED_ROOMS = Gauge("tableforge_broker_unshared_rooms", "Rooms whose messages stay on this instance",
                        multiprocess_mode="livesum")
 SHARED_AGAIN = Counter("tableforge_broker_shared_again_total",
-                       "Unshared rooms published again, by reason (hello: another instance subscribed)", ["reason"])
+                       "Unshared rooms published again, by reason: hello (another instance subscribed), heard (another "
+                       "instance's message in the room), left, session (the subscriber's session ended)", ["reason"])
 UNSHARED_BY_KIND = Children(UNSHARED)
 
 
@@ -64,6 +67,9 @@ class Sharing:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+    def __contains__(self, room_id: str) -> bool:
+        return room_id in self._kept
 
     def keep(self, room_id: str, data: bytes) -> bool:
         """True if the room is unshared: the message stays here (a stored one is kept)."""
