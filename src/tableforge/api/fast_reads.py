@@ -77,8 +77,9 @@ class FastReads:
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer the request if it is one of the hot GETs with valid parameters; False (nothing
         sent) for the full stack to answer."""
-        if scope["method"] != "GET" or edge.refusal(scope, self._max_body) is not None:
+        if scope["method"] != "GET":
             return False
+        start = perf_counter()
         path = scope["path"]
         for hot in self._hot:
             matched = hot.regex.match(path)
@@ -86,7 +87,8 @@ class FastReads:
                 break
         else:
             return False
-        start = perf_counter()
+        if edge.refusal(scope, self._max_body) is not None:
+            return False  # only for the hot routes: MetricsMiddleware checks every other request
         route = hot.route
         convertors = route.param_convertors
         path_params = {k: convertors[k].convert(v) for k, v in matched.groupdict().items()}
