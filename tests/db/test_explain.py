@@ -7,6 +7,7 @@ the index were missing or unusable."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 from tableforge.db.engine import Database
 from tableforge.db.schema import board_tokens, room_events
-from tableforge.services import rooms, systems
+from tableforge.services import rooms, snapshots, systems
 
 GENERATE = [
     """INSERT INTO users (id, username, password_hash, created_at)
@@ -98,8 +99,9 @@ def _seq_scanned(plan: dict[str, Any]) -> set[str]:
 
 
 async def test_snapshot_reads_every_part_through_its_index(pg_db: Database, loaded: dict[str, Any]) -> None:
-    statement = rooms._snapshot_statement(loaded["room_id"]).params(
-        room_id=loaded["room_id"], scene_id=None, is_gm=False, user_audience="%u:someone%")
+    # the HTTP snapshot's statement (the caller's role read inside it), as a player reads it
+    statement = snapshots.snapshot_statement(loaded["room_id"], as_member=True).params(
+        room_id=loaded["room_id"], user_id=str(uuid.uuid4()), scene_id=None, user_audience="%u:someone%")
     plan = await _plan(pg_db, statement)
     used = _indexes(plan)
     assert {"pk_game_rooms", "pk_room_players", "ix_game_assets_room_created",

@@ -8,8 +8,11 @@ CPU before the endpoint ran, more than most endpoints themselves (docs/benchmark
 Here the request goes straight to the same endpoint function with the same arguments:
 
 - the path is matched with the route's own regex and convertors, and path and query parameters are
-  validated by FastAPI's own `request_params_to_args` against the route's declared fields, so the
-  limits are the route's;
+  validated by the route's declared fields (`ModelField.validate`, what FastAPI's
+  `request_params_to_args` calls), so the limits are the route's. Only plain scalar parameters
+  (one value under one name, an immutable default) are read here, without the generic per-field
+  look-ups (aliases, sequences, models, a copy of each default) FastAPI repeats per request;
+  a route with another kind of parameter does not take the lane (checked at start-up);
 - the runtime, the `Request` and the user are what the `RuntimeDep`, `UserDep` and `OptionalUserDep`
   dependencies give (deps.py);
 - the route template's latency histogram, the edge refusals and the security headers are
@@ -29,8 +32,8 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.dependencies.utils import request_params_to_args
+from fastapi import FastAPI, params
+from fastapi._compat import ModelField, is_scalar_field
 from fastapi.routing import APIRoute
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -42,10 +45,57 @@ from tableforge.domain.errors import AppError
 Observer = Callable[[str, str, int], Any]  # (method, route template, status) -> a histogram child
 
 
+_IMMUTABLE = (type(None), bool, int, float, str, bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    """A path or query parameter as the lane reads it."""
+
+    field: ModelField
+    key: str  # its name in the request
+    loc: tuple[str, str]  # where a validation error would point
+    required: bool
+    default: Any
+
+    @classmethod
+    def of(cls, route: APIRoute, field: ModelField) -> _Param:
+        info = field.field_info
+        key = field.validation_alias or field.alias
+        required = info.is_required()
+        if (not isinstance(info, params.Path | params.Query) or not is_scalar_field(field) or not isinstance(key, str)
+                or info.validate_default or not (required or isinstance(field.default, _IMMUTABLE))):
+            raise ValueError(f"{route.path}: parameter {field.name!r} is not a plain scalar the fast lane reads")
+        return cls(field, key, (info.in_.value, key), required, field.default)
+
+
+def _read(fields: tuple[_Param, ...], source: Any) -> dict[str, Any] | None:
+    """The endpoint's arguments from `source` (path parameters, or the query string), None if any
+    is missing or does not validate: the full stack then answers with its 422."""
+    values: dict[str, Any] = {}
+    for p in fields:
+        raw = source.get(p.key)
+        if raw is None:
+            if p.required:
+                return None
+            values[p.field.name] = p.default
+            continue
+        value, problems = p.field.validate(raw, values, loc=p.loc)
+        if problems:
+            return None
+        values[p.field.name] = value
+    return values
+
+
+_NO_QUERY: dict[str, str] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class _Hot:
     route: APIRoute
     regex: re.Pattern[str]
+    path_params: tuple[_Param, ...]
+    query_params: tuple[_Param, ...]
     runtime: str | None  # the endpoint's parameter names for what the dependencies would give
     user: str | None
     user_optional: bool
@@ -64,7 +114,8 @@ def _hot(route: APIRoute) -> _Hot:
             user, optional = sub.name, sub.call is deps.optional_user
         else:
             raise ValueError(f"{route.path}: dependency {sub.call!r} is not one the fast lane resolves")
-    return _Hot(route, route.path_regex, runtime, user, optional)
+    return _Hot(route, route.path_regex, tuple(_Param.of(route, f) for f in d.path_params),
+                tuple(_Param.of(route, f) for f in d.query_params), runtime, user, optional)
 
 
 class FastReads:
@@ -93,12 +144,15 @@ class FastReads:
         convertors = route.param_convertors
         path_params = {k: convertors[k].convert(v) for k, v in matched.groupdict().items()}
         d = route.dependant
-        values, problems = request_params_to_args(d.path_params, path_params)
-        if d.query_params and not problems:
-            query, problems = request_params_to_args(d.query_params, QueryParams(scope["query_string"]))
-            values.update(query)
-        if problems:
+        values = _read(hot.path_params, path_params)
+        if values is None:
             return False  # the full stack answers 422 with every detail
+        if hot.query_params:
+            raw_query = scope["query_string"]
+            query = _read(hot.query_params, QueryParams(raw_query) if raw_query else _NO_QUERY)
+            if query is None:
+                return False
+            values.update(query)
         scope["app"] = self.app
         scope["path_params"] = path_params
         scope["route"] = route

@@ -28,7 +28,7 @@ keeps the main body, its `audience` (NULL: everyone) and the `variants` (other b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -104,6 +104,12 @@ class EventLog(ABC):
         Here, not in the room service, because `join` reads it before every attach and PostgreSQL's
         log reads it on a kept connection (db/pg_event_log.py)."""
 
+    @abstractmethod
+    async def read_row(self, query: sa.Select[Any], params: dict[str, Any]) -> Mapping[str, Any] | None:
+        """The first row of a read statement, by column name (None: no row). For the hot reads that
+        check membership themselves (the snapshot): PostgreSQL's log runs them on a kept connection
+        as a prepared statement. `query` is built once (a module constant), not per call."""
+
 
 # The room's version and the stored events after `since`, in one statement: consistent without a
 # transaction, since one statement reads one snapshot.
@@ -174,6 +180,10 @@ class TransactionalEventLog(EventLog):
         async with self.db.read() as conn:
             row = (await conn.execute(MEMBERSHIP, {"room_id": room_id, "user_id": user_id})).first()
         return None if row is None else (row[0], bool(row[1]), str(row[2]))
+
+    async def read_row(self, query: sa.Select[Any], params: dict[str, Any]) -> Mapping[str, Any] | None:
+        async with self.db.read() as conn:
+            return (await conn.execute(query, params)).mappings().first()
 
     # -- the changes that are not the board's
     async def _post_message(self, conn: AsyncConnection, room_id: str, c: PostMessage) -> StoredEvent[dict[str, Any]]:

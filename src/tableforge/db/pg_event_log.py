@@ -41,11 +41,12 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import asyncpg
 import orjson
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -333,6 +334,7 @@ class PgEventLog(TransactionalEventLog):
     FOGGED_HINT_S = 5.0  # how long a room whose move needed the transaction goes straight to it
     FOGGED_HINT_MAX = 10_000
     TOKEN_SCENES_MAX = 20_000
+    READ_SQL_MAX = 32
 
     def __init__(self, db: Database, history_size: int) -> None:
         super().__init__(db, history_size)
@@ -342,6 +344,8 @@ class PgEventLog(TransactionalEventLog):
         # that each move does not first try the one statement in vain; a hint, never a correctness matter.
         self._fogged: OrderedDict[str, float] = OrderedDict()
         self._moves = MoveQueue(self._write_moves)  # group commit (db/pg_move_batch.py)
+        # read_row's statements as SQL, by id (the statement is kept in the entry: its id is not reused)
+        self._read_sql: OrderedDict[int, tuple[sa.Select[Any], str, tuple[str, ...], dict[str, Any]]] = OrderedDict()
         # Tokens' scenes, for the moves on rooms with fog (a stale entry only makes the statement refuse).
         self._token_scenes: OrderedDict[str, str] = OrderedDict()
         self._add_contexts = AddContexts()  # what a token.add assumes of its room (db/pg_token_add.py)
@@ -391,6 +395,29 @@ class PgEventLog(TransactionalEventLog):
 
         row = await self._on_lane(read, write=False)
         return None if row is None else (row[0], bool(row[1]), str(row[2]))
+
+    async def read_row(self, query: sa.Select[Any], params: dict[str, Any]) -> Mapping[str, Any] | None:
+        sql, names, fixed = self._compiled(query)
+        args = [params[name] if name in params else fixed[name] for name in names]
+
+        async def read(raw: asyncpg.Connection) -> Any:
+            return await raw.fetchrow(sql, *args)
+
+        return cast(Mapping[str, Any] | None, await self._on_lane(read, write=False))
+
+    def _compiled(self, query: sa.Select[Any]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        """`query` as asyncpg's SQL: the SQL ($1, $2, …), the parameters' names in that order, and the
+        values of those the statement fixes itself (a literal compared with, a LIMIT). Compiled once
+        per statement object; bounded, since the callers pass module constants (more than a few would
+        mean a caller building its statement per call, which only re-compiles)."""
+        found = self._read_sql.get(id(query))
+        if found is None or found[0] is not query:
+            compiled = query.compile(dialect=self.db.engine.dialect)
+            found = (query, str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+            if len(self._read_sql) >= self.READ_SQL_MAX:
+                self._read_sql.popitem(last=False)
+            self._read_sql[id(query)] = found
+        return found[1], found[2], found[3]
 
     async def since(self, room_id: str, after: int) -> tuple[int, list[Logged]]:
         async def read(raw: asyncpg.Connection) -> Any:

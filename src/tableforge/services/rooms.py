@@ -164,9 +164,13 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
 async def snapshot(rt: Runtime, room_id: str, user: dict[str, Any], scene_id: str | None = None) -> dict[str, Any]:
     """The room as the caller may see it (services/snapshots.py); `scene_id` for GMs only: for the
     others, any scene but theirs does not exist."""
-    role = await member_role(rt, room_id, user)
-    async with rt.db.read() as conn:
-        shown = await snapshots.read_snapshot(conn, room_id, is_gm=role == GM, scene_id=scene_id, user_id=user["id"])
+    if rt.db.is_postgres:  # the membership check and the snapshot in one statement
+        role, shown = await snapshots.read_as_member(rt.events, room_id, user["id"], scene_id)
+    else:
+        role = await member_role(rt, room_id, user)
+        async with rt.db.read() as conn:
+            shown = await snapshots.read_snapshot(conn, room_id, is_gm=role == GM, scene_id=scene_id,
+                                                  user_id=user["id"])
     if scene_id is not None and role != GM and shown["scene_id"] != scene_id:
         raise NotFound("no such scene in this room", code="scene_not_found")
     return shown
@@ -179,10 +183,6 @@ async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, sce
 
 def _players_query(room_id: str, online: bool | None = None) -> sa.Select[Any]:
     return snapshots.players_query(room_id, online)
-
-
-def _snapshot_statement(room_id: Any) -> sa.Select[Any]:
-    return snapshots.snapshot_statement(room_id)
 
 
 def players_key(room_id: str) -> str:

@@ -9,7 +9,10 @@ own row, so no geometry here), the assets that are not hidden, and the messages 
 On PostgreSQL this is one statement (one round trip, one MVCC snapshot, so no transaction is
 needed): each list is aggregated with `json_agg` in its own subquery, never by joining the lists
 to each other (a join of assets and tokens would multiply rows, assets x tokens). The scene shown is
-`coalesce(:scene_id, the room's players' scene)`, read inside the same statement. SQLite runs the
+`coalesce(:scene_id, the room's players' scene)`, read inside the same statement. For the HTTP
+snapshot (`read_as_member`) the statement also reads the caller's role, and what they may see
+follows from it, so the membership check and the snapshot are one prepared statement on the event
+log's kept connections (no pool checkout, no transaction, no SQLAlchemy execution). SQLite runs the
 parts as separate queries inside `Database.read()`'s read transaction, which is just as consistent
 and costs no network round trips.
 """
@@ -26,15 +29,18 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db.engine import timed
+from tableforge.db.event_log import EventLog
 from tableforge.db.scene_log import scene_json
 from tableforge.db.schema import UUID, board_tokens, game_assets, game_rooms, room_messages, room_players, scenes, users
 from tableforge.domain import initiative, limits, token_fields
-from tableforge.domain.errors import NotFound
+from tableforge.domain.errors import Forbidden, NotFound
+from tableforge.domain.roles import GM
 from tableforge.services import replies
 
 _ROOM = sa.bindparam("room_id", type_=UUID)
 _SCENE = sa.bindparam("scene_id", type_=UUID)
 _IS_GM = sa.bindparam("is_gm", type_=sa.Boolean)
+_USER = sa.bindparam("user_id", type_=UUID)
 # `%u:<user id>%`: the messages addressed to the caller
 _USER_AUDIENCE: sa.BindParameter[str] = sa.bindparam("user_audience", type_=sa.Text)
 
@@ -43,8 +49,14 @@ def _players_scene() -> sa.ScalarSelect[Any]:
     return sa.select(game_rooms.c.players_scene_id).where(game_rooms.c.id == _ROOM).scalar_subquery()
 
 
-def _shown_scene() -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(_SCENE, _players_scene())
+def _shown_scene(scene: sa.ColumnElement[Any] = _SCENE) -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(scene, _players_scene())
+
+
+def _role() -> sa.ScalarSelect[Any]:
+    """The caller's role in the room (NULL: not a member)."""
+    return (sa.select(room_players.c.role)
+            .where(room_players.c.room_id == _ROOM, room_players.c.user_id == _USER).scalar_subquery())
 
 
 def players_query(room_id: Any, online: bool | None = None) -> sa.Select[Any]:
@@ -61,23 +73,23 @@ def players_query(room_id: Any, online: bool | None = None) -> sa.Select[Any]:
     return query
 
 
-def _assets_query() -> sa.Select[Any]:
+def _assets_query(is_gm: sa.ColumnElement[bool]) -> sa.Select[Any]:
     return (sa.select(game_assets)
-            .where(game_assets.c.room_id == _ROOM, sa.or_(_IS_GM, game_assets.c.hidden.is_(False)))
+            .where(game_assets.c.room_id == _ROOM, sa.or_(is_gm, game_assets.c.hidden.is_(False)))
             .order_by(game_assets.c.created_at))
 
 
-def _tokens_query() -> sa.Select[Any]:
+def _tokens_query(is_gm: sa.ColumnElement[bool], shown: sa.ColumnElement[Any]) -> sa.Select[Any]:
     seen = sa.and_(board_tokens.c.hidden.is_(False), board_tokens.c.fogged.is_(False),
                    board_tokens.c.asset_hidden.is_(False))
     return (sa.select(board_tokens)
-            .where(board_tokens.c.scene_id == _shown_scene(), board_tokens.c.room_id == _ROOM, sa.or_(_IS_GM, seen))
+            .where(board_tokens.c.scene_id == shown, board_tokens.c.room_id == _ROOM, sa.or_(is_gm, seen))
             .order_by(board_tokens.c.z_index, board_tokens.c.created_at))
 
 
-def _messages_query() -> sa.Select[Any]:
+def _messages_query(is_gm: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """The newest messages that reached the caller (newest first: the caller reverses them)."""
-    reached = sa.or_(room_messages.c.audience.is_(None), sa.and_(_IS_GM, room_messages.c.visibility == "gm"),
+    reached = sa.or_(room_messages.c.audience.is_(None), sa.and_(is_gm, room_messages.c.visibility == "gm"),
                      room_messages.c.audience.like(_USER_AUDIENCE))
     return (
         sa.select(room_messages, users.c.username)
@@ -88,7 +100,8 @@ def _messages_query() -> sa.Select[Any]:
     )
 
 
-def _scenes_query(*, only_shown: bool) -> sa.Select[Any]:
+def _scenes_query(is_gm: sa.ColumnElement[bool], shown: sa.ColumnElement[Any], *, only_shown: bool
+                  ) -> sa.Select[Any]:
     """The room's scenes with their maps: the shown one, or every one a GM may list."""
     query = (sa.select(scenes.c.id, scenes.c.name, scenes.c.position, scenes.c.map_asset_id, scenes.c.grid,
                        scenes.c.fog, scenes.c.created_at, game_assets.c.width.label("map_width"),
@@ -97,8 +110,8 @@ def _scenes_query(*, only_shown: bool) -> sa.Select[Any]:
              .select_from(scenes.outerjoin(game_assets, game_assets.c.id == scenes.c.map_asset_id))
              .where(scenes.c.room_id == _ROOM))
     if only_shown:
-        return query.where(scenes.c.id == _shown_scene())
-    return query.where(sa.or_(_IS_GM, scenes.c.id == _players_scene())).order_by(scenes.c.position)
+        return query.where(scenes.c.id == shown)
+    return query.where(sa.or_(is_gm, scenes.c.id == _players_scene())).order_by(scenes.c.position)
 
 
 def _json_list(query: sa.Select[Any], *order: str) -> sa.ScalarSelect[Any]:
@@ -108,24 +121,39 @@ def _json_list(query: sa.Select[Any], *order: str) -> sa.ScalarSelect[Any]:
     return sa.select(sa.func.coalesce(agg, sa.literal_column("'[]'::json"))).scalar_subquery()
 
 
-def snapshot_statement(room_id: Any) -> sa.Select[Any]:
+def snapshot_statement(room_id: Any, *, as_member: bool = False) -> sa.Select[Any]:
+    """The snapshot in one statement. Parameters: `room_id`, `user_audience`, and `is_gm` and
+    `scene_id` as given; `as_member`: `user_id` and `scene_id` instead of `is_gm`: the caller's role
+    (`tf_role`, NULL for a non-member) decides what they may see, and `scene_id` counts for GMs only."""
+    is_gm: sa.ColumnElement[bool] = _IS_GM
+    shown = _shown_scene()
+    extra: list[sa.ColumnElement[Any]] = []
+    if as_member:
+        role = _role()
+        is_gm = sa.func.coalesce(role == GM, sa.false())
+        shown = _shown_scene(sa.cast(sa.case((is_gm, _SCENE)), UUID))
+        extra.append(role.label("tf_role"))
+
     def listed(query: sa.Select[Any], *order: str) -> Any:
         return sa.type_coerce(_json_list(query, *order), postgresql.JSON)
 
     return sa.select(
         game_rooms,
+        *extra,
         listed(players_query(_ROOM), "joined_at").label("tf_players"),
-        listed(_assets_query(), "created_at").label("tf_assets"),
-        listed(_tokens_query(), "z_index", "created_at").label("tf_tokens"),
-        listed(_messages_query(), "version").label("tf_messages"),
-        listed(_scenes_query(only_shown=True), "position").label("tf_scene"),
-        listed(_scenes_query(only_shown=False), "position").label("tf_scenes"),
+        listed(_assets_query(is_gm), "created_at").label("tf_assets"),
+        listed(_tokens_query(is_gm, shown), "z_index", "created_at").label("tf_tokens"),
+        listed(_messages_query(is_gm), "version").label("tf_messages"),
+        listed(_scenes_query(is_gm, shown, only_shown=True), "position").label("tf_scene"),
+        listed(_scenes_query(is_gm, shown, only_shown=False), "position").label("tf_scenes"),
     ).where(game_rooms.c.id == room_id)
 
 
 # Built once: constructing this statement (several subqueries, table-valued rows) cost more CPU than
-# running it. Reused, SQLAlchemy's compiled cache serves it and only the parameters are bound per call.
+# running it. Reused, SQLAlchemy's compiled cache serves `_SNAPSHOT_PG` and only the parameters are
+# bound per call; the event log prepares `_SNAPSHOT_AS_MEMBER` once per kept connection.
 _SNAPSHOT_PG = snapshot_statement(_ROOM)
+_SNAPSHOT_AS_MEMBER = snapshot_statement(_ROOM, as_member=True)
 
 
 def _parse_times(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -184,10 +212,7 @@ async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, sce
             row = (await conn.execute(_SNAPSHOT_PG, params)).mappings().first()
             if row is None:
                 raise NotFound("no such room", code="room_not_found")
-            return _shape(row, [cast(RowMapping, p) for p in _parse_times(row["tf_players"], "joined_at")],
-                          _parse_times(row["tf_assets"], "created_at"), row["tf_tokens"],
-                          _parse_times(row["tf_messages"], "created_at"), _parse_times(row["tf_scene"], "created_at"),
-                          _parse_times(row["tf_scenes"], "created_at"), is_gm, user_id)
+            return _shape_row(row, is_gm, user_id)
         room = (await conn.execute(sa.select(game_rooms).where(game_rooms.c.id == room_id))).mappings().first()
         if room is None:
             raise NotFound("no such room", code="room_not_found")
@@ -196,6 +221,32 @@ async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, sce
             return list((await conn.execute(query, params)).mappings().all())
 
         players = list((await conn.execute(players_query(room_id))).mappings().all())
-        return _shape(room, players, await rows(_assets_query()), await rows(_tokens_query()),
-                      list(reversed(await rows(_messages_query()))), await rows(_scenes_query(only_shown=True)),
-                      await rows(_scenes_query(only_shown=False)), is_gm, user_id)
+        shown = _shown_scene()
+        return _shape(room, players, await rows(_assets_query(_IS_GM)), await rows(_tokens_query(_IS_GM, shown)),
+                      list(reversed(await rows(_messages_query(_IS_GM)))),
+                      await rows(_scenes_query(_IS_GM, shown, only_shown=True)),
+                      await rows(_scenes_query(_IS_GM, shown, only_shown=False)), is_gm, user_id)
+
+
+async def read_as_member(events: EventLog, room_id: str, user_id: str, scene_id: str | None = None
+                         ) -> tuple[str, dict[str, Any]]:
+    """(the caller's role, the snapshot as they may see it), PostgreSQL only: the membership check
+    and the snapshot in one statement on a kept connection. room_not_found, not_member as
+    `rooms.member_role` raises them; `scene_id` counts for GMs only."""
+    params = {"room_id": room_id, "user_id": user_id, "scene_id": scene_id, "user_audience": f"%u:{user_id}%"}
+    async with timed("snapshot"):
+        row = await events.read_row(_SNAPSHOT_AS_MEMBER, params)
+    if row is None:
+        raise NotFound("no such room", code="room_not_found")
+    role = row["tf_role"]
+    if role is None:
+        raise Forbidden("you are not a member of this room", code="not_member")
+    return role, _shape_row(cast(RowMapping, row), role == GM, user_id)  # an asyncpg Record reads alike
+
+
+def _shape_row(row: RowMapping, is_gm: bool, user_id: str) -> dict[str, Any]:
+    """The one-statement form's row (`snapshot_statement`) in its public shape."""
+    return _shape(row, [cast(RowMapping, p) for p in _parse_times(row["tf_players"], "joined_at")],
+                  _parse_times(row["tf_assets"], "created_at"), row["tf_tokens"],
+                  _parse_times(row["tf_messages"], "created_at"), _parse_times(row["tf_scene"], "created_at"),
+                  _parse_times(row["tf_scenes"], "created_at"), is_gm, user_id)
