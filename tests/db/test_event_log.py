@@ -36,7 +36,7 @@ from tableforge.db.event_log import (
     encode_body,
 )
 from tableforge.db.migrate import upgrade
-from tableforge.db.schema import board_tokens, game_assets, game_rooms, room_events, room_players, scenes, users
+from tableforge.db.schema import UUID, board_tokens, game_assets, game_rooms, room_events, room_players, scenes, users
 from tableforge.db.undo_entry import Entry
 from tableforge.domain.errors import AppError
 
@@ -383,3 +383,25 @@ async def test_undoing_a_removal_puts_the_token_back_unless_its_asset_is_gone(lo
     assert removed.result == {"type": "token.added", "token_id": kept}
     assert _check(removed, r.id, removed.version, "token.removed", r.alice) == {"token_id": kept}
     assert (await _refused(log, r.id, undo)).code == "nothing_to_undo"
+
+
+async def test_read_rows_reads_a_statement_with_its_own_literals_on_both_databases(log: EventLog) -> None:
+    """`read_rows` (the snapshot's and the players' list's hot reads): named parameters, values the
+    statement fixes itself (a literal, a LIMIT), rows by column name; on PostgreSQL the compiled
+    statements kept are bounded, however many statement objects a caller builds."""
+    r = await _room(log)
+    param = sa.bindparam("room_id", type_=UUID)
+    query = (sa.select(room_players.c.user_id, room_players.c.role)
+             .where(room_players.c.room_id == param, room_players.c.role != "spectator")
+             .order_by(room_players.c.role).limit(5))
+    rows = await log.read_rows(query, {"room_id": r.id})
+    assert [(str(row["user_id"]), row["role"]) for row in rows] == [(r.gm, "gm"), (r.alice, "player")]
+    first = await log.read_row(query.where(room_players.c.role == "player"), {"room_id": r.id})
+    assert first is not None and str(first["user_id"]) == r.alice
+    assert await log.read_row(query, {"room_id": r.other_room}) is None
+    from tableforge.db.pg_event_log import PgEventLog
+
+    if isinstance(log, PgEventLog):
+        for limit in range(PgEventLog.READ_SQL_MAX + 10):  # a statement built per call: never kept unbounded
+            assert len(await log.read_rows(query.limit(limit + 1), {"room_id": r.id})) == min(limit + 1, 2)
+        assert len(log._read_sql) == PgEventLog.READ_SQL_MAX

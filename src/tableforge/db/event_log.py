@@ -28,7 +28,7 @@ keeps the main body, its `audience` (NULL: everyone) and the `variants` (other b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -105,10 +105,15 @@ class EventLog(ABC):
         log reads it on a kept connection (db/pg_event_log.py)."""
 
     @abstractmethod
+    async def read_rows(self, query: sa.Select[Any], params: dict[str, Any]) -> Sequence[Mapping[str, Any]]:
+        """The rows of a read statement, by column name. For the hot reads (the snapshot, which
+        checks membership itself, and the players' list): PostgreSQL's log runs them on a kept
+        connection as a prepared statement. `query` is built once (a module constant), not per call."""
+
     async def read_row(self, query: sa.Select[Any], params: dict[str, Any]) -> Mapping[str, Any] | None:
-        """The first row of a read statement, by column name (None: no row). For the hot reads that
-        check membership themselves (the snapshot): PostgreSQL's log runs them on a kept connection
-        as a prepared statement. `query` is built once (a module constant), not per call."""
+        """The first row of `read_rows` (None: no row)."""
+        rows = await self.read_rows(query, params)
+        return rows[0] if rows else None
 
 
 # The room's version and the stored events after `since`, in one statement: consistent without a
@@ -181,9 +186,9 @@ class TransactionalEventLog(EventLog):
             row = (await conn.execute(MEMBERSHIP, {"room_id": room_id, "user_id": user_id})).first()
         return None if row is None else (row[0], bool(row[1]), str(row[2]))
 
-    async def read_row(self, query: sa.Select[Any], params: dict[str, Any]) -> Mapping[str, Any] | None:
+    async def read_rows(self, query: sa.Select[Any], params: dict[str, Any]) -> Sequence[Mapping[str, Any]]:
         async with self.db.read() as conn:
-            return (await conn.execute(query, params)).mappings().first()
+            return (await conn.execute(query, params)).mappings().all()
 
     # -- the changes that are not the board's
     async def _post_message(self, conn: AsyncConnection, room_id: str, c: PostMessage) -> StoredEvent[dict[str, Any]]:

@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import asyncpg
@@ -344,7 +344,7 @@ class PgEventLog(TransactionalEventLog):
         # that each move does not first try the one statement in vain; a hint, never a correctness matter.
         self._fogged: OrderedDict[str, float] = OrderedDict()
         self._moves = MoveQueue(self._write_moves)  # group commit (db/pg_move_batch.py)
-        # read_row's statements as SQL, by id (the statement is kept in the entry: its id is not reused)
+        # read_rows' statements as SQL, by id (the statement is kept in the entry: its id is not reused)
         self._read_sql: OrderedDict[int, tuple[sa.Select[Any], str, tuple[str, ...], dict[str, Any]]] = OrderedDict()
         # Tokens' scenes, for the moves on rooms with fog (a stale entry only makes the statement refuse).
         self._token_scenes: OrderedDict[str, str] = OrderedDict()
@@ -396,14 +396,14 @@ class PgEventLog(TransactionalEventLog):
         row = await self._on_lane(read, write=False)
         return None if row is None else (row[0], bool(row[1]), str(row[2]))
 
-    async def read_row(self, query: sa.Select[Any], params: dict[str, Any]) -> Mapping[str, Any] | None:
+    async def read_rows(self, query: sa.Select[Any], params: dict[str, Any]) -> Sequence[Mapping[str, Any]]:
         sql, names, fixed = self._compiled(query)
         args = [params[name] if name in params else fixed[name] for name in names]
 
         async def read(raw: asyncpg.Connection) -> Any:
-            return await raw.fetchrow(sql, *args)
+            return await raw.fetch(sql, *args)
 
-        return cast(Mapping[str, Any] | None, await self._on_lane(read, write=False))
+        return cast(Sequence[Mapping[str, Any]], await self._on_lane(read, write=False) or ())
 
     def _compiled(self, query: sa.Select[Any]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         """`query` as asyncpg's SQL: the SQL ($1, $2, …), the parameters' names in that order, and the

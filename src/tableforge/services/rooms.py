@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tableforge.db.event_log import MEMBERSHIP, Membership
-from tableforge.db.schema import game_rooms, room_players, scenes
+from tableforge.db.schema import UUID, game_rooms, room_players, scenes
 from tableforge.domain import events as ev
 from tableforge.domain import limits
 from tableforge.domain import scenes as scene_rules
@@ -185,6 +186,10 @@ def _players_query(room_id: str, online: bool | None = None) -> sa.Select[Any]:
     return snapshots.players_query(room_id, online)
 
 
+# Built once: every change to a room's players drops its cached list, so the list is read often.
+_PLAYERS = snapshots.players_query(sa.bindparam("room_id", type_=UUID))
+
+
 def players_key(room_id: str) -> str:
     return f"players:{room_id}"
 
@@ -200,8 +205,8 @@ async def players(rt: Runtime, room_id: str, user: dict[str, Any], online: bool 
     the membership check: only a caller missing from it costs a query, to say why."""
 
     async def load() -> list[dict[str, Any]]:
-        async with rt.db.read() as conn:
-            return [replies.player(r) for r in (await conn.execute(_players_query(room_id))).mappings().all()]
+        rows = await rt.events.read_rows(_PLAYERS, {"room_id": room_id})
+        return [replies.player(cast(RowMapping, r)) for r in rows]  # an asyncpg Record reads alike
 
     everyone: list[dict[str, Any]] = await rt.cache.get_or_load(players_key(room_id), load, kind="room")
     if not any(p["user"]["id"] == user["id"] for p in everyone):
