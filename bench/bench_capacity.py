@@ -3,7 +3,7 @@ of the instance during the steady phase.
 
 Run: .venv/bin/python bench/bench_capacity.py --mode scaleout|embedded [--users 1000 --rooms 200
      --duration 30 --ramp-up 10] [--processes N] [--pin-client CPUS --pin-server CPUS]
-     [--profile SECONDS] [--runs R] [--out DIR] [--pg postgresql://postgres@127.0.0.1:5432]
+     [--profile SECONDS [--profile-nonblocking]] [--runs R] [--out DIR] [--pg postgresql://postgres@127.0.0.1:5432]
      [--redis redis://127.0.0.1:6379/0]
 
 Each run: a fresh database (scale-out: a new PostgreSQL database and Redis namespace, started with
@@ -14,9 +14,12 @@ when the steady phase starts and at the end: the machine is shared, so the figur
 
 `--profile S` (needs `pip install py-spy`): once every player is connected (the ramp-up is over,
 `tableforge_ws_connections` >= 99 % of the users, or ramp-up + 2 s since the first socket, whichever
-comes first), `py-spy record --nonblocking` samples the
-instance for S seconds, twice at once: raw collapsed stacks (`prof-<run>.txt`, read here) and a
-flame graph (`prof-<run>.svg`). A profiled run's own figures include py-spy's cost: measure apart.
+comes first), `py-spy record` samples the instance for S seconds, twice at once: raw collapsed stacks
+(`prof-<run>.txt`, read here; py-spy pauses the process for each sample, since without pausing it loses
+the stacks of SQLAlchemy's greenlets: a quarter of the samples came back with no root;
+`--profile-nonblocking` for the old way) and a flame graph (`prof-<run>.svg`, never pausing). The thread
+pool's idle workers are left out of the shares. A profiled run's own figures include py-spy's cost:
+measure apart.
 Scale-out runs also read, inside the steady phase (from 2 s after it starts to 2 s before it ends), the
 instance's `tableforge_db_pool_connects_total` (server connections the pool opened) and the CPU time of
 the PostgreSQL backends serving the run's database (`/proc/<pid>/stat` of the postmaster's children,
@@ -110,6 +113,12 @@ def connections(port: int) -> int:
     return 0
 
 
+def _idle(stack: str) -> bool:
+    """A thread-pool worker waiting for work (a sampler that pauses the process counts it)."""
+    leaf = stack.rsplit(";", 1)[-1]
+    return leaf.startswith("_worker (") and "concurrent/futures/thread.py" in leaf
+
+
 def top_functions(raw: Path, n: int = 15) -> tuple[int, list[tuple[str, float, float]]]:
     """(samples, [(function, inclusive %, own %)]) from py-spy's collapsed stacks."""
     inclusive: Counter[str] = Counter()
@@ -117,7 +126,7 @@ def top_functions(raw: Path, n: int = 15) -> tuple[int, list[tuple[str, float, f
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or _idle(stack):
             continue
         k = int(count)
         total += k
@@ -138,7 +147,7 @@ def top_own(raw: Path, n: int = 15) -> list[tuple[str, float]]:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack:
+        if stack and not _idle(stack):
             leaf = stack.split(";")[-1]
             own[leaf.rsplit(":", 1)[0] + ")" if ":" in leaf else leaf] += int(count)
             total += int(count)
@@ -325,11 +334,14 @@ def run_once(args: argparse.Namespace, index: int, out: Path) -> dict[str, objec
         if args.profile and client.poll() is None and pid is not None:
             time.sleep(2)
             spy = str(BIN / "py-spy")
-            base = ["record", "--nonblocking", "-d", str(args.profile), "-p", str(pid)]
+            base = ["record", "-d", str(args.profile), "-p", str(pid)]
+            pausing = ["--nonblocking"] if args.profile_nonblocking else []  # the raw stacks, see the docstring
             raw, svg = out / f"prof-{tag}.txt", out / f"prof-{tag}.svg"
             spy_log = (work / "py-spy.log").open("w")
-            procs = [subprocess.Popen([spy, *base, "-f", "raw", "-o", str(raw)], stdout=spy_log, stderr=spy_log),
-                     subprocess.Popen([spy, *base, "-r", "50", "-o", str(svg)], stdout=spy_log, stderr=spy_log)]
+            procs = [subprocess.Popen([spy, *base, *pausing, "-f", "raw", "-o", str(raw)], stdout=spy_log,
+                                      stderr=spy_log),
+                     subprocess.Popen([spy, *base, "--nonblocking", "-r", "50", "-o", str(svg)],
+                                      stdout=spy_log, stderr=spy_log)]
             for p in procs:
                 p.wait()
             if raw.exists():
@@ -397,6 +409,8 @@ def main() -> None:
     ap.add_argument("--pin-client")
     ap.add_argument("--pin-server")
     ap.add_argument("--profile", type=int, default=0, help="py-spy seconds in the steady phase")
+    ap.add_argument("--profile-nonblocking", action="store_true",
+                    help="sample the raw stacks without pausing the instance (loses the greenlets' stacks)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("bench-capacity"))
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")

@@ -64,8 +64,8 @@ async def test_a_cached_asset_is_answered_as_from_disk(api: Api) -> None:
 
 
 async def test_hidden_assets_stay_hidden_after_the_gm_read_the_room(api: Api) -> None:
-    """The snapshot's membership check (rooms.member_role, read through the event log) gives each
-    member their own view on every read, and nobody else gets in."""
+    """The snapshot's membership check (in the snapshot's statement; on SQLite, through the event
+    log) gives each member their own view on every read, and nobody else gets in."""
     gm, alice, stranger = await api.register("gm"), await api.register("al"), await api.register("st")
     room = await api.room(gm, alice)
     rid = room["id"]

@@ -61,7 +61,7 @@ class _Param:
     @classmethod
     def of(cls, route: APIRoute, field: ModelField) -> _Param:
         info = field.field_info
-        key = field.validation_alias or field.alias
+        key = getattr(field, "validation_alias", None) or field.alias  # as FastAPI's get_validation_alias
         required = info.is_required()
         if (not isinstance(info, params.Path | params.Query) or not is_scalar_field(field) or not isinstance(key, str)
                 or info.validate_default or not (required or isinstance(field.default, _IMMUTABLE))):

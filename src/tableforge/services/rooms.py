@@ -51,19 +51,6 @@ async def require_member(conn: AsyncConnection, room_id: str, user: dict[str, An
     return str(role)
 
 
-async def member_role(rt: Runtime, room_id: str, user: dict[str, Any]) -> str:
-    """`require_member`'s answer read through the event log: on PostgreSQL a prepared statement on a
-    kept connection (no pool checkout, no SQLAlchemy compile), as `join` reads it. Not cached: a
-    player reads a room's snapshot once or twice a session, so a cache entry per member would mostly
-    miss (measured: the load test's hit rate fell from 93 to 83 %) and cost a Redis round trip more."""
-    row = await rt.events.membership(room_id, user["id"])
-    if row is None:
-        raise NotFound("no such room", code="room_not_found")
-    if row[0] is None:
-        raise Forbidden("you are not a member of this room", code="not_member")
-    return str(row[0])
-
-
 async def require_open_member(conn: AsyncConnection, room_id: str, user_id: str) -> str:
     """The caller's role in an open room (one statement), else the error that says why not."""
     return (await open_membership(conn, room_id, user_id))[0]
@@ -165,13 +152,7 @@ async def join_by_invite(rt: Runtime, user: dict[str, Any], invite_code: str) ->
 async def snapshot(rt: Runtime, room_id: str, user: dict[str, Any], scene_id: str | None = None) -> dict[str, Any]:
     """The room as the caller may see it (services/snapshots.py); `scene_id` for GMs only: for the
     others, any scene but theirs does not exist."""
-    if rt.db.is_postgres:  # the membership check and the snapshot in one statement
-        role, shown = await snapshots.read_as_member(rt.events, room_id, user["id"], scene_id)
-    else:
-        role = await member_role(rt, room_id, user)
-        async with rt.db.read() as conn:
-            shown = await snapshots.read_snapshot(conn, room_id, is_gm=role == GM, scene_id=scene_id,
-                                                  user_id=user["id"])
+    role, shown = await rt.snapshots.as_member(room_id, user["id"], scene_id)
     if scene_id is not None and role != GM and shown["scene_id"] != scene_id:
         raise NotFound("no such scene in this room", code="scene_not_found")
     return shown

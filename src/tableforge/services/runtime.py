@@ -25,6 +25,7 @@ from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.realtime.tickets import TicketStore
 from tableforge.services.guards import Guards
 from tableforge.services.maintenance.state import MaintenanceState
+from tableforge.services.snapshots import SnapshotReader
 
 if TYPE_CHECKING:
     from tableforge.realtime.registry import InstanceRegistry
@@ -35,6 +36,7 @@ class Runtime:
     settings: Settings
     db: Database
     events: EventLog  # every stored room change: `append`, then publish what it returns
+    snapshots: SnapshotReader  # the HTTP snapshot with its membership check
     broker: Broker
     hub: Hub
     presence: Presence

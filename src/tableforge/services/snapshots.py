@@ -10,7 +10,7 @@ On PostgreSQL this is one statement (one round trip, one MVCC snapshot, so no tr
 needed): each list is aggregated with `json_agg` in its own subquery, never by joining the lists
 to each other (a join of assets and tokens would multiply rows, assets x tokens). The scene shown is
 `coalesce(:scene_id, the room's players' scene)`, read inside the same statement. For the HTTP
-snapshot (`read_as_member`) the statement also reads the caller's role, and what they may see
+snapshot (`OneStatementSnapshots`) the statement also reads the caller's role, and what they may see
 follows from it, so the membership check and the snapshot are one prepared statement on the event
 log's kept connections (no pool checkout, no transaction, no SQLAlchemy execution). SQLite runs the
 parts as separate queries inside `Database.read()`'s read transaction, which is just as consistent
@@ -20,7 +20,7 @@ and costs no network round trips.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tableforge.db.engine import timed
+from tableforge.db.engine import Database, timed
 from tableforge.db.event_log import EventLog
 from tableforge.db.scene_log import scene_json
 from tableforge.db.schema import UUID, board_tokens, game_assets, game_rooms, room_messages, room_players, scenes, users
@@ -228,20 +228,51 @@ async def read_snapshot(conn: AsyncConnection, room_id: str, *, is_gm: bool, sce
                       await rows(_scenes_query(_IS_GM, shown, only_shown=False)), is_gm, user_id)
 
 
-async def read_as_member(events: EventLog, room_id: str, user_id: str, scene_id: str | None = None
-                         ) -> tuple[str, dict[str, Any]]:
-    """(the caller's role, the snapshot as they may see it), PostgreSQL only: the membership check
-    and the snapshot in one statement on a kept connection. room_not_found, not_member as
-    `rooms.member_role` raises them; `scene_id` counts for GMs only."""
-    params = {"room_id": room_id, "user_id": user_id, "scene_id": scene_id, "user_audience": f"%u:{user_id}%"}
-    async with timed("snapshot"):
-        row = await events.read_row(_SNAPSHOT_AS_MEMBER, params)
-    if row is None:
-        raise NotFound("no such room", code="room_not_found")
-    role = row["tf_role"]
+class SnapshotReader(Protocol):
+    """The HTTP snapshot with its membership check (which form: chosen by the wiring)."""
+
+    async def as_member(self, room_id: str, user_id: str, scene_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """(the caller's role, the snapshot as they may see it); room_not_found, not_member;
+        `scene_id` counts for GMs only."""
+
+
+class OneStatementSnapshots:
+    """PostgreSQL: the membership check and the snapshot in one statement (`_SNAPSHOT_AS_MEMBER`), a
+    prepared statement on the event log's kept connections (`EventLog.read_rows`)."""
+
+    def __init__(self, events: EventLog) -> None:
+        self.events = events
+
+    async def as_member(self, room_id: str, user_id: str, scene_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        params = {"room_id": room_id, "user_id": user_id, "scene_id": scene_id, "user_audience": f"%u:{user_id}%"}
+        async with timed("snapshot"):
+            row = await self.events.read_row(_SNAPSHOT_AS_MEMBER, params)
+        if row is None:
+            raise NotFound("no such room", code="room_not_found")
+        role = _member(row["tf_role"])
+        return role, _shape_row(cast(RowMapping, row), role == GM, user_id)  # an asyncpg Record reads alike
+
+
+class TransactionalSnapshots:
+    """SQLite: the membership (the event log's read), then the snapshot's parts in one read transaction."""
+
+    def __init__(self, events: EventLog, db: Database) -> None:
+        self.events = events
+        self.db = db
+
+    async def as_member(self, room_id: str, user_id: str, scene_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        found = await self.events.membership(room_id, user_id)
+        if found is None:
+            raise NotFound("no such room", code="room_not_found")
+        role = _member(found[0])
+        async with self.db.read() as conn:
+            return role, await read_snapshot(conn, room_id, is_gm=role == GM, scene_id=scene_id, user_id=user_id)
+
+
+def _member(role: str | None) -> str:
     if role is None:
         raise Forbidden("you are not a member of this room", code="not_member")
-    return role, _shape_row(cast(RowMapping, row), role == GM, user_id)  # an asyncpg Record reads alike
+    return str(role)
 
 
 def _shape_row(row: RowMapping, is_gm: bool, user_id: str) -> dict[str, Any]:

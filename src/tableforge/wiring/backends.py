@@ -27,6 +27,7 @@ from tableforge.services.guards import build_guards
 from tableforge.services.maintenance.lease import ProcessLease
 from tableforge.services.maintenance.state import MaintenanceState
 from tableforge.services.runtime import Runtime
+from tableforge.services.snapshots import OneStatementSnapshots, SnapshotReader, TransactionalSnapshots
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -55,6 +56,7 @@ def shared_redis(url: str) -> Redis:
 def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings)
     events = _event_log(db, settings)
+    snapshots = _snapshot_reader(db, events)
     load_versions, load_history = events.versions, events.history
 
     if settings.redis_url is None:
@@ -63,8 +65,8 @@ def build_runtime(settings: Settings) -> Runtime:
                   send_queue=settings.ws_send_queue)
         presence: Presence = MemoryPresence(settings.instance_id)
         tickets: TicketStore = MemoryTickets(settings.ws_ticket_seconds)
-        return Runtime(settings=settings, db=db, events=events, broker=broker, hub=hub, presence=presence,
-                       cache=_cache(settings),
+        return Runtime(settings=settings, db=db, events=events, snapshots=snapshots, broker=broker, hub=hub,
+                       presence=presence, cache=_cache(settings),
                        tickets=tickets, revocations=Revocations(hub), room_tokens=_room_tokens(hub),
                        guards=build_guards(settings, MemoryAttemptStore(settings.attempt_tracker_max_keys)),
                        maintenance=MaintenanceState(ProcessLease(settings.instance_id,
@@ -86,14 +88,19 @@ def build_runtime(settings: Settings) -> Runtime:
     registry = InstanceRegistry(redis, settings.instance_id, stats=lambda: local_stats(hub, broker),
                                 interval=settings.instance_heartbeat_seconds, ttl=settings.instance_ttl_seconds,
                                 prefix=prefix)
-    return Runtime(settings=settings, db=db, events=events, broker=broker, hub=hub, presence=presence,
-                   cache=_cache(settings),
+    return Runtime(settings=settings, db=db, events=events, snapshots=snapshots, broker=broker, hub=hub,
+                   presence=presence, cache=_cache(settings),
                    tickets=RedisTickets(redis, settings.ws_ticket_seconds, prefix), revocations=Revocations(hub),
                    room_tokens=_room_tokens(hub),
                    guards=build_guards(settings, RedisAttemptStore(redis, prefix, MemoryAttemptStore(
                        settings.attempt_tracker_max_keys))), registry=registry, closers=[redis.aclose],
                    maintenance=MaintenanceState(RedisLease(redis, prefix, settings.instance_id,
                                                            settings.maintenance_lease_seconds)))
+
+
+def _snapshot_reader(db: Database, events: EventLog) -> SnapshotReader:
+    """PostgreSQL: the snapshot and its membership check in one statement; SQLite: a transaction."""
+    return OneStatementSnapshots(events) if db.is_postgres else TransactionalSnapshots(events, db)
 
 
 def _event_log(db: Database, settings: Settings) -> EventLog:
