@@ -17,8 +17,9 @@ The actions (each player sends `--rate` a second, with an id, and waits for noth
 - `move`: a committed `token.move` of the player's token (the group-committed statement);
 - `rejoin`: `join {since: the last version the socket saw}` on the joined socket (what a reconnect
   costs the instance past the handshake: membership, presence, player.joined, the missed events);
-- `reconnect`: the player closes its socket, opens a new one and joins with `since` (the load
-  test's reconnect: player.left, the handshake, then all of `rejoin`).
+- `reconnect`: the player closes its socket (`--close-code`, default 4000 as the load test's reconnect: "coming
+  straight back", so its presence lingers for the grace; 1000 for a goodbye, player.left), opens a new one and
+  joins with `since` (the handshake, then all of `rejoin`).
 
 Measured per phase: the instance's CPU seconds (psutil, user + system) over the phase divided by
 the acks the players received -> µs of instance CPU per action (its fan-out included). Medians over
@@ -170,9 +171,12 @@ def action_frame(action: str, p: dict[str, str], s: Sock, n: int) -> dict[str, A
     return {"type": "join", "room_id": p["room"], "since": s.version, "id": n}
 
 
+CLOSE_CODE = [4000]  # --close-code
+
+
 async def reconnect(v: Variant, s: Sock, p: dict[str, str], n: int, tasks: list[asyncio.Task[None]]) -> None:
     """Close the player's socket, open a new one, join with `since`; the ack counts as the action's."""
-    await s.ws.close()
+    await s.ws.close(CLOSE_CODE[0])
     if s.reader is not None:
         await asyncio.gather(s.reader, return_exceptions=True)
     ws = await connect(f"ws://127.0.0.1:{v.port}/ws", additional_headers={
@@ -235,9 +239,11 @@ async def main() -> None:
     ap.add_argument("--variant", action="append", default=[])
     ap.add_argument("--profile", type=Path, help="py-spy each variant's first phase of each action (raw stacks)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--close-code", type=int, default=4000, help="how `reconnect` closes its socket")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = ap.parse_args()
+    CLOSE_CODE[0] = args.close_code
     actions = [a for a in args.actions.split(",") if a]
     if unknown := set(actions) - set(ACTIONS):
         ap.error(f"unknown actions {sorted(unknown)}")

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # At stop, how long uvicorn waits for the sockets' own cleanup (player.left, presence) before it
     # cancels what is left; the instance's stop then cleans up after those in bulk.
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=600)
+    # A socket that drops (or is told to come back) keeps its user online this much longer: a player back
+    # within it is never announced as gone (services/departures.py). 0: presence ends with the socket.
+    presence_grace_seconds: float = Field(3.0, ge=0, le=300)
     rebalance_seconds: float = Field(30.0, ge=0, le=3600)
     # The policy: every N seconds each instance compares its sockets with the cluster's mean and sheds
     # its own excess. 0 = off (the default); `POST /api/admin/rebalance` works either way.

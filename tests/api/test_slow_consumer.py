@@ -21,8 +21,11 @@ from tests.support.server import ServerProcess
 
 @pytest.fixture(scope="module")
 def small_queue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # No presence grace: the room sees the slow reader's drop as `player.left` at once (a 1013 close
+    # otherwise keeps the user online for the grace, as the client is told to come back).
     env = {"TABLEFORGE_DATA_DIR": str(tmp_path_factory.mktemp("slow")), "TABLEFORGE_WS_SEND_QUEUE": "16",
-           "TABLEFORGE_WS_RATE_PER_SECOND": "2000", "TABLEFORGE_WS_RATE_BURST": "2000"}
+           "TABLEFORGE_WS_RATE_PER_SECOND": "2000", "TABLEFORGE_WS_RATE_BURST": "2000",
+           "TABLEFORGE_PRESENCE_GRACE_SECONDS": "0"}
     srv = ServerProcess(free_port(), env, name="small-queue")
     srv.start()
     yield srv

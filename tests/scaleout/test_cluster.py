@@ -14,6 +14,8 @@ import pytest
 
 from tests.support.client import Api, Player, Ws
 from tests.support.cluster import Cluster
+from tests.support.metrics import sample
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +162,49 @@ async def test_logout_on_one_instance_refuses_the_token_on_another(trio: Cluster
         assert await refused.closed_with() == 4401
 
 
+async def test_a_player_who_drops_and_comes_back_on_another_instance_was_never_gone(trio: Cluster) -> None:
+    """The presence grace across instances: the dropped socket's entry in Redis keeps its user online until
+    the grace runs out, so their new socket on another instance finds them online and announces nothing."""
+    async with Api(trio.servers[0].base_url) as api, httpx.AsyncClient(base_url=trio.servers[1].base_url) as one:
+        gm, alice = await api.register("gm"), await api.register("al")
+        room = await api.room(gm, alice)
+        g = await Ws.connect(trio.servers[0].ws_url, gm.token)
+        b = await Ws.connect(trio.servers[1].ws_url, alice.token)
+        await g.request("join", room_id=room["id"])
+        await b.request("join", room_id=room["id"])
+        await g.next_event("player.joined")
+        said = (await b.request("chat.send", room_id=room["id"], text="brb"))["version"]
+        await g.next_event("chat.message")
+        returned = await sample(one, "tableforge_presence_lingered_total", outcome="returned")
+        lingering = await sample(one, "tableforge_presence_lingering")
+
+        async def metric_is(name: str, value: float, **labels: str) -> bool:
+            return await sample(one, name, **labels) == value
+
+        b.sock.transport.abort()  # the connection to instance 1 drops (1006)
+        await eventually(lambda: metric_is("tableforge_presence_lingering", lingering + 1), what="the drop handled")
+        back = await Ws.connect(trio.servers[2].ws_url, alice.token)
+        rejoin = await back.request("join", room_id=room["id"], since=said)
+        assert rejoin["events"] == [] and rejoin["version"] == said, "nothing was stored"
+        assert (await g.request("chat.send", room_id=room["id"], text="welcome back"))["version"] == said + 1
+        await eventually(lambda: metric_is("tableforge_presence_lingered_total", returned + 1, outcome="returned"),
+                         what="instance 1's grace to run out")
+        again = await g.request("chat.send", room_id=room["id"], text="still here?")
+        assert again["version"] == said + 2, "the grace ran out without a player.left: Alice is still here"
+        assert [e for e in g.drain() if e["type"].startswith("player.")] == []
+        members = await api.http.get(f"/api/rooms/{room['id']}/players", params={"online": "true"},
+                                     headers=gm.headers)
+        assert alice.id in {p["user"]["id"] for p in members.json()["players"]}
+        await back.close()
+        left = await g.next_event("player.left")
+        assert left["user"]["id"] == alice.id and left["version"] == said + 3
+        await g.close()
+
+
 @pytest.fixture
 def victim_cluster(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(2, pg_url, redis_url, tmp_path).start()
+    # A presence grace longer than any wait here: a player.left seen was announced by the stop itself.
+    cluster = Cluster(2, pg_url, redis_url, tmp_path, TABLEFORGE_PRESENCE_GRACE_SECONDS="120").start()
     yield cluster
     cluster.stop()
 
@@ -204,9 +246,11 @@ async def test_kill9_instance_disappears_and_its_players_resync_elsewhere(victim
 async def test_sigterm_closes_sockets_1012_and_keeps_every_acked_change(victim_cluster: Cluster) -> None:
     live, leaving = victim_cluster.servers
     async with Api(live.base_url) as api:
-        gm = await api.register("gm")
-        room = await api.room(gm)
+        gm, alice = await api.register("gm"), await api.register("al")
+        room = await api.room(gm, alice)
         asset = await api.asset(gm, room["id"])
+        watcher = await Ws.connect(live.ws_url, alice.token)
+        await watcher.request("join", room_id=room["id"])
         s = await Ws.connect(leaving.ws_url, gm.token)
         await s.request("join", room_id=room["id"])
         token = (await s.request("token.add", room_id=room["id"], asset_id=asset["id"], x=0, y=0))["token"]
@@ -214,8 +258,13 @@ async def test_sigterm_closes_sockets_1012_and_keeps_every_acked_change(victim_c
         assert all(a["type"] == "ack" for a in acks)
         leaving.stop()
         assert await s.closed_with() == 1012
+        # A 1012 close keeps the GM online for the grace (they may come back elsewhere), but an instance
+        # that stops cannot keep them: its stop announces them gone.
+        left = await watcher.next_event("player.left")
+        assert left["user"]["id"] == gm.id
         snap = await api.snapshot(gm, room["id"])
-        assert snap["tokens"][0]["x"] == 19 and snap["room"]["version"] >= acks[-1]["version"]
+        assert snap["tokens"][0]["x"] == 19 and snap["room"]["version"] >= acks[-1]["version"] + 1
+        await watcher.close()
 
 
 async def test_ten_instances_smoke(pg_url: str, redis_url: str, tmp_path: Path) -> None:

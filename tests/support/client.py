@@ -148,6 +148,6 @@ class Ws:
             return None
         return self.sock.close_code
 
-    async def close(self) -> None:
-        await self.sock.close()
+    async def close(self, code: int = 1000) -> None:
+        await self.sock.close(code)
         self.reader.cancel()

@@ -89,6 +89,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         while not conn.closed:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                conn.peer_code = message.get("code", 1005)
                 break
             frame = message.get("text")
             if frame is None:
@@ -104,8 +105,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             conn.busy = True  # a drain's polite close waits for this message's answer
             await _handle(rt, conn, frame)
             conn.handled()
-    except WebSocketDisconnect:
-        pass
+    except WebSocketDisconnect as exc:
+        conn.peer_code = exc.code
     except asyncio.CancelledError:
         if not conn.closed:
             raise  # the server is stopping; otherwise the socket was closed by us (e.g. too slow)

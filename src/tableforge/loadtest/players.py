@@ -16,6 +16,8 @@ from tableforge.loadtest.hist import Hist, hist_for
 from tableforge.loadtest.model import DICE, LATE_KEPT, MIX, SEARCH_WORDS, LoadConfig, Player, Room
 from tableforge.loadtest.recorder import Recorder
 
+RECONNECTING = 4000  # the close code of a client that comes straight back (docs/protocol.md)
+
 
 class Simulation(Recorder):
     """The players of one run and what they do; `LoadTest` adds the phases around them."""
@@ -188,12 +190,14 @@ class Simulation(Recorder):
         p.online = True
         return True
 
-    async def disconnect(self, p: Player) -> None:
+    async def disconnect(self, p: Player, code: int = 1000) -> None:
+        """Close the player's socket: 1000 when it is done, 4000 when it comes straight back (as the web
+        board's reconnect does, docs/protocol.md)."""
         p.closing = True
         p.online = False
         if p.ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(p.ws.close(), 5)
+                await asyncio.wait_for(p.ws.close(code), 5)
         if p.reader is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(p.reader, 5)
@@ -251,7 +255,7 @@ class Simulation(Recorder):
             if r is not None and r.status == 200:
                 p.etag = r.headers.get("etag", "")
         elif action == "reconnect":
-            await self.disconnect(p)
+            await self.disconnect(p, RECONNECTING)
             await asyncio.sleep(p.rng.uniform(0.1, 0.8))
             self.reconnects += 1
             if not await self.connect(p, since=p.applied):
@@ -273,7 +277,7 @@ class Simulation(Recorder):
             if time.perf_counter() >= stop_at:
                 return
             if p.ws is None or not p.online:  # dropped by the server: come back like a real client
-                await self.disconnect(p)
+                await self.disconnect(p, RECONNECTING)
                 self.reconnects += 1
                 if not await self.connect(p, since=p.applied):
                     await asyncio.sleep(1.0)

@@ -8,7 +8,8 @@ its actions one after another with an exponential think time between them:
 - chat (`chat.send`) and dice (`dice.roll`), acked;
 - HTTP reads: the room snapshot, the player list, catalog searches and a system's page, asset
   downloads (half revalidated with `If-None-Match`);
-- reconnect: close the socket, wait a little, reconnect and `join` with `since` = the last version seen.
+- reconnect: close the socket (code 4000, "coming straight back", as the web board's reconnect), wait a
+  little, reconnect and `join` with `since` = the last version seen.
 
 Delivery latency is the sender's send time → each other member's receipt (one clock: a room's
 players always play in one process, also with `--processes`).

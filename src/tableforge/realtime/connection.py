@@ -83,8 +83,8 @@ _END_OF_TURN = _EndOfTurn()
 
 class Connection:
     __slots__ = ("_close_after", "_close_socket", "_closing", "_flush", "_idle", "_queue", "_send", "_wake", "_writer",
-                 "batch", "busy", "close_code", "closed", "conn_id", "max_queue", "owner", "profile", "refused_at",
-                 "rooms", "session_id", "user_id", "username", "write_now")
+                 "batch", "busy", "close_code", "closed", "conn_id", "max_queue", "owner", "peer_code", "profile",
+                 "refused_at", "rooms", "session_id", "user_id", "username", "write_now")
 
     def __init__(self, conn_id: str, user_id: str, username: str, send: SendText, close: CloseSocket,
                  max_queue: int) -> None:
@@ -100,7 +100,8 @@ class Connection:
         self.max_queue = max_queue
         self.closed = False
         self.batch = False  # the client reads batch frames (announced in `join`)
-        self.close_code: int | None = None
+        self.close_code: int | None = None  # the server's, when it closed the socket
+        self.peer_code: int | None = None  # the client's (1006: the connection dropped without one)
         self._flush = False  # closing politely: frames already queued still go out (bounded)
         # The reader is handling a message (set by the endpoint): a polite close waits for its answer.
         self.busy = False

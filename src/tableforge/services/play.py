@@ -1,4 +1,7 @@
-"""The socket side of a room: join (snapshot or missed events), leave, presence."""
+"""The socket side of a room: join (snapshot or missed events), leave, presence.
+
+A socket that drops lingers: its presence lasts `presence_grace_seconds` more (services/departures.py), so
+a player who is back within it was never announced as gone."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from tableforge.observability import metrics
 from tableforge.observability.logging import get_logger
 from tableforge.realtime.connection import Connection
 from tableforge.services import rooms
+from tableforge.services.departures import COMES_BACK, LINGERED, Departure
 from tableforge.services.runtime import Runtime
 
 log = get_logger(__name__)
@@ -117,19 +121,66 @@ async def _join_ack(rt: Runtime, room_id: str, since: int | None, view: View, ms
 
 async def leave(rt: Runtime, conn: Connection, room_id: str, *, announce: bool = True) -> None:
     await rt.hub.detach(conn, room_id)
-    if await rt.presence.remove(room_id, conn.user_id, _conn_key(rt, conn)) and announce:
-        metrics.PRESENCE_CHANGES.labels("left").inc()
-        with contextlib.suppress(Conflict):  # the room was closed meanwhile: nobody to tell
-            await _presence_event(rt, conn.user_id, room_id, online=False, sender=conn, profile=conn.profile)
+    key = _conn_key(rt, conn)
+    if not announce:
+        await rt.presence.remove(room_id, conn.user_id, key)
+        return
+    # A goodbye: the user's dropped sockets stop holding them in the room too.
+    for held in rt.departures.take_room(room_id, conn.user_id):
+        await rt.presence.remove(room_id, conn.user_id, held)
+    await _depart(rt, room_id, conn.user_id, key, conn.profile, conn)
+
+
+async def _depart(rt: Runtime, room_id: str, user_id: str, conn_key: str, profile: dict[str, Any],
+                  sender: Connection | None) -> bool:
+    """Forget the socket's presence in the room; `player.left` if it was the user's last socket there."""
+    if not await rt.presence.remove(room_id, user_id, conn_key):
+        return False
+    metrics.PRESENCE_CHANGES.labels("left").inc()
+    with contextlib.suppress(Conflict, NotFound):  # the room was closed or deleted meanwhile: nobody to tell
+        await _presence_event(rt, user_id, room_id, online=False, sender=sender, profile=profile)
+    return True
 
 
 async def disconnect(rt: Runtime, conn: Connection) -> None:
-    registered = rt.hub.connections.get(conn.conn_id) is conn
-    for room_id in list(conn.rooms):
-        await leave(rt, conn, room_id)
-    if registered:  # once per socket, though both the socket loop and shutdown may call this
+    if rt.hub.connections.get(conn.conn_id) is not conn:
+        # Once per socket, though both the socket loop and shutdown may call this.
+        for room_id in list(conn.rooms):
+            await leave(rt, conn, room_id)
+        return
+    rooms = list(conn.rooms)
+    code = conn.close_code if conn.close_code is not None else conn.peer_code
+    grace = rt.settings.presence_grace_seconds
+    if grace > 0 and code in COMES_BACK and rt.departures.hold(
+            Departure(conn.user_id, _conn_key(rt, conn), rooms, conn.profile), grace,
+            lambda departure: rt.spawn(_departed(rt, departure))):
+        for room_id in rooms:
+            await rt.hub.detach(conn, room_id)  # nothing more reaches it; its presence stays
         await rt.hub.remove_connection(conn)
-        await rt.presence.user_disconnected(conn.user_id)
+        return
+    for room_id in rooms:
+        await leave(rt, conn, room_id)
+    await rt.hub.remove_connection(conn)
+    await rt.presence.user_disconnected(conn.user_id)
+
+
+async def _departed(rt: Runtime, departure: Departure) -> None:
+    """A dropped socket's grace ran out: its presence goes, announced where it was the user's last."""
+    left = False
+    for room_id in departure.rooms:
+        try:
+            left |= await _depart(rt, room_id, departure.user_id, departure.conn_key, departure.profile, None)
+        except Exception:
+            log.exception("presence.departure_failed", room_id=room_id)
+    await rt.presence.user_disconnected(departure.user_id)
+    if departure.rooms:
+        LINGERED.labels("left" if left else "returned").inc()
+
+
+async def depart_all(rt: Runtime) -> None:
+    """The instance stops: every dropped socket's presence goes now."""
+    for departure in rt.departures.take_all():
+        await _departed(rt, departure)
 
 
 async def reset_presence(rt: Runtime) -> None:

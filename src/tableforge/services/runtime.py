@@ -23,6 +23,7 @@ from tableforge.realtime.presence import Presence
 from tableforge.realtime.revocation import Revocations
 from tableforge.realtime.room_tokens import RoomTokens
 from tableforge.realtime.tickets import TicketStore
+from tableforge.services.departures import Departures
 from tableforge.services.guards import Guards
 from tableforge.services.maintenance.state import MaintenanceState
 from tableforge.services.snapshots import SnapshotReader
@@ -56,6 +57,8 @@ class Runtime:
     stats_waiters: dict[str, asyncio.Queue[dict[str, Any]]] = field(default_factory=dict)
     # Draining (services/balance.py): /ready answers 503 and new sockets are refused while it lasts.
     drain: DrainState = field(default_factory=DrainState)
+    # Dropped sockets whose presence lasts a little longer (services/departures.py).
+    departures: Departures = field(default_factory=Departures)
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -114,6 +114,7 @@ async def stop(rt: Runtime) -> None:
         conn.close(CLOSE_SERVICE_RESTART, "server restarting")
     for conn in conns:
         await play.disconnect(rt, conn)
+    await play.depart_all(rt)
     await play.announce_offline(rt, await rt.presence.close())
     if rt.registry is not None:
         await rt.registry.close()

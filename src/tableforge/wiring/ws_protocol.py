@@ -139,6 +139,14 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         self.writable = Gate()  # type: ignore[assignment]
         self.on_text: TextHook | None = None
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        # uvicorn reports a socket that dropped without a close frame as 1005 (no status code), the code of a
+        # close frame without one; RFC 6455 calls it 1006, and the app tells the two apart (a dropped player's
+        # presence lingers: services/departures.py). The reader stops at the first disconnect it reads.
+        if self.handshake_complete and not self.disconnected and self.conn.close_rcvd is None:
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
+        super().connection_lost(exc)
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
