@@ -156,10 +156,16 @@ export function renderLobby(root, { user, onOpenRoom }) {
         system.description ? h("span", { class: "system-desc" }, system.description) : null));
   }
 
+  let catalogRequest = 0;
+
   async function loadCatalog() {
+    // Only the latest request draws the list: an earlier one (the first load, the previous filter) that
+    // answers late must not replace what the current filters found.
+    const mine = ++catalogRequest;
     results.setAttribute("aria-busy", "true");
     try {
       const data = await api.systems({ search: search.value.trim(), category: category.value, complexity: complexity.value, page, limit });
+      if (mine !== catalogRequest) return;
       const systems = data.systems || [];
       const none = h("div", { class: "system-option" },
         h("input", { type: "radio", name: "game_system_id", value: "", id: "sys-none", checked: chosen === "", onchange: () => { chosen = ""; } }),
@@ -173,9 +179,9 @@ export function renderLobby(root, { user, onOpenRoom }) {
       next.addEventListener("click", () => { page += 1; loadCatalog(); });
       pager.replaceChildren(prev, h("span", { class: "muted", "aria-live": "polite" }, `Page ${page} of ${pages} · ${data.total} systems`), next);
     } catch (err) {
-      results.replaceChildren(h("p", { class: "form-error" }, describeError(err)));
+      if (mine === catalogRequest) results.replaceChildren(h("p", { class: "form-error" }, describeError(err)));
     } finally {
-      results.removeAttribute("aria-busy");
+      if (mine === catalogRequest) results.removeAttribute("aria-busy");
     }
   }
 
