@@ -14,12 +14,7 @@ from tests.support.client import Api, Player, Ws
 
 @pytest.fixture
 async def table(api: Api) -> AsyncIterator[dict[str, Any]]:
-    gm, alice = await api.register("gm"), await api.register("al")
-    room = await api.room(gm, alice)
-    a, b = await api.ws(gm), await api.ws(alice)
-    await a.request("join", room_id=room["id"])
-    await b.request("join", room_id=room["id"])
-    await a.next_event("player.joined")
+    gm, alice, room, a, b = await api.table()
     yield {"gm": gm, "alice": alice, "room": room, "a": a, "b": b}
     await a.close()
     await b.close()

@@ -151,12 +151,7 @@ async def test_a_drag_frame_after_a_committed_move_reaches_the_others_after_it(a
 
 
 async def test_presence_on_drop_and_room_close(api: Api) -> None:
-    gm, alice = await api.register("gm"), await api.register("al")
-    room = await api.room(gm, alice)
-    a, b = await api.ws(gm), await api.ws(alice)
-    await a.request("join", room_id=room["id"])
-    await b.request("join", room_id=room["id"])
-    await a.next_event("player.joined")
+    gm, alice, room, a, b = await api.table()
     online = (await api.http.get(f"/api/rooms/{room['id']}/players", params={"online": "true"},
                                  headers=gm.headers)).json()["players"]
     assert {p["user"]["id"] for p in online} == {gm.id, alice.id}

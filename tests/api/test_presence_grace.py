@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.support.client import Api, Player, Ws
+from tests.support.client import Api
 from tests.support.metrics import sample
 from tests.support.server import ServerProcess
 from tests.support.waiting import eventually
@@ -47,20 +47,9 @@ async def _online(api: Api, gm: Any, room_id: str) -> set[str]:
     return {p["user"]["id"] for p in r.json()["players"]}
 
 
-async def _gm_and_alice(api: Api) -> tuple[Player, Player, dict[str, Any], Ws, Ws]:
-    """A room with its GM and Alice, both joined over a socket each (the GM has seen Alice join)."""
-    gm, alice = await api.register("gm"), await api.register("al")
-    room = await api.room(gm, alice)
-    a, b = await api.ws(gm), await api.ws(alice)
-    await a.request("join", room_id=room["id"])
-    await b.request("join", room_id=room["id"])
-    await a.next_event("player.joined")
-    return gm, alice, room, a, b
-
-
 async def test_a_player_back_within_the_grace_was_never_gone(default_grace: ServerProcess) -> None:
     async with Api(default_grace.base_url) as api:
-        gm, alice, room, a, b = await _gm_and_alice(api)
+        gm, alice, room, a, b = await api.table()
         said = (await b.request("chat.send", room_id=room["id"], text="brb"))["version"]
         await a.next_event("chat.message")
 
@@ -131,7 +120,7 @@ async def test_a_stopping_server_announces_its_lingering_players(tmp_path_factor
     stored as it stops, as a socket closed at the stop always had it."""
     for srv in _server(tmp_path_factory, "grace-stop", "120"):
         async with Api(srv.base_url) as api:
-            gm, alice, room, _gm_socket, b = await _gm_and_alice(api)
+            gm, alice, room, _gm_socket, b = await api.table()
             b.sock.transport.abort()
             await eventually(lambda: _is(_lingering(api), 1), what="the drop handled")
             version = (await api.snapshot(gm, room["id"]))["room"]["version"]

@@ -81,6 +81,17 @@ class Api:
     async def ws(self, who: Player) -> Ws:
         return await Ws.connect(self.ws_url, who.token)
 
+    async def table(self) -> tuple[Player, Player, dict[str, Any], Ws, Ws]:
+        """A GM and Alice in a new room, both joined over a socket each (the GM has seen Alice join):
+        (gm, alice, room, the GM's socket, Alice's socket)."""
+        gm, alice = await self.register("gm"), await self.register("al")
+        room = await self.room(gm, alice)
+        a, b = await self.ws(gm), await self.ws(alice)
+        await a.request("join", room_id=room["id"])
+        await b.request("join", room_id=room["id"])
+        await a.next_event("player.joined")
+        return gm, alice, room, a, b
+
 
 class Ws:
     """A socket that files acks by id and keeps events in arrival order."""
